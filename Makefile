@@ -1,0 +1,23 @@
+# The two commands a person needs: `make run` starts the whole stack, `make test` runs every test.
+# Both do all set-up on a fresh Debian machine first (scripts/setup.sh is idempotent).
+PYTHON := .venv/bin/python
+
+.PHONY: setup run test test-fast bench lint
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	$(PYTHON) -m stack up
+
+test: setup
+	$(PYTHON) -m pytest
+
+test-fast: setup
+	$(PYTHON) -m pytest tests/unit tests/security
+
+bench: setup
+	$(PYTHON) -m bench
+
+lint: setup
+	.venv/bin/ruff check .
