@@ -1,0 +1,296 @@
+"""The session source: a browser's oauth2-proxy cookie turned into an access token.
+
+A browser signed in through oauth2-proxy holds only an opaque session cookie; the tokens stay in
+oauth2-proxy's Redis session store. For a request that carries that cookie and no bearer token the
+verifier asks oauth2-proxy's ``/oauth2/auth`` endpoint (over localhost, run with ``--set-xauthrequest
+--pass-access-token``), which answers
+
+* ``202 Accepted`` with ``X-Auth-Request-Access-Token`` (plus ``Set-Cookie`` when it refreshed the
+  session) for a live session,
+* ``401`` when there is no valid session (with a clearing ``Set-Cookie`` when the cookie was bad or a
+  refresh failed for good),
+* ``403`` when one of its own ``allowed_*`` constraints refuses the user.
+
+The access token it returns is then validated exactly like a bearer token by the caller; this module
+never trusts it on oauth2-proxy's word.
+
+Only the session cookie (and the ``<name>_<n>`` chunks oauth2-proxy uses when a cookie-store session is
+too big for one cookie) is forwarded: the rest of the browser's cookies are none of oauth2-proxy's
+business and may belong to other applications on the site.
+
+Failure is closed: oauth2-proxy unreachable, slow, or answering anything unexpected means the request
+is refused with ``session_backend_unavailable`` (status 500: it is not the user's fault, and nginx's
+``auth_request`` turns every status other than 2xx/401/403 into a 500 anyway), never allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COOKIE_NAME = "__Host-oauth2_proxy"
+DEFAULT_OAUTH2_PROXY_URL = "http://127.0.0.1:4180"
+AUTH_PATH = "/oauth2/auth"
+HEADER_ACCESS_TOKEN = "X-Auth-Request-Access-Token"
+
+#: oauth2-proxy splits a cookie-store session into at most a handful of 4 KB chunks; more than this is
+#: not something it wrote.
+MAX_COOKIE_CHUNKS = 16
+#: Upper bound on what is forwarded to oauth2-proxy, so a hostile client cannot make the verifier
+#: relay megabytes of cookie.
+MAX_FORWARDED_COOKIE_BYTES = 16 * 1024
+#: Entra access tokens with many claims run to several KB; aiohttp's default 8 KB header limit would
+#: turn a legitimate large token into a backend error.
+MAX_RESPONSE_HEADER_BYTES = 64 * 1024
+
+
+class SessionReason(StrEnum):
+    NO_SESSION = "no_session"
+    SESSION_FORBIDDEN = "session_forbidden"
+    BACKEND_UNAVAILABLE = "session_backend_unavailable"
+    TOKEN_MISSING = "session_token_missing"
+
+
+#: HTTP status the verifier answers for each reason.
+SESSION_STATUS: Mapping[SessionReason, int] = {
+    SessionReason.NO_SESSION: 401,
+    SessionReason.SESSION_FORBIDDEN: 403,
+    # Not the caller's fault and not fixable by signing in again: a broken or misconfigured backend.
+    SessionReason.BACKEND_UNAVAILABLE: 500,
+    SessionReason.TOKEN_MISSING: 500,
+}
+
+
+class SessionRejected(Exception):
+    """No usable session. ``reason`` is the stable code; ``set_cookie`` is a ``Set-Cookie`` value
+    oauth2-proxy sent with its refusal (it clears a broken cookie) that should still reach the browser.
+    """
+
+    def __init__(self, reason: SessionReason, detail: str, *, set_cookie: str | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.set_cookie = set_cookie
+
+    @property
+    def status(self) -> int:
+        return SESSION_STATUS[self.reason]
+
+
+# --- pure parts -------------------------------------------------------------------------------------
+
+
+def _is_cookie_text(text: str) -> bool:
+    # RFC 6265 cookie-octets are printable ASCII without space, '"', ',', ';' and '\'; being a little
+    # more lenient (oauth2-proxy's Go parser is) is fine as long as nothing can break the header we
+    # build: no control characters, no ';'.
+    return text.isascii() and text.isprintable() and ";" not in text
+
+
+def parse_cookie_header(headers: Iterable[str]) -> list[tuple[str, str]]:
+    """``name=value`` pairs from one or more ``Cookie`` header values, in order.
+
+    Hand-written because :class:`http.cookies.SimpleCookie` drops the whole header at the first
+    pair it dislikes, while browsers and oauth2-proxy (Go's ``net/http``) skip just that pair; the
+    verifier must see the same cookies oauth2-proxy will. Malformed pairs are skipped.
+    """
+    pairs: list[tuple[str, str]] = []
+    for header in headers:
+        for item in header.split(";"):
+            name, sep, value = item.strip().partition("=")
+            name = name.strip()
+            value = value.strip()
+            if not sep or not name or not _is_cookie_text(name) or "=" in name or " " in name:
+                continue
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            if not _is_cookie_text(value) or " " in value:
+                continue
+            pairs.append((name, value))
+    return pairs
+
+
+def session_cookies(cookie_headers: Iterable[str], name: str) -> tuple[tuple[str, str], ...]:
+    """The session cookie and its chunks (``name``, ``name_0``, ``name_1``, ...) from ``Cookie`` headers.
+
+    The first occurrence of each name wins, as in Go's ``Request.Cookie``, so the cookie the verifier
+    binds CSRF tokens to is the one oauth2-proxy reads. Chunks are taken from ``_0`` upward and stop
+    at the first gap, as oauth2-proxy joins them. Empty when the request carries no session cookie.
+    """
+    first: dict[str, str] = {}
+    for cookie_name, value in parse_cookie_header(cookie_headers):
+        first.setdefault(cookie_name, value)
+    found: list[tuple[str, str]] = []
+    if first.get(name):
+        found.append((name, first[name]))
+    for index in range(MAX_COOKIE_CHUNKS):
+        chunk = f"{name}_{index}"
+        if not first.get(chunk):
+            break
+        found.append((chunk, first[chunk]))
+    return tuple(found)
+
+
+def session_cookie_value(cookies: Sequence[tuple[str, str]], name: str) -> str:
+    """The session cookie's value as oauth2-proxy reads it: the whole cookie if present, else the
+    chunks joined in order."""
+    for cookie_name, value in cookies:
+        if cookie_name == name:
+            return value
+    return "".join(value for _, value in cookies)
+
+
+def session_binding(cookie_value: str) -> bytes:
+    """A stable, secret-free identifier of the sign-in a session cookie belongs to.
+
+    oauth2-proxy's cookie value is ``<base64 payload>|<unix time>|<HMAC>`` (``pkg/encryption``
+    ``SignedValue``). With the Redis session store the payload is the encoded session *ticket*
+    ``v2.<ticket id>.<ticket secret>`` (``pkg/sessions/persistence/ticket.go``). A refresh re-saves the
+    session under the same ticket, so only the time and MAC change; a new sign-in after sign-out gets
+    a new random ticket. Hashing just the payload therefore yields a binding that survives refreshes
+    and changes with the sign-in. It is hashed so the binding can be used freely (in a MAC, in a log
+    correlation) without ever exposing the ticket secret that decrypts the session.
+
+    A value without that shape (a cookie-store session) is bound as a whole: it still works, only a
+    refresh then invalidates outstanding CSRF tokens.
+    """
+    parts = cookie_value.split("|")
+    stable = parts[0] if len(parts) == 3 and parts[0] else cookie_value
+    return hashlib.sha256(b"oauth2-proxy-session\n" + stable.encode("utf-8")).digest()
+
+
+def cookie_name_of(set_cookie: str) -> str:
+    return set_cookie.split(";", 1)[0].partition("=")[0].strip()
+
+
+def pick_session_set_cookie(set_cookies: Iterable[str], name: str) -> str | None:
+    """The one ``Set-Cookie`` to hand back to the browser: the last one for the session cookie.
+
+    nginx copies it with ``auth_request_set $v $upstream_http_set_cookie``, and that variable holds
+    only the *first* ``Set-Cookie`` line on nginx 1.22 (later versions join repeated lines with
+    ", ", which is no valid Set-Cookie either), so the verifier must send exactly one. With the Redis
+    store oauth2-proxy only ever sets the one ticket cookie; the last line is the one a browser would
+    end up with.
+    """
+    chosen: str | None = None
+    for value in set_cookies:
+        if cookie_name_of(value) == name and "\r" not in value and "\n" not in value:
+            chosen = value
+    return chosen
+
+
+# --- I/O: oauth2-proxy ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    oauth2_proxy_url: str = DEFAULT_OAUTH2_PROXY_URL
+    cookie_name: str = DEFAULT_COOKIE_NAME
+    timeout_seconds: float = 2.0
+    max_connections: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.oauth2_proxy_url.startswith(("http://", "https://")):
+            raise ValueError("oauth2_proxy_url must be an http(s) URL such as http://127.0.0.1:4180")
+        if not self.cookie_name or not _is_cookie_text(self.cookie_name) or "=" in self.cookie_name:
+            raise ValueError("cookie_name must be a cookie name such as __Host-oauth2_proxy")
+        if self.timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be positive")
+
+    @property
+    def auth_url(self) -> str:
+        return self.oauth2_proxy_url.rstrip("/") + AUTH_PATH
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLookup:
+    """A live session: the access token to validate, the CSRF binding, and the ``Set-Cookie`` (if
+    oauth2-proxy refreshed the session) to return to the browser."""
+
+    access_token: str
+    binding: bytes
+    set_cookie: str | None = None
+
+
+class SessionSource:
+    """Looks sessions up at oauth2-proxy over a pooled HTTP client with short timeouts."""
+
+    def __init__(self, settings: SessionSettings, http: aiohttp.ClientSession | None = None) -> None:
+        self.settings = settings
+        self._http = http
+        self._owns_http = http is None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=30),
+                timeout=aiohttp.ClientTimeout(
+                    total=self.settings.timeout_seconds, connect=min(1.0, self.settings.timeout_seconds)
+                ),
+                # Never remember cookies: the client is shared by every user's requests, and a jar
+                # would send one user's refreshed session cookie along with the next user's request.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                max_field_size=MAX_RESPONSE_HEADER_BYTES,
+                trust_env=False,
+            )
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None and self._owns_http:
+            await self._http.close()
+        self._http = None
+
+    def cookies_from(self, cookie_headers: Iterable[str]) -> tuple[tuple[str, str], ...]:
+        """The session cookie(s) in a request's ``Cookie`` headers; empty when there are none."""
+        return session_cookies(cookie_headers, self.settings.cookie_name)
+
+    async def lookup(self, cookies: Sequence[tuple[str, str]]) -> SessionLookup:
+        """Ask oauth2-proxy about the session in ``cookies``; raise :class:`SessionRejected` if none."""
+        if not cookies:
+            raise SessionRejected(SessionReason.NO_SESSION, "no session cookie")
+        cookie_header = "; ".join(f"{name}={value}" for name, value in cookies)
+        if len(cookie_header) > MAX_FORWARDED_COOKIE_BYTES:
+            raise SessionRejected(SessionReason.NO_SESSION, "session cookie is larger than oauth2-proxy sets")
+        binding = session_binding(session_cookie_value(cookies, self.settings.cookie_name))
+        try:
+            async with self._client().get(
+                self.settings.auth_url,
+                headers={"Cookie": cookie_header, "Accept": "application/json"},
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                set_cookie = pick_session_set_cookie(
+                    response.headers.getall("Set-Cookie", ()), self.settings.cookie_name
+                )
+                access_token = response.headers.get(HEADER_ACCESS_TOKEN, "").strip()
+                # Drain the (tiny) body so the connection goes back to the pool for the next request.
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise SessionRejected(
+                SessionReason.BACKEND_UNAVAILABLE, f"oauth2-proxy did not answer ({type(exc).__name__})"
+            ) from None
+        if status == 401:
+            raise SessionRejected(
+                SessionReason.NO_SESSION, "oauth2-proxy has no session", set_cookie=set_cookie
+            )
+        if status == 403:
+            raise SessionRejected(
+                SessionReason.SESSION_FORBIDDEN, "oauth2-proxy refused the session", set_cookie=set_cookie
+            )
+        if status not in (200, 202):
+            raise SessionRejected(SessionReason.BACKEND_UNAVAILABLE, f"oauth2-proxy answered {status}")
+        if not access_token:
+            # oauth2-proxy runs without --pass-access-token, or the path is a skip-auth route that it
+            # answers without a session: either way there is nothing to validate.
+            raise SessionRejected(
+                SessionReason.TOKEN_MISSING,
+                f"oauth2-proxy answered {status} without {HEADER_ACCESS_TOKEN}; is --pass-access-token set?",
+            )
+        return SessionLookup(access_token=access_token, binding=binding, set_cookie=set_cookie)
