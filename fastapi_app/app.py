@@ -1,0 +1,105 @@
+"""The application factory: ``create_app(settings)`` builds a complete, independent API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Security
+from fastapi.security import OAuth2AuthorizationCodeBearer
+
+from fastapi_app import store
+from fastapi_app.authentication import Clock, IdentityGuard
+from fastapi_app.errors import install_error_handlers
+from fastapi_app.middleware import AccessLog, BodyLimit
+from fastapi_app.policy import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE
+from fastapi_app.revalidation import TokenRevalidator
+from fastapi_app.routes import admin, health, identity, projects
+from fastapi_app.settings import ApiSettings
+
+DOCS_PATH = "/api/docs"
+OPENAPI_PATH = "/api/openapi.json"
+OAUTH2_REDIRECT_PATH = "/api/docs/oauth2-redirect"
+
+
+def _docs_sign_in(settings: ApiSettings) -> OAuth2AuthorizationCodeBearer:
+    """The OpenAPI security scheme: documentation only.
+
+    It makes the docs page's "Authorize" button run authorization code + PKCE against the configured
+    authority, so requests sent from the page carry a bearer token that nginx and the verifier turn
+    into signed identity headers. The API itself never reads this token (``auto_error=False``).
+    """
+    return OAuth2AuthorizationCodeBearer(
+        authorizationUrl=settings.authorization_url,
+        tokenUrl=settings.token_url,
+        scopes={
+            settings.scope(SCOPE_READ): "Read projects",
+            settings.scope(SCOPE_WRITE): "Create and change projects",
+            settings.scope(SCOPE_ADMIN): "Delete projects and change admin settings",
+        },
+        scheme_name="entra",
+        auto_error=False,
+    )
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # A revalidator that holds resources (the JWKS cache's refresh task and HTTP client) starts with
+    # the server and stops with it; one without them has nothing to do here.
+    revalidator = app.state.revalidator
+    start = getattr(revalidator, "start", None)
+    if start is not None:
+        await start()
+    try:
+        yield
+    finally:
+        close = getattr(revalidator, "close", None)
+        if close is not None:
+            await close()
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    revalidator: TokenRevalidator | None = None,
+    clock: Clock = time.time,
+) -> FastAPI:
+    """Build the API. ``revalidator`` defaults to the verifier's validation library when configured."""
+    store.initialize(settings.database_path)
+    app = FastAPI(
+        title="Projects API",
+        version="1.0.0",
+        description="Business API behind nginx. Every endpoint except health and these docs is authorized "
+        "from identity headers signed by the verifier.",
+        docs_url=DOCS_PATH,
+        redoc_url=None,
+        lifespan=_lifespan,
+        openapi_url=OPENAPI_PATH,
+        swagger_ui_oauth2_redirect_url=OAUTH2_REDIRECT_PATH,
+        swagger_ui_init_oauth={
+            "clientId": settings.openapi_client_id,
+            "usePkceWithAuthorizationCodeGrant": True,
+            "scopes": settings.scope(SCOPE_READ),
+        },
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    if revalidator is None and settings.revalidation is not None:
+        from fastapi_app.token_check import VerifierRevalidator
+
+        revalidator = VerifierRevalidator.from_settings(settings)
+    app.state.revalidator = revalidator
+
+    install_error_handlers(app)
+    docs_security = [Security(_docs_sign_in(settings))]
+    app.include_router(health.build_router(settings))
+    for area in (identity, projects, admin):
+        app.include_router(area.build_router(settings), dependencies=docs_security)
+
+    # Outermost first at run time: log everything, refuse unsigned requests before reading bodies.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(IdentityGuard, settings=settings, clock=clock)
+    if settings.access_log:
+        app.add_middleware(AccessLog)
+    return app

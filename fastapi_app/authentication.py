@@ -1,0 +1,134 @@
+"""Who is calling: the verifier's signed identity headers, checked on every protected request.
+
+FastAPI never parses an Entra token on the hot path. nginx asks the verifier, which answers with
+identity headers and an HMAC over them, the method and the original URI; nginx copies them onto the
+proxied request. Here the signature is checked before any header is believed, so a request that went
+around nginx, a header a client smuggled in, or a signature replayed onto another request is refused.
+
+Two layers use the same check: :class:`IdentityGuard` (ASGI middleware) refuses unsigned requests to
+every non-public path before routing or body parsing, so a route that forgets its dependency is still
+closed; :func:`current_principal` (the dependency endpoints declare) returns the principal the guard
+established, or performs the check itself when an app is assembled without the guard.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from fastapi import Request
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fastapi_app.errors import Unauthenticated, unauthenticated_response
+from fastapi_app.settings import ApiSettings
+from verifier.identity import (
+    IDENTITY_HEADERS,
+    Principal,
+    SignatureError,
+    check_signature,
+    principal_from_headers,
+)
+
+Clock = Callable[[], float]
+
+#: Paths served without identity: liveness and the documentation page (which signs in by itself).
+PUBLIC_PATHS = frozenset({"/api/healthz", "/api/docs", "/api/docs/oauth2-redirect", "/api/openapi.json"})
+
+_STATE_KEY = "principal"
+_IDENTITY_HEADER_NAMES = frozenset(name.lower().encode("latin-1") for name in IDENTITY_HEADERS)
+
+
+def request_target(scope: Scope) -> str:
+    """The request URI exactly as the client sent it: raw path, and ``?query`` when there is one.
+
+    nginx gives the verifier ``$request_uri`` (the unmodified request line target) and proxies the
+    same bytes here, so this string must be byte-identical to what the verifier signed. The decoded
+    ``scope["path"]`` would not be: ``%2F`` and ``/`` differ on the wire but not after decoding.
+    """
+    raw_path = scope.get("raw_path")
+    if raw_path is None:
+        raise Unauthenticated("malformed_request_uri")
+    query = scope.get("query_string", b"")
+    target = raw_path + b"?" + query if query else raw_path
+    try:
+        return target.decode("ascii")
+    except UnicodeDecodeError:
+        # Clients percent-encode URIs; raw non-ASCII bytes cannot be compared reliably with what the
+        # verifier saw through another HTTP stack, so they are refused rather than guessed at.
+        raise Unauthenticated("malformed_request_uri") from None
+
+
+def _has_duplicate_identity_header(raw_headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    # A second copy of a signed header would be ignored by the signature check (which reads the
+    # first) and could be read by a careless consumer; nginx never sends two, so two means tampering.
+    seen: set[bytes] = set()
+    for name, _ in raw_headers:
+        lowered = name.lower()
+        if lowered in _IDENTITY_HEADER_NAMES:
+            if lowered in seen:
+                return True
+            seen.add(lowered)
+    return False
+
+
+def authenticate(scope: Scope, settings: ApiSettings, now: int) -> Principal:
+    """The principal the verifier vouched for on this request, or :class:`Unauthenticated`."""
+    raw_headers = scope.get("headers", [])
+    if _has_duplicate_identity_header(raw_headers):
+        raise Unauthenticated("duplicate_identity_header")
+    headers: Mapping[str, str] = Headers(raw=raw_headers)
+    try:
+        check_signature(
+            headers,
+            keys=settings.signing_keys,
+            method=scope["method"],
+            uri=request_target(scope),
+            now=now,
+            max_age=settings.identity_max_age,
+        )
+        principal = principal_from_headers(headers)
+    except SignatureError as exc:
+        raise Unauthenticated(exc.reason) from None
+    if not principal.oid or not principal.tid:
+        raise Unauthenticated("malformed_identity_headers")
+    return principal
+
+
+class IdentityGuard:
+    """ASGI middleware: every non-public HTTP request must carry a valid identity signature."""
+
+    def __init__(self, app: ASGIApp, *, settings: ApiSettings, clock: Clock = time.time) -> None:
+        self.app = app
+        self.settings = settings
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = authenticate(scope, self.settings, int(self.clock()))
+        except Unauthenticated as exc:
+            await unauthenticated_response(exc.reason)(scope, receive, send)
+            return
+        scope.setdefault("state", {})[_STATE_KEY] = principal
+        await self.app(scope, receive, send)
+
+
+def principal_of(scope: Scope) -> Principal | None:
+    """The principal :class:`IdentityGuard` established for this request, if any (for logging)."""
+    state = scope.get("state") or {}
+    principal = state.get(_STATE_KEY)
+    return principal if isinstance(principal, Principal) else None
+
+
+def current_principal(request: Request) -> Principal:
+    """Dependency: the signed-header principal of this request (401 when it cannot be trusted)."""
+    principal = principal_of(request.scope)
+    if principal is not None:
+        return principal
+    clock: Clock = request.app.state.clock
+    principal = authenticate(request.scope, request.app.state.settings, int(clock()))
+    request.scope.setdefault("state", {})[_STATE_KEY] = principal
+    return principal

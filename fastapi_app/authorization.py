@@ -1,0 +1,89 @@
+"""What the caller may do: dependencies that read like the policy.
+
+    @router.post("/projects", dependencies=[
+        Depends(require_roles("Writer", "Admin")),
+        Depends(require_scopes("user.write", allow_app_tokens=True)),
+    ])
+
+Each factory takes the accepted values ("any of") and returns a dependency that yields the
+:class:`Principal` or raises 403 with a stable reason and the values it required. They compose by
+listing several; each one depends on :func:`current_principal`, which FastAPI solves once per request.
+
+Semantics worth knowing:
+
+- Roles (``roles`` claim) are the permissions of users *and* of applications (app roles granted to a
+  service principal), so :func:`require_roles` applies to both.
+- Scopes (``scp``) exist only on delegated (user) tokens. :func:`require_scopes` therefore refuses
+  app-only tokens (reason ``app_token_not_allowed``) unless the endpoint says ``allow_app_tokens=True``,
+  which means "app tokens are governed by the role check declared next to this one". Failing closed by
+  default keeps a lone ``require_scopes`` from opening an endpoint to every daemon in the tenant.
+- Groups: when a user is in too many groups Entra sends an overage marker instead of the list. This API
+  never calls Microsoft Graph to expand it, so :func:`require_groups` answers 403 ``groups_overage``
+  (the remedy is an app role or a group assigned to the app registration, which keeps tokens small).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends
+
+from fastapi_app.authentication import current_principal
+from fastapi_app.errors import Forbidden
+from verifier.identity import Principal
+
+PrincipalDependency = Callable[[Principal], Principal]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def _named(dependency: PrincipalDependency, name: str, values: tuple[str, ...]) -> PrincipalDependency:
+    # A readable name shows up in tracebacks and FastAPI's dependency graph.
+    dependency.__name__ = f"{name}({', '.join(values)})"
+    dependency.__qualname__ = dependency.__name__
+    return dependency
+
+
+def require_roles(*roles: str) -> PrincipalDependency:
+    """The caller (user or application) holds at least one of ``roles``."""
+    required = tuple(roles)
+
+    def dependency(principal: CurrentPrincipal) -> Principal:
+        if not set(principal.roles).intersection(required):
+            raise Forbidden("missing_role", required)
+        return principal
+
+    return _named(dependency, "require_roles", required)
+
+
+def require_scopes(*scopes: str, allow_app_tokens: bool = False) -> PrincipalDependency:
+    """A delegated token carries at least one of ``scopes``; app-only tokens see the docstring above."""
+    required = tuple(scopes)
+
+    def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.principal_type == "app":
+            if allow_app_tokens:
+                return principal
+            raise Forbidden("app_token_not_allowed", required)
+        if not set(principal.scopes).intersection(required):
+            raise Forbidden("missing_scope", required)
+        return principal
+
+    return _named(dependency, "require_scopes", required)
+
+
+def require_groups(*group_ids: str) -> PrincipalDependency:
+    """The caller is a member of at least one of ``group_ids`` (object ids, compared case-insensitively).
+
+    With no ids nobody passes: an unconfigured group list closes the endpoint rather than opening it.
+    """
+    required = tuple(group_id.lower() for group_id in group_ids)
+
+    def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.groups_overage:
+            raise Forbidden("groups_overage", required)
+        if not {group.lower() for group in principal.groups}.intersection(required):
+            raise Forbidden("missing_group", required)
+        return principal
+
+    return _named(dependency, "require_groups", required)

@@ -1,0 +1,121 @@
+"""The API's error answers: one shape per status, a stable reason code, no echo of request data.
+
+Handlers never include header values, tokens or request bodies: a reason code and, for 403, the
+permissions the endpoint requires (which are public policy, not caller data).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+#: At most this many validation problems are reported, each without the offending input.
+MAX_VALIDATION_ERRORS = 10
+_MAX_MESSAGE_CHARS = 200
+
+
+class Unauthenticated(Exception):
+    """The caller's identity cannot be established or trusted (401)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Forbidden(Exception):
+    """The caller is known but lacks a permission (403)."""
+
+    def __init__(self, reason: str, required: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.required = required
+
+
+class Conflict(Exception):
+    """The request is valid but the current state refuses it (409), e.g. read-only mode or a quota."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unavailable(Exception):
+    """A dependency the decision needs is unavailable (503); the request is refused, never waved through."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def unauthenticated_response(reason: str) -> JSONResponse:
+    # RFC 6750: a 401 for a bearer-protected resource names the scheme. The reason stays in the body;
+    # the identity headers are not something a client can fix by itself.
+    return JSONResponse(
+        {"error": "unauthenticated", "reason": reason},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"},
+    )
+
+
+def forbidden_response(reason: str, required: tuple[str, ...]) -> JSONResponse:
+    return JSONResponse(
+        {"error": "forbidden", "reason": reason, "required": list(required)},
+        status_code=403,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors()[:MAX_VALIDATION_ERRORS]:
+        details.append(
+            {
+                "loc": [part if isinstance(part, int) else str(part)[:64] for part in error.get("loc", ())],
+                "type": str(error.get("type", ""))[:64],
+                "msg": str(error.get("msg", ""))[:_MAX_MESSAGE_CHARS],
+            }
+        )
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        return unauthenticated_response(exc.reason)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return forbidden_response(exc.reason, exc.required)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"error": "conflict", "reason": exc.reason}, status_code=409)
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+        return JSONResponse(
+            {"error": "unavailable", "reason": exc.reason},
+            status_code=503,
+            headers={"Cache-Control": "no-store", "Retry-After": "5"},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default answer repeats each offending input; a hostile client could make us
+        # reflect megabytes or smuggle content into logs, so only location, type and message go back.
+        return JSONResponse(
+            {"error": "invalid_request", "details": _validation_details(exc)}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reasons = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        return JSONResponse(
+            {"error": reasons.get(exc.status_code, "http_error")},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

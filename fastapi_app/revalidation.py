@@ -1,0 +1,100 @@
+"""Defense in depth for critical endpoints: re-validate the access token nginx forwarded.
+
+The signed identity headers already say who the caller is. For destructive or administrative
+endpoints the API additionally validates the original access token (``X-Forwarded-Access-Token``)
+with the verifier's own validation code, and requires that it names the same identity and grants the
+same permissions as the signed headers. A leaked signing key alone is then not enough to delete data.
+
+The validation itself sits behind :class:`TokenRevalidator`, injected through ``app.state``, so the
+dependency can be tested with any implementation and the default one uses the verifier's library.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Protocol, runtime_checkable
+
+from fastapi import Depends, Request
+
+from fastapi_app.authentication import current_principal
+from fastapi_app.errors import Unauthenticated, Unavailable
+from verifier.identity import HEADER_FORWARDED_TOKEN, Principal
+
+log = logging.getLogger(__name__)
+
+#: Same bound as the verifier's: Entra access tokens are a few KiB even with many groups.
+MAX_FORWARDED_TOKEN_BYTES = 16 * 1024
+
+
+class TokenRejected(Exception):
+    """The forwarded token is not valid. ``reason`` is the validation library's stable reason code."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RevalidationUnavailable(Unavailable):
+    """The token cannot be checked right now (not configured, keys unreachable): refuse with 503."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("revalidation_unavailable")
+        self.detail = detail
+
+
+@runtime_checkable
+class TokenRevalidator(Protocol):
+    async def revalidate(self, token: str) -> Principal:
+        """The principal ``token`` proves; else :class:`TokenRejected` or :class:`RevalidationUnavailable`."""
+        ...
+
+
+def _forwarded_token(request: Request) -> str:
+    values = request.headers.getlist(HEADER_FORWARDED_TOKEN)
+    if not values or not values[0].strip():
+        raise Unauthenticated("missing_forwarded_token")
+    if len(values) > 1:
+        raise Unauthenticated("duplicate_forwarded_token")
+    token = values[0].strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    if len(token) > MAX_FORWARDED_TOKEN_BYTES or not token.isascii():
+        raise Unauthenticated("malformed_forwarded_token")
+    return token
+
+
+def _same_identity(signed: Principal, fresh: Principal) -> bool:
+    # Identity and permissions must match; display name, e-mail and groups may legitimately be
+    # encoded or truncated differently and decide nothing on the endpoints that re-validate.
+    return (
+        fresh.oid == signed.oid
+        and fresh.tid.lower() == signed.tid.lower()
+        and fresh.principal_type == signed.principal_type
+        and set(fresh.roles) == set(signed.roles)
+        and set(fresh.scopes) == set(signed.scopes)
+    )
+
+
+async def revalidated_principal(
+    request: Request, signed: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
+    """Dependency: the signed-header principal, confirmed by re-validating the forwarded token.
+
+    401 ``missing_forwarded_token`` / ``malformed_forwarded_token`` / ``duplicate_forwarded_token``,
+    401 with the validation library's reason (``expired``, ``bad_signature``, ...) for an invalid
+    token, 401 ``token_identity_mismatch`` when the token is valid but names someone else (or other
+    permissions), 503 ``revalidation_unavailable`` when it cannot be checked.
+    """
+    token = _forwarded_token(request)
+    revalidator: TokenRevalidator | None = request.app.state.revalidator
+    if revalidator is None:
+        raise RevalidationUnavailable("token re-validation is not configured (VERIFIER_* variables)")
+    try:
+        fresh = await revalidator.revalidate(token)
+    except TokenRejected as exc:
+        log.info("forwarded token refused", extra={"reason": exc.reason, "oid": signed.oid})
+        raise Unauthenticated(exc.reason) from None
+    if not _same_identity(signed, fresh):
+        log.warning("forwarded token does not match the signed identity", extra={"oid": signed.oid})
+        raise Unauthenticated("token_identity_mismatch")
+    return signed

@@ -1,0 +1,236 @@
+"""FastAPI settings: one dataclass, built and validated once at start-up.
+
+Every problem in the environment is collected and reported together with the variable's name, so a
+misconfigured deployment fails at boot with the full list instead of one error per restart. Nothing
+on the request path re-reads the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from verifier.settings import ValidationSettings, decode_identity_key, validation_settings_from_env
+
+MIN_SIGNING_KEY_BYTES = 32
+DEFAULT_DATABASE_PATH = "run/api.sqlite3"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable API. ``problems`` names every bad variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid API configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+def decode_signing_key(text: str) -> bytes:
+    """The HMAC key for the identity signature, from the IDENTITY_SIGNING_KEY text.
+
+    Decoding is the verifier's own :func:`verifier.settings.decode_identity_key` (base64url when the
+    value looks like it, else the UTF-8 text), so the signer and this checker cannot disagree about
+    the key bytes. Raises ``ValueError`` with a message that never contains the key.
+    """
+    key = decode_identity_key(text)
+    if len(key) < MIN_SIGNING_KEY_BYTES:
+        raise ValueError(
+            f"is too short: it decodes to {len(key)} bytes; at least {MIN_SIGNING_KEY_BYTES} are required "
+            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Everything the API needs to run. Build with :meth:`from_env` or directly in tests."""
+
+    #: Current key first, then the previous one during a rotation.
+    signing_keys: tuple[bytes, ...] = field(repr=False)
+    database_path: Path
+    #: The OpenAPI page's sign-in: authority (``https://login.microsoftonline.com/<tenant>``), the
+    #: public client that signs in with PKCE, and the API's scope prefix (``api://<app id>``).
+    authority_url: str
+    openapi_client_id: str
+    scope_prefix: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    identity_max_age: int = 30
+    #: Groups whose members may read the project report (any of them). Empty: nobody may.
+    report_group_ids: tuple[str, ...] = ()
+    max_body_bytes: int = 65536
+    access_log: bool = True
+    log_level: str = "info"
+    #: Token rules for re-validating the forwarded access token (the verifier's ``VERIFIER_*``
+    #: variables). None: re-validation is not configured and endpoints that demand it answer 503.
+    revalidation: ValidationSettings | None = None
+    #: Extra CA bundle for fetching discovery documents and JWKS (``VERIFIER_CA_FILE``).
+    jwks_ca_file: Path | None = None
+    jwks_refresh_seconds: float = 43_200.0
+    jwks_min_refetch_seconds: float = 60.0
+
+    @property
+    def authorization_url(self) -> str:
+        return f"{self.authority_url}/oauth2/v2.0/authorize"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.authority_url}/oauth2/v2.0/token"
+
+    def scope(self, name: str) -> str:
+        return f"{self.scope_prefix}/{name}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
+        """Validate every variable; raise :class:`SettingsError` listing all problems at once."""
+        problems: list[str] = []
+        reader = _EnvReader(env, problems)
+
+        keys: list[bytes] = []
+        current = reader.raw("IDENTITY_SIGNING_KEY")
+        if current is None:
+            problems.append("IDENTITY_SIGNING_KEY is required (the verifier signs identity headers with it)")
+        else:
+            keys.extend(reader.key("IDENTITY_SIGNING_KEY", current))
+        previous = reader.raw("IDENTITY_SIGNING_KEY_PREVIOUS")
+        if previous is not None:
+            keys.extend(reader.key("IDENTITY_SIGNING_KEY_PREVIOUS", previous))
+
+        values: dict[str, Any] = {
+            "host": reader.host("API_HOST", "127.0.0.1"),
+            "port": reader.integer("API_PORT", 8000, 1, 65535),
+            "database_path": Path(reader.text("API_DATABASE_PATH", DEFAULT_DATABASE_PATH)),
+            "identity_max_age": reader.integer("API_IDENTITY_MAX_AGE_SECONDS", 30, 1, 300),
+            "authority_url": reader.https_url("API_AUTHORITY_URL"),
+            "openapi_client_id": reader.guid("API_OPENAPI_CLIENT_ID"),
+            "scope_prefix": reader.scope_prefix("API_SCOPE_PREFIX"),
+            "report_group_ids": reader.guid_list("API_REPORT_GROUP_IDS"),
+            "max_body_bytes": reader.integer("API_MAX_BODY_BYTES", 65536, 1024, 10 * 1024 * 1024),
+            "access_log": reader.boolean("API_ACCESS_LOG", True),
+            "log_level": reader.choice("API_LOG_LEVEL", "info", _LOG_LEVELS),
+        }
+        # Re-validation reads the verifier's own variables with the verifier's own reader, so the two
+        # cannot drift apart; it is configured when either of its mandatory variables is present.
+        if reader.raw("VERIFIER_TENANT_IDS") or reader.raw("VERIFIER_AUDIENCES"):
+            values["revalidation"] = validation_settings_from_env(env, problems)
+            values["jwks_ca_file"] = reader.existing_file("VERIFIER_CA_FILE")
+            values["jwks_refresh_seconds"] = float(
+                reader.integer("VERIFIER_JWKS_REFRESH_SECONDS", 43_200, 60, 7 * 86_400)
+            )
+            values["jwks_min_refetch_seconds"] = float(
+                reader.integer("VERIFIER_JWKS_MIN_REFETCH_SECONDS", 60, 1, 86_400)
+            )
+        if problems:
+            raise SettingsError(problems)
+        return cls(signing_keys=tuple(keys), **values)
+
+
+class _EnvReader:
+    """Reads one variable at a time, recording problems instead of raising on the first one."""
+
+    def __init__(self, env: Mapping[str, str], problems: list[str]) -> None:
+        self._env = env
+        self._problems = problems
+
+    def raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        return value if value else None
+
+    def text(self, name: str, default: str) -> str:
+        value = self._env.get(name, "").strip()
+        return value or default
+
+    def existing_file(self, name: str) -> Path | None:
+        text = self._env.get(name, "").strip()
+        if not text:
+            return None
+        if not Path(text).is_file():
+            self._problems.append(f"{name}={text!r}: no such file (a PEM CA bundle is expected)")
+        return Path(text)
+
+    def key(self, name: str, text: str) -> list[bytes]:
+        try:
+            return [decode_signing_key(text)]
+        except ValueError as exc:
+            self._problems.append(f"{name} {exc}")
+            return []
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        text = self._env.get(name, "").strip()
+        if not text:
+            return default
+        if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+            self._problems.append(f"{name} must be an integer from {low} to {high}, got {text[:20]!r}")
+            return default
+        return int(text)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        text = self._env.get(name, "").strip().lower()
+        if not text:
+            return default
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        self._problems.append(f"{name} must be true or false, got {text[:20]!r}")
+        return default
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        text = self._env.get(name, "").strip().lower()
+        if not text:
+            return default
+        if text not in allowed:
+            self._problems.append(f"{name} must be one of {', '.join(allowed)}, got {text[:20]!r}")
+            return default
+        return text
+
+    def host(self, name: str, default: str) -> str:
+        text = self._env.get(name, "").strip() or default
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            if text != "localhost":
+                self._problems.append(f"{name} must be an IP address (or localhost), got {text[:40]!r}")
+        return text
+
+    def https_url(self, name: str) -> str:
+        text = self._env.get(name, "").strip().rstrip("/")
+        if not text:
+            self._problems.append(
+                f"{name} is required (the authority the docs page signs in with, "
+                "e.g. https://login.microsoftonline.com/<tenant id>)"
+            )
+            return ""
+        parts = urlsplit(text)
+        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+            self._problems.append(f"{name} must be an https URL without query or fragment, got {text[:80]!r}")
+        return text
+
+    def guid(self, name: str) -> str:
+        text = self._env.get(name, "").strip()
+        if not text:
+            self._problems.append(f"{name} is required (an application (client) id, a GUID)")
+        elif not _GUID.match(text):
+            self._problems.append(f"{name} must be a GUID, got {text[:40]!r}")
+        return text
+
+    def guid_list(self, name: str) -> tuple[str, ...]:
+        items = tuple(item.strip() for item in self._env.get(name, "").split(",") if item.strip())
+        bad = [item for item in items if not _GUID.match(item)]
+        if bad:
+            self._problems.append(f"{name} must be a comma-separated list of group object ids (GUIDs)")
+        return tuple(item.lower() for item in items)
+
+    def scope_prefix(self, name: str) -> str:
+        text = self._env.get(name, "").strip().rstrip("/")
+        if not text:
+            self._problems.append(f"{name} is required (the API's App ID URI, e.g. api://<app id>)")
+        elif not (text.startswith("api://") or text.startswith("https://")) or " " in text:
+            self._problems.append(f"{name} must be an App ID URI such as api://<app id>, got {text[:80]!r}")
+        return text

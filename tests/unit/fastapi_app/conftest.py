@@ -1,0 +1,190 @@
+"""Fixtures: a real app on a temporary SQLite file, callers whose headers are signed like the verifier's."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.testclient import TestClient
+from httpx import Response
+from jwt.algorithms import RSAAlgorithm
+
+from fastapi_app import ApiSettings, create_app
+from fastapi_app.token_check import StaticKeys, VerifierRevalidator
+from verifier.identity import HEADER_FORWARDED_TOKEN, Principal, signed_principal_headers
+from verifier.keys import KeySet, tenant_keys_from_jwks
+from verifier.settings import ValidationSettings
+
+KEY = b"current-identity-signing-key-0123456789abcdef"
+PREVIOUS_KEY = b"previous-identity-signing-key-0123456789abcdef"
+TENANT = "7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+API_APP_ID = "5a1e9c3d-8b7f-4e21-9d63-2f4a8b1c0e57"
+API_URI = f"api://{API_APP_ID}"
+SPA_CLIENT_ID = "c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f"
+BFF_CLIENT_ID = "b7f3d1e2-6c4a-4b58-9e17-3d2c1a0f9e84"
+DAEMON_CLIENT_ID = "e4f6a8b0-3c5d-4e7f-a091-2b3c4d5e6f70"
+AUTHORITY = "https://login.microsoftonline.com"
+REPORT_GROUP = "0a1b2c3d-1111-4222-8333-444455556666"
+KID = "test-kid-1"
+
+
+def user(name: str, roles: tuple[str, ...], scopes: tuple[str, ...], **extra: Any) -> Principal:
+    return Principal(
+        oid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+        tid=TENANT,
+        principal_type="user",
+        auth_source="session",
+        client_id=BFF_CLIENT_ID,
+        name=name.title(),
+        email=f"{name}@contoso-dev.example",
+        roles=roles,
+        scopes=scopes,
+        **extra,
+    )
+
+
+def app_principal(name: str, roles: tuple[str, ...]) -> Principal:
+    return Principal(
+        oid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+        tid=TENANT,
+        principal_type="app",
+        auth_source="bearer",
+        client_id=DAEMON_CLIENT_ID,
+        roles=roles,
+    )
+
+
+ALICE = user("alice", ("Reader",), ("user.read",))
+BOB = user("bob", ("Writer",), ("user.read", "user.write"))
+CAROL = user("carol", ("Admin",), ("user.read", "user.write", "admin"))
+ERIN = user("erin", (), ("user.read",))
+DAEMON = app_principal("daemon", ("Reader", "Writer"))
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwks_of(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+    return {"keys": [jwk]}
+
+
+def key_set_of(key: rsa.RSAPrivateKey, kid: str = KID) -> KeySet:
+    return KeySet({TENANT: tenant_keys_from_jwks(TENANT, jwks_of(key, kid))})
+
+
+def validation_settings() -> ValidationSettings:
+    return ValidationSettings(tenant_ids=frozenset({TENANT}), audiences=frozenset({API_URI, API_APP_ID}))
+
+
+def mint_access_token(
+    principal: Principal, key: rsa.RSAPrivateKey, *, kid: str = KID, now: int | None = None, **claims: Any
+) -> str:
+    """An Entra-shaped v2 access token proving ``principal``, signed with ``key``."""
+    now = int(time.time()) if now is None else now
+    payload: dict[str, Any] = {
+        "iss": f"{AUTHORITY}/{principal.tid}/v2.0",
+        "aud": API_URI,
+        "iat": now - 10,
+        "nbf": now - 10,
+        "exp": now + 3600,
+        "tid": principal.tid,
+        "oid": principal.oid,
+        "sub": principal.oid if principal.principal_type == "app" else f"sub-{principal.oid}",
+        "azp": principal.client_id,
+        "ver": "2.0",
+        "idtyp": principal.principal_type,
+        "uti": uuid.uuid4().hex,
+    }
+    if principal.roles:
+        payload["roles"] = list(principal.roles)
+    if principal.scopes:
+        payload["scp"] = " ".join(principal.scopes)
+    if principal.name:
+        payload["name"] = principal.name
+    if principal.email:
+        payload["preferred_username"] = principal.email
+    payload.update(claims)
+    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
+
+
+def sign(
+    principal: Principal,
+    method: str,
+    uri: str,
+    *,
+    key: bytes = KEY,
+    now: int | None = None,
+) -> dict[str, str]:
+    """The identity headers the verifier would hand nginx for this request."""
+    return signed_principal_headers(
+        principal, key=key, method=method, uri=uri, now=int(time.time()) if now is None else now
+    )
+
+
+def make_settings(tmp_path: Path, **changes: Any) -> ApiSettings:
+    settings = ApiSettings(
+        signing_keys=(KEY, PREVIOUS_KEY),
+        database_path=tmp_path / "db" / "api.sqlite3",
+        authority_url=f"{AUTHORITY}/{TENANT}",
+        openapi_client_id=SPA_CLIENT_ID,
+        scope_prefix=API_URI,
+        report_group_ids=(REPORT_GROUP,),
+        access_log=False,
+        revalidation=validation_settings(),
+    )
+    return replace(settings, **changes)
+
+
+@dataclass
+class Api:
+    """A TestClient whose calls carry signed identity headers (and, on request, a forwarded token)."""
+
+    client: TestClient
+    settings: ApiSettings
+    rsa_key: rsa.RSAPrivateKey
+
+    def call(
+        self,
+        method: str,
+        uri: str,
+        principal: Principal | None = None,
+        *,
+        forward_token: bool = False,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Response:
+        all_headers: dict[str, str] = {}
+        if principal is not None:
+            all_headers.update(sign(principal, method, uri))
+            if forward_token:
+                all_headers[HEADER_FORWARDED_TOKEN] = mint_access_token(principal, self.rsa_key)
+        all_headers.update(headers or {})
+        return self.client.request(method, uri, headers=all_headers, **kwargs)
+
+    def create_project(self, principal: Principal = BOB, name: str = "Apollo") -> dict[str, Any]:
+        response = self.call("POST", "/api/projects", principal, json={"name": name, "description": "d"})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> ApiSettings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def api(settings: ApiSettings, rsa_key: rsa.RSAPrivateKey) -> Iterator[Api]:
+    revalidator = VerifierRevalidator(validation_settings(), StaticKeys(key_set_of(rsa_key)))
+    with TestClient(create_app(settings, revalidator=revalidator)) as client:
+        yield Api(client, settings, rsa_key)
