@@ -28,8 +28,16 @@ def test_origin_setting_is_normalised_as_browsers_serialise_it(configured: str, 
 
 @pytest.mark.parametrize(
     "bad",
-    ["localhost:8443", "ftp://example.com", "https://", "https://example.com/app", "https://example.com/?a=1",
-     "https://user:pw@example.com", "https://example.com#x", ""],
+    [
+        "localhost:8443",
+        "ftp://example.com",
+        "https://",
+        "https://example.com/app",
+        "https://example.com/?a=1",
+        "https://user:pw@example.com",
+        "https://example.com#x",
+        "",
+    ],
 )
 def test_origin_setting_that_is_not_an_origin_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="origin"):
