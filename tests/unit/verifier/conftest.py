@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from verifier.testing import TENANT_A, TENANT_B, SigningKey, TokenForge, key_set_for, validation_settings
+
+NOW = 1_700_000_000
+AUTHORITY = "https://login.example.test"
+V1_BASE = "https://sts.example.test"
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate("key-a")
+
+
+@pytest.fixture(scope="session")
+def other_key() -> SigningKey:
+    return SigningKey.generate("key-b")
+
+
+@pytest.fixture(scope="session")
+def tenant_b_key() -> SigningKey:
+    return SigningKey.generate("key-tenant-b")
+
+
+@pytest.fixture
+def forge(signing_key: SigningKey) -> TokenForge:
+    return TokenForge(signing_key, authority=AUTHORITY, v1_issuer_base=V1_BASE, clock=lambda: NOW)
+
+
+@pytest.fixture
+def settings():
+    return validation_settings(AUTHORITY, v1_issuer_base=V1_BASE)
+
+
+@pytest.fixture
+def keys(signing_key: SigningKey, tenant_b_key: SigningKey):
+    template = f"{AUTHORITY}/{{tenantid}}/v2.0"
+    return key_set_for({TENANT_A: [signing_key], TENANT_B: [tenant_b_key]}, key_issuer=template)
+
+
+@pytest.fixture
+def now() -> int:
+    return NOW

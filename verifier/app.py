@@ -1,0 +1,209 @@
+"""The verifier's aiohttp applications, built by factories that take their settings and collaborators.
+
+``create_app`` serves ``/verify`` (nginx ``auth_request``), ``/healthz`` (liveness) and ``/readyz``
+(503 until signing keys are loaded); ``create_metrics_app`` serves ``/metrics`` on its own port,
+which the load balancer never reaches.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from time import perf_counter
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from verifier.authenticator import KeyProvider, TokenAuthenticator
+from verifier.decision import HEADER_REQUEST_ID, Decision, OriginalRequest, render
+from verifier.jwks import JwksCache
+from verifier.metrics import VerifierMetrics, outcome_for_status
+from verifier.reasons import Reason, TokenRejected
+from verifier.settings import VerifierSettings
+from verifier.sources import BearerSource, CredentialSource
+from verifier.token_cache import VerifiedTokenCache
+
+log = logging.getLogger("verifier.decision")
+
+#: aiohttp refuses header fields over 8 KiB with a bare 400 before any handler runs. Entra tokens
+#: with many claims exceed that, and an oversized token must be answered with a proper 401
+#: ``token_too_large``, so the server accepts large fields and the handler refuses them by length.
+SERVER_LIMITS: dict[str, int] = {"max_field_size": 2 * 1024 * 1024, "max_line_size": 16 * 1024}
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierState:
+    settings: VerifierSettings
+    tokens: TokenAuthenticator
+    keys: KeyProvider
+    jwks: JwksCache | None
+    sources: tuple[CredentialSource, ...]
+    metrics: VerifierMetrics
+    clock: Callable[[], float]
+
+    @property
+    def ready(self) -> bool:
+        if self.jwks is not None:
+            return self.jwks.ready
+        keys = self.keys.keys
+        return all(keys.for_tenant(t) is not None for t in self.settings.validation.tenant_ids)
+
+
+STATE = web.AppKey("verifier_state", VerifierState)
+
+
+def create_app(
+    settings: VerifierSettings,
+    *,
+    sources: Sequence[CredentialSource] = (),
+    keys: KeyProvider | None = None,
+    metrics: VerifierMetrics | None = None,
+    token_cache: VerifiedTokenCache | None = None,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> web.Application:
+    """Build the /verify app.
+
+    ``sources`` are credential sources consulted after the bearer token (e.g. the oauth2-proxy
+    session); each gets the app's :class:`TokenAuthenticator` to validate the token it finds and is
+    closed on shutdown. ``keys`` replaces the JWKS cache (a fixed key set in tests); by default a
+    :class:`JwksCache` is built, started with the app and fetches keys in the background.
+    """
+    metrics = metrics if metrics is not None else VerifierMetrics()
+    jwks: JwksCache | None = None
+    if keys is None:
+        jwks = JwksCache(
+            settings.validation,
+            refresh_seconds=settings.jwks_refresh_seconds,
+            min_refetch_seconds=settings.jwks_min_refetch_seconds,
+            ca_file=settings.ca_file,
+            metrics=metrics,
+            monotonic=monotonic,
+        )
+        keys = jwks
+    cache = (
+        token_cache if token_cache is not None else VerifiedTokenCache(settings.token_cache_size, clock=clock)
+    )
+    tokens = TokenAuthenticator(
+        settings.validation, keys, cache=cache, metrics=metrics, policy=settings.route_policy, clock=clock
+    )
+    state = VerifierState(
+        settings=settings,
+        tokens=tokens,
+        keys=keys,
+        jwks=jwks,
+        sources=(BearerSource(), *sources),
+        metrics=metrics,
+        clock=clock,
+    )
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_route("*", "/verify", handle_verify)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/readyz", handle_readyz)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+def create_metrics_app(metrics: VerifierMetrics) -> web.Application:
+    async def handle_metrics(_request: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(metrics.registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle_metrics)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    state = app[STATE]
+    if state.jwks is not None:
+        await state.jwks.start()
+
+
+async def _stop(app: web.Application) -> None:
+    state = app[STATE]
+    for source in state.sources:
+        await source.close()
+    if state.jwks is not None:
+        await state.jwks.close()
+
+
+async def decide(state: VerifierState, request: web.Request, original: OriginalRequest) -> Decision:
+    """The first source whose credentials the request carries decides; none means ``missing_token``."""
+    for source in state.sources:
+        if source.present(request):
+            try:
+                return await source.decide(request, original, state.tokens)
+            except Exception:
+                # Fail closed: a bug or an unexpected upstream answer never lets a request through.
+                log.exception("credential source %s failed", source.name, extra={"source": source.name})
+                return Decision(500, source.name, "internal_error", error="server_error")
+    return Decision.reject(TokenRejected(Reason.MISSING_TOKEN, "no credentials"), source="none")
+
+
+async def handle_verify(request: web.Request) -> web.Response:
+    started = perf_counter()
+    state = request.app[STATE]
+    original = OriginalRequest.from_headers(request.headers)
+    if original is None:
+        decision = Decision.reject(
+            TokenRejected(
+                Reason.MISSING_ORIGINAL_REQUEST, "X-Original-Method and X-Original-URI are required"
+            ),
+            source="none",
+        )
+    else:
+        decision = await decide(state, request, original)
+    response = render(decision, original, identity_key=state.settings.identity_key, now=int(state.clock()))
+    elapsed = perf_counter() - started
+    state.metrics.record_decision(decision.source, response.status, decision.reason, elapsed)
+    _log_decision(request, decision, original, response.status, elapsed)
+    return response
+
+
+def _log_decision(
+    request: web.Request, decision: Decision, original: OriginalRequest | None, status: int, elapsed: float
+) -> None:
+    level = logging.DEBUG if decision.allowed else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    request_id = request.headers.get(HEADER_REQUEST_ID, "")
+    principal = decision.principal
+    log.log(
+        level,
+        "allowed" if decision.allowed else f"refused: {decision.reason}",
+        extra={
+            "event": "decision",
+            "request_id": request_id if _REQUEST_ID.match(request_id) else "",
+            "source": decision.source,
+            "status": status,
+            "outcome": outcome_for_status(status),
+            "reason": decision.reason,
+            "detail": decision.detail,
+            "oid": decision.oid,
+            "tid": principal.tid if principal else "",
+            "principal_type": principal.principal_type if principal else "",
+            # The path only: a query string can carry anything, tokens included.
+            "method": original.method if original else "",
+            "path": original.uri.split("?", 1)[0] if original else "",
+            "duration_ms": round(elapsed * 1000, 3),
+        },
+    )
+
+
+async def handle_healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def handle_readyz(request: web.Request) -> web.Response:
+    if request.app[STATE].ready:
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "not_ready", "reason": "keys_unavailable"}, status=503)

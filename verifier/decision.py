@@ -1,0 +1,152 @@
+"""What /verify answers: a :class:`Decision`, rendered as nginx ``auth_request`` expects it.
+
+A decision is made by a credential source (bearer token, oauth2-proxy session, ...) and rendered in
+one place, so every source answers with the same identity headers, the same RFC 6750 challenge and
+the same small JSON body carrying the reason code (never the token).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from aiohttp import web
+
+from verifier.identity import Principal, signed_principal_headers
+from verifier.reasons import REQUEST_REASONS, Forbidden, Reason, Rejection
+
+HEADER_ORIGINAL_METHOD = "X-Original-Method"
+HEADER_ORIGINAL_URI = "X-Original-URI"
+HEADER_REQUEST_ID = "X-Request-ID"
+REALM = "api"
+OK = "ok"
+
+_METHOD = re.compile(r"^[A-Z]{1,16}$")
+#: nginx's ``$request_uri``: printable ASCII (non-ASCII arrives percent-encoded), origin-form.
+_URI = re.compile(r"^/[\x21-\x7e]{0,8191}$")
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalRequest:
+    """The request nginx is asking about (not the ``/verify`` subrequest itself)."""
+
+    method: str
+    uri: str
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> OriginalRequest | None:
+        """Read ``X-Original-Method`` / ``X-Original-URI``; None when absent or malformed.
+
+        The identity signature binds these values, so without them there is nothing sound to sign.
+        """
+        method = headers.get(HEADER_ORIGINAL_METHOD, "").upper()
+        uri = headers.get(HEADER_ORIGINAL_URI, "")
+        if not _METHOD.match(method) or not _URI.match(uri):
+            return None
+        return cls(method, uri)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one /verify request.
+
+    ``reason`` is ``"ok"`` for an allowed request, otherwise a reason code (:class:`Reason` or a
+    source's own code). ``headers`` are extra response headers, such as a refreshed session cookie.
+    ``error`` overrides the RFC 6750 error code chosen from the status and reason.
+    """
+
+    status: int
+    source: str
+    reason: str
+    principal: Principal | None = None
+    detail: str = ""
+    oid: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    required: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == 200 and self.principal is not None
+
+    @classmethod
+    def allow(cls, principal: Principal, *, headers: tuple[tuple[str, str], ...] = ()) -> Decision:
+        return cls(200, principal.auth_source, OK, principal=principal, oid=principal.oid, headers=headers)
+
+    @classmethod
+    def reject(cls, rejection: Rejection, *, source: str) -> Decision:
+        status = (
+            403
+            if isinstance(rejection, Forbidden)
+            else 400
+            if rejection.reason is Reason.MISSING_ORIGINAL_REQUEST
+            else 401
+        )
+        required = rejection.required if isinstance(rejection, Forbidden) else ()
+        return cls(
+            status,
+            source,
+            str(rejection.reason),
+            detail=rejection.detail,
+            oid=rejection.oid,
+            required=required,
+        )
+
+    def with_headers(self, *headers: tuple[str, str]) -> Decision:
+        return replace(self, headers=(*self.headers, *headers))
+
+
+def rfc6750_error(decision: Decision) -> str | None:
+    """The RFC 6750 ``error`` code, or None when no credentials came (RFC 6750 section 3.1)."""
+    if decision.error is not None:
+        return decision.error
+    if decision.status == 403:
+        return "insufficient_scope"
+    if decision.status != 401 or decision.reason == Reason.MISSING_TOKEN:
+        return None
+    if decision.reason in REQUEST_REASONS:
+        return "invalid_request"
+    return "invalid_token"
+
+
+def bearer_challenge(decision: Decision) -> str:
+    params = [f'realm="{REALM}"']
+    error = rfc6750_error(decision)
+    if error is not None:
+        params.append(f'error="{error}"')
+        params.append(f'error_description="{decision.reason}"')
+    if decision.status == 403 and decision.required and decision.reason == Reason.INSUFFICIENT_SCOPE:
+        params.append(f'scope="{" ".join(decision.required)}"')
+    return "Bearer " + ", ".join(params)
+
+
+def render(
+    decision: Decision, original: OriginalRequest | None, *, identity_key: bytes, now: int
+) -> web.Response:
+    """The HTTP answer for ``decision``; identity headers are signed over ``original``."""
+    if decision.allowed and original is not None:
+        assert decision.principal is not None
+        headers = signed_principal_headers(
+            decision.principal, key=identity_key, method=original.method, uri=original.uri, now=now
+        )
+        headers["Cache-Control"] = "no-store"
+        response = web.Response(status=200, headers=headers)
+    else:
+        status = 500 if decision.status == 200 else decision.status
+        body: dict[str, object] = {"status": status, "reason": decision.reason}
+        error = rfc6750_error(decision)
+        if error is not None:
+            body["error"] = error
+        response = web.Response(
+            status=status,
+            body=json.dumps(body, separators=(",", ":")).encode(),
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+        if status in (401, 403):
+            response.headers["WWW-Authenticate"] = bearer_challenge(decision)
+    for name, value in decision.headers:
+        response.headers.add(name, value)
+    return response

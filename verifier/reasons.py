@@ -1,0 +1,99 @@
+"""The one vocabulary of rejection reasons.
+
+Every refusal the verifier makes carries exactly one :class:`Reason`. The same string appears in the
+JSON log line, in the ``reason`` label of ``verifier_decisions_total``, in the RFC 6750
+``error_description`` and in the JSON body, so an operator can follow one refused request from a
+client's error message to a metric and a log line without guessing. The values are a public contract:
+add new ones, never rename.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # The request carried no usable credentials, or carried them wrongly.
+    MISSING_TOKEN = "missing_token"
+    MULTIPLE_AUTHORIZATION_HEADERS = "multiple_authorization_headers"
+    UNSUPPORTED_SCHEME = "unsupported_scheme"
+    MISSING_ORIGINAL_REQUEST = "missing_original_request"
+    # The token's shape.
+    TOKEN_TOO_LARGE = "token_too_large"
+    MALFORMED_TOKEN = "malformed_token"
+    BAD_BASE64 = "bad_base64"
+    BAD_JSON = "bad_json"
+    JWE_NOT_SUPPORTED = "jwe_not_supported"
+    # The JOSE header.
+    UNSUPPORTED_ALG = "unsupported_alg"
+    FORBIDDEN_HEADER = "forbidden_header"
+    CRIT_NOT_SUPPORTED = "crit_not_supported"
+    MISSING_KID = "missing_kid"
+    # Keys and signature.
+    UNKNOWN_KID = "unknown_kid"
+    KEYS_UNAVAILABLE = "keys_unavailable"
+    BAD_SIGNATURE = "bad_signature"
+    # Claims.
+    MISSING_CLAIM = "missing_claim"
+    BAD_CLAIM_TYPE = "bad_claim_type"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    BAD_ISSUER = "bad_issuer"
+    ISSUER_VERSION_NOT_ALLOWED = "issuer_version_not_allowed"
+    TENANT_NOT_ALLOWED = "tenant_not_allowed"
+    TENANT_MISMATCH = "tenant_mismatch"
+    BAD_AUDIENCE = "bad_audience"
+    AUDIENCE_LIST = "audience_list"
+    NO_SCP_OR_ROLES = "no_scp_or_roles"
+    ID_TOKEN = "id_token"
+    # Authorization (route policy).
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    INSUFFICIENT_ROLE = "insufficient_role"
+
+
+#: Reasons about how the credentials were presented rather than about the token itself; RFC 6750
+#: calls these ``invalid_request``.
+REQUEST_REASONS: frozenset[Reason] = frozenset(
+    {Reason.MULTIPLE_AUTHORIZATION_HEADERS, Reason.UNSUPPORTED_SCHEME, Reason.MISSING_ORIGINAL_REQUEST}
+)
+
+#: Reasons that mean "authenticated, but not allowed here" (HTTP 403).
+FORBIDDEN_REASONS: frozenset[Reason] = frozenset({Reason.INSUFFICIENT_SCOPE, Reason.INSUFFICIENT_ROLE})
+
+
+class Rejection(Exception):
+    """A request or token was refused. ``reason`` is the stable code; ``detail`` is for humans.
+
+    ``detail`` never contains the token or any secret; it may name a claim or a header parameter.
+    ``oid`` is the (possibly unverified) object id when the payload could be read, for logs only.
+    """
+
+    def __init__(self, reason: Reason, detail: str, *, oid: str = "") -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.oid = oid
+
+
+class TokenRejected(Rejection):
+    """The token itself failed validation."""
+
+
+class UnknownKid(TokenRejected):
+    """The token names a key the tenant's key set does not hold (yet).
+
+    Carries the tenant and kid so the caller can refetch that tenant's JWKS once and retry.
+    """
+
+    def __init__(self, tenant_id: str, kid: str, *, oid: str = "") -> None:
+        super().__init__(Reason.UNKNOWN_KID, f"no key with this kid in tenant {tenant_id}'s JWKS", oid=oid)
+        self.tenant_id = tenant_id
+        self.kid = kid
+
+
+class Forbidden(Rejection):
+    """Authenticated, but the route policy requires a scope or role the caller lacks."""
+
+    def __init__(self, reason: Reason, detail: str, *, required: tuple[str, ...] = (), oid: str = "") -> None:
+        super().__init__(reason, detail, oid=oid)
+        self.required = required
