@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# The Python services of one API task: the verifier (`python -m verifier`) and FastAPI
+# (`python -m fastapi_app`). One image, two commands: compose and the ECS task definition choose the
+# command. devidp is deliberately NOT copied in: it is a development tool and never ships
+# (see devidp.Dockerfile for the development-only image).
+#
+# Build from the repository root:
+#   docker build -f deploy/docker/python.Dockerfile -t entra-bff-edge/python:<tag> .
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml ./
+COPY verifier/ verifier/
+COPY fastapi_app/ fastapi_app/
+# A regular (non-editable) install into its own virtual environment, byte-compiled at build time so
+# the read-only root filesystem never needs a __pycache__ write.
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/python -m compileall -q /opt/venv/lib
+
+FROM ${PYTHON_IMAGE}
+# A fixed numeric uid/gid: the ECS task definition and compose pin `user` to the same numbers.
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app \
+ && mkdir -p /data \
+ && chown 10001:10001 /data
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    API_DATABASE_PATH=/data/api.sqlite3
+# The API's SQLite file lives here. On Fargate the task mounts a bind-mount volume at this path; ECS
+# copies the image's directory (owned by uid 10001) into it, so the non-root user can write while the
+# root filesystem stays read-only.
+VOLUME ["/data"]
+WORKDIR /opt/venv
+USER 10001:10001
+# No default service: the command names one explicitly (python -m verifier | python -m fastapi_app).
+CMD ["python", "-c", "import sys; sys.exit('choose a service: python -m verifier | python -m fastapi_app')"]
