@@ -252,3 +252,47 @@ def validation_settings(
         issuer_versions=frozenset(versions),  # type: ignore[arg-type]
         leeway_seconds=leeway,
     )
+
+
+#: A fixed 32-byte identity signing key for tests.
+TEST_IDENTITY_KEY = bytes(range(32))
+
+
+def verifier_settings(
+    authority: str,
+    *,
+    tenants: tuple[str, ...] = (TENANT_A,),
+    versions: tuple[str, ...] = ("v2",),
+    leeway: int = 60,
+    min_refetch_seconds: float = 60.0,
+    refresh_seconds: float = 43_200.0,
+    route_policy: Any = None,
+    token_cache_size: int = 10_000,
+) -> Any:
+    """:class:`~verifier.settings.VerifierSettings` trusting a :class:`JwksServer` at ``authority``."""
+    from verifier.policy import RoutePolicy
+    from verifier.settings import VerifierSettings
+
+    return VerifierSettings(
+        validation=validation_settings(authority, tenants=tenants, versions=versions, leeway=leeway),
+        identity_key=TEST_IDENTITY_KEY,
+        port=0,
+        metrics_port=0,
+        jwks_refresh_seconds=refresh_seconds,
+        jwks_min_refetch_seconds=min_refetch_seconds,
+        route_policy=route_policy if route_policy is not None else RoutePolicy(),
+        token_cache_size=token_cache_size,
+    )
+
+
+class ManualClock:
+    """A clock tests move by hand (for JWKS cooldowns)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

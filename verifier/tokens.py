@@ -113,8 +113,10 @@ def parse_compact_jws(token: str, *, max_bytes: int) -> ParsedToken:
     segments = token.split(".")
     if len(segments) == 5:
         raise TokenRejected(Reason.JWE_NOT_SUPPORTED, "encrypted tokens (JWE) are not accepted")
-    if len(segments) != 3 or not all(segments):
-        raise TokenRejected(Reason.MALFORMED_TOKEN, "expected three non-empty dot-separated segments")
+    # An empty signature segment parses (alg "none" tokens have one) so that the header rules, not
+    # the shape check, name what is wrong with such a token.
+    if len(segments) != 3 or not segments[0] or not segments[1]:
+        raise TokenRejected(Reason.MALFORMED_TOKEN, "expected three dot-separated segments")
     header_b64, payload_b64, signature_b64 = segments
     header = _json_object(_b64decode(header_b64, "header"), "header")
     payload = _json_object(_b64decode(payload_b64, "payload"), "payload")

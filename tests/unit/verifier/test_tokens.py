@@ -307,7 +307,7 @@ def test_token_over_16_kib_is_rejected_with_token_too_large(keys, settings, now)
     assert reject_reason("a" * (16 * 1024 + 1), keys, settings, now) is Reason.TOKEN_TOO_LARGE
 
 
-@pytest.mark.parametrize("token", ["abc", "a.b", "a.b.c.d", "a..c", ".b.c", "é.b.c"])
+@pytest.mark.parametrize("token", ["abc", "a.b", "a.b.c.d", "a..c", ".b.c", "é.b.c", "..", "a.b.c.d.e.f"])
 def test_token_not_of_three_segments_is_rejected_with_malformed_token(keys, settings, now, token):
     assert reject_reason(token, keys, settings, now) is Reason.MALFORMED_TOKEN
 
@@ -417,3 +417,8 @@ def test_rejections_after_payload_parse_carry_the_oid_for_logs(forge, keys, sett
         verify_access_token(token, keys, settings, now)
     assert info.value.oid == "11111111-1111-4111-8111-111111111111"
     assert token not in str(info.value)
+
+
+def test_rs256_token_with_empty_signature_is_rejected_with_bad_signature(forge, keys, settings, now):
+    header, payload, _ = forge.mint().split(".")
+    assert reject_reason(f"{header}.{payload}.", keys, settings, now) is Reason.BAD_SIGNATURE

@@ -1,0 +1,288 @@
+"""The attack catalogue, through the real aiohttp app over HTTP with a local JWKS server.
+
+Every case asserts the status, the RFC 6750 challenge naming the reason code, the JSON body, and
+that no identity header leaked into the refusal.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import time
+
+import pytest
+from aiohttp.test_utils import TestClient
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from verifier.identity import IDENTITY_HEADERS
+from verifier.testing import (
+    API_APP_ID_URI,
+    API_CLIENT_ID,
+    DROP,
+    TENANT_A,
+    TENANT_B,
+    JwksServer,
+    SigningKey,
+    TokenForge,
+    b64json,
+    b64url,
+)
+
+from .conftest import ORIGINAL
+
+
+async def assert_refused(
+    client: TestClient,
+    headers: dict[str, str] | list[tuple[str, str]],
+    reason: str,
+    *,
+    status: int = 401,
+    error: str = "invalid_token",
+) -> None:
+    all_headers = list(ORIGINAL.items()) + (list(headers.items()) if isinstance(headers, dict) else headers)
+    async with client.get("/verify", headers=all_headers) as response:
+        body = await response.json()
+        assert response.status == status, body
+        assert body == {"status": status, "error": error, "reason": reason}
+        assert response.headers["WWW-Authenticate"] == (
+            f'Bearer realm="api", error="{error}", error_description="{reason}"'
+        )
+        for name in IDENTITY_HEADERS:
+            assert name not in response.headers
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def self_signed_certificate(key: SigningKey) -> str:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.private_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key.private_key, hashes.SHA256())
+    )
+
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+
+async def test_valid_token_is_the_control_case_and_passes(verifier, forge):
+    async with verifier.get("/verify", headers={**ORIGINAL, **bearer(forge.mint())}) as response:
+        assert response.status == 200
+        assert response.headers["X-User-Tid"] == TENANT_A
+
+
+async def test_alg_none_is_refused_with_unsupported_alg(verifier, forge):
+    token = f"{b64json({'alg': 'none', 'typ': 'JWT'})}.{b64json(forge.user_claims())}."
+    await assert_refused(verifier, bearer(token), "unsupported_alg")
+
+
+async def test_hs256_signed_with_the_rsa_public_key_as_secret_is_refused_with_unsupported_alg(
+    verifier, forge, key_a
+):
+    pem = key_a.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = (
+        f"{b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': key_a.kid})}.{b64json(forge.user_claims())}"
+    )
+    mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
+    await assert_refused(verifier, bearer(f"{signing_input}.{b64url(mac)}"), "unsupported_alg")
+
+
+@pytest.mark.parametrize(
+    "kid", ["../../../../etc/passwd", "' OR '1'='1' --", "tenant-a-key-1'; DROP TABLE keys;--", "%2e%2e%2f"]
+)
+async def test_kid_with_path_traversal_or_sql_is_refused_with_unknown_kid_and_no_fetch(
+    verifier, forge, jwks_server: JwksServer, kid
+):
+    fetches = jwks_server.jwks_fetches
+    await assert_refused(verifier, bearer(forge.mint(header=forge.header(kid=kid))), "unknown_kid")
+    assert jwks_server.jwks_fetches == fetches  # inside the refetch cooldown: no fetch at all
+
+
+@pytest.mark.parametrize("name", ["jku", "x5u"])
+async def test_key_url_header_pointing_at_an_attackers_key_is_refused_with_forbidden_header(
+    verifier, forge, attacker_key, name
+):
+    header = forge.header(kid=attacker_key.kid, **{name: "https://attacker.example/jwks.json"})
+    await assert_refused(verifier, bearer(forge.mint(header=header, key=attacker_key)), "forbidden_header")
+
+
+async def test_embedded_jwk_header_with_an_attackers_key_is_refused_with_forbidden_header(
+    verifier, forge, attacker_key
+):
+    header = forge.header(kid=attacker_key.kid, jwk=attacker_key.jwk())
+    await assert_refused(verifier, bearer(forge.mint(header=header, key=attacker_key)), "forbidden_header")
+
+
+async def test_embedded_x5c_header_with_an_attackers_certificate_is_refused_with_forbidden_header(
+    verifier, forge, attacker_key
+):
+    header = forge.header(kid=attacker_key.kid, x5c=[self_signed_certificate(attacker_key)])
+    await assert_refused(verifier, bearer(forge.mint(header=header, key=attacker_key)), "forbidden_header")
+
+
+async def test_crit_header_is_refused_with_crit_not_supported(verifier, forge):
+    token = forge.mint(header=forge.header(crit=["b64"], b64=False))
+    await assert_refused(verifier, bearer(token), "crit_not_supported")
+
+
+async def test_expired_token_is_refused_with_expired(verifier, forge):
+    now = int(time.time())
+    token = forge.mint(forge.user_claims(iat=now - 7200, nbf=now - 7200, exp=now - 3600))
+    await assert_refused(verifier, bearer(token), "expired")
+
+
+async def test_token_with_nbf_in_the_future_is_refused_with_not_yet_valid(verifier, forge):
+    token = forge.mint(forge.user_claims(nbf=int(time.time()) + 600))
+    await assert_refused(verifier, bearer(token), "not_yet_valid")
+
+
+async def test_token_without_exp_is_refused_with_missing_claim(verifier, forge):
+    await assert_refused(verifier, bearer(forge.mint(forge.user_claims(exp=DROP))), "missing_claim")
+
+
+async def test_wrong_audience_is_refused_with_bad_audience(verifier, forge):
+    await assert_refused(
+        verifier, bearer(forge.mint(forge.user_claims(aud="api://other-api"))), "bad_audience"
+    )
+
+
+async def test_wrong_issuer_is_refused_with_bad_issuer(verifier, forge):
+    token = forge.mint(forge.user_claims(iss=f"https://login.attacker.example/{TENANT_A}/v2.0"))
+    await assert_refused(verifier, bearer(token), "bad_issuer")
+
+
+async def test_token_of_a_tenant_not_allowed_is_refused_with_tenant_not_allowed(verifier, jwks_server, key_b):
+    other = TokenForge(key_b, authority=jwks_server.base_url, tenant_id=TENANT_B)
+    await assert_refused(verifier, bearer(other.mint()), "tenant_not_allowed")
+
+
+async def test_audience_list_holding_ours_is_refused_with_audience_list(verifier, forge):
+    token = forge.mint(forge.user_claims(aud=[API_APP_ID_URI, API_CLIENT_ID]))
+    await assert_refused(verifier, bearer(token), "audience_list")
+
+
+async def test_exp_as_a_string_is_refused_with_bad_claim_type(verifier, forge):
+    token = forge.mint(forge.user_claims(exp=str(int(time.time()) + 3600)))
+    await assert_refused(verifier, bearer(token), "bad_claim_type")
+
+
+async def test_id_token_is_refused_with_id_token(verifier, forge):
+    # An Entra v2 ID token for our own client id: no scp, no azp, a nonce.
+    claims = forge.user_claims(
+        aud=API_CLIENT_ID, nonce="abc", scp=DROP, roles=DROP, azp=DROP, azpacr=DROP, idtyp=DROP
+    )
+    await assert_refused(verifier, bearer(forge.mint(claims)), "id_token")
+
+
+async def test_token_with_neither_scp_nor_roles_is_refused_with_no_scp_or_roles(verifier, forge):
+    await assert_refused(
+        verifier, bearer(forge.mint(forge.user_claims(scp=DROP, roles=DROP))), "no_scp_or_roles"
+    )
+
+
+async def test_issuer_of_one_tenant_with_tid_of_another_is_refused_with_tenant_mismatch(
+    start_verifier, forge, jwks_server
+):
+    client = await start_verifier(tenants=(TENANT_A, TENANT_B))
+    token = forge.mint(forge.user_claims(iss=jwks_server.issuer(TENANT_B)))
+    await assert_refused(client, bearer(token), "tenant_mismatch")
+
+
+async def test_token_signed_by_an_unknown_key_is_refused_with_unknown_kid(verifier, forge, attacker_key):
+    await assert_refused(verifier, bearer(forge.mint(key=attacker_key)), "unknown_kid")
+
+
+async def test_token_signed_by_an_unknown_key_under_a_known_kid_is_refused_with_bad_signature(
+    verifier, forge, key_a, attacker_key
+):
+    token = forge.mint(header=forge.header(kid=key_a.kid), key=attacker_key)
+    await assert_refused(verifier, bearer(token), "bad_signature")
+
+
+async def test_jwe_with_five_segments_is_refused_with_jwe_not_supported(verifier):
+    token = ".".join([b64json({"alg": "RSA-OAEP-256", "enc": "A256GCM"}), "ZW5j", "aXY", "Y2lwaGVy", "dGFn"])
+    await assert_refused(verifier, bearer(token), "jwe_not_supported")
+
+
+async def test_one_mib_token_is_refused_fast_with_token_too_large(verifier):
+    await assert_refused(verifier, bearer("a" * (1024 * 1024)), "token_too_large")
+    registry = verifier.app_state.metrics.registry
+    handled = registry.get_sample_value(
+        "verifier_verify_duration_seconds_sum", {"source": "bearer", "outcome": "deny"}
+    )
+    # Refused on length alone: no hashing or parsing of the megabyte (the bound is generous on purpose).
+    assert handled is not None and handled < 0.05
+
+
+async def test_bad_base64_is_refused_with_bad_base64(verifier, forge):
+    _, payload, signature = forge.mint().split(".")
+    await assert_refused(verifier, bearer(f"eyJhbGciOiJSUzI1NiJ9!.{payload}.{signature}"), "bad_base64")
+
+
+async def test_bad_json_is_refused_with_bad_json(verifier, forge):
+    _, payload, signature = forge.mint().split(".")
+    await assert_refused(verifier, bearer(f"{b64url(b'{alg:RS256}')}.{payload}.{signature}"), "bad_json")
+
+
+async def test_two_authorization_headers_are_refused_with_multiple_authorization_headers(verifier, forge):
+    token = forge.mint()
+    headers = [("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")]
+    await assert_refused(verifier, headers, "multiple_authorization_headers", error="invalid_request")
+
+
+@pytest.mark.parametrize(
+    "value", ["Basic YWxpY2U6cGFzc3dvcmQ=", "Digest username=alice", "Token abc", "Bearertoken"]
+)
+async def test_other_schemes_are_refused_with_unsupported_scheme(verifier, value):
+    await assert_refused(verifier, {"Authorization": value}, "unsupported_scheme", error="invalid_request")
+
+
+async def test_bearer_scheme_without_a_token_is_refused_with_malformed_token(verifier):
+    await assert_refused(verifier, {"Authorization": "Bearer "}, "malformed_token")
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
+async def test_bearer_scheme_is_case_insensitive(verifier, forge, scheme):
+    async with verifier.get(
+        "/verify", headers={**ORIGINAL, "Authorization": f"{scheme} {forge.mint()}"}
+    ) as response:
+        assert response.status == 200
+
+
+async def test_es256_token_with_zero_r_and_s_is_refused_with_unsupported_alg(verifier, forge, key_a):
+    signing_input = (
+        f"{b64json({'alg': 'ES256', 'typ': 'JWT', 'kid': key_a.kid})}.{b64json(forge.user_claims())}"
+    )
+    await assert_refused(verifier, bearer(f"{signing_input}.{b64url(bytes(64))}"), "unsupported_alg")
+
+
+async def test_no_credentials_get_a_challenge_without_an_error_code(verifier):
+    async with verifier.get("/verify", headers=ORIGINAL) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+        assert await response.json() == {"status": 401, "reason": "missing_token"}
+
+
+async def test_refused_tokens_never_enter_the_token_cache(verifier, forge, attacker_key):
+    cases = [
+        (forge.mint(forge.user_claims(aud="api://other")), "bad_audience"),
+        (forge.mint(key=attacker_key), "unknown_kid"),
+        (forge.mint(forge.user_claims(exp=int(time.time()) - 3600)), "expired"),
+    ]
+    for token, reason in cases:
+        await assert_refused(verifier, bearer(token), reason)
+        await assert_refused(verifier, bearer(token), reason)  # asked twice: still refused, still uncached
+    assert len(verifier.app_state.tokens.cache) == 0
