@@ -32,6 +32,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import aiohttp
+from aiohttp import web
+
+from verifier.authenticator import TokenAuthenticator
+from verifier.csrf import HEADER_CSRF_TOKEN, CsrfGuard, CsrfRejected, CsrfStoreUnavailable
+from verifier.decision import Decision, OriginalRequest
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +224,7 @@ class SessionLookup:
     set_cookie: str | None = None
 
 
-class SessionSource:
+class OAuth2ProxyClient:
     """Looks sessions up at oauth2-proxy over a pooled HTTP client with short timeouts."""
 
     def __init__(self, settings: SessionSettings, http: aiohttp.ClientSession | None = None) -> None:
@@ -294,3 +299,64 @@ class SessionSource:
                 f"oauth2-proxy answered {status} without {HEADER_ACCESS_TOKEN}; is --pass-access-token set?",
             )
         return SessionLookup(access_token=access_token, binding=binding, set_cookie=set_cookie)
+
+
+# --- the credential source ---------------------------------------------------------------------------
+
+
+class SessionSource:
+    """The oauth2-proxy session as a credential source for ``/verify`` (``source="session"``).
+
+    Consulted only when the request has no ``Authorization`` header (the bearer source comes first)
+    and carries the session cookie. The flow, each step failing closed:
+
+    1. oauth2-proxy's ``/oauth2/auth`` turns the cookie into an access token (401 ``no_session``,
+       403 ``session_forbidden``, 500 ``session_backend_unavailable`` / ``session_token_missing``);
+    2. that token is validated and the route policy applied exactly as for a bearer token;
+    3. for an unsafe method, the CSRF checks (403 ``csrf_*``; 500 ``csrf_store_unavailable``);
+    4. an allowed answer carries a fresh ``X-CSRF-Token`` for the SPA's next unsafe request.
+
+    A ``Set-Cookie`` from oauth2-proxy (a refreshed or cleared session) rides along on every answer,
+    allowed or not, so the browser never keeps presenting a cookie oauth2-proxy has replaced.
+    """
+
+    name = "session"
+
+    def __init__(self, client: OAuth2ProxyClient, csrf: CsrfGuard) -> None:
+        self.client = client
+        self.csrf = csrf
+
+    def present(self, request: web.Request) -> bool:
+        return bool(self.client.cookies_from(request.headers.getall("Cookie", ())))
+
+    async def decide(
+        self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
+    ) -> Decision:
+        cookies = self.client.cookies_from(request.headers.getall("Cookie", ()))
+        try:
+            lookup = await self.client.lookup(cookies)
+        except SessionRejected as rejected:
+            refused = Decision(rejected.status, self.name, str(rejected.reason), detail=rejected.detail)
+            return _with_cookie(refused, rejected.set_cookie)
+        decision = await tokens.decide(lookup.access_token, original, source="session")
+        if decision.allowed:
+            now = int(tokens.clock())
+            try:
+                await self.csrf.check(original.method, request.headers, lookup.binding, now=now)
+            except CsrfRejected as rejected:
+                # A store outage is not the caller's doing: 500, like any other unavailable backend.
+                status = 500 if isinstance(rejected, CsrfStoreUnavailable) else 403
+                decision = Decision(
+                    status, self.name, str(rejected.reason), detail=rejected.detail, oid=decision.oid
+                )
+            else:
+                decision = decision.with_headers((HEADER_CSRF_TOKEN, self.csrf.mint(lookup.binding, now=now)))
+        return _with_cookie(decision, lookup.set_cookie)
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.csrf.store.close()
+
+
+def _with_cookie(decision: Decision, set_cookie: str | None) -> Decision:
+    return decision.with_headers(("Set-Cookie", set_cookie)) if set_cookie else decision

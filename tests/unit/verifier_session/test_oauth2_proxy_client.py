@@ -1,165 +1,49 @@
-"""The session source against a real oauth2-proxy (and, for failures it cannot produce, a bad backend).
+"""The oauth2-proxy client against a real oauth2-proxy (and, for failures it cannot produce, a bad backend).
 
-The real binary runs with the same session flags as the stack (``--session-store-type=redis
---set-xauthrequest --pass-access-token``, cookie ``__Host-oauth2_proxy``) and a real redis-server. The
-session it serves is written into Redis exactly as oauth2-proxy writes one after a sign-in (see
-``oauth2_proxy_cookie.py``), so no browser is needed. Its token endpoint, used only for refreshes, is a
-small local server standing in for the identity provider.
+See ``conftest.py`` for how the real oauth2-proxy is run and given sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from redis.asyncio import Redis
 
 from verifier.session import (
+    OAuth2ProxyClient,
     SessionLookup,
     SessionReason,
     SessionRejected,
     SessionSettings,
-    SessionSource,
     session_binding,
     session_cookies,
 )
 
-from .conftest import RedisServer, free_port, wait_for_port
-from .oauth2_proxy_cookie import Ticket, session_state
-
-NAME = "__Host-oauth2_proxy"
-COOKIE_SECRET = "0123456789abcdef0123456789abcdef"
-REPO = Path(__file__).resolve().parents[3]
-
-
-def oauth2_proxy_binary() -> str:
-    candidate = os.environ.get("OAUTH2_PROXY_BIN") or str(REPO / ".cache" / "bin" / "oauth2-proxy")
-    if not os.access(candidate, os.X_OK):
-        pytest.skip(f"oauth2-proxy binary not found at {candidate}; run scripts/setup.sh")
-    return candidate
-
-
-@dataclass
-class IdentityProvider:
-    """The token endpoint oauth2-proxy refreshes sessions against."""
-
-    grants: list[dict[str, str]] = field(default_factory=list)
-
-    async def token(self, request: web.Request) -> web.Response:
-        form = dict(await request.post())
-        self.grants.append({k: str(v) for k, v in form.items()})
-        if form.get("refresh_token") == "rt-revoked":
-            return web.json_response({"error": "invalid_grant", "error_description": "revoked"}, status=400)
-        return web.json_response(
-            {
-                "access_token": "at-refreshed",
-                "refresh_token": "rt-next",
-                "expires_in": 3600,
-                "token_type": "Bearer",
-            }
-        )
-
-
-@dataclass
-class OAuth2Proxy:
-    url: str
-    redis: Redis
-
-    async def sign_in(self, *, age: int = 0, access_token: str = "at-live", refresh_token: str = "") -> str:
-        """Store a session as oauth2-proxy does after a sign-in ``age`` seconds ago; return the cookie."""
-        now = int(time.time())
-        ticket = Ticket.new(NAME)
-        state = session_state(
-            created_at=now - age,
-            expires_on=now + 3600,
-            access_token=access_token,
-            refresh_token=refresh_token,
-        )
-        await self.redis.set(ticket.ticket_id, ticket.encrypt(state), ex=3600)
-        return ticket.cookie_value(COOKIE_SECRET, now - age)
+from .conftest import NAME, IdentityProvider, OAuth2Proxy, free_port
+from .oauth2_proxy_cookie import Ticket
 
 
 @pytest.fixture
-async def idp() -> AsyncIterator[tuple[IdentityProvider, TestServer]]:
-    provider = IdentityProvider()
-    app = web.Application()
-    app.router.add_post("/token", provider.token)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield provider, server
-    await server.close()
+async def make_client() -> AsyncIterator[Callable[..., OAuth2ProxyClient]]:
+    clients: list[OAuth2ProxyClient] = []
 
-
-def launch(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log_file:
-        return subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
-
-
-@pytest.fixture
-async def oauth2_proxy(
-    idp: tuple[IdentityProvider, TestServer], redis_server: RedisServer, redis: Redis, tmp_path: Path
-) -> AsyncIterator[OAuth2Proxy]:
-    _, server = idp
-    issuer = f"http://127.0.0.1:{server.port}"
-    port = free_port()
-    process = launch(
-        [
-            oauth2_proxy_binary(),
-            f"--http-address=127.0.0.1:{port}",
-            "--provider=oidc",
-            f"--oidc-issuer-url={issuer}/",
-            "--skip-oidc-discovery",
-            f"--login-url={issuer}/authorize",
-            f"--redeem-url={issuer}/token",
-            f"--oidc-jwks-url={issuer}/jwks",
-            "--client-id=bff-test-client",
-            "--client-secret=bff-test-secret",
-            f"--cookie-secret={COOKIE_SECRET}",
-            f"--cookie-name={NAME}",
-            "--cookie-secure=true",
-            "--cookie-refresh=1m",
-            "--cookie-expire=1h",
-            "--session-store-type=redis",
-            f"--redis-connection-url={redis_server.url}",
-            "--email-domain=*",
-            "--upstream=static://202",
-            "--set-xauthrequest",
-            "--pass-access-token",
-        ],
-        tmp_path / "oauth2-proxy.log",
-    )
-    try:
-        await asyncio.to_thread(wait_for_port, port)
-        yield OAuth2Proxy(url=f"http://127.0.0.1:{port}", redis=redis)
-    finally:
-        process.terminate()
-        await asyncio.to_thread(process.wait, 10)
-
-
-@pytest.fixture
-async def make_source() -> AsyncIterator[Callable[..., SessionSource]]:
-    sources: list[SessionSource] = []
-
-    def build(url: str, **kwargs: object) -> SessionSource:
-        source = SessionSource(SessionSettings(oauth2_proxy_url=url, cookie_name=NAME, **kwargs))  # type: ignore[arg-type]
-        sources.append(source)
+    def build(url: str, **kwargs: object) -> OAuth2ProxyClient:
+        source = OAuth2ProxyClient(SessionSettings(oauth2_proxy_url=url, cookie_name=NAME, **kwargs))  # type: ignore[arg-type]
+        clients.append(source)
         return source
 
     yield build
-    for source in sources:
+    for source in clients:
         await source.close()
 
 
-async def lookup_reason(source: SessionSource, cookie_header: str) -> SessionRejected:
+async def lookup_reason(source: OAuth2ProxyClient, cookie_header: str) -> SessionRejected:
     with pytest.raises(SessionRejected) as caught:
         await source.lookup(source.cookies_from([cookie_header]))
     return caught.value
@@ -169,10 +53,10 @@ async def lookup_reason(source: SessionSource, cookie_header: str) -> SessionRej
 
 
 async def test_live_session_yields_its_access_token_bound_to_the_ticket(
-    oauth2_proxy: OAuth2Proxy, make_source: Callable[..., SessionSource]
+    oauth2_proxy: OAuth2Proxy, make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     cookie = await oauth2_proxy.sign_in(access_token="at-alice")
-    source = make_source(oauth2_proxy.url)
+    source = make_client(oauth2_proxy.url)
     lookup = await source.lookup(source.cookies_from([f"theme=dark; {NAME}={cookie}"]))
     assert lookup == SessionLookup(access_token="at-alice", binding=session_binding(cookie), set_cookie=None)
 
@@ -180,10 +64,10 @@ async def test_live_session_yields_its_access_token_bound_to_the_ticket(
 async def test_session_due_for_refresh_returns_the_new_token_and_cookie_with_the_same_binding(
     oauth2_proxy: OAuth2Proxy,
     idp: tuple[IdentityProvider, TestServer],
-    make_source: Callable[..., SessionSource],
+    make_client: Callable[..., OAuth2ProxyClient],
 ) -> None:
     cookie = await oauth2_proxy.sign_in(age=120, access_token="at-old", refresh_token="rt-first")
-    source = make_source(oauth2_proxy.url)
+    source = make_client(oauth2_proxy.url)
     lookup = await source.lookup(source.cookies_from([f"{NAME}={cookie}"]))
     assert idp[0].grants == [{"grant_type": "refresh_token", "refresh_token": "rt-first"}]
     assert lookup.access_token == "at-refreshed"
@@ -198,10 +82,10 @@ async def test_session_due_for_refresh_returns_the_new_token_and_cookie_with_the
 
 
 async def test_revoked_refresh_is_no_session_and_passes_back_the_clearing_cookie(
-    oauth2_proxy: OAuth2Proxy, make_source: Callable[..., SessionSource]
+    oauth2_proxy: OAuth2Proxy, make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     cookie = await oauth2_proxy.sign_in(age=120, refresh_token="rt-revoked")
-    rejected = await lookup_reason(make_source(oauth2_proxy.url), f"{NAME}={cookie}")
+    rejected = await lookup_reason(make_client(oauth2_proxy.url), f"{NAME}={cookie}")
     assert rejected.reason == SessionReason.NO_SESSION
     assert rejected.status == 401
     assert rejected.set_cookie is not None and rejected.set_cookie.startswith(f"{NAME}=;")
@@ -209,36 +93,36 @@ async def test_revoked_refresh_is_no_session_and_passes_back_the_clearing_cookie
 
 
 async def test_forged_cookie_is_no_session_with_a_clearing_cookie(
-    oauth2_proxy: OAuth2Proxy, make_source: Callable[..., SessionSource]
+    oauth2_proxy: OAuth2Proxy, make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     forged = Ticket.new(NAME).cookie_value("another-secret-of-32-characters!", int(time.time()))
-    rejected = await lookup_reason(make_source(oauth2_proxy.url), f"{NAME}={forged}")
+    rejected = await lookup_reason(make_client(oauth2_proxy.url), f"{NAME}={forged}")
     assert (rejected.reason, rejected.status) == (SessionReason.NO_SESSION, 401)
     assert rejected.set_cookie is not None and "Max-Age=0" in rejected.set_cookie
 
 
 async def test_signed_cookie_whose_session_left_redis_is_no_session(
-    oauth2_proxy: OAuth2Proxy, make_source: Callable[..., SessionSource]
+    oauth2_proxy: OAuth2Proxy, make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     cookie = await oauth2_proxy.sign_in()
     await oauth2_proxy.redis.flushdb()
-    rejected = await lookup_reason(make_source(oauth2_proxy.url), f"{NAME}={cookie}")
+    rejected = await lookup_reason(make_client(oauth2_proxy.url), f"{NAME}={cookie}")
     assert (rejected.reason, rejected.status) == (SessionReason.NO_SESSION, 401)
 
 
 async def test_large_access_token_is_carried_whole(
-    oauth2_proxy: OAuth2Proxy, make_source: Callable[..., SessionSource]
+    oauth2_proxy: OAuth2Proxy, make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     big = "eyJ" + "x" * 12_000
     cookie = await oauth2_proxy.sign_in(access_token=big)
-    source = make_source(oauth2_proxy.url)
+    source = make_client(oauth2_proxy.url)
     assert (await source.lookup(((NAME, cookie),))).access_token == big
 
 
 async def test_request_without_session_cookie_is_no_session_without_asking_anyone(
-    make_source: Callable[..., SessionSource],
+    make_client: Callable[..., OAuth2ProxyClient],
 ) -> None:
-    rejected = await lookup_reason(make_source(f"http://127.0.0.1:{free_port()}"), "theme=dark")
+    rejected = await lookup_reason(make_client(f"http://127.0.0.1:{free_port()}"), "theme=dark")
     assert (rejected.reason, rejected.status) == (SessionReason.NO_SESSION, 401)
 
 
@@ -284,69 +168,71 @@ async def bad_backend() -> AsyncIterator[tuple[BadBackend, str]]:
 
 @pytest.mark.parametrize("status", [500, 502, 503, 404, 400, 204])
 async def test_unexpected_status_is_backend_unavailable_with_status_500(
-    bad_backend: tuple[BadBackend, str], make_source: Callable[..., SessionSource], status: int
+    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient], status: int
 ) -> None:
     backend, url = bad_backend
     backend.status = status
     backend.headers = {"X-Auth-Request-Access-Token": "at-should-not-be-used"}
-    rejected = await lookup_reason(make_source(url), f"{NAME}=v|1|s")
+    rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
     assert (rejected.reason, rejected.status) == (SessionReason.BACKEND_UNAVAILABLE, 500)
     assert rejected.set_cookie is None
 
 
 async def test_redirect_is_not_followed_and_is_backend_unavailable(
-    bad_backend: tuple[BadBackend, str], make_source: Callable[..., SessionSource]
+    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     backend, url = bad_backend
     backend.status = 302
     backend.headers = {"Location": f"{url}/elsewhere"}
-    rejected = await lookup_reason(make_source(url), f"{NAME}=v|1|s")
+    rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
     assert rejected.reason == SessionReason.BACKEND_UNAVAILABLE
     assert backend.redirect_hits == 0
 
 
 async def test_slow_backend_times_out_as_backend_unavailable(
-    bad_backend: tuple[BadBackend, str], make_source: Callable[..., SessionSource]
+    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     backend, url = bad_backend
     backend.status, backend.delay = 202, 5.0
     backend.headers = {"X-Auth-Request-Access-Token": "too-late"}
     started = time.monotonic()
-    rejected = await lookup_reason(make_source(url, timeout_seconds=0.3), f"{NAME}=v|1|s")
+    rejected = await lookup_reason(make_client(url, timeout_seconds=0.3), f"{NAME}=v|1|s")
     assert rejected.reason == SessionReason.BACKEND_UNAVAILABLE
     assert time.monotonic() - started < 3.0
 
 
-async def test_unreachable_backend_is_backend_unavailable(make_source: Callable[..., SessionSource]) -> None:
-    rejected = await lookup_reason(make_source(f"http://127.0.0.1:{free_port()}"), f"{NAME}=v|1|s")
+async def test_unreachable_backend_is_backend_unavailable(
+    make_client: Callable[..., OAuth2ProxyClient],
+) -> None:
+    rejected = await lookup_reason(make_client(f"http://127.0.0.1:{free_port()}"), f"{NAME}=v|1|s")
     assert (rejected.reason, rejected.status) == (SessionReason.BACKEND_UNAVAILABLE, 500)
     assert "v|1|s" not in str(rejected)
 
 
 async def test_accepted_without_access_token_is_token_missing_with_status_500(
-    bad_backend: tuple[BadBackend, str], make_source: Callable[..., SessionSource]
+    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     backend, url = bad_backend
     backend.status = 202
-    rejected = await lookup_reason(make_source(url), f"{NAME}=v|1|s")
+    rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
     assert (rejected.reason, rejected.status) == (SessionReason.TOKEN_MISSING, 500)
 
 
 async def test_forbidden_from_oauth2_proxy_is_session_forbidden_with_status_403(
-    bad_backend: tuple[BadBackend, str], make_source: Callable[..., SessionSource]
+    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     backend, url = bad_backend
     backend.status = 403
-    rejected = await lookup_reason(make_source(url), f"{NAME}=v|1|s")
+    rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
     assert (rejected.reason, rejected.status) == (SessionReason.SESSION_FORBIDDEN, 403)
 
 
 async def test_only_session_cookies_are_forwarded_and_none_are_remembered_between_users(
-    bad_backend: tuple[BadBackend, str], make_source: Callable[..., SessionSource]
+    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
     backend, url = bad_backend
     backend.status = 401
-    source = make_source(url)
+    source = make_client(url)
     await lookup_reason(source, f"tracking=1; {NAME}_0=aa; {NAME}=user-a|1|s; {NAME}_1=bb; pref=x")
     # The backend answered with a Set-Cookie for user A; user B's lookup must not carry it.
     await lookup_reason(source, f"{NAME}=user-b|1|s")
@@ -359,7 +245,7 @@ async def test_shared_client_session_given_by_the_app_is_used_and_not_closed(
     backend, url = bad_backend
     backend.status = 401
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-        source = SessionSource(SessionSettings(oauth2_proxy_url=url, cookie_name=NAME), http=http)
+        source = OAuth2ProxyClient(SessionSettings(oauth2_proxy_url=url, cookie_name=NAME), http=http)
         await lookup_reason(source, f"{NAME}=v|1|s")
         await source.close()
         assert not http.closed

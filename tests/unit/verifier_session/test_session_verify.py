@@ -1,0 +1,295 @@
+"""/verify with the session source: a real oauth2-proxy, a real redis-server, the verifier's own app.
+
+The requests are shaped as nginx's ``auth_request`` subrequest sends them: ``X-Original-Method`` and
+``X-Original-URI`` name the browser's request, and ``Cookie``, ``Origin``, ``Sec-Fetch-Site`` and
+``X-CSRF-Token`` pass through from the browser.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from verifier.app import STATE, create_app
+from verifier.csrf import (
+    CsrfGuard,
+    CsrfSettings,
+    SpentTokenStore,
+    derive_csrf_key,
+    redis_client,
+    verify_token,
+)
+from verifier.identity import check_signature, principal_from_headers
+from verifier.keys import KeySet
+from verifier.session import OAuth2ProxyClient, SessionSettings, SessionSource, session_binding
+from verifier.settings import VerifierSettings
+from verifier.testing import SigningKey, TokenForge, key_set_for, validation_settings
+
+from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port
+
+AUTHORITY = "https://login.example.test"
+IDENTITY_KEY = b"identity-signing-key-for-tests-0123456789"
+PUBLIC = "https://localhost:8443"
+URI = "/api/projects/7?view=full"
+
+
+class FixedKeys:
+    def __init__(self, keys: KeySet) -> None:
+        self.keys = keys
+
+    async def refetch_for_unknown_kid(self, tenant_id: str, kid: str) -> bool:
+        return False
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> SigningKey:
+    return SigningKey.generate("session-test-key")
+
+
+@pytest.fixture
+def forge(signing_key: SigningKey) -> TokenForge:
+    return TokenForge(signing_key, authority=AUTHORITY, v1_issuer_base=f"{AUTHORITY}/sts")
+
+
+VerifyClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def verifier(
+    signing_key: SigningKey, redis_server: RedisServer
+) -> AsyncIterator[Callable[..., Awaitable[TestClient[Any, Any]]]]:
+    """Build a verifier app with the session source against ``oauth2_proxy_url`` and ``redis_url``."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def build(oauth2_proxy_url: str, redis_url: str | None = None) -> TestClient[Any, Any]:
+        template = f"{AUTHORITY}/{{tenantid}}/v2.0"
+        keys = FixedKeys(
+            key_set_for({"7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b": [signing_key]}, key_issuer=template)
+        )
+        settings = VerifierSettings(validation=validation_settings(AUTHORITY), identity_key=IDENTITY_KEY)
+        source = SessionSource(
+            OAuth2ProxyClient(SessionSettings(oauth2_proxy_url=oauth2_proxy_url, cookie_name=NAME)),
+            CsrfGuard(
+                CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC),
+                SpentTokenStore(redis_client(redis_url or redis_server.url, timeout_seconds=0.5)),
+            ),
+        )
+        app = create_app(settings, sources=[source], keys=keys)
+        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.close()
+
+
+async def verify(
+    client: TestClient[Any, Any], method: str, cookie: str | None, **headers: str
+) -> ClientResponse:
+    sent = {"X-Original-Method": method, "X-Original-URI": URI, "X-Request-ID": "req-1"}
+    if cookie is not None:
+        sent["Cookie"] = f"theme=dark; {NAME}={cookie}"
+    sent.update({k.replace("_", "-"): v for k, v in headers.items()})
+    response = await client.get("/verify", headers=sent)
+    await response.read()
+    return response
+
+
+def browser(token: str | None = None) -> dict[str, str]:
+    headers = {"Origin": PUBLIC, "Sec_Fetch_Site": "same-origin"}
+    if token is not None:
+        headers["X_CSRF_Token"] = token
+    return headers
+
+
+async def reason_of(response: ClientResponse) -> str:
+    return json.loads(await response.read())["reason"]
+
+
+def assert_no_identity(response: ClientResponse) -> None:
+    assert "X-Identity-Signature" not in response.headers
+    assert "X-User-Oid" not in response.headers
+    assert "X-CSRF-Token" not in response.headers
+
+
+async def test_session_get_is_allowed_with_signed_session_identity_and_a_csrf_token(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await verifier(oauth2_proxy.url)
+    response = await verify(client, "GET", cookie)
+    assert response.status == 200
+    check_signature(response.headers, keys=(IDENTITY_KEY,), method="GET", uri=URI, now=int(time.time()))
+    principal = principal_from_headers(response.headers)
+    assert (principal.auth_source, principal.oid) == ("session", "11111111-1111-4111-8111-111111111111")
+    assert "Set-Cookie" not in response.headers
+    token = response.headers["X-CSRF-Token"]
+    verified = verify_token(
+        token, key=derive_csrf_key(IDENTITY_KEY), binding=session_binding(cookie), now=int(time.time())
+    )
+    assert 590 <= verified.expires_at - time.time() <= 600
+
+
+async def test_unsafe_request_without_csrf_token_is_refused_403_csrf_token_missing(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await verifier(oauth2_proxy.url)
+    response = await verify(client, "POST", cookie, **browser())
+    assert response.status == 403
+    assert await reason_of(response) == "csrf_token_missing"
+    assert_no_identity(response)
+
+
+async def test_csrf_token_is_accepted_once_and_each_answer_carries_the_next_one(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await verifier(oauth2_proxy.url)
+    first = (await verify(client, "GET", cookie)).headers["X-CSRF-Token"]
+    post = await verify(client, "POST", cookie, **browser(first))
+    assert post.status == 200
+    assert post.headers["X-Auth-Source"] == "session"
+    second = post.headers["X-CSRF-Token"]
+    assert second != first
+    replay = await verify(client, "DELETE", cookie, **browser(first))
+    assert (replay.status, await reason_of(replay)) == (403, "csrf_token_spent")
+    assert_no_identity(replay)
+    assert (await verify(client, "PUT", cookie, **browser(second))).status == 200
+    registry: CollectorRegistry = client.app[STATE].metrics.registry
+    labels = {"source": "session", "outcome": "forbidden", "reason": "csrf_token_spent"}
+    assert registry.get_sample_value("verifier_decisions_total", labels) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Origin": "https://evil.example", "Sec_Fetch_Site": "cross-site"}, "csrf_origin_mismatch"),
+        ({"Origin": PUBLIC, "Sec_Fetch_Site": "same-site"}, "csrf_cross_site"),
+        ({"Sec_Fetch_Site": "cross-site"}, "csrf_cross_site"),
+        ({"Origin": "null"}, "csrf_origin_mismatch"),
+    ],
+)
+async def test_cross_site_unsafe_request_is_refused_and_its_token_stays_unspent(
+    oauth2_proxy: OAuth2Proxy,
+    forge: TokenForge,
+    verifier: VerifyClient,
+    headers: dict[str, str],
+    reason: str,
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await verifier(oauth2_proxy.url)
+    token = (await verify(client, "GET", cookie)).headers["X-CSRF-Token"]
+    refused = await verify(client, "POST", cookie, X_CSRF_Token=token, **headers)
+    assert (refused.status, await reason_of(refused)) == (403, reason)
+    assert_no_identity(refused)
+    assert (await verify(client, "POST", cookie, **browser(token))).status == 200
+
+
+async def test_csrf_token_from_another_sign_in_is_refused_as_bad_mac(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    mine = await oauth2_proxy.sign_in(access_token=forge.mint())
+    theirs = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await verifier(oauth2_proxy.url)
+    their_token = (await verify(client, "GET", theirs)).headers["X-CSRF-Token"]
+    response = await verify(client, "POST", mine, **browser(their_token))
+    assert (response.status, await reason_of(response)) == (403, "csrf_token_bad_mac")
+
+
+async def test_refreshed_session_cookie_is_handed_back_once_and_earlier_csrf_tokens_still_fit(
+    oauth2_proxy: OAuth2Proxy,
+    idp: tuple[IdentityProvider, TestServer],
+    forge: TokenForge,
+    verifier: VerifyClient,
+) -> None:
+    old_cookie = await oauth2_proxy.sign_in(age=120, access_token=forge.mint(), refresh_token="rt-1")
+    idp[0].next_access_token = forge.mint(forge.user_claims(name="Alice Refreshed"))
+    client = await verifier(oauth2_proxy.url)
+    refreshed = await verify(client, "GET", old_cookie)
+    assert refreshed.status == 200
+    assert principal_from_headers(refreshed.headers).name == "Alice Refreshed"
+    set_cookies = refreshed.headers.getall("Set-Cookie")
+    assert len(set_cookies) == 1 and set_cookies[0].startswith(f"{NAME}=")
+    assert "HttpOnly" in set_cookies[0] and "Secure" in set_cookies[0]
+    new_cookie = set_cookies[0].split(";", 1)[0].split("=", 1)[1]
+    token = refreshed.headers["X-CSRF-Token"]
+    post = await verify(client, "POST", new_cookie, **browser(token))
+    assert post.status == 200
+    assert "Set-Cookie" not in post.headers
+
+
+async def test_request_with_a_session_oauth2_proxy_does_not_know_is_401_no_session_with_clearing_cookie(
+    oauth2_proxy: OAuth2Proxy, verifier: VerifyClient
+) -> None:
+    client = await verifier(oauth2_proxy.url)
+    response = await verify(client, "GET", "djIuZm9yZ2Vk|1800000000|bm90LWEtc2lnbmF0dXJl")
+    assert response.status == 401
+    assert await reason_of(response) == "no_session"
+    assert response.headers["Set-Cookie"].startswith(f"{NAME}=;")
+    assert "WWW-Authenticate" in response.headers
+    assert_no_identity(response)
+
+
+async def test_session_with_an_expired_access_token_is_401_with_the_token_reason(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    expired = forge.mint(forge.user_claims(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200))
+    cookie = await oauth2_proxy.sign_in(access_token=expired)
+    client = await verifier(oauth2_proxy.url)
+    response = await verify(client, "POST", cookie, **browser("v1.irrelevant"))
+    assert (response.status, await reason_of(response)) == (401, "expired")
+    assert_no_identity(response)
+
+
+async def test_oauth2_proxy_down_is_500_session_backend_unavailable(verifier: VerifyClient) -> None:
+    client = await verifier(f"http://127.0.0.1:{free_port()}")
+    response = await verify(client, "GET", "djIuYQ|1800000000|c2ln")
+    assert (response.status, await reason_of(response)) == (500, "session_backend_unavailable")
+    assert "WWW-Authenticate" not in response.headers
+    assert_no_identity(response)
+
+
+async def test_csrf_store_down_refuses_unsafe_requests_with_500_but_serves_safe_ones(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await verifier(oauth2_proxy.url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    get = await verify(client, "GET", cookie)
+    assert get.status == 200
+    post = await verify(client, "POST", cookie, **browser(get.headers["X-CSRF-Token"]))
+    assert (post.status, await reason_of(post)) == (500, "csrf_store_unavailable")
+    assert_no_identity(post)
+
+
+async def test_bearer_token_wins_over_a_cookie_and_needs_no_csrf_token(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint(forge.user_claims(name="Session User")))
+    client = await verifier(oauth2_proxy.url)
+    bearer = forge.mint(forge.user_claims(name="Bearer User"))
+    response = await verify(client, "POST", cookie, Authorization=f"Bearer {bearer}")
+    assert response.status == 200
+    principal = principal_from_headers(response.headers)
+    assert (principal.auth_source, principal.name) == ("bearer", "Bearer User")
+    assert "X-CSRF-Token" not in response.headers
+
+
+async def test_cookies_without_the_session_cookie_are_missing_token(
+    oauth2_proxy: OAuth2Proxy, verifier: VerifyClient
+) -> None:
+    client = await verifier(oauth2_proxy.url)
+    response = await client.get(
+        "/verify",
+        headers={"X-Original-Method": "GET", "X-Original-URI": URI, "Cookie": f"theme=dark; {NAME}_csrf=x"},
+    )
+    assert (response.status, await reason_of(response)) == (401, "missing_token")
