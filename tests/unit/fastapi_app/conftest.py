@@ -141,7 +141,9 @@ def make_settings(tmp_path: Path, **changes: Any) -> ApiSettings:
         scope_prefix=API_URI,
         report_group_ids=(REPORT_GROUP,),
         access_log=False,
-        revalidation=validation_settings(),
+        # No JWKS cache of its own by default: it would fetch keys from the real authority. Tests
+        # that need re-validation inject a revalidator over local keys (see ``api``).
+        revalidation=None,
     )
     return replace(settings, **changes)
 

@@ -1,0 +1,122 @@
+"""``python -m fastapi_app`` under the real uvicorn: configuration errors, raw URIs, the access log."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.unit.fastapi_app.conftest import ALICE, API_URI, BOB, KEY, SPA_CLIENT_ID, TENANT, sign
+from verifier.identity import HEADER_FORWARDED_TOKEN
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(tmp_path: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("API_", "VERIFIER_", "IDENTITY_"))}
+    env.update(
+        {
+            "IDENTITY_SIGNING_KEY": KEY.decode(),
+            "API_PORT": str(port),
+            "API_DATABASE_PATH": str(tmp_path / "api.sqlite3"),
+            "API_AUTHORITY_URL": f"https://localhost:8900/{TENANT}",
+            "API_OPENAPI_CLIENT_ID": SPA_CLIENT_ID,
+            "API_SCOPE_PREFIX": API_URI,
+        }
+    )
+    return env
+
+
+def test_bad_configuration_exits_2_listing_every_problem(tmp_path: Path) -> None:
+    env = server_env(tmp_path, free_port())
+    env["IDENTITY_SIGNING_KEY"] = "short"
+    env["API_PORT"] = "http"
+    del env["API_SCOPE_PREFIX"]
+    result = subprocess.run(
+        [sys.executable, "-m", "fastapi_app"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    for name in ("IDENTITY_SIGNING_KEY", "API_PORT", "API_SCOPE_PREFIX"):
+        assert name in result.stderr
+    assert "short" not in result.stderr.replace("too short", "")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fastapi_app"],
+            env=server_env(tmp_path, port),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/api/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start: {log_path.read_text()}")
+            time.sleep(0.1)
+        yield base, log_path
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_real_server_checks_signatures_over_the_raw_request_uri(server: tuple[str, Path]) -> None:
+    base, _ = server
+    with httpx.Client(base_url=base) as client:
+        created = client.post(
+            "/api/projects", json={"name": "Over the wire"}, headers=sign(BOB, "POST", "/api/projects")
+        )
+        assert created.status_code == 201
+        raw = "/api/projects?limit=10&note=a%2Fb%20c"
+        ok = client.get(raw, headers=sign(ALICE, "GET", raw))
+        assert ok.status_code == 200
+        assert ok.json()["items"][0]["name"] == "Over the wire"
+        decoded = client.get(raw, headers=sign(ALICE, "GET", "/api/projects?limit=10&note=a/b c"))
+        assert decoded.status_code == 401
+        assert decoded.json() == {"error": "unauthenticated", "reason": "bad_identity_signature"}
+
+
+def test_real_server_ignores_forwarded_headers_and_hides_its_name(server: tuple[str, Path]) -> None:
+    base, _ = server
+    response = httpx.get(f"{base}/api/healthz", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert response.status_code == 200
+    assert "server" not in response.headers
+
+
+def test_access_log_is_json_without_query_strings_or_tokens(server: tuple[str, Path]) -> None:
+    base, log_path = server
+    secret = "SECRET-QUERY-VALUE"
+    uri = f"/api/me?code={secret}"
+    headers = {**sign(ALICE, "GET", uri), HEADER_FORWARDED_TOKEN: "SECRET-TOKEN-VALUE"}
+    assert httpx.get(f"{base}{uri}", headers=headers).status_code == 200
+    time.sleep(0.2)
+    text = log_path.read_text()
+    assert "SECRET" not in text
+    access = [json.loads(line) for line in text.splitlines() if '"event": "access"' in line]
+    me = [line for line in access if line["path"] == "/api/me"]
+    assert me and me[-1]["status"] == 200 and me[-1]["oid"] == ALICE.oid and me[-1]["method"] == "GET"
