@@ -8,6 +8,7 @@ as the authority.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -178,6 +179,8 @@ class JwksServer:
     #: Put Entra's v2 ``issuer`` template on each key, as the v2 JWKS does.
     key_issuer: bool = True
     available: bool = True
+    #: Seconds the JWKS answer is held back (to pile concurrent requests up behind one fetch).
+    delay: float = 0.0
     jwks_fetches: int = 0
     discovery_fetches: int = 0
     _runner: web.AppRunner | None = None
@@ -208,6 +211,8 @@ class JwksServer:
     async def _jwks(self, request: web.Request) -> web.Response:
         tid = request.match_info["tid"]
         self.jwks_fetches += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if not self.available or tid not in self.keys:
             return web.json_response({"error": "unavailable"}, status=503)
         issuer = f"{self.base_url}/{{tenantid}}/v2.0" if self.key_issuer else None
