@@ -34,7 +34,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -275,7 +275,7 @@ def redis_client(url: str, *, timeout_seconds: float = 1.0) -> Redis:
 
 @dataclass(frozen=True, slots=True)
 class CsrfSettings:
-    key: bytes
+    key: bytes = field(repr=False)
     public_origin: str
     ttl_seconds: int = DEFAULT_TTL_SECONDS
 

@@ -28,15 +28,28 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 
-from verifier.authenticator import TokenAuthenticator
-from verifier.csrf import HEADER_CSRF_TOKEN, CsrfGuard, CsrfRejected, CsrfStoreUnavailable
+from verifier.csrf import (
+    HEADER_CSRF_TOKEN,
+    CsrfGuard,
+    CsrfRejected,
+    CsrfSettings,
+    CsrfStoreUnavailable,
+    SpentTokenStore,
+    redis_client,
+)
 from verifier.decision import Decision, OriginalRequest
+
+if TYPE_CHECKING:
+    # Only a type here; importing it for real would close the loop settings -> session -> authenticator
+    # -> settings.
+    from verifier.authenticator import TokenAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -360,3 +373,24 @@ class SessionSource:
 
 def _with_cookie(decision: Decision, set_cookie: str | None) -> Decision:
     return decision.with_headers(("Set-Cookie", set_cookie)) if set_cookie else decision
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSourceSettings:
+    """Everything the session source needs: where oauth2-proxy and Redis are, and the CSRF rules."""
+
+    session: SessionSettings
+    csrf: CsrfSettings
+    #: May carry a password: kept out of repr so settings can be logged.
+    redis_url: str = field(repr=False)
+
+
+def build_session_source(settings: SessionSourceSettings) -> SessionSource:
+    """The production session source: pooled HTTP to oauth2-proxy, pooled Redis for spent tokens.
+
+    Nothing connects here; both pools open on first use inside the running event loop.
+    """
+    return SessionSource(
+        OAuth2ProxyClient(settings.session),
+        CsrfGuard(settings.csrf, SpentTokenStore(redis_client(settings.redis_url))),
+    )

@@ -18,17 +18,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from verifier.app import STATE, create_app
-from verifier.csrf import (
-    CsrfGuard,
-    CsrfSettings,
-    SpentTokenStore,
-    derive_csrf_key,
-    redis_client,
-    verify_token,
-)
+from verifier.csrf import CsrfSettings, derive_csrf_key, verify_token
 from verifier.identity import check_signature, principal_from_headers
 from verifier.keys import KeySet
-from verifier.session import OAuth2ProxyClient, SessionSettings, SessionSource, session_binding
+from verifier.session import (
+    SessionSettings,
+    SessionSourceSettings,
+    build_session_source,
+    session_binding,
+)
 from verifier.settings import VerifierSettings
 from verifier.testing import SigningKey, TokenForge, key_set_for, validation_settings
 
@@ -74,12 +72,12 @@ async def verifier(
             key_set_for({"7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b": [signing_key]}, key_issuer=template)
         )
         settings = VerifierSettings(validation=validation_settings(AUTHORITY), identity_key=IDENTITY_KEY)
-        source = SessionSource(
-            OAuth2ProxyClient(SessionSettings(oauth2_proxy_url=oauth2_proxy_url, cookie_name=NAME)),
-            CsrfGuard(
-                CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC),
-                SpentTokenStore(redis_client(redis_url or redis_server.url, timeout_seconds=0.5)),
-            ),
+        source = build_session_source(
+            SessionSourceSettings(
+                session=SessionSettings(oauth2_proxy_url=oauth2_proxy_url, cookie_name=NAME),
+                csrf=CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC),
+                redis_url=redis_url or redis_server.url,
+            )
         )
         app = create_app(settings, sources=[source], keys=keys)
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
