@@ -1,0 +1,47 @@
+"""The devidp aiohttp application, built from a :class:`~devidp.config.DevIdpConfig`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from devidp import admin, discovery, signin, token
+from devidp.config import DevIdpConfig
+from devidp.keys import KeyRing, generate_signing_key, load_or_create_signing_key
+from devidp.runtime import RUNTIME, Runtime
+from devidp.state import Clock, GrantStore
+
+log = logging.getLogger("devidp")
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """Logs method, path and status but never the query string, which can carry ``id_token_hint``."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %d %.1fms", request.remote, request.method, request.path, response.status, time * 1000
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def create_app(
+    config: DevIdpConfig, *, keys: KeyRing | None = None, clock: Clock = time.time
+) -> web.Application:
+    if keys is None:
+        key_file = config.signing.key_file
+        keys = KeyRing(load_or_create_signing_key(Path(key_file)) if key_file else generate_signing_key())
+    app = web.Application(client_max_size=64 * 1024)
+    app[RUNTIME] = Runtime(config=config, keys=keys, store=GrantStore(clock), clock=clock)
+    discovery.add_routes(app)
+    token.add_routes(app)
+    signin.add_routes(app)
+    if config.admin.enabled:
+        admin.add_routes(app)
+    return app

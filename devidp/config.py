@@ -1,0 +1,732 @@
+"""devidp configuration: what a tenant administrator would set in Entra, as TOML.
+
+Key names follow the Entra application manifest and Microsoft Graph (``appId``, ``identifierUris``,
+``api.oauth2PermissionScopes``, ``spa.redirectUris``, ...) so that ``docs/entra-setup.md`` can map
+every setting one to one. The file is validated once, at start-up: every problem is collected with
+its place in the file (``tenants[0].applications[2].spa.redirectUris[1]``) and reported together, and
+the request path never re-checks configuration.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+GROUP_MEMBERSHIP_CLAIMS = ("None", "SecurityGroup", "All", "DirectoryRole", "ApplicationGroup")
+#: Optional claims devidp knows how to emit (Entra has more; these are the ones tokens here use).
+SUPPORTED_OPTIONAL_CLAIMS = frozenset({"idtyp", "email", "upn", "given_name", "family_name", "auth_time"})
+#: Entra's limit of groups in a JWT before it switches to the overage indicator.
+DEFAULT_GROUPS_OVERAGE_LIMIT = 200
+# Namespace for ids devidp derives (service principal object ids, generated groups), so they are
+# stable across restarts without having to be written into the file.
+_DERIVED_NS = uuid.UUID("0d3c6a52-8f0e-4b7a-9a51-6a8f3e2b1c90")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` lists every reason with its place in the file."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} configuration problem(s):\n{lines}")
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionScope:
+    id: str
+    value: str
+    type: str = "User"
+    admin_consent_display_name: str = ""
+    is_enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AppRole:
+    id: str
+    value: str
+    display_name: str
+    allowed_member_types: tuple[str, ...]
+    is_enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PreAuthorizedApplication:
+    app_id: str
+    scopes: frozenset[str]  # scope values
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredResourceAccess:
+    """A row of the portal's "API permissions" page, with admin consent granted."""
+
+    resource_app_id: str
+    scopes: frozenset[str]  # delegated permissions (scope values)
+    roles: frozenset[str]  # application permissions (app role values)
+
+
+@dataclass(frozen=True, slots=True)
+class OptionalClaims:
+    access_token: frozenset[str] = frozenset()
+    id_token: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    app_id: str
+    display_name: str
+    service_principal_id: str
+    identifier_uris: tuple[str, ...] = ()
+    scopes: tuple[PermissionScope, ...] = ()
+    app_roles: tuple[AppRole, ...] = ()
+    requested_access_token_version: int = 1
+    pre_authorized_applications: tuple[PreAuthorizedApplication, ...] = ()
+    spa_redirect_uris: tuple[str, ...] = ()
+    web_redirect_uris: tuple[str, ...] = ()
+    public_client_redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    is_fallback_public_client: bool = False
+    group_membership_claims: str = "None"
+    optional_claims: OptionalClaims = field(default_factory=OptionalClaims)
+    client_secrets: tuple[str, ...] = ()
+    required_resource_access: tuple[RequiredResourceAccess, ...] = ()
+
+    @property
+    def is_confidential(self) -> bool:
+        return bool(self.client_secrets)
+
+    def scope(self, value: str) -> PermissionScope | None:
+        for s in self.scopes:
+            if s.value.lower() == value.lower() and s.is_enabled:
+                return s
+        return None
+
+    def role(self, value: str) -> AppRole | None:
+        for r in self.app_roles:
+            if r.value == value and r.is_enabled:
+                return r
+        return None
+
+    def all_redirect_uris(self) -> tuple[str, ...]:
+        return self.spa_redirect_uris + self.web_redirect_uris + self.public_client_redirect_uris
+
+
+@dataclass(frozen=True, slots=True)
+class AppRoleAssignment:
+    resource_app_id: str
+    app_role: str
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    user_principal_name: str
+    display_name: str
+    password: str
+    given_name: str = ""
+    surname: str = ""
+    mail: str = ""
+    account_enabled: bool = True
+    groups: tuple[str, ...] = ()
+    app_role_assignments: tuple[AppRoleAssignment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    display_name: str
+    domain: str
+    applications: tuple[Application, ...]
+    users: tuple[User, ...]
+    groups_overage_limit: int = DEFAULT_GROUPS_OVERAGE_LIMIT
+
+    def application(self, app_id: str) -> Application | None:
+        for app in self.applications:
+            if app.app_id.lower() == app_id.lower():
+                return app
+        return None
+
+    def resource(self, identifier: str) -> Application | None:
+        """The app whose appId or one of whose identifierUris is ``identifier``."""
+        for app in self.applications:
+            if app.app_id.lower() == identifier.lower() or identifier in app.identifier_uris:
+                return app
+        return None
+
+    def user_by_name(self, name: str) -> User | None:
+        for user in self.users:
+            if user.user_principal_name.lower() == name.lower():
+                return user
+        return None
+
+    def user_by_id(self, oid: str) -> User | None:
+        for user in self.users:
+            if user.id == oid:
+                return user
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    access_token_seconds: int = 3600
+    id_token_seconds: int = 3600
+    refresh_token_seconds: int = 86400
+    code_seconds: int = 600
+    device_code_seconds: int = 900
+    device_code_interval_seconds: int = 5
+    session_seconds: int = 28800
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8900
+    public_url: str = ""  # empty: derived from host/port/TLS
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSettings:
+    key_file: str = ""  # empty: a fresh key per start
+    pairwise_salt: str = "devidp-pairwise"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DevIdpConfig:
+    tenants: tuple[Tenant, ...]
+    server: ServerSettings = field(default_factory=ServerSettings)
+    lifetimes: Lifetimes = field(default_factory=Lifetimes)
+    signing: SigningSettings = field(default_factory=SigningSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+
+    def tenant(self, name: str) -> Tenant | None:
+        """A tenant by id or by verified domain, as Entra accepts either in its paths."""
+        for t in self.tenants:
+            if t.id.lower() == name.lower() or (t.domain and t.domain.lower() == name.lower()):
+                return t
+        return None
+
+    def base_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        scheme = "https" if self.server.tls_cert else "http"
+        return f"{scheme}://{self.server.host}:{self.server.port}"
+
+
+def derived_id(*parts: str) -> str:
+    return str(uuid.uuid5(_DERIVED_NS, "/".join(parts)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+class _Reader:
+    """Walks the parsed TOML, collecting problems with their dotted place instead of raising."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def table(self, value: Any, where: str, allowed: Sequence[str]) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.problem(where, f"expected a table, got {type(value).__name__}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.problem(
+                    f"{where}.{key}" if where else key,
+                    f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                )
+        return value
+
+    def array_of_tables(self, value: Any, where: str) -> list[Mapping[str, Any]]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            self.problem(where, "expected an array of tables")
+            return []
+        return value
+
+    def string(
+        self, t: Mapping[str, Any], key: str, where: str, *, required: bool = False, default: str = ""
+    ) -> str:
+        if key not in t:
+            if required:
+                self.problem(f"{where}.{key}", "is required")
+            return default
+        value = t[key]
+        if not isinstance(value, str):
+            self.problem(f"{where}.{key}", f"expected a string, got {type(value).__name__}")
+            return default
+        if required and not value:
+            self.problem(f"{where}.{key}", "must not be empty")
+        return value
+
+    def boolean(self, t: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+        value = t.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(f"{where}.{key}", f"expected true or false, got {value!r}")
+            return default
+        return value
+
+    def integer(
+        self,
+        t: Mapping[str, Any],
+        key: str,
+        where: str,
+        default: int,
+        *,
+        minimum: int = 0,
+        maximum: int | None = None,
+    ) -> int:
+        value = t.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(f"{where}.{key}", f"expected an integer, got {value!r}")
+            return default
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+            self.problem(f"{where}.{key}", f"must be {bound}, got {value}")
+            return default
+        return value
+
+    def strings(self, t: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+        value = t.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(f"{where}.{key}", "expected an array of strings")
+            return ()
+        return tuple(value)
+
+    def guid(self, t: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
+        value = self.string(t, key, where, required=required)
+        if value and not _is_guid(value):
+            self.problem(f"{where}.{key}", f"{value!r} is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+        return value.lower()
+
+
+def _is_guid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+def _check_redirect_uri(r: _Reader, uri: str, where: str, platform: str) -> None:
+    parts = urlsplit(uri)
+    if parts.fragment:
+        r.problem(where, f"{uri!r}: redirect URIs may not contain a fragment")
+    if platform == "publicClient":
+        if not parts.scheme:
+            r.problem(where, f"{uri!r} is not an absolute URI")
+        return
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        r.problem(where, f"{uri!r} is not an absolute http(s) URL")
+    elif parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        r.problem(where, f"{uri!r}: Entra accepts http redirect URIs only for localhost")
+
+
+_TOP_KEYS = ("server", "lifetimes", "signing", "admin", "tenants")
+_APP_KEYS = (
+    "appId",
+    "displayName",
+    "servicePrincipalId",
+    "identifierUris",
+    "api",
+    "appRoles",
+    "spa",
+    "web",
+    "publicClient",
+    "isFallbackPublicClient",
+    "groupMembershipClaims",
+    "optionalClaims",
+    "passwordCredentials",
+    "requiredResourceAccess",
+    "postLogoutRedirectUris",
+)
+
+
+def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> DevIdpConfig:
+    """Build and validate a configuration from parsed TOML.
+
+    Raises :class:`ConfigError` listing every problem found.
+    """
+    r = _Reader()
+    top = r.table(data, "", _TOP_KEYS)
+
+    s = r.table(top.get("server"), "server", ("host", "port", "public_url", "tls_cert", "tls_key"))
+    server = ServerSettings(
+        host=r.string(s, "host", "server", default="127.0.0.1"),
+        port=r.integer(s, "port", "server", 8900, maximum=65535),
+        public_url=r.string(s, "public_url", "server").rstrip("/"),
+        tls_cert=r.string(s, "tls_cert", "server"),
+        tls_key=r.string(s, "tls_key", "server"),
+    )
+    if server.public_url and urlsplit(server.public_url).scheme not in ("http", "https"):
+        r.problem("server.public_url", f"{server.public_url!r} is not an http(s) URL")
+    if bool(server.tls_cert) != bool(server.tls_key):
+        r.problem("server", "tls_cert and tls_key must be set together")
+
+    lt = r.table(top.get("lifetimes"), "lifetimes", tuple(Lifetimes.__dataclass_fields__))
+    defaults = Lifetimes()
+    lifetimes = Lifetimes(
+        **{
+            name: r.integer(lt, name, "lifetimes", getattr(defaults, name), minimum=1)
+            for name in Lifetimes.__dataclass_fields__
+        }
+    )
+
+    sg = r.table(top.get("signing"), "signing", ("key_file", "pairwise_salt"))
+    signing = SigningSettings(
+        key_file=r.string(sg, "key_file", "signing"),
+        pairwise_salt=r.string(sg, "pairwise_salt", "signing", default="devidp-pairwise"),
+    )
+    ad = r.table(top.get("admin"), "admin", ("enabled",))
+    admin = AdminSettings(enabled=r.boolean(ad, "enabled", "admin", False))
+
+    tenants_raw = r.array_of_tables(top.get("tenants"), "tenants")
+    if not tenants_raw:
+        r.problem("tenants", "at least one [[tenants]] entry is required")
+    tenants = tuple(_tenant(r, t, f"tenants[{i}]") for i, t in enumerate(tenants_raw))
+    _check_tenants(r, tenants)
+
+    if r.problems:
+        raise ConfigError(source, r.problems)
+    return DevIdpConfig(tenants=tenants, server=server, lifetimes=lifetimes, signing=signing, admin=admin)
+
+
+def load_config(path: str | Path) -> DevIdpConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+    return config_from_mapping(data, str(path))
+
+
+def _tenant(r: _Reader, t: Mapping[str, Any], where: str) -> Tenant:
+    t = r.table(t, where, ("id", "displayName", "domain", "groupsOverageLimit", "applications", "users"))
+    tid = r.guid(t, "id", where)
+    apps_raw = r.array_of_tables(t.get("applications"), f"{where}.applications")
+    users_raw = r.array_of_tables(t.get("users"), f"{where}.users")
+    return Tenant(
+        id=tid,
+        display_name=r.string(t, "displayName", where, default="devidp tenant"),
+        domain=r.string(t, "domain", where),
+        applications=tuple(
+            _application(r, a, f"{where}.applications[{i}]", tid) for i, a in enumerate(apps_raw)
+        ),
+        users=tuple(_user(r, u, f"{where}.users[{i}]", tid) for i, u in enumerate(users_raw)),
+        groups_overage_limit=r.integer(
+            t, "groupsOverageLimit", where, DEFAULT_GROUPS_OVERAGE_LIMIT, minimum=1
+        ),
+    )
+
+
+def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Application:
+    a = r.table(a, where, _APP_KEYS)
+    app_id = r.guid(a, "appId", where)
+    api = r.table(
+        a.get("api"),
+        f"{where}.api",
+        ("oauth2PermissionScopes", "requestedAccessTokenVersion", "preAuthorizedApplications"),
+    )
+    scopes = []
+    for i, sc in enumerate(
+        r.array_of_tables(api.get("oauth2PermissionScopes"), f"{where}.api.oauth2PermissionScopes")
+    ):
+        w = f"{where}.api.oauth2PermissionScopes[{i}]"
+        sc = r.table(sc, w, ("id", "value", "type", "adminConsentDisplayName", "isEnabled"))
+        value = r.string(sc, "value", w, required=True)
+        if value and (" " in value or value.startswith(".")):
+            r.problem(f"{w}.value", f"{value!r}: scope values may not contain spaces or start with '.'")
+        scope_type = r.string(sc, "type", w, default="User")
+        if scope_type not in ("User", "Admin"):
+            r.problem(f"{w}.type", f"expected 'User' or 'Admin', got {scope_type!r}")
+        scopes.append(
+            PermissionScope(
+                id=r.guid(sc, "id", w, required=False) or derived_id(app_id, "scope", value),
+                value=value,
+                type=scope_type,
+                admin_consent_display_name=r.string(sc, "adminConsentDisplayName", w),
+                is_enabled=r.boolean(sc, "isEnabled", w, True),
+            )
+        )
+    roles = []
+    for i, ro in enumerate(r.array_of_tables(a.get("appRoles"), f"{where}.appRoles")):
+        w = f"{where}.appRoles[{i}]"
+        ro = r.table(ro, w, ("id", "value", "displayName", "allowedMemberTypes", "isEnabled", "description"))
+        value = r.string(ro, "value", w, required=True)
+        members = r.strings(ro, "allowedMemberTypes", w) or ("User",)
+        for m in members:
+            if m not in ("User", "Application"):
+                r.problem(f"{w}.allowedMemberTypes", f"expected 'User' and/or 'Application', got {m!r}")
+        roles.append(
+            AppRole(
+                id=r.guid(ro, "id", w, required=False) or derived_id(app_id, "role", value),
+                value=value,
+                display_name=r.string(ro, "displayName", w, default=value),
+                allowed_member_types=members,
+                is_enabled=r.boolean(ro, "isEnabled", w, True),
+            )
+        )
+    version = api.get("requestedAccessTokenVersion", 1)
+    if version is None:
+        version = 1
+    if version not in (1, 2) or isinstance(version, bool):
+        r.problem(f"{where}.api.requestedAccessTokenVersion", f"expected 1 or 2, got {version!r}")
+        version = 1
+    pre = []
+    for i, p in enumerate(
+        r.array_of_tables(api.get("preAuthorizedApplications"), f"{where}.api.preAuthorizedApplications")
+    ):
+        w = f"{where}.api.preAuthorizedApplications[{i}]"
+        p = r.table(p, w, ("appId", "delegatedPermissionIds"))
+        wanted = r.strings(p, "delegatedPermissionIds", w)
+        values = set()
+        for j, ident in enumerate(wanted):
+            match = [s.value for s in scopes if s.id == ident.lower() or s.value == ident]
+            if not match:
+                r.problem(
+                    f"{w}.delegatedPermissionIds[{j}]", f"{ident!r} is not a scope id or value of this API"
+                )
+            values.update(match)
+        pre.append(PreAuthorizedApplication(app_id=r.guid(p, "appId", w), scopes=frozenset(values)))
+
+    platforms: dict[str, tuple[str, ...]] = {}
+    for platform in ("spa", "web", "publicClient"):
+        allowed = ("redirectUris", "logoutUrl") if platform == "web" else ("redirectUris",)
+        section = r.table(a.get(platform), f"{where}.{platform}", allowed)
+        uris = r.strings(section, "redirectUris", f"{where}.{platform}")
+        for j, uri in enumerate(uris):
+            _check_redirect_uri(r, uri, f"{where}.{platform}.redirectUris[{j}]", platform)
+        platforms[platform] = uris
+
+    gmc = r.string(a, "groupMembershipClaims", where, default="None")
+    if gmc not in GROUP_MEMBERSHIP_CLAIMS:
+        r.problem(
+            f"{where}.groupMembershipClaims",
+            f"expected one of {', '.join(GROUP_MEMBERSHIP_CLAIMS)}, got {gmc!r}",
+        )
+
+    oc = r.table(a.get("optionalClaims"), f"{where}.optionalClaims", ("accessToken", "idToken", "saml2Token"))
+    optional: dict[str, frozenset[str]] = {}
+    for kind in ("accessToken", "idToken"):
+        names = set()
+        for i, c in enumerate(r.array_of_tables(oc.get(kind), f"{where}.optionalClaims.{kind}")):
+            w = f"{where}.optionalClaims.{kind}[{i}]"
+            c = r.table(c, w, ("name", "essential", "source", "additionalProperties"))
+            name = r.string(c, "name", w, required=True)
+            if name and name not in SUPPORTED_OPTIONAL_CLAIMS:
+                r.problem(
+                    f"{w}.name",
+                    f"{name!r} is not supported (supported: {', '.join(sorted(SUPPORTED_OPTIONAL_CLAIMS))})",
+                )
+            names.add(name)
+        optional[kind] = frozenset(names)
+
+    secrets = []
+    for i, pc in enumerate(r.array_of_tables(a.get("passwordCredentials"), f"{where}.passwordCredentials")):
+        w = f"{where}.passwordCredentials[{i}]"
+        pc = r.table(pc, w, ("displayName", "secretText"))
+        secret = r.string(pc, "secretText", w, required=True)
+        if secret and len(secret) < 16:
+            r.problem(f"{w}.secretText", "must be at least 16 characters")
+        secrets.append(secret)
+
+    rra = []
+    for i, rr in enumerate(
+        r.array_of_tables(a.get("requiredResourceAccess"), f"{where}.requiredResourceAccess")
+    ):
+        w = f"{where}.requiredResourceAccess[{i}]"
+        rr = r.table(rr, w, ("resourceAppId", "scopes", "roles"))
+        rra.append(
+            RequiredResourceAccess(
+                resource_app_id=r.guid(rr, "resourceAppId", w),
+                scopes=frozenset(r.strings(rr, "scopes", w)),
+                roles=frozenset(r.strings(rr, "roles", w)),
+            )
+        )
+
+    post_logout = r.strings(a, "postLogoutRedirectUris", where)
+    for j, uri in enumerate(post_logout):
+        _check_redirect_uri(r, uri, f"{where}.postLogoutRedirectUris[{j}]", "web")
+    identifier_uris = r.strings(a, "identifierUris", where)
+    for j, uri in enumerate(identifier_uris):
+        if not urlsplit(uri).scheme:
+            r.problem(f"{where}.identifierUris[{j}]", f"{uri!r} is not a URI (for example api://<appId>)")
+    return Application(
+        app_id=app_id,
+        display_name=r.string(a, "displayName", where, default=app_id),
+        service_principal_id=r.guid(a, "servicePrincipalId", where, required=False)
+        or derived_id(tid, app_id, "sp"),
+        identifier_uris=identifier_uris,
+        scopes=tuple(scopes),
+        app_roles=tuple(roles),
+        requested_access_token_version=version,
+        pre_authorized_applications=tuple(pre),
+        spa_redirect_uris=platforms["spa"],
+        web_redirect_uris=platforms["web"],
+        public_client_redirect_uris=platforms["publicClient"],
+        post_logout_redirect_uris=post_logout,
+        is_fallback_public_client=r.boolean(a, "isFallbackPublicClient", where, False),
+        group_membership_claims=gmc,
+        optional_claims=OptionalClaims(access_token=optional["accessToken"], id_token=optional["idToken"]),
+        client_secrets=tuple(secrets),
+        required_resource_access=tuple(rra),
+    )
+
+
+def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
+    u = r.table(
+        u,
+        where,
+        (
+            "id",
+            "userPrincipalName",
+            "displayName",
+            "givenName",
+            "surname",
+            "mail",
+            "password",
+            "accountEnabled",
+            "groups",
+            "generatedGroupCount",
+            "appRoleAssignments",
+        ),
+    )
+    oid = r.guid(u, "id", where)
+    upn = r.string(u, "userPrincipalName", where, required=True)
+    if upn and "@" not in upn:
+        r.problem(f"{where}.userPrincipalName", f"{upn!r} is not of the form name@domain")
+    groups = list(r.strings(u, "groups", where))
+    for j, g in enumerate(groups):
+        if not _is_guid(g):
+            r.problem(f"{where}.groups[{j}]", f"{g!r} is not a group object id (GUID)")
+    # devidp-only convenience: a user in hundreds of groups without listing hundreds of GUIDs.
+    generated = r.integer(u, "generatedGroupCount", where, 0, maximum=5000)
+    groups += [derived_id(tid, "group", str(n)) for n in range(generated)]
+    assignments = []
+    raw = u.get("appRoleAssignments", [])
+    if not isinstance(raw, list):
+        r.problem(f"{where}.appRoleAssignments", "expected an array of tables")
+        raw = []
+    for j, a in enumerate(raw):
+        w = f"{where}.appRoleAssignments[{j}]"
+        a = r.table(a, w, ("resourceAppId", "appRole"))
+        assignments.append(
+            AppRoleAssignment(
+                resource_app_id=r.guid(a, "resourceAppId", w),
+                app_role=r.string(a, "appRole", w, required=True),
+            )
+        )
+    return User(
+        id=oid,
+        user_principal_name=upn,
+        display_name=r.string(u, "displayName", where, required=True),
+        password=r.string(u, "password", where, required=True),
+        given_name=r.string(u, "givenName", where),
+        surname=r.string(u, "surname", where),
+        mail=r.string(u, "mail", where),
+        account_enabled=r.boolean(u, "accountEnabled", where, True),
+        groups=tuple(groups),
+        app_role_assignments=tuple(assignments),
+    )
+
+
+def _check_tenants(r: _Reader, tenants: Sequence[Tenant]) -> None:
+    seen_tenants: set[str] = set()
+    for i, t in enumerate(tenants):
+        where = f"tenants[{i}]"
+        if t.id in seen_tenants:
+            r.problem(f"{where}.id", f"duplicate tenant id {t.id}")
+        seen_tenants.add(t.id)
+        app_ids: dict[str, int] = {}
+        uris: set[str] = set()
+        for j, app in enumerate(t.applications):
+            if app.app_id in app_ids:
+                r.problem(
+                    f"{where}.applications[{j}].appId",
+                    f"duplicate appId (also applications[{app_ids[app.app_id]}])",
+                )
+            app_ids[app.app_id] = j
+            for uri in app.identifier_uris:
+                if uri in uris:
+                    r.problem(
+                        f"{where}.applications[{j}].identifierUris", f"{uri!r} is used by another application"
+                    )
+                uris.add(uri)
+            values = [s.value.lower() for s in app.scopes]
+            if len(values) != len(set(values)):
+                r.problem(
+                    f"{where}.applications[{j}].api.oauth2PermissionScopes", "scope values must be unique"
+                )
+            if len({ro.value for ro in app.app_roles}) != len(app.app_roles):
+                r.problem(f"{where}.applications[{j}].appRoles", "app role values must be unique")
+        for j, app in enumerate(t.applications):
+            for k, rr in enumerate(app.required_resource_access):
+                w = f"{where}.applications[{j}].requiredResourceAccess[{k}]"
+                res = t.application(rr.resource_app_id) if rr.resource_app_id else None
+                if res is None:
+                    if rr.resource_app_id:
+                        r.problem(f"{w}.resourceAppId", f"no application {rr.resource_app_id} in this tenant")
+                    continue
+                for sc in sorted(rr.scopes):
+                    if res.scope(sc) is None:
+                        r.problem(f"{w}.scopes", f"{sc!r} is not a scope exposed by {res.display_name}")
+                for ro in sorted(rr.roles):
+                    role = res.role(ro)
+                    if role is None or "Application" not in role.allowed_member_types:
+                        r.problem(
+                            f"{w}.roles",
+                            f"{ro!r} is not an app role of {res.display_name} "
+                            "that allows member type Application",
+                        )
+            for k, pre in enumerate(app.pre_authorized_applications):
+                if pre.app_id and t.application(pre.app_id) is None:
+                    r.problem(
+                        f"{where}.applications[{j}].api.preAuthorizedApplications[{k}].appId",
+                        f"no application {pre.app_id} in this tenant",
+                    )
+        names: set[str] = set()
+        oids: set[str] = set()
+        for j, user in enumerate(t.users):
+            w = f"{where}.users[{j}]"
+            if user.user_principal_name.lower() in names:
+                r.problem(f"{w}.userPrincipalName", "duplicate userPrincipalName")
+            names.add(user.user_principal_name.lower())
+            if user.id in oids:
+                r.problem(f"{w}.id", "duplicate user object id")
+            oids.add(user.id)
+            for k, asg in enumerate(user.app_role_assignments):
+                res = t.application(asg.resource_app_id) if asg.resource_app_id else None
+                if res is None:
+                    if asg.resource_app_id:
+                        r.problem(
+                            f"{w}.appRoleAssignments[{k}].resourceAppId",
+                            f"no application {asg.resource_app_id} in this tenant",
+                        )
+                    continue
+                role = res.role(asg.app_role)
+                if role is None or "User" not in role.allowed_member_types:
+                    r.problem(
+                        f"{w}.appRoleAssignments[{k}].appRole",
+                        f"{asg.app_role!r} is not an app role of {res.display_name} assignable to users",
+                    )

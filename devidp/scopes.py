@@ -1,0 +1,156 @@
+"""How a ``scope`` parameter turns into one resource and the permissions the client may have on it.
+
+Pure functions of (tenant, client, scope string). Entra's rules, as devidp applies them:
+
+* ``openid profile email offline_access`` are OpenID Connect scopes and travel with any one resource;
+* ``<App ID URI or appId>/<value>`` names a scope of that resource; a bare value names a Microsoft
+  Graph scope (devidp knows only ``User.Read`` there);
+* one request, one resource (AADSTS28000);
+* ``/.default`` means every permission the client was granted on that resource;
+* a scope the resource does not expose is AADSTS650053; one it exposes but the client was not
+  granted (API permissions with admin consent, or ``preAuthorizedApplications``) needs consent
+  (AADSTS65001), which devidp does not ask for interactively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devidp import errors
+from devidp.config import OIDC_SCOPES, Application, Tenant
+
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_IDENTIFIERS = frozenset({GRAPH_APP_ID, "https://graph.microsoft.com"})
+GRAPH_SCOPES = ("User.Read",)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeGrant:
+    """The outcome of resolving a delegated ``scope`` parameter."""
+
+    oidc: frozenset[str]
+    resource: Application | None  # None: Microsoft Graph (what Entra issues for OIDC-only requests)
+    resource_identifier: str  # as the client named it; the v1 ``aud``
+    values: tuple[str, ...]  # scope values granted, in the resource's own spelling
+
+    @property
+    def resource_app_id(self) -> str:
+        return self.resource.app_id if self.resource else GRAPH_APP_ID
+
+    def qualified(self) -> str:
+        """The ``scope`` member of a token response, as Entra lists it."""
+        if self.resource is not None:
+            return " ".join(f"{self.resource_identifier}/{v}" for v in self.values)
+        return " ".join([*self.values, *sorted(self.oidc - {"offline_access"})])
+
+
+def granted_scopes(tenant: Tenant, client: Application, resource: Application) -> frozenset[str]:
+    if client.app_id == resource.app_id:
+        return frozenset(s.value for s in resource.scopes if s.is_enabled)
+    values: set[str] = set()
+    for rra in client.required_resource_access:
+        if rra.resource_app_id == resource.app_id:
+            values.update(rra.scopes)
+    for pre in resource.pre_authorized_applications:
+        if pre.app_id == client.app_id:
+            values.update(pre.scopes)
+    return frozenset(v for v in values if resource.scope(v) is not None)
+
+
+def granted_app_roles(client: Application, resource: Application) -> tuple[str, ...]:
+    values: set[str] = set()
+    for rra in client.required_resource_access:
+        if rra.resource_app_id == resource.app_id:
+            values.update(rra.roles)
+    return tuple(
+        sorted(
+            r.value
+            for r in resource.app_roles
+            if r.value in values and r.is_enabled and "Application" in r.allowed_member_types
+        )
+    )
+
+
+def _split(token: str) -> tuple[str, str] | None:
+    if "/" not in token:
+        return None
+    identifier, value = token.rsplit("/", 1)
+    return identifier, value
+
+
+def resolve_delegated(
+    tenant: Tenant, client: Application, scope: str, *, on_token_endpoint: bool
+) -> ScopeGrant:
+    tokens = scope.split()
+    if not tokens:
+        raise errors.missing_parameter("scope")
+    oidc = frozenset(t.lower() for t in tokens if t.lower() in OIDC_SCOPES)
+    named: list[tuple[str, str]] = []  # (identifier, value)
+    for token in tokens:
+        if token.lower() in OIDC_SCOPES:
+            continue
+        split = _split(token)
+        if split is None:
+            named.append((GRAPH_APP_ID, token))
+        elif not split[0] or not split[1]:
+            raise errors.invalid_scope(token)
+        else:
+            named.append(split)
+
+    if not named:
+        if not oidc - {"offline_access"}:
+            raise errors.invalid_scope(scope)
+        return ScopeGrant(oidc, None, GRAPH_APP_ID, GRAPH_SCOPES)
+
+    identifiers = {i if i not in GRAPH_IDENTIFIERS else GRAPH_APP_ID for i, _ in named}
+    if len(identifiers) > 1:
+        raise errors.multiple_resources(scope)
+    identifier = named[0][0]
+    if identifier in GRAPH_IDENTIFIERS:
+        values = []
+        for _, value in named:
+            match = [g for g in GRAPH_SCOPES if g.lower() == value.lower()]
+            if value == ".default":
+                match = list(GRAPH_SCOPES)
+            if not match:
+                raise errors.scope_not_exposed(client.display_name, value, GRAPH_APP_ID)
+            values += [m for m in match if m not in values]
+        return ScopeGrant(
+            oidc, None, GRAPH_APP_ID if identifier == GRAPH_APP_ID else identifier, tuple(values)
+        )
+
+    resource = tenant.resource(identifier)
+    if resource is None:
+        raise errors.resource_not_found(identifier, tenant.id)
+    granted = granted_scopes(tenant, client, resource)
+    values = []
+    for _, value in named:
+        if value == ".default":
+            values += sorted(v for v in granted if v not in values)
+            continue
+        exposed = resource.scope(value)
+        if exposed is None:
+            raise errors.scope_not_exposed(client.display_name, value, resource.app_id)
+        if exposed.value not in granted:
+            raise errors.consent_required(
+                client.app_id, client.display_name, on_token_endpoint=on_token_endpoint
+            )
+        if exposed.value not in values:
+            values.append(exposed.value)
+    return ScopeGrant(oidc, resource, identifier, tuple(values))
+
+
+def resolve_application(
+    tenant: Tenant, client: Application, scope: str
+) -> tuple[Application, str, tuple[str, ...]]:
+    """client_credentials: exactly one ``<resource>/.default``; returns (resource, identifier, roles)."""
+    tokens = scope.split()
+    if not tokens:
+        raise errors.missing_parameter("scope")
+    if len(tokens) != 1 or not tokens[0].endswith("/.default"):
+        raise errors.default_scope_required(scope)
+    identifier = tokens[0][: -len("/.default")]
+    resource = tenant.resource(identifier)
+    if resource is None:
+        raise errors.resource_not_found(identifier, tenant.id)
+    return resource, identifier, granted_app_roles(client, resource)

@@ -1,0 +1,437 @@
+"""``/{tenant}/oauth2/v2.0/token`` and ``/devicecode``: the grants, their client rules and their errors.
+
+Client authentication follows Entra: ``client_secret_basic`` or ``client_secret_post``; a code
+redeemed for a web redirect URI needs the secret (AADSTS7000218), one for a SPA redirect URI must
+come cross-origin (AADSTS9002327) and must not carry a secret; ``isFallbackPublicClient`` apps may
+use the password and device-code grants without one.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import unquote
+
+import jwt
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from devidp import claims, errors
+from devidp.config import Application, Tenant
+from devidp.errors import EntraError
+from devidp.http import json_error, json_ok, runtime
+from devidp.keys import b64url
+from devidp.runtime import Runtime
+from devidp.scopes import GRAPH_APP_ID, resolve_application, resolve_delegated
+from devidp.state import DeviceAuthorization
+
+GRANT_CODE = "authorization_code"
+GRANT_REFRESH = "refresh_token"
+GRANT_CLIENT_CREDENTIALS = "client_credentials"
+GRANT_PASSWORD = "password"
+GRANT_DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+SecretRule = Literal["required", "forbidden", "optional"]
+Form = MultiDictProxy[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuth:
+    app: Application
+    secret_presented: bool
+
+
+async def read_form(request: web.Request) -> Form:
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise errors.malformed_request()
+    form = await request.post()
+    for key in form:
+        if len(form.getall(key)) > 1:  # RFC 6749 3.2: parameters must not repeat
+            raise errors.malformed_request()
+    return form  # type: ignore[return-value]
+
+
+def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        raw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        client_id, _, secret = raw.partition(":")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.malformed_request() from exc
+    # RFC 6749 2.3.1: both parts are form-url-encoded before base64.
+    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+
+
+def find_client(tenant: Tenant, client_id: str) -> Application:
+    if not client_id:
+        raise errors.missing_parameter("client_id")
+    client = tenant.application(client_id)
+    if client is None:
+        raise errors.unknown_client(client_id, tenant.id)
+    return client
+
+
+def identify_client(request: web.Request, tenant: Tenant, form: Form) -> tuple[Application, str | None]:
+    """The client named by the request and the secret it presented (not yet checked)."""
+    basic = _basic_credentials(request)
+    form_id = form.get("client_id", "")
+    if basic is not None:
+        if form_id and form_id != basic[0]:
+            raise errors.malformed_request()
+        if form.get("client_secret"):
+            raise errors.malformed_request()  # one authentication method per request
+        return find_client(tenant, basic[0]), basic[1]
+    return find_client(tenant, form_id), form.get("client_secret") or None
+
+
+def check_secret(client: Application, secret: str | None, rule: SecretRule) -> ClientAuth:
+    if secret is not None:
+        if not client.client_secrets or rule == "forbidden":
+            raise errors.public_client_sent_secret()
+        if not any(hmac.compare_digest(secret.encode(), s.encode()) for s in client.client_secrets):
+            raise errors.invalid_client_secret(client.app_id)
+        return ClientAuth(client, True)
+    if rule == "required":
+        raise errors.client_secret_required()
+    return ClientAuth(client, False)
+
+
+def _required(form: Form, name: str) -> str:
+    value = form.get(name, "")
+    if not value:
+        raise errors.missing_parameter(name)
+    return value
+
+
+def _pkce_matches(verifier: str, challenge: str) -> bool:
+    if not 43 <= len(verifier) <= 128:
+        return False
+    computed = b64url(hashlib.sha256(verifier.encode("ascii", "replace")).digest())
+    return hmac.compare_digest(computed, challenge)
+
+
+# -- grants --------------------------------------------------------------------------------------------
+
+
+def grant_authorization_code(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
+    client, secret = identify_client(request, tenant, form)
+    code_value = _required(form, "code")
+    redirect_uri = _required(form, "redirect_uri")
+    code = rt.store.code(code_value)
+    if code is None:
+        raise errors.code_malformed()
+    if code.tenant_id != tenant.id or code.client_id != client.app_id:
+        raise errors.grant_for_other_client()
+    rule: SecretRule = {"web": "required", "spa": "forbidden"}.get(code.platform, "optional")  # type: ignore[assignment]
+    auth = check_secret(client, secret, rule)
+    if code.platform == "spa" and not request.headers.get("Origin"):
+        raise errors.spa_requires_cors()
+    if code.redeemed:
+        # A second redemption means the code leaked: revoke what the first one was given.
+        rt.store.revoke_family(code.family_id)
+        raise errors.code_redeemed()
+    if rt.clock() >= code.expires_at:
+        raise errors.code_expired()
+    if redirect_uri != code.redirect_uri:
+        raise errors.token_redirect_uri_mismatch()
+    if code.code_challenge and not _pkce_matches(form.get("code_verifier", ""), code.code_challenge):
+        raise errors.pkce_mismatch()
+    user = tenant.user_by_id(code.user_id)
+    if user is None or not user.account_enabled:
+        raise errors.user_disabled()
+    code.redeemed = True
+    body, family = rt.user_token_response(
+        tenant,
+        user,
+        client,
+        code.grant,
+        confidential=auth.secret_presented,
+        auth_time=code.auth_time,
+        sid=code.sid,
+        nonce=code.nonce,
+        public=code.platform != "web",
+        spa=code.platform == "spa",
+        want_client_info=form.get("client_info") == "1",
+    )
+    code.family_id = family.id if family else None
+    return body
+
+
+def grant_refresh_token(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
+    client, secret = identify_client(request, tenant, form)
+    record = rt.store.refresh_record(_required(form, "refresh_token"))
+    family = rt.store.family(record.family_id) if record else None
+    if record is None or family is None:
+        raise errors.code_malformed()
+    if family.tenant_id != tenant.id or family.client_id != client.app_id:
+        raise errors.grant_for_other_client()
+    rule: SecretRule = ("forbidden" if family.spa else "optional") if family.public else "required"
+    auth = check_secret(client, secret, rule)
+    if family.spa and not request.headers.get("Origin"):
+        raise errors.spa_requires_cors()
+    if family.revoked:
+        raise errors.grant_revoked()
+    if record.spent:
+        # Refresh tokens rotate; presenting a spent one means two parties hold the family.
+        rt.store.revoke_family(family.id)
+        raise errors.grant_revoked()
+    if rt.clock() >= record.expires_at:
+        raise errors.refresh_token_expired()
+    user = tenant.user_by_id(family.user_id)
+    if user is None or not user.account_enabled:
+        raise errors.user_disabled()
+    grant = family.grant
+    if form.get("scope"):
+        # One refresh token serves every resource the client may reach (Entra's multi-resource RT).
+        grant = resolve_delegated(tenant, client, form["scope"], on_token_endpoint=True)
+        grant = dataclasses.replace(grant, oidc=grant.oidc | {"offline_access"})
+    record.spent = True
+    body, _ = rt.user_token_response(
+        tenant,
+        user,
+        client,
+        grant,
+        confidential=auth.secret_presented,
+        auth_time=family.auth_time,
+        sid=family.sid,
+        family=family,
+        want_client_info=form.get("client_info") == "1",
+    )
+    return body
+
+
+def grant_client_credentials(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
+    client, secret = identify_client(request, tenant, form)
+    check_secret(client, secret, "required")
+    resource, identifier, roles = resolve_application(tenant, client, form.get("scope", ""))
+    return rt.app_token_response(tenant, client, resource, identifier, roles)
+
+
+def grant_password(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
+    client, secret = identify_client(request, tenant, form)
+    auth = check_secret(client, secret, "optional" if client.is_fallback_public_client else "required")
+    username = _required(form, "username")
+    password = _required(form, "password")
+    scope = _required(form, "scope")
+    user = tenant.user_by_name(username)
+    if user is None:
+        raise errors.user_not_found(username, tenant.id)
+    if not hmac.compare_digest(password.encode(), user.password.encode()):
+        raise errors.bad_credentials()
+    if not user.account_enabled:
+        raise errors.user_disabled()
+    grant = resolve_delegated(tenant, client, scope, on_token_endpoint=True)
+    body, _ = rt.user_token_response(
+        tenant,
+        user,
+        client,
+        grant,
+        confidential=auth.secret_presented,
+        auth_time=rt.now(),
+        sid=claims.new_session_id(),
+        public=not auth.secret_presented,
+        want_client_info=form.get("client_info") == "1",
+    )
+    return body
+
+
+def grant_device_code(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
+    client, secret = identify_client(request, tenant, form)
+    auth = check_secret(client, secret, "optional" if client.is_fallback_public_client else "required")
+    device = rt.store.device(_required(form, "device_code"))
+    if device is None:
+        raise errors.code_malformed()
+    if device.tenant_id != tenant.id or device.client_id != client.app_id:
+        raise errors.grant_for_other_client()
+    if device.redeemed:
+        raise errors.code_redeemed()
+    if rt.clock() >= device.expires_at:
+        raise errors.device_code_expired()
+    if device.user_id is None:
+        raise errors.authorization_pending()
+    user = tenant.user_by_id(device.user_id)
+    if user is None or not user.account_enabled:
+        raise errors.user_disabled()
+    device.redeemed = True
+    body, _ = rt.user_token_response(
+        tenant,
+        user,
+        client,
+        device.grant,
+        confidential=auth.secret_presented,
+        auth_time=device.auth_time,
+        sid=claims.new_session_id(),
+        public=not auth.secret_presented,
+        want_client_info=form.get("client_info") == "1",
+    )
+    return body
+
+
+def grant_on_behalf_of(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
+    client, secret = identify_client(request, tenant, form)
+    check_secret(client, secret, "required")
+    assertion = _required(form, "assertion")
+    if form.get("requested_token_use") != "on_behalf_of":
+        raise errors.missing_parameter("requested_token_use")
+    scope = _required(form, "scope")
+    try:
+        incoming = rt.decode_own_token(assertion)
+    except jwt.ExpiredSignatureError as exc:
+        raise errors.assertion_expired() from exc
+    except jwt.InvalidTokenError as exc:
+        raise errors.assertion_invalid("The assertion is not a token signed by this tenant's keys.") from exc
+    issuers = {claims.v1_issuer(rt.base_url, tenant.id), claims.v2_issuer(rt.base_url, tenant.id)}
+    if incoming.get("tid") != tenant.id or incoming.get("iss") not in issuers:
+        raise errors.assertion_invalid("The assertion was issued by another tenant.")
+    if incoming.get("aud") != client.app_id and incoming.get("aud") not in client.identifier_uris:
+        raise errors.assertion_audience_mismatch()
+    if "scp" not in incoming or incoming.get("idtyp") == "app":
+        raise errors.obo_app_token()
+    user = tenant.user_by_id(str(incoming.get("oid", "")))
+    if user is None:
+        raise errors.assertion_invalid("The assertion's user is not in this tenant.")
+    if not user.account_enabled:
+        raise errors.user_disabled()
+    grant = resolve_delegated(tenant, client, scope, on_token_endpoint=True)
+    body, _ = rt.user_token_response(
+        tenant,
+        user,
+        client,
+        grant,
+        confidential=True,
+        auth_time=int(incoming.get("auth_time", incoming.get("iat", rt.now()))),
+        sid=str(incoming.get("sid") or claims.new_session_id()),
+    )
+    return body
+
+
+Grant = Callable[[Runtime, Tenant, Form, web.Request], dict[str, Any]]
+GRANTS: dict[str, Grant] = {
+    GRANT_CODE: grant_authorization_code,
+    GRANT_REFRESH: grant_refresh_token,
+    GRANT_CLIENT_CREDENTIALS: grant_client_credentials,
+    GRANT_PASSWORD: grant_password,
+    GRANT_DEVICE_CODE: grant_device_code,
+    GRANT_JWT_BEARER: grant_on_behalf_of,
+}
+
+
+async def token_endpoint(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    try:
+        tenant = rt.tenant(request.match_info["tenant"])
+        form = await read_form(request)
+        grant_type = _required(form, "grant_type")
+        grant = GRANTS.get(grant_type)
+        if grant is None:
+            raise errors.unsupported_grant_type(grant_type)
+        return _with_cors(request, json_ok(grant(rt, tenant, form, request)))
+    except EntraError as error:
+        return _with_cors(request, json_error(request, error))
+
+
+async def devicecode_endpoint(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    try:
+        tenant = rt.tenant(request.match_info["tenant"])
+        form = await read_form(request)
+        client = find_client(tenant, form.get("client_id", ""))
+        grant = resolve_delegated(tenant, client, form.get("scope", ""), on_token_endpoint=True)
+        lifetimes = rt.config.lifetimes
+        device = DeviceAuthorization(
+            tenant_id=tenant.id,
+            client_id=client.app_id,
+            grant=grant,
+            user_code=rt.store.new_user_code(),
+            expires_at=rt.clock() + lifetimes.device_code_seconds,
+        )
+        device_code = rt.store.add_device(device)
+        uri = f"{rt.base_url}/devicelogin"
+        return json_ok(
+            {
+                "user_code": device.user_code,
+                "device_code": device_code,
+                "verification_uri": uri,
+                "expires_in": lifetimes.device_code_seconds,
+                "interval": lifetimes.device_code_interval_seconds,
+                "message": f"To sign in, use a web browser to open the page {uri} and enter the code "
+                f"{device.user_code} to authenticate.",
+            }
+        )
+    except EntraError as error:
+        return json_error(request, error)
+
+
+async def v1_endpoint(request: web.Request) -> web.Response:
+    return json_error(
+        request,
+        EntraError(
+            "invalid_request",
+            9002313,
+            "Invalid request. devidp emulates the v2.0 endpoints only; use /oauth2/v2.0/ paths.",
+        ),
+    )
+
+
+async def userinfo_endpoint(request: web.Request) -> web.Response:
+    rt = runtime(request)
+    header = request.headers.get("Authorization", "")
+    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"}
+    if not header.lower().startswith("bearer "):
+        return web.json_response({"error": "invalid_token"}, status=401, headers=challenge)
+    try:
+        token = rt.decode_own_token(header[7:].strip())
+    except jwt.InvalidTokenError:
+        return web.json_response({"error": "invalid_token"}, status=401, headers=challenge)
+    tenant = rt.config.tenant(str(token.get("tid", "")))
+    user = tenant.user_by_id(str(token.get("oid", ""))) if tenant else None
+    # Entra's userinfo is a Microsoft Graph endpoint: it takes Graph tokens only.
+    if token.get("aud") != GRAPH_APP_ID or user is None or "scp" not in token:
+        return web.json_response({"error": "invalid_token"}, status=401, headers=challenge)
+    body = {"sub": token["sub"], "name": user.display_name}
+    if user.surname:
+        body["family_name"] = user.surname
+    if user.given_name:
+        body["given_name"] = user.given_name
+    if user.mail and "email" in str(token.get("scp", "")).split():
+        body["email"] = user.mail
+    return json_ok(body)
+
+
+def _with_cors(request: web.Request, response: web.Response) -> web.Response:
+    # SPAs redeem codes cross-origin; Entra's token endpoint answers CORS for any origin (no cookies).
+    if request.headers.get("Origin"):
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+async def token_preflight(request: web.Request) -> web.Response:
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, client-request-id, x-client-sku, x-client-ver, "
+            "x-client-os, x-client-cpu, x-ms-lib-capability, x-client-current-telemetry, "
+            "x-client-last-telemetry, x-app-name, x-app-ver",
+            "Access-Control-Max-Age": "86400",
+        },
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/{tenant}/oauth2/v2.0/token", token_endpoint)
+    app.router.add_route("OPTIONS", "/{tenant}/oauth2/v2.0/token", token_preflight)
+    app.router.add_post("/{tenant}/oauth2/v2.0/devicecode", devicecode_endpoint)
+    app.router.add_route("*", "/{tenant}/oauth2/token", v1_endpoint)
+    app.router.add_route("*", "/{tenant}/oauth2/authorize", v1_endpoint)
+    app.router.add_route("GET", "/oidc/userinfo", userinfo_endpoint)
+    app.router.add_route("POST", "/oidc/userinfo", userinfo_endpoint)
