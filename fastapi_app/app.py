@@ -97,7 +97,9 @@ def create_app(
     for area in (identity, projects, admin):
         app.include_router(area.build_router(settings), dependencies=docs_security)
 
-    # Outermost first at run time: log everything, refuse unsigned requests before reading bodies.
+    # Each add wraps the previous one, so at run time the order is AccessLog -> IdentityGuard ->
+    # BodyLimit -> routes: everything is logged, and unsigned requests are refused before any body
+    # is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(IdentityGuard, settings=settings, clock=clock)
     if settings.access_log:

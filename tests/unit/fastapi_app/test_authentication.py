@@ -227,3 +227,11 @@ def test_me_returns_the_decoded_identity(api: Api) -> None:
         "groups": ["g-1", "g,2"],
         "groups_overage": False,
     }
+
+
+def test_websocket_connections_are_refused(api: Api) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as caught, api.client.websocket_connect("/api/me"):
+        pass
+    assert caught.value.code == 1008
