@@ -1,0 +1,67 @@
+"""``python -m stack up [--run-dir run/] [--base-port N]``: the whole stack on 127.0.0.1 until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from stack.launcher import Stack
+from stack.processes import StackError
+from stack.topology import REPO_ROOT, Topology, base_port_topology
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start every component and wait for Ctrl-C")
+    up.add_argument(
+        "--run-dir", type=Path, default=REPO_ROOT / "run", help="configs, logs, CA (default: run/)"
+    )
+    up.add_argument(
+        "--base-port",
+        type=int,
+        default=None,
+        help="put the seven ports at N..N+6 (nginx, devidp, oauth2-proxy, verifier, metrics, FastAPI, Redis) "
+        "instead of the fixed defaults 8443/8900/4180/9000/9100/8000/6380",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    run_dir: Path = args.run_dir.resolve()
+    if args.base_port is None:
+        topology = Topology(run_dir=run_dir)
+    else:
+        topology = base_port_topology(run_dir, args.base_port)
+    stack = Stack(topology)
+    stopping = threading.Event()
+    # SIGTERM (e.g. from a process supervisor) stops as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        print(f"Starting the stack in {run_dir} ...", flush=True)
+        stack.start()
+        print(stack.banner(), flush=True)
+        print("  Press Ctrl-C to stop.", flush=True)
+        while not stopping.wait(0.5):
+            for name, proc in stack.processes.items():
+                if not proc.running:
+                    raise StackError(f"{name} stopped unexpectedly; see {proc.log_path}")
+    except StackError as exc:
+        print(f"\nstack: {exc}", file=sys.stderr)
+        stack.stop()
+        return 1
+    except KeyboardInterrupt:
+        pass
+    print("\nStopping ...", flush=True)
+    stack.stop()
+    print("Stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

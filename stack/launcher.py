@@ -1,0 +1,264 @@
+"""The whole stack as one object: ``python -m stack up`` and the end-to-end tests both use :class:`Stack`.
+
+``Stack(topology).start()`` renders every configuration into the run folder, makes the development
+CA and a certificate for ``localhost``, then starts Redis, devidp, oauth2-proxy, the verifier,
+FastAPI and nginx in that order (each waits for the ones before it: oauth2-proxy reads devidp's
+discovery document at start-up), waiting until each one answers. :meth:`Stack.stop` stops them in
+reverse order; :meth:`Stack.stop_component` / :meth:`Stack.start_component` restart one of them on
+the same port with the same configuration (the fail-closed tests).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sys
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from stack import render
+from stack.pki import TlsFiles, make_dev_pki
+from stack.processes import (
+    ManagedProcess,
+    StackError,
+    find_program,
+    http_probe,
+    redis_probe,
+)
+from stack.topology import BFF_CLIENT_SECRET, Topology
+
+#: Start order. Stop order is the reverse.
+COMPONENTS: tuple[str, ...] = ("redis", "devidp", "oauth2-proxy", "verifier", "api", "nginx")
+
+SETUP_HINT = "Run `make setup` (scripts/setup.sh) to install it."
+
+
+@dataclass(frozen=True, slots=True)
+class DevUser:
+    upn: str
+    password: str
+    display_name: str
+    roles: tuple[str, ...]
+    enabled: bool
+    tenant: str
+
+
+def read_dev_users(config_path: Path) -> list[DevUser]:
+    """The users devidp's configuration defines, for the start-up banner.
+
+    Read straight from the TOML so the launcher never keeps a second copy of who exists; unknown or
+    missing keys are tolerated because devidp, not the banner, validates that file.
+    """
+    data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    users: list[DevUser] = []
+    for tenant in data.get("tenants", []):
+        for u in tenant.get("users", []):
+            roles = tuple(str(a.get("appRole", "")) for a in u.get("appRoleAssignments", []))
+            users.append(
+                DevUser(
+                    upn=str(u.get("userPrincipalName", "")),
+                    password=str(u.get("password", "")),
+                    display_name=str(u.get("displayName", "")),
+                    roles=roles,
+                    enabled=bool(u.get("accountEnabled", True)),
+                    tenant=str(tenant.get("displayName") or tenant.get("id", "")),
+                )
+            )
+    return users
+
+
+def _random_secret() -> str:
+    # 32 random bytes as unpadded base64url: what oauth2-proxy's cookie secret and the identity
+    # signing key both decode to 32 bytes.
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
+
+
+def load_or_make_secrets(path: Path) -> render.Secrets:
+    """Per-run-folder secrets, kept across restarts so sessions survive a relaunch."""
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return render.Secrets(data["identity_signing_key"], data["cookie_secret"])
+    made = render.Secrets(identity_signing_key=_random_secret(), cookie_secret=_random_secret())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"identity_signing_key": made.identity_signing_key, "cookie_secret": made.cookie_secret}, f)
+    return made
+
+
+class Stack:
+    """Every component of one local stack, configured from one :class:`Topology`."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        python: str = sys.executable,
+        oauth2_proxy_binary: Path | None = None,
+    ) -> None:
+        self.topology = topology
+        self.python = python
+        default_binary = topology.repo_root / ".cache" / "bin" / "oauth2-proxy"
+        self.oauth2_proxy_binary = oauth2_proxy_binary or default_binary
+        self.processes: dict[str, ManagedProcess] = {}
+        self.tls: TlsFiles | None = None
+        self.secrets: render.Secrets | None = None
+
+    # --- preparation (files only) --------------------------------------------------------------
+    @property
+    def ca_file(self) -> Path:
+        if self.tls is None:
+            raise StackError("the stack has not been prepared yet: call prepare() or start()")
+        return self.tls.ca_cert
+
+    def prepare(self) -> None:
+        """Check programs, make the CA and certificate, render every config. Starts nothing."""
+        t = self.topology
+        nginx = find_program("nginx", "Install it (`apt-get install nginx`) or run `make setup`.")
+        redis = find_program("redis-server", "Install it (`apt-get install redis-server`) or `make setup`.")
+        o2p = find_program("oauth2-proxy", SETUP_HINT, explicit=self.oauth2_proxy_binary)
+        if not t.devidp_config.is_file():
+            raise StackError(f"devidp's configuration {t.devidp_config} is missing")
+        template_nginx = t.repo_root / render.NGINX_TEMPLATE
+        template_o2p = t.repo_root / render.OAUTH2_PROXY_TEMPLATE
+
+        for folder in (t.run_dir, t.conf_dir, t.logs_dir, t.run_dir / "nginx", t.run_dir / "redis"):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.tls = make_dev_pki(t.tls_dir)
+        self.secrets = load_or_make_secrets(t.run_dir / "secrets.json")
+
+        # nginx
+        (t.conf_dir / "nginx-tls.conf").write_text(render.nginx_tls_conf(self.tls.cert, self.tls.key))
+        edge = render.render_template(template_nginx.read_text(), render.edge_values(t), "EDGE_")
+        (t.conf_dir / "edge.conf").write_text(edge)
+        main_conf = t.conf_dir / "nginx.conf"
+        main_conf.write_text(
+            render.nginx_main_conf(t, t.conf_dir / "edge.conf", running_as_root=os.geteuid() == 0)
+        )
+        # oauth2-proxy
+        o2p_conf = t.conf_dir / "oauth2-proxy.cfg"
+        o2p_conf.write_text(
+            render.render_template(
+                template_o2p.read_text(), render.oauth2_proxy_values(t, self.tls.ca_cert), "O2P_"
+            )
+        )
+        # devidp
+        devidp_conf = t.conf_dir / "devidp.toml"
+        devidp_conf.write_text(render.devidp_config_text(t.devidp_config.read_text(encoding="utf-8"), t))
+
+        py_env = {"PYTHONUNBUFFERED": "1", **dict(t.extra_env)}
+        host = t.bind_host
+        logs = t.logs_dir
+        self.processes = {
+            "redis": ManagedProcess(
+                "Redis", [str(redis), *render.redis_args(t, t.run_dir / "redis")], t.redis_port,
+                redis_probe(host, t.redis_port), logs / "redis.log",
+            ),
+            "devidp": ManagedProcess(
+                "devidp",
+                [self.python, *render.devidp_args(t, devidp_conf, self.tls.cert, self.tls.key)],
+                t.devidp_port,
+                http_probe(f"{t.oidc_issuer}/.well-known/openid-configuration", ca_file=self.tls.ca_cert),
+                logs / "devidp.log", env=py_env, cwd=t.repo_root,
+            ),
+            "oauth2-proxy": ManagedProcess(
+                "oauth2-proxy", [str(o2p), "--config", str(o2p_conf)], t.oauth2_proxy_port,
+                http_probe(f"{t.oauth2_proxy_url}/ready"), logs / "oauth2-proxy.log",
+                env=render.oauth2_proxy_env(BFF_CLIENT_SECRET, self.secrets.cookie_secret),
+            ),
+            "verifier": ManagedProcess(
+                "verifier", [self.python, "-m", "verifier"], t.verifier_port,
+                http_probe(f"{t.verifier_url}/readyz"), logs / "verifier.log",
+                extra_ports={"verifier metrics": t.verifier_metrics_port},
+                env={**py_env, **render.verifier_env(t, self.tls.ca_cert, self.secrets)}, cwd=t.repo_root,
+            ),
+            "api": ManagedProcess(
+                "FastAPI", [self.python, "-m", "fastapi_app"], t.api_port,
+                http_probe(f"{t.api_url}/api/healthz"), logs / "api.log",
+                env={**py_env, **render.api_env(t, self.tls.ca_cert, self.secrets)}, cwd=t.repo_root,
+            ),
+            "nginx": ManagedProcess(
+                "nginx",
+                [str(nginx), "-e", "stderr", "-p", str(t.run_dir / "nginx"), "-c", str(main_conf),
+                 "-g", "daemon off; error_log stderr notice;"],
+                t.nginx_port,
+                http_probe(f"{t.public_origin}/healthz", ca_file=self.tls.ca_cert),
+                logs / "nginx.log",
+            ),
+        }  # fmt: skip
+
+    # --- running ---------------------------------------------------------------------------------
+    def start(self, components: Iterable[str] = COMPONENTS) -> Stack:
+        """Start ``components`` (all by default) in dependency order; on any failure stop them all."""
+        wanted = set(components)
+        unknown = wanted - set(COMPONENTS)
+        if unknown:
+            raise StackError(f"unknown component(s) {sorted(unknown)}; expected some of {list(COMPONENTS)}")
+        if not self.processes:
+            self.prepare()
+        # Every port is checked before anything starts, so a taken port fails fast and names itself.
+        for name in COMPONENTS:
+            if name in wanted and not self.processes[name].running:
+                self.processes[name].check_ports(self.topology.bind_host)
+        try:
+            for name in COMPONENTS:
+                if name in wanted:
+                    self.start_component(name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_component(self, name: str) -> None:
+        proc = self.processes[name]
+        proc.start(self.topology.bind_host)
+        proc.wait_ready()
+
+    def stop_component(self, name: str) -> None:
+        proc = self.processes[name]
+        proc.stop()
+        proc.wait_port_released(self.topology.bind_host)
+
+    def stop(self) -> None:
+        for name in reversed(COMPONENTS):
+            if name in self.processes:
+                self.processes[name].stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def users(self) -> list[DevUser]:
+        return read_dev_users(self.topology.devidp_config)
+
+    def banner(self) -> str:
+        t = self.topology
+        lines = [
+            "",
+            f"  The app:        {t.public_origin}/",
+            f"  API docs:       {t.public_origin}/api/docs",
+            f"  devidp:         {t.devidp_origin}/  (tenant {t.tenant_id})",
+            f"  Trust this CA:  {self.ca_file}",
+            f"  Logs:           {t.logs_dir}/",
+            "",
+            "  Internal (127.0.0.1 only, never through nginx):",
+            f"    oauth2-proxy {t.oauth2_proxy_url}   verifier {t.verifier_url}   metrics {t.metrics_url}",
+            f"    FastAPI {t.api_url}   Redis {t.redis_url}",
+            "",
+            "  Sign in as (devidp users, development passwords):",
+        ]
+        for u in self.users():
+            roles = ", ".join(r for r in u.roles if r) or "no role"
+            state = "" if u.enabled else "  [disabled]"
+            lines.append(f"    {u.upn:<36} {u.password:<20} {roles}{state}")
+        lines.append("")
+        return "\n".join(lines)

@@ -1,0 +1,255 @@
+"""Pure rendering: a :class:`~stack.topology.Topology` in, configuration texts and environments out.
+
+No I/O happens here (the template texts are passed in), so every rule about what each component is
+told can be unit-tested without starting anything. :mod:`stack.processes` writes the results into
+the run folder and starts the programs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack.topology import EXAMPLE_PUBLIC_ORIGIN, SECOND_TENANT_ID, Topology
+
+NGINX_TEMPLATE = Path("nginx") / "edge.conf.template"
+OAUTH2_PROXY_TEMPLATE = Path("oauth2-proxy") / "oauth2-proxy.cfg.template"
+
+
+class TemplateError(Exception):
+    """A template names a variable nobody supplied (or a value would break the file)."""
+
+
+def placeholders(text: str, prefix: str) -> set[str]:
+    """Every ``${PREFIX_NAME}`` the template uses."""
+    return set(re.findall(r"\$\{(" + re.escape(prefix) + r"[A-Z0-9_]+)\}", text))
+
+
+def render_template(text: str, values: Mapping[str, str], prefix: str) -> str:
+    """Substitute ``${PREFIX_*}`` names only, like ``envsubst`` with a filter.
+
+    nginx's own ``$variables`` and any ``${OTHER}`` stay as they are. A missing name is an error (a
+    silently empty ``listen`` or upstream would make a broken but running proxy); so is a value with
+    a newline, which could smuggle extra directives into the file.
+    """
+    missing = sorted(placeholders(text, prefix) - set(values))
+    if missing:
+        raise TemplateError(f"no value for {', '.join(missing)}")
+    for name, value in values.items():
+        if "\n" in value or "\r" in value:
+            raise TemplateError(f"{name} contains a line break")
+
+    def substitute(match: re.Match[str]) -> str:
+        return values[match.group(1)]
+
+    return re.sub(r"\$\{(" + re.escape(prefix) + r"[A-Z0-9_]+)\}", substitute, text)
+
+
+# --- nginx ---------------------------------------------------------------------------------------
+
+
+def edge_values(topo: Topology) -> dict[str, str]:
+    """The EDGE_* values for the local stack (TLS on nginx itself, logs to a file)."""
+    return {
+        "EDGE_LISTEN": f"{topo.bind_host}:{topo.nginx_port} ssl",
+        "EDGE_TLS_CONF_GLOB": str(topo.conf_dir / "nginx-tls.conf"),
+        "EDGE_SERVER_NAME": topo.public_hostname,
+        "EDGE_PUBLIC_HOST": topo.public_host,
+        "EDGE_OAUTH2_PROXY_ADDR": topo.oauth2_proxy_addr,
+        "EDGE_VERIFIER_ADDR": topo.verifier_addr,
+        "EDGE_API_ADDR": topo.api_addr,
+        "EDGE_SPA_ROOT": str(topo.spa_root),
+        "EDGE_ACCESS_LOG": str(topo.logs_dir / "nginx-access.log"),
+        "EDGE_REAL_IP_FROM": "127.0.0.1/32",
+        # Short locally: a browser that visits https://localhost once should not be pinned to TLS
+        # on every localhost port for a year.
+        "EDGE_HSTS": "max-age=300",
+        "EDGE_AUTHORITY_ORIGIN": topo.devidp_origin,
+    }
+
+
+def nginx_tls_conf(cert: Path, key: Path) -> str:
+    return (
+        f"ssl_certificate {cert};\n"
+        f"ssl_certificate_key {key};\n"
+        "ssl_protocols TLSv1.2 TLSv1.3;\n"
+        "ssl_session_cache shared:edge_tls:1m;\n"
+    )
+
+
+def nginx_main_conf(topo: Topology, edge_conf: Path, *, running_as_root: bool) -> str:
+    """The wrapper the official image provides in containers: pid, temp paths, events, http{}.
+
+    Everything nginx writes stays in the run folder, so it runs unprivileged and beside a system
+    nginx. As root, nginx would hand its workers to ``nobody``, who cannot read a private run folder;
+    the workers then stay root, acceptable for a development stack bound to 127.0.0.1 only.
+    """
+    run = topo.run_dir / "nginx"
+    user = "user root;\n" if running_as_root else ""
+    return (
+        f"{user}"
+        "worker_processes 2;\n"
+        f"pid {run / 'nginx.pid'};\n"
+        "events { worker_connections 1024; }\n"
+        "http {\n"
+        "    include /etc/nginx/mime.types;\n"
+        "    default_type application/octet-stream;\n"
+        "    sendfile on;\n"
+        "    keepalive_timeout 65;\n"
+        f"    client_body_temp_path {run / 'client_body'};\n"
+        f"    proxy_temp_path {run / 'proxy'};\n"
+        f"    fastcgi_temp_path {run / 'fastcgi'};\n"
+        f"    uwsgi_temp_path {run / 'uwsgi'};\n"
+        f"    scgi_temp_path {run / 'scgi'};\n"
+        f"    include {edge_conf};\n"
+        "}\n"
+    )
+
+
+# --- oauth2-proxy --------------------------------------------------------------------------------
+
+
+def oauth2_proxy_values(topo: Topology, ca_file: Path) -> dict[str, str]:
+    return {
+        "O2P_HTTP_ADDRESS": topo.oauth2_proxy_addr,
+        "O2P_TRUSTED_PROXY_IP": f"{topo.bind_host}/32",
+        "O2P_OIDC_ISSUER_URL": topo.oidc_issuer,
+        "O2P_CLIENT_ID": topo.bff_client_id,
+        "O2P_REDIRECT_URL": topo.redirect_url,
+        "O2P_SCOPE": topo.scope,
+        "O2P_WHITELIST_DOMAIN": topo.public_host,
+        "O2P_COOKIE_NAME": topo.session_cookie_name,
+        "O2P_COOKIE_REFRESH": f"{topo.cookie_refresh_seconds}s",
+        "O2P_COOKIE_EXPIRE": f"{topo.cookie_expire_seconds}s",
+        "O2P_REDIS_URL": topo.redis_url,
+        "O2P_PROVIDER_CA_FILE": str(ca_file),
+    }
+
+
+def oauth2_proxy_env(client_secret: str, cookie_secret: str) -> dict[str, str]:
+    """Secrets go in the environment, never in the rendered file (the same as on ECS)."""
+    return {"OAUTH2_PROXY_CLIENT_SECRET": client_secret, "OAUTH2_PROXY_COOKIE_SECRET": cookie_secret}
+
+
+# --- devidp --------------------------------------------------------------------------------------
+
+
+def devidp_config_text(example_text: str, topo: Topology) -> str:
+    """devidp/example.toml with its redirect URIs moved to this stack's public origin.
+
+    The file registers ``https://localhost:8443/...``; a stack on other ports (tests) needs its own
+    origin there, exactly as a real app registration would. Nothing else is changed.
+    """
+    if topo.public_origin == EXAMPLE_PUBLIC_ORIGIN:
+        return example_text
+    return example_text.replace(EXAMPLE_PUBLIC_ORIGIN + "/", topo.public_origin + "/").replace(
+        f'"{EXAMPLE_PUBLIC_ORIGIN}"', f'"{topo.public_origin}"'
+    )
+
+
+def devidp_args(topo: Topology, config: Path, cert: Path, key: Path) -> list[str]:
+    args = [
+        "-m", "devidp",
+        "--config", str(config),
+        "--host", topo.bind_host,
+        "--port", str(topo.devidp_port),
+        "--tls-cert", str(cert),
+        "--tls-key", str(key),
+        "--public-url", topo.devidp_origin,
+    ]  # fmt: skip
+    if topo.access_token_lifetime_seconds is not None:
+        args += ["--access-token-lifetime", str(topo.access_token_lifetime_seconds)]
+    return args
+
+
+# --- verifier and FastAPI ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Per-run secrets: made fresh for every run folder, kept in it with mode 0600."""
+
+    identity_signing_key: str
+    cookie_secret: str
+
+
+def validation_env(topo: Topology, ca_file: Path) -> dict[str, str]:
+    """The VERIFIER_* token rules; FastAPI reads the same ones for its re-validation."""
+    return {
+        # The second tenant is deliberately absent: its tokens are "another tenant".
+        "VERIFIER_TENANT_IDS": topo.tenant_id,
+        "VERIFIER_AUTHORITY": topo.devidp_origin,
+        "VERIFIER_V1_ISSUER_BASE": topo.devidp_origin,
+        "VERIFIER_ISSUER_VERSIONS": "v1,v2",
+        "VERIFIER_AUDIENCES": f"{topo.api_app_id_uri},{topo.api_app_id}",
+        "VERIFIER_LEEWAY_SECONDS": str(topo.verifier_leeway_seconds),
+        "VERIFIER_CA_FILE": str(ca_file),
+    }
+
+
+def verifier_env(topo: Topology, ca_file: Path, secrets: Secrets) -> dict[str, str]:
+    return {
+        **validation_env(topo, ca_file),
+        "IDENTITY_SIGNING_KEY": secrets.identity_signing_key,
+        "VERIFIER_HOST": topo.bind_host,
+        "VERIFIER_PORT": str(topo.verifier_port),
+        "VERIFIER_METRICS_PORT": str(topo.verifier_metrics_port),
+        "VERIFIER_OAUTH2_PROXY_URL": topo.oauth2_proxy_url,
+        "VERIFIER_SESSION_COOKIE_NAME": topo.session_cookie_name,
+        "VERIFIER_REDIS_URL": topo.redis_url,
+        "VERIFIER_PUBLIC_ORIGIN": topo.public_origin,
+        "VERIFIER_LOG_LEVEL": "info",
+    }
+
+
+def api_env(topo: Topology, ca_file: Path, secrets: Secrets) -> dict[str, str]:
+    return {
+        **validation_env(topo, ca_file),
+        "IDENTITY_SIGNING_KEY": secrets.identity_signing_key,
+        "API_HOST": topo.bind_host,
+        "API_PORT": str(topo.api_port),
+        "API_DATABASE_PATH": str(topo.run_dir / "api.sqlite3"),
+        "API_IDENTITY_MAX_AGE_SECONDS": str(topo.api_identity_max_age_seconds),
+        "API_AUTHORITY_URL": topo.authority,
+        "API_OPENAPI_CLIENT_ID": topo.spa_client_id,
+        "API_SCOPE_PREFIX": topo.api_app_id_uri,
+    }
+
+
+def redis_args(topo: Topology, data_dir: Path) -> list[str]:
+    """Redis with an RDB snapshot on shutdown, so a restarted Redis still holds the sessions."""
+    return [
+        "--bind", topo.bind_host,
+        "--port", str(topo.redis_port),
+        "--protected-mode", "yes",
+        "--dir", str(data_dir),
+        "--dbfilename", "sessions.rdb",
+        "--save", "3600 1",
+        "--appendonly", "no",
+        "--daemonize", "no",
+        "--logfile", "",
+    ]  # fmt: skip
+
+
+__all__ = [
+    "NGINX_TEMPLATE",
+    "OAUTH2_PROXY_TEMPLATE",
+    "SECOND_TENANT_ID",
+    "Secrets",
+    "TemplateError",
+    "api_env",
+    "devidp_args",
+    "devidp_config_text",
+    "edge_values",
+    "nginx_main_conf",
+    "nginx_tls_conf",
+    "oauth2_proxy_env",
+    "oauth2_proxy_values",
+    "placeholders",
+    "redis_args",
+    "render_template",
+    "validation_env",
+    "verifier_env",
+]

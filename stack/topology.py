@@ -1,0 +1,205 @@
+"""Where everything in the local stack lives: the one source of truth for ports, URLs and names.
+
+nginx, oauth2-proxy, the verifier, FastAPI and devidp are all configured from a :class:`Topology`
+(see :mod:`stack.render`), and the end-to-end tests read the same object to know where to send
+requests. The defaults are the fixed local values every part of the project documents; tests build
+one on free ports with :func:`free_port_topology`.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from verifier.identity import IDENTITY_HEADERS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: The devidp tenant, apps and secrets of ``devidp/example.toml``. These ids are fixed by the
+#: project (the other parts rely on them); the file itself stays the only place users live.
+PRIMARY_TENANT_ID = "7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+SECOND_TENANT_ID = "0b6c7d8e-9f01-4a23-b456-789abcdef012"
+API_APP_ID = "5a1e9c3d-8b7f-4e21-9d63-2f4a8b1c0e57"
+API_APP_ID_URI = f"api://{API_APP_ID}"
+BFF_CLIENT_ID = "b7f3d1e2-6c4a-4b58-9e17-3d2c1a0f9e84"
+#: Development-only secret registered in devidp/example.toml; production reads it from Secrets Manager.
+BFF_CLIENT_SECRET = "bff-dev-secret-change-me"
+SPA_CLIENT_ID = "c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f"
+PUBLIC_CLIENT_ID = "d3e5f7a9-2b4c-4d6e-9f80-1a2b3c4d5e6f"
+DAEMON_CLIENT_ID = "e4f6a8b0-3c5d-4e7f-a091-2b3c4d5e6f70"
+DAEMON_CLIENT_SECRET = "daemon-dev-secret-change-me"
+#: The public origin written into devidp/example.toml's redirect URIs.
+EXAMPLE_PUBLIC_ORIGIN = "https://localhost:8443"
+
+SESSION_COOKIE_NAME = "__Host-oauth2_proxy"
+CSRF_HEADER = "X-CSRF-Token"
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Every address and name of one running stack. Frozen: a running stack never moves."""
+
+    run_dir: Path
+    bind_host: str = "127.0.0.1"
+    public_hostname: str = "localhost"
+    nginx_port: int = 8443
+    devidp_port: int = 8900
+    oauth2_proxy_port: int = 4180
+    verifier_port: int = 9000
+    verifier_metrics_port: int = 9100
+    api_port: int = 8000
+    redis_port: int = 6380
+    repo_root: Path = REPO_ROOT
+    devidp_config: Path = REPO_ROOT / "devidp" / "example.toml"
+    spa_root: Path = REPO_ROOT / "spa" / "dist"
+    tenant_id: str = PRIMARY_TENANT_ID
+    api_app_id: str = API_APP_ID
+    api_app_id_uri: str = API_APP_ID_URI
+    bff_client_id: str = BFF_CLIENT_ID
+    spa_client_id: str = SPA_CLIENT_ID
+    session_cookie_name: str = SESSION_COOKIE_NAME
+    identity_headers: tuple[str, ...] = IDENTITY_HEADERS
+    #: Lifetimes. Production values by default; the refresh test shortens them.
+    access_token_lifetime_seconds: int | None = None  # None: whatever devidp's config says
+    cookie_refresh_seconds: int = 15 * 60
+    cookie_expire_seconds: int = 60 * 60
+    verifier_leeway_seconds: int = 60
+    api_identity_max_age_seconds: int = 30
+    #: Delegated scopes the session asks for, so its access token is one for our API.
+    api_scopes: tuple[str, ...] = ("user.read", "user.write")
+    extra_env: tuple[tuple[str, str], ...] = field(default=())
+
+    # --- derived addresses -------------------------------------------------------------------
+    @property
+    def public_host(self) -> str:
+        return self.public_hostname if self.nginx_port == 443 else f"{self.public_hostname}:{self.nginx_port}"
+
+    @property
+    def public_origin(self) -> str:
+        return f"https://{self.public_host}"
+
+    @property
+    def devidp_origin(self) -> str:
+        return f"https://{self.public_hostname}:{self.devidp_port}"
+
+    @property
+    def authority(self) -> str:
+        """The tenant authority, as MSAL and the docs page use it."""
+        return f"{self.devidp_origin}/{self.tenant_id}"
+
+    @property
+    def oidc_issuer(self) -> str:
+        return f"{self.authority}/v2.0"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.authority}/oauth2/v2.0/token"
+
+    @property
+    def redirect_url(self) -> str:
+        return f"{self.public_origin}/oauth2/callback"
+
+    @property
+    def oauth2_proxy_addr(self) -> str:
+        return f"{self.bind_host}:{self.oauth2_proxy_port}"
+
+    @property
+    def oauth2_proxy_url(self) -> str:
+        return f"http://{self.oauth2_proxy_addr}"
+
+    @property
+    def verifier_addr(self) -> str:
+        return f"{self.bind_host}:{self.verifier_port}"
+
+    @property
+    def verifier_url(self) -> str:
+        return f"http://{self.verifier_addr}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.bind_host}:{self.verifier_metrics_port}"
+
+    @property
+    def api_addr(self) -> str:
+        return f"{self.bind_host}:{self.api_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_addr}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.bind_host}:{self.redis_port}/0"
+
+    @property
+    def scope(self) -> str:
+        """oauth2-proxy's scope: OpenID scopes plus the API's, so the session holds an API token."""
+        api = " ".join(f"{self.api_app_id_uri}/{s}" for s in self.api_scopes)
+        return f"openid profile email offline_access {api}"
+
+    def ports(self) -> dict[str, int]:
+        """Every listening port by component name, for the port-taken check and the banner."""
+        return {
+            "nginx": self.nginx_port,
+            "devidp": self.devidp_port,
+            "oauth2-proxy": self.oauth2_proxy_port,
+            "verifier": self.verifier_port,
+            "verifier metrics": self.verifier_metrics_port,
+            "FastAPI": self.api_port,
+            "Redis": self.redis_port,
+        }
+
+    # --- run folder layout ---------------------------------------------------------------------
+    @property
+    def tls_dir(self) -> Path:
+        return self.run_dir / "tls"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.run_dir / "conf"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def free_port_topology(run_dir: Path, **overrides: object) -> Topology:
+    """A topology on kernel-chosen free ports, for tests that run beside a ``make run`` stack."""
+    ports: set[int] = set()
+    while len(ports) < 7:
+        ports.add(free_port())
+    nginx, devidp, o2p, verifier, metrics, api, redis = sorted(ports)
+    base = Topology(
+        run_dir=run_dir,
+        nginx_port=nginx,
+        devidp_port=devidp,
+        oauth2_proxy_port=o2p,
+        verifier_port=verifier,
+        verifier_metrics_port=metrics,
+        api_port=api,
+        redis_port=redis,
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def base_port_topology(run_dir: Path, base_port: int) -> Topology:
+    """All seven ports counted up from ``base_port`` (``python -m stack up --base-port N``)."""
+    return Topology(
+        run_dir=run_dir,
+        nginx_port=base_port,
+        devidp_port=base_port + 1,
+        oauth2_proxy_port=base_port + 2,
+        verifier_port=base_port + 3,
+        verifier_metrics_port=base_port + 4,
+        api_port=base_port + 5,
+        redis_port=base_port + 6,
+    )

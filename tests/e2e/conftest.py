@@ -1,0 +1,71 @@
+"""One real stack for the whole end-to-end session: the launcher `make run` uses, on free ports.
+
+Lifetimes are shortened so the refresh and expiry tests finish in seconds: devidp access tokens
+live ``ACCESS_TOKEN_SECONDS``, oauth2-proxy refreshes a session older than
+``COOKIE_REFRESH_SECONDS`` and the verifier allows ``LEEWAY_SECONDS`` of clock skew. Every other
+test uses a token or session within seconds of getting it, so the short lifetimes do not make them
+flaky; they only make the refresh path run more often, which is the point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from stack.launcher import Stack
+from stack.topology import free_port_topology
+from tests.e2e import edge_client
+
+ACCESS_TOKEN_SECONDS = 20
+COOKIE_REFRESH_SECONDS = 5
+LEEWAY_SECONDS = 1
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    topology = free_port_topology(
+        tmp_path_factory.mktemp("stack"),
+        access_token_lifetime_seconds=ACCESS_TOKEN_SECONDS,
+        cookie_refresh_seconds=COOKIE_REFRESH_SECONDS,
+        verifier_leeway_seconds=LEEWAY_SECONDS,
+    )
+    running = Stack(topology)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    """A fresh cookie-less client that trusts only the stack's CA."""
+    with edge_client.new_client(stack) as c:
+        yield c
+
+
+@pytest.fixture
+def origin(stack: Stack) -> str:
+    return stack.topology.public_origin
+
+
+@pytest.fixture
+def alice(stack: Stack) -> Iterator[edge_client.SignIn]:
+    """alice (Reader), signed in through the browser flow; the client holds her session cookie."""
+    signed_in = edge_client.sign_in(stack, "alice@contoso-dev.example", "alice-password")
+    try:
+        yield signed_in
+    finally:
+        signed_in.client.close()
+
+
+@pytest.fixture
+def bob(stack: Stack) -> Iterator[edge_client.SignIn]:
+    """bob (Writer), signed in through the browser flow."""
+    signed_in = edge_client.sign_in(stack, "bob@contoso-dev.example", "bob-password")
+    try:
+        yield signed_in
+    finally:
+        signed_in.client.close()

@@ -1,0 +1,173 @@
+"""An HTTP client that behaves like a browser where it matters, for the end-to-end tests.
+
+It trusts only the stack's development CA, keeps cookies per host like a browser, and can walk the
+whole sign-in (nginx -> oauth2-proxy -> devidp's form -> callback) one redirect at a time so tests can
+look at every hop. It also fetches tokens from devidp the way Postman or a daemon would.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from dataclasses import dataclass, field
+from html import unescape
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+
+from stack.launcher import Stack
+from stack.topology import DAEMON_CLIENT_ID, DAEMON_CLIENT_SECRET, PUBLIC_CLIENT_ID, SECOND_TENANT_ID
+
+_FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S | re.I)
+_ATTR = re.compile(r'(\w[\w-]*)\s*=\s*(?:"([^"]*)"|([^\s>]+))')
+_INPUT = re.compile(r"<(input|button)\b([^>]*)>", re.I)
+
+
+def _attrs(tag: str) -> dict[str, str]:
+    return {m.group(1).lower(): unescape(m.group(2) if m.group(2) is not None else m.group(3)) for m in _ATTR.finditer(tag)}
+
+
+def password_form(html: str) -> tuple[str, dict[str, str]]:
+    """The action and fields of devidp's "use a password" form."""
+    for form in _FORM.findall(html):
+        if 'name=password' not in form and 'name="password"' not in form:
+            continue
+        action = _attrs(form[: form.index(">") + 1]).get("action", "")
+        fields: dict[str, str] = {}
+        for _kind, raw in _INPUT.findall(form):
+            a = _attrs(raw)
+            if "name" in a and a.get("type", "").lower() in ("hidden", "text", "password", "submit", ""):
+                fields[a["name"]] = a.get("value", "")
+        return action, fields
+    raise AssertionError(f"no password form in the sign-in page:\n{html[:2000]}")
+
+
+@dataclass
+class Hop:
+    method: str
+    url: str
+    status: int
+    location: str
+    set_cookies: list[str]
+
+
+@dataclass
+class SignIn:
+    client: httpx.Client
+    hops: list[Hop] = field(default_factory=list)
+
+    @property
+    def final(self) -> Hop:
+        return self.hops[-1]
+
+    def session_set_cookie(self, cookie_name: str) -> str:
+        for hop in self.hops:
+            for line in hop.set_cookies:
+                if line.startswith(cookie_name + "="):
+                    return line
+        raise AssertionError(f"no Set-Cookie for {cookie_name} in {[h.url for h in self.hops]}")
+
+
+def ssl_context(stack: Stack) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(stack.ca_file))
+
+
+def new_client(stack: Stack, **kwargs: object) -> httpx.Client:
+    return httpx.Client(verify=ssl_context(stack), timeout=15.0, trust_env=False, **kwargs)  # type: ignore[arg-type]
+
+
+def follow(client: httpx.Client, method: str, url: str, *, data: dict[str, str] | None = None,
+           headers: dict[str, str] | None = None, max_hops: int = 12) -> list[Hop]:
+    """Send a request and follow redirects by hand, recording every hop."""
+    hops: list[Hop] = []
+    for _ in range(max_hops):
+        response = client.request(method, url, data=data, headers=headers)
+        location = response.headers.get("location", "")
+        hops.append(Hop(method, url, response.status_code, location, response.headers.get_list("set-cookie")))
+        if response.status_code not in (301, 302, 303, 307, 308) or not location:
+            hops[-1].body = response.text  # type: ignore[attr-defined]
+            return hops
+        url = urljoin(url, location)
+        method, data = "GET", None
+    raise AssertionError(f"more than {max_hops} redirects: {[h.url for h in hops]}")
+
+
+def sign_in(stack: Stack, username: str, password: str, *, start_path: str = "/",
+            client: httpx.Client | None = None) -> SignIn:
+    """Sign in through nginx, oauth2-proxy and devidp's form, as a browser without JavaScript does."""
+    client = client or new_client(stack)
+    result = SignIn(client)
+    hops = follow(client, "GET", stack.topology.public_origin + start_path)
+    result.hops += hops
+    page = hops[-1]
+    assert page.status == 200, f"expected devidp's sign-in page, got {page.status} at {page.url}"
+    assert page.url.startswith(stack.topology.devidp_origin), page.url
+    action, fields = password_form(page.body)  # type: ignore[attr-defined]
+    fields.update({"username": username, "password": password, "signin": "password"})
+    fields.pop("pick", None)
+    fields.pop("cancel", None)
+    result.hops += follow(client, "POST", urljoin(page.url, action), data=fields)
+    return result
+
+
+def session_cookie_attributes(set_cookie: str) -> dict[str, str | bool]:
+    jar = SimpleCookie()
+    jar.load(set_cookie)
+    (morsel,) = jar.values()
+    attrs: dict[str, str | bool] = {"value": morsel.value}
+    for key in ("secure", "httponly", "samesite", "path", "domain", "expires", "max-age"):
+        if morsel[key]:
+            attrs[key] = morsel[key]
+    return attrs
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+# --- tokens the way Postman and daemons get them ---------------------------------------------------
+
+
+def token_endpoint(stack: Stack, tenant: str | None = None) -> str:
+    t = stack.topology
+    return f"{t.devidp_origin}/{tenant or t.tenant_id}/oauth2/v2.0/token"
+
+
+def client_credentials_token(stack: Stack, *, client_id: str = DAEMON_CLIENT_ID,
+                             secret: str = DAEMON_CLIENT_SECRET, tenant: str | None = None) -> str:
+    with new_client(stack) as c:
+        r = c.post(token_endpoint(stack, tenant), data={
+            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+            "scope": f"{stack.topology.api_app_id_uri}/.default",
+        })
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def password_token(stack: Stack, username: str, password: str, *, scope: str | None = None,
+                   tenant: str | None = None, client_id: str = PUBLIC_CLIENT_ID) -> str:
+    with new_client(stack) as c:
+        r = c.post(token_endpoint(stack, tenant), data={
+            "grant_type": "password", "client_id": client_id, "username": username, "password": password,
+            "scope": scope or f"{stack.topology.api_app_id_uri}/user.read {stack.topology.api_app_id_uri}/user.write",
+        })
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def other_tenant_token(stack: Stack) -> str:
+    return password_token(
+        stack, "mallory@fabrikam-dev.example", "mallory-password",
+        scope=f"{stack.topology.api_app_id_uri}/user.read", tenant=SECOND_TENANT_ID,
+    )
+
+
+def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(interval)
+    return False
