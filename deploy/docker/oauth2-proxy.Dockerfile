@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# oauth2-proxy, built from its Go module at exactly the version in the repository's
+# OAUTH2_PROXY_VERSION file (the one `make run` and the tests use), with the project's config
+# template rendered at start-up from O2P_* environment variables.
+#
+# Build from the repository root:
+#   docker build -f deploy/docker/oauth2-proxy.Dockerfile -t entra-bff-edge/oauth2-proxy:<tag> .
+
+ARG GO_IMAGE=golang:1.26-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+FROM ${GO_IMAGE} AS build
+WORKDIR /build
+COPY OAUTH2_PROXY_VERSION ./
+ENV CGO_ENABLED=0 GOFLAGS=-trimpath
+# The version comes from the file, never from a second copy here, so the image cannot drift from
+# the version the tests ran. The module is downloaded first and the module cache is offered as the
+# first proxy: `go install module@version` also asks the proxy for the module's version list, which
+# the cache then answers (some module mirrors serve exact versions only). Every module is still
+# checked against the checksum database.
+RUN version=$(tr -d ' \n' < OAUTH2_PROXY_VERSION) \
+ && case "$version" in v7.*) ;; *) echo "OAUTH2_PROXY_VERSION must be v7.x, got '$version'" >&2; exit 1 ;; esac \
+ && module=github.com/oauth2-proxy/oauth2-proxy/v7 \
+ && go mod download "$module@$version" \
+ && GOBIN=/out GOFLAGS=-mod=mod GOPROXY="file://$(go env GOMODCACHE)/cache/download,$(go env GOPROXY)" \
+    go install -ldflags "-s -w -X $module/pkg/version.VERSION=$version" "$module@$version" \
+ && /out/oauth2-proxy --version
+
+FROM ${RUNTIME_IMAGE}
+# ca-certificates: the public CAs of login.microsoftonline.com and ElastiCache's TLS endpoint
+# (O2P_PROVIDER_CA_FILE=/etc/ssl/certs/ca-certificates.crt); gettext-base: envsubst for the template;
+# wget: the container health check (GET /ping).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates gettext-base wget \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 65532 oauth2-proxy \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin oauth2-proxy \
+ && mkdir -p /etc/oauth2-proxy \
+ && chown 65532:65532 /tmp \
+ && chmod 1777 /tmp
+COPY --from=build /out/oauth2-proxy /usr/local/bin/oauth2-proxy
+COPY oauth2-proxy/oauth2-proxy.cfg.template /etc/oauth2-proxy/oauth2-proxy.cfg.template
+COPY deploy/docker/oauth2-proxy-entrypoint.sh /usr/local/bin/oauth2-proxy-entrypoint
+# The rendered configuration is written to /tmp (a volume), so the root filesystem stays read-only.
+VOLUME ["/tmp"]
+USER 65532:65532
+EXPOSE 4180
+ENTRYPOINT ["/usr/local/bin/oauth2-proxy-entrypoint"]

@@ -1,0 +1,236 @@
+"""Shared fixtures for the deployment-file tests: the rendered ECS task definition, compose.yaml as
+compose would interpolate it, and the templates both must agree with.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+TASKDEF_TEMPLATE = REPO / "ecs-taskdefs" / "edge-api.taskdef.json"
+EXAMPLE_VALUES = REPO / "ecs-taskdefs" / "values.example.json"
+COMPOSE_FILE = REPO / "compose.yaml"
+DEVIDP_ENV = REPO / "deploy" / "docker" / "devidp.env"
+NGINX_TEMPLATE = REPO / "nginx" / "edge.conf.template"
+OAUTH2_PROXY_TEMPLATE = REPO / "oauth2-proxy" / "oauth2-proxy.cfg.template"
+DOCKER_DIR = REPO / "deploy" / "docker"
+
+#: Stand-ins for what Secrets Manager injects, shaped like real values.
+PLACEHOLDER_SECRETS = {
+    "IDENTITY_SIGNING_KEY": "k" * 43,
+    "IDENTITY_SIGNING_KEY_PREVIOUS": "",
+    "OAUTH2_PROXY_CLIENT_SECRET": "placeholder-client-secret",
+    "OAUTH2_PROXY_COOKIE_SECRET": "c" * 32,
+    "OAUTH2_PROXY_REDIS_PASSWORD": "placeholder-redis-password",
+    "VERIFIER_REDIS_URL": "rediss://entra-bff-edge:placeholder@redis.example.internal:6379/0",
+}
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def renderer() -> ModuleType:
+    return load_module(REPO / "ecs-taskdefs" / "render.py", "ecs_taskdef_render")
+
+
+@pytest.fixture(scope="session")
+def example_values(renderer: ModuleType) -> dict[str, str]:
+    return renderer.load_values(EXAMPLE_VALUES)
+
+
+@pytest.fixture(scope="session")
+def taskdef_template() -> dict[str, Any]:
+    return json.loads(TASKDEF_TEMPLATE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def task_definition(renderer: ModuleType, taskdef_template: dict[str, Any], example_values: dict[str, str]):
+    return renderer.render(taskdef_template, example_values)
+
+
+@pytest.fixture
+def containers(task_definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in task_definition["containerDefinitions"]}
+
+
+def ecs_environment(container: Mapping[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container.get("environment", [])}
+
+
+def ecs_secret_names(container: Mapping[str, Any]) -> set[str]:
+    return {item["name"] for item in container.get("secrets", [])}
+
+
+# --- compose -------------------------------------------------------------------------------------
+
+_COMPOSE_VAR = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+class InterpolationError(Exception):
+    pass
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Compose's variable interpolation: $$, $VAR, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?e}, ${VAR?e}."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group("escaped"):
+            return "$"
+        name = match.group("braced") or match.group("named")
+        op, arg = match.group("op"), match.group("arg")
+        value = env.get(name)
+        if op in (":-", ":?") and value == "":
+            value = None
+        if value is not None:
+            return value
+        if op in (":-", "-"):
+            return arg or ""
+        if op in (":?", "?"):
+            raise InterpolationError(f"{name}: {arg}")
+        return ""
+
+    return _COMPOSE_VAR.sub(substitute, text)
+
+
+def interpolate_tree(node: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, dict):
+        return {k: interpolate_tree(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate_tree(v, env) for v in node]
+    return node
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+@dataclass(frozen=True)
+class Compose:
+    raw: dict[str, Any]
+    interpolated: dict[str, Any]
+
+    @property
+    def services(self) -> dict[str, dict[str, Any]]:
+        return self.interpolated["services"]
+
+    def environment(self, service: str) -> dict[str, str]:
+        env = self.services[service].get("environment", {})
+        if isinstance(env, list):
+            return dict(item.split("=", 1) for item in env)
+        return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+@pytest.fixture(scope="session")
+def compose_loader() -> Callable[[Mapping[str, str]], Compose]:
+    yaml = pytest.importorskip("yaml", reason="PyYAML is in the test extras (pip install -e '.[test]')")
+
+    def load(env: Mapping[str, str]) -> Compose:
+        raw = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+        return Compose(raw=raw, interpolated=interpolate_tree(raw, env))
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def devidp_env() -> dict[str, str]:
+    return read_env_file(DEVIDP_ENV)
+
+
+@pytest.fixture(scope="session")
+def compose(compose_loader: Callable[[Mapping[str, str]], Compose], devidp_env: dict[str, str]) -> Compose:
+    """compose.yaml as `docker compose --env-file deploy/docker/devidp.env` sees it."""
+    return compose_loader(devidp_env)
+
+
+# --- Dockerfiles ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    path: Path
+    instructions: list[tuple[str, str]]  # (KEYWORD, arguments) with continuation lines joined
+
+    def all(self, keyword: str) -> list[str]:
+        return [args for kw, args in self.instructions if kw == keyword]
+
+
+def parse_dockerfile(path: Path) -> Dockerfile:
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        full = pending + stripped
+        pending = ""
+        keyword, _, args = full.partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+    return Dockerfile(path, instructions)
+
+
+@pytest.fixture(scope="session")
+def dockerfiles() -> dict[str, Dockerfile]:
+    return {p.name.removesuffix(".Dockerfile"): parse_dockerfile(p) for p in DOCKER_DIR.glob("*.Dockerfile")}
+
+
+#: Which image each ECS container runs (by the repository name in its image URI).
+def image_name(image_uri: str) -> str:
+    return image_uri.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+@pytest.fixture(scope="session")
+def env_of() -> Callable[[Mapping[str, Any]], dict[str, str]]:
+    """The ``environment`` of an ECS container definition as a dict."""
+    return ecs_environment
+
+
+@pytest.fixture(scope="session")
+def secrets_of() -> Callable[[Mapping[str, Any]], set[str]]:
+    """The names of an ECS container definition's ``secrets``."""
+    return ecs_secret_names
+
+
+@pytest.fixture(scope="session")
+def image_of() -> Callable[[str], str]:
+    return image_name
+
+
+@pytest.fixture(scope="session")
+def placeholder_secrets() -> dict[str, str]:
+    return dict(PLACEHOLDER_SECRETS)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
