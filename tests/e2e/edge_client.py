@@ -26,7 +26,10 @@ _INPUT = re.compile(r"<(input|button)\b([^>]*)>", re.I)
 
 
 def _attrs(tag: str) -> dict[str, str]:
-    return {m.group(1).lower(): unescape(m.group(2) if m.group(2) is not None else m.group(3)) for m in _ATTR.finditer(tag)}
+    return {
+        m.group(1).lower(): unescape(m.group(2) if m.group(2) is not None else m.group(3))
+        for m in _ATTR.finditer(tag)
+    }
 
 
 def password_form(html: str) -> tuple[str, dict[str, str]]:
@@ -78,15 +81,24 @@ def new_client(stack: Stack, **kwargs: object) -> httpx.Client:
     return httpx.Client(verify=ssl_context(stack), timeout=15.0, trust_env=False, **kwargs)  # type: ignore[arg-type]
 
 
-def follow(client: httpx.Client, method: str, url: str, *, data: dict[str, str] | None = None,
-           headers: dict[str, str] | None = None, max_hops: int = 12) -> list[Hop]:
-    """Send a request and follow redirects by hand, recording every hop."""
+def follow(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    data: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    max_hops: int = 12,
+    stop_at: str | None = None,
+) -> list[Hop]:
+    """Send a request and follow redirects by hand, recording every hop (up to one at ``stop_at``)."""
     hops: list[Hop] = []
     for _ in range(max_hops):
         response = client.request(method, url, data=data, headers=headers)
         location = response.headers.get("location", "")
         hops.append(Hop(method, url, response.status_code, location, response.headers.get_list("set-cookie")))
-        if response.status_code not in (301, 302, 303, 307, 308) or not location:
+        at_stop = stop_at is not None and url.startswith(stop_at)
+        if at_stop or response.status_code not in (301, 302, 303, 307, 308) or not location:
             hops[-1].body = response.text  # type: ignore[attr-defined]
             return hops
         url = urljoin(url, location)
@@ -95,8 +107,12 @@ def follow(client: httpx.Client, method: str, url: str, *, data: dict[str, str] 
 
 
 def sign_in(stack: Stack, username: str, password: str, *, start_path: str = "/",
-            client: httpx.Client | None = None) -> SignIn:
-    """Sign in through nginx, oauth2-proxy and devidp's form, as a browser without JavaScript does."""
+            client: httpx.Client | None = None, stop_at_callback: bool = False) -> SignIn:
+    """Sign in through nginx, oauth2-proxy and devidp's form, as a browser without JavaScript does.
+
+    ``stop_at_callback`` stops after oauth2-proxy's answer to /oauth2/callback, so a test can look
+    at where it would send the browser without following it.
+    """
     client = client or new_client(stack)
     result = SignIn(client)
     hops = follow(client, "GET", stack.topology.public_origin + start_path)
@@ -108,7 +124,8 @@ def sign_in(stack: Stack, username: str, password: str, *, start_path: str = "/"
     fields.update({"username": username, "password": password, "signin": "password"})
     fields.pop("pick", None)
     fields.pop("cancel", None)
-    result.hops += follow(client, "POST", urljoin(page.url, action), data=fields)
+    callback = stack.topology.redirect_url if stop_at_callback else None
+    result.hops += follow(client, "POST", urljoin(page.url, action), data=fields, stop_at=callback)
     return result
 
 
@@ -148,10 +165,11 @@ def client_credentials_token(stack: Stack, *, client_id: str = DAEMON_CLIENT_ID,
 
 def password_token(stack: Stack, username: str, password: str, *, scope: str | None = None,
                    tenant: str | None = None, client_id: str = PUBLIC_CLIENT_ID) -> str:
+    api = stack.topology.api_app_id_uri
     with new_client(stack) as c:
         r = c.post(token_endpoint(stack, tenant), data={
             "grant_type": "password", "client_id": client_id, "username": username, "password": password,
-            "scope": scope or f"{stack.topology.api_app_id_uri}/user.read {stack.topology.api_app_id_uri}/user.write",
+            "scope": scope or f"{api}/user.read {api}/user.write",
         })
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])

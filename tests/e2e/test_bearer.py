@@ -1,0 +1,104 @@
+"""Bearer tokens from devidp reach FastAPI through nginx and the verifier with the right identity."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+import pytest
+
+from stack.launcher import Stack
+from tests.e2e import edge_client
+from tests.e2e.conftest import LEEWAY_SECONDS
+
+pytestmark = pytest.mark.e2e
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_client_credentials_token_reaches_api_as_the_daemon_app(stack: Stack, client: httpx.Client, origin):
+    token = edge_client.client_credentials_token(stack)
+    r = client.get(origin + "/api/me", headers=_bearer(token))
+    assert r.status_code == 200, r.text
+    me = r.json()
+    assert me["principal_type"] == "app"
+    assert me["auth_source"] == "bearer"
+    assert me["client_id"] == edge_client.DAEMON_CLIENT_ID
+    assert sorted(me["roles"]) == ["Reader", "Writer"]
+    assert me["tid"] == stack.topology.tenant_id
+    assert me["oid"] == jwt.decode(token, options={"verify_signature": False})["oid"]
+
+
+def test_password_grant_token_reaches_api_as_the_user(stack: Stack, client: httpx.Client, origin):
+    token = edge_client.password_token(stack, "bob@contoso-dev.example", "bob-password")
+    r = client.get(origin + "/api/me", headers=_bearer(token))
+    assert r.status_code == 200, r.text
+    me = r.json()
+    assert me["principal_type"] == "user"
+    assert me["name"] == "Bob Writer"
+    assert me["email"] == "bob@contoso-dev.example"
+    assert me["roles"] == ["Writer"]
+    assert sorted(me["scopes"]) == ["user.read", "user.write"]
+    assert me["client_id"] == edge_client.PUBLIC_CLIENT_ID
+    # Bearer responses carry no CSRF token and no cookie: nothing for a browser to keep.
+    assert "x-csrf-token" not in r.headers
+    assert "set-cookie" not in r.headers
+
+
+def test_token_for_another_audience_is_rejected_with_reason_bad_audience(stack: Stack, client, origin):
+    graph_token = edge_client.password_token(
+        stack, "alice@contoso-dev.example", "alice-password", scope="openid profile User.Read"
+    )
+    r = client.get(origin + "/api/me", headers=_bearer(graph_token))
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json() == {"error": "unauthorized", "bearer_error": "invalid_token", "reason": "bad_audience"}
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
+def test_token_of_another_tenant_is_rejected_with_reason_tenant_not_allowed(stack: Stack, client, origin):
+    token = edge_client.other_tenant_token(stack)
+    r = client.get(origin + "/api/me", headers=_bearer(token))
+    assert r.status_code == 401
+    assert r.json()["reason"] == "tenant_not_allowed"
+    assert r.headers["www-authenticate"].startswith("Bearer ")
+
+
+def test_tampered_token_is_rejected_with_reason_bad_signature(stack: Stack, client, origin):
+    token = edge_client.client_credentials_token(stack)
+    header, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+    r = client.get(origin + "/api/me", headers=_bearer(f"{header}.{payload}.{flipped}"))
+    assert r.status_code == 401
+    assert r.json()["reason"] == "bad_signature"
+
+
+def test_missing_role_is_forbidden_not_unauthorized(stack: Stack, client, origin):
+    # alice is a Reader: reading works, creating (Writer) is refused with 403.
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    assert client.get(origin + "/api/projects", headers=_bearer(token)).status_code == 200
+    r = client.post(origin + "/api/projects", headers=_bearer(token), json={"name": "not allowed"})
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["reason"] in ("insufficient_role", "missing_role")
+
+
+def test_bearer_post_needs_no_csrf_token(stack: Stack, client, origin):
+    token = edge_client.password_token(stack, "bob@contoso-dev.example", "bob-password")
+    r = client.post(origin + "/api/projects", headers=_bearer(token), json={"name": "bearer post"})
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "bearer post"
+
+
+def test_expired_token_is_rejected_with_reason_expired(stack: Stack, client, origin):
+    token = edge_client.client_credentials_token(stack)
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    assert client.get(origin + "/api/me", headers=_bearer(token)).status_code == 200
+    time.sleep(max(0.0, exp + LEEWAY_SECONDS + 1.5 - time.time()))
+    r = client.get(origin + "/api/me", headers=_bearer(token))
+    assert r.status_code == 401
+    assert r.json()["reason"] == "expired"
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
