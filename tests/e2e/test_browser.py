@@ -1,0 +1,351 @@
+"""A person in a real browser (Debian's Chromium driven by Playwright) against the whole local stack.
+
+nginx, oauth2-proxy, the verifier, FastAPI, Redis and devidp all run as real processes (the ``stack``
+fixture in conftest.py); the browser signs in on devidp's page exactly as it would on Entra's.
+
+Chromium trusts the stack's development certificate by its public key
+(``--ignore-certificate-errors-spki-list``), and only after the test has checked that the certificate
+each server presents was issued by the stack's own CA: every other TLS error still fails the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import ssl
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+SIGNED_IN_SCREENSHOT = Path("/tmp/spa-signed-in.png")
+USER_DOMAIN = "contoso-dev.example"
+# Enough for a cold sign-in through devidp, oauth2-proxy and the verifier on a busy 2-core machine.
+STEP_TIMEOUT_MS = 15_000
+# Values that would mean a token reached script-readable storage: a JWT, or a name that says token.
+TOKEN_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.|access_token|id_token|refresh_token|oauth2_proxy", re.I)
+
+
+# --- trusting the stack's certificate --------------------------------------------------------------
+
+
+def spki_sha256(cert: x509.Certificate) -> str:
+    """Chromium's SPKI pin format: base64 of SHA-256 over the DER SubjectPublicKeyInfo."""
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return base64.b64encode(digest.finalize()).decode("ascii")
+
+
+def presented_certificate(origin: str) -> x509.Certificate:
+    """The leaf certificate the server at ``origin`` presents (fetched without verification: it is
+    checked against the stack's CA by the caller before anything trusts it)."""
+    parts = urlsplit(origin)
+    assert parts.hostname and parts.port, origin
+    pem = ssl.get_server_certificate(("127.0.0.1", parts.port), timeout=5)
+    return x509.load_pem_x509_certificate(pem.encode("ascii"))
+
+
+def trusted_spki_pins(origins: list[str], ca_file: Path) -> list[str]:
+    ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
+    pins = []
+    for origin in origins:
+        cert = presented_certificate(origin)
+        # Raises unless ``ca`` signed it: a certificate from anywhere else is never pinned.
+        cert.verify_directly_issued_by(ca)
+        pins.append(spki_sha256(cert))
+    return sorted(set(pins))
+
+
+# --- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(stack: Any) -> dict[str, str]:
+    topology = stack.topology
+    return {"app": topology.public_origin, "idp": topology.devidp_origin}
+
+
+@pytest.fixture(scope="module")
+def browser(stack: Any, site: dict[str, str]) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (`make setup` does)")
+    pins = trusted_spki_pins([site["app"], site["idp"]], Path(stack.ca_file))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--ignore-certificate-errors-spki-list={','.join(pins)}",
+            ],
+        )
+        # Web-first assertions wait this long too (their default of 5 s is tight for a cold sign-in).
+        expect.set_options(timeout=STEP_TIMEOUT_MS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    # A fresh profile per test: no cookie from another test's sign-in.
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US")
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+@pytest.fixture
+def page_errors(page: Page) -> list[str]:
+    """Script errors and CSP violations the page reports; a test that asserts this list is empty
+    proves the build runs under nginx's strict policy (no inline script or style was needed)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            errors.append(f"CSP: {message.text}")
+
+    page.on("console", on_console)
+    return errors
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def upn(name: str) -> str:
+    return f"{name}@{USER_DOMAIN}"
+
+
+def password(name: str) -> str:
+    # devidp/example.toml's development passwords.
+    return f"{name}-password"
+
+
+def expect_sign_in_page(page: Page, site: dict[str, str]) -> None:
+    expect(page).to_have_url(re.compile("^" + re.escape(site["idp"]) + "/"))
+    expect(page.get_by_role("heading", name=re.compile(r"^Sign in to "))).to_be_visible()
+    expect(page.get_by_label("Password")).to_be_visible()
+
+
+def sign_in(page: Page, site: dict[str, str], name: str, *, path: str = "/") -> None:
+    """Open the site signed out, land on devidp's sign-in page, type the password, come back."""
+    page.goto(site["app"] + path)
+    expect_sign_in_page(page, site)
+    page.get_by_label("Username").fill(upn(name))
+    page.get_by_label("Password").fill(password(name))
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page).to_have_url(site["app"] + path)
+    expect(page.get_by_test_id("me-email")).to_have_text(upn(name))
+
+
+def api_fetch(
+    page: Page, method: str, path: str, *, body: Any = None, csrf: str | None = None
+) -> dict[str, Any]:
+    """A request the page's own script could make: same origin, the browser adds the cookie."""
+    return page.evaluate(
+        """async ({method, path, body, csrf}) => {
+            const headers = {"Content-Type": "application/json"};
+            if (csrf !== null) headers["X-CSRF-Token"] = csrf;
+            const response = await fetch(path, {
+                method, headers, credentials: "same-origin",
+                body: body === null ? undefined : JSON.stringify(body),
+            });
+            let json = null;
+            try { json = await response.json(); } catch {}
+            return {status: response.status, body: json, csrf: response.headers.get("X-CSRF-Token")};
+        }""",
+        {"method": method, "path": path, "body": body, "csrf": csrf},
+    )
+
+
+def browser_storage(page: Page) -> dict[str, Any]:
+    return page.evaluate(
+        """() => ({
+            cookie: document.cookie,
+            local: Object.fromEntries(Object.entries(localStorage)),
+            session: Object.fromEntries(Object.entries(sessionStorage)),
+        })"""
+    )
+
+
+# --- tests -------------------------------------------------------------------------------------------
+
+
+def test_reader_signs_in_at_devidp_and_sees_her_identity_with_no_token_in_reach_of_script(
+    page: Page,
+    page_errors: list[str],
+    context: BrowserContext,
+    site: dict[str, str],
+    tmp_path: Path,
+    stack: Any,
+) -> None:
+    page.goto(site["app"] + "/")
+    expect_sign_in_page(page, site)
+    page.screenshot(path=str(tmp_path / "01-devidp-sign-in.png"), full_page=True)
+
+    page.get_by_label("Username").fill(upn("alice"))
+    page.get_by_label("Password").fill(password("alice"))
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+    expect(page).to_have_url(site["app"] + "/")
+    expect(page.get_by_test_id("signed-in-user")).to_have_text("Alice Reader")
+    expect(page.get_by_test_id("me-name")).to_have_text("Alice Reader")
+    expect(page.get_by_test_id("me-email")).to_have_text(upn("alice"))
+    expect(page.get_by_test_id("me-roles")).to_have_text("Reader")
+    expect(page.get_by_test_id("me-scopes")).to_contain_text("user.read")
+    expect(page.get_by_test_id("me-auth-source")).to_have_text("Browser session (oauth2-proxy)")
+    expect(page.get_by_test_id("me-oid")).to_have_text(re.compile(r"^[0-9a-f-]{36}$"))
+    expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
+    page.screenshot(path=str(tmp_path / "02-signed-in-reader.png"), full_page=True)
+    page.screenshot(path=str(SIGNED_IN_SCREENSHOT), full_page=True)
+
+    # The session cookie exists, but only the browser can see it: HttpOnly, Secure, host-only, Lax.
+    session_cookies = [
+        c for c in context.cookies(site["app"]) if c["name"] == stack.topology.session_cookie_name
+    ]
+    assert len(session_cookies) == 1, [c["name"] for c in context.cookies(site["app"])]
+    cookie = session_cookies[0]
+    flags = (cookie["httpOnly"], cookie["secure"], cookie["sameSite"], cookie["path"])
+    assert flags == (True, True, "Lax", "/"), cookie
+    assert cookie["domain"] == "localhost"
+
+    storage = browser_storage(page)
+    assert stack.topology.session_cookie_name not in storage["cookie"]
+    assert "oauth2_proxy" not in storage["cookie"]
+    assert storage["local"] == {} and storage["session"] == {}, storage
+    assert not TOKEN_LIKE.search(json.dumps(storage)), storage
+    assert page_errors == []
+
+
+def test_reader_gets_no_create_button_and_a_scripted_post_without_csrf_token_is_refused(
+    page: Page, page_errors: list[str], site: dict[str, str], tmp_path: Path
+) -> None:
+    sign_in(page, site, "alice")
+    expect(page.get_by_test_id("read-only-hint")).to_be_visible()
+    expect(page.get_by_role("button", name="Create project")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile(r"^(Edit|Delete) "))).to_have_count(0)
+
+    # What an injected script (or a forged cross-site form) could try: the cookie goes along, the
+    # CSRF token does not. The edge refuses it before the API sees it.
+    refused = api_fetch(page, "POST", "/api/projects", body={"name": "sneaky", "description": ""})
+    assert refused["status"] == 403, refused
+    assert refused["body"]["error"] == "forbidden"
+    assert refused["body"]["reason"] == "csrf_token_missing", refused
+
+    # With a valid token the request gets through CSRF and is refused by the API's role policy.
+    me = api_fetch(page, "GET", "/api/me")
+    assert me["status"] == 200 and me["csrf"], me
+    body = {"name": "sneaky", "description": ""}
+    by_policy = api_fetch(page, "POST", "/api/projects", body=body, csrf=me["csrf"])
+    assert by_policy["status"] == 403, by_policy
+    assert not by_policy["body"]["reason"].startswith("csrf_"), by_policy
+    assert "Writer" in by_policy["body"].get("required", []), by_policy
+
+    # Nothing was created.
+    listed = api_fetch(page, "GET", "/api/projects?limit=100")
+    assert listed["status"] == 200
+    assert "sneaky" not in [p["name"] for p in listed["body"]["items"]]
+    page.screenshot(path=str(tmp_path / "reader-no-create.png"), full_page=True)
+    assert page_errors == []
+
+
+def test_writer_creates_and_edits_a_project_through_the_ui(
+    page: Page, page_errors: list[str], site: dict[str, str], tmp_path: Path
+) -> None:
+    sign_in(page, site, "bob")
+    expect(page.get_by_test_id("me-roles")).to_have_text("Writer")
+    name = f"Apollo {uuid.uuid4().hex[:8]}"
+
+    form = page.get_by_role("form", name="New project")
+    form.get_by_label("Name").fill(name)
+    form.get_by_label("Description").fill("Launch tracking, created in the browser")
+    form.get_by_role("button", name="Create project").click()
+
+    expect(page.get_by_role("status")).to_have_text(f"Project “{name}” created.")
+    row = page.get_by_role("row", name=re.compile(re.escape(name)))
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Launch tracking, created in the browser")
+    expect(row).to_contain_text("active")
+    expect(form.get_by_label("Name")).to_have_value("")
+    # A Writer may edit but not delete.
+    expect(page.get_by_role("button", name=f"Delete {name}")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "writer-created.png"), full_page=True)
+
+    # Every write spends its CSRF token; a second write must get a fresh one and still succeed.
+    page.get_by_role("button", name=f"Edit {name}").click()
+    edit = page.get_by_role("form", name=f"Edit {name}")
+    edit.get_by_label("Status").select_option("archived")
+    edit.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text(f"Project “{name}” saved.")
+    expect(page.get_by_role("row", name=re.compile(re.escape(name)))).to_contain_text("archived")
+
+    # The API holds what the UI showed.
+    listed = api_fetch(page, "GET", "/api/projects?limit=100")
+    created = [p for p in listed["body"]["items"] if p["name"] == name]
+    assert len(created) == 1, listed
+    assert created[0]["status"] == "archived"
+    assert created[0]["description"] == "Launch tracking, created in the browser"
+    page.screenshot(path=str(tmp_path / "writer-edited.png"), full_page=True)
+    assert page_errors == []
+
+
+def test_an_expired_session_shows_signed_out_with_a_sign_in_link(
+    page: Page, context: BrowserContext, site: dict[str, str], tmp_path: Path
+) -> None:
+    sign_in(page, site, "bob")
+    context.clear_cookies()  # as if the session had expired while the page stayed open
+
+    form = page.get_by_role("form", name="New project")
+    form.get_by_label("Name").fill("never stored")
+    form.get_by_role("button", name="Create project").click()
+
+    link = page.get_by_role("link", name="Signed out — sign in")
+    expect(link).to_be_visible()
+    expect(link).to_have_attribute("href", "/oauth2/start?rd=%2F")
+    page.screenshot(path=str(tmp_path / "signed-out.png"), full_page=True)
+
+    link.click()
+    expect_sign_in_page(page, site)
+
+
+def test_sign_out_ends_the_session_and_returns_to_sign_in(
+    page: Page, context: BrowserContext, site: dict[str, str], tmp_path: Path, stack: Any
+) -> None:
+    sign_in(page, site, "alice")
+    page.get_by_role("button", name="Sign out").click()
+
+    expect_sign_in_page(page, site)
+    page.screenshot(path=str(tmp_path / "after-sign-out.png"), full_page=True)
+    names = [c["name"] for c in context.cookies(site["app"])]
+    assert stack.topology.session_cookie_name not in names, names
+
+    # The old page's API calls are now refused, not served from a lingering session.
+    response = page.goto(site["app"] + "/api/me")
+    assert response is not None and response.status == 401
+    assert json.loads(response.text())["error"] == "unauthorized"
