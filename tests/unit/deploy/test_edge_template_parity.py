@@ -1,0 +1,141 @@
+"""nginx/edge.conf.template is the single source of truth for nginx's configuration: its header lists
+every EDGE_* variable, and compose.yaml and the ECS nginx container set exactly those. The rendered
+configuration of both deployments must pass `nginx -t`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stack.render import nginx_main_conf, placeholders, render_template
+from stack.topology import Topology
+
+REPO = Path(__file__).resolve().parents[3]
+TEMPLATE = REPO / "nginx" / "edge.conf.template"
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+def header_variables(text: str) -> set[str]:
+    """The EDGE_* names the template's leading comment block documents (one per `#   EDGE_X` line)."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        match = re.match(r"#\s+(EDGE_[A-Z0-9_]+)\s", line + " ")
+        if match:
+            names.add(match.group(1))
+    return names
+
+
+@pytest.fixture(scope="module")
+def template_text() -> str:
+    return TEMPLATE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def used(template_text: str) -> set[str]:
+    names = placeholders(template_text, "EDGE_")
+    assert names, "the template uses no ${EDGE_*} variable: is it the right file?"
+    return names
+
+
+def test_template_header_documents_exactly_the_variables_it_uses(template_text, used):
+    assert header_variables(template_text) == used
+
+
+def test_template_uses_no_braced_variable_outside_the_edge_prefix(template_text):
+    # The official image renders with NGINX_ENVSUBST_FILTER=^EDGE_: any other ${NAME} would be left
+    # in the file verbatim, and nginx would read it as one of its own variables.
+    braced = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", template_text))
+    others = braced - placeholders(template_text, "EDGE_")
+    assert others == set()
+
+
+def test_ecs_nginx_container_sets_exactly_the_template_variables(containers, env_of, used):
+    env = env_of(containers["nginx"])
+    edge = {name for name in env if name.startswith("EDGE_")}
+    assert edge == used, f"missing: {sorted(used - edge)}, unknown: {sorted(edge - used)}"
+    assert set(env) == edge, "the nginx container needs nothing but EDGE_* variables"
+
+
+def test_compose_nginx_service_sets_exactly_the_template_variables(compose, used):
+    env = compose.environment("nginx")
+    edge = {name for name in env if name.startswith("EDGE_")}
+    assert edge == used, f"missing: {sorted(used - edge)}, unknown: {sorted(edge - used)}"
+    assert set(env) == edge
+
+
+def test_nginx_image_renders_the_template_with_the_edge_filter(dockerfiles):
+    nginx = dockerfiles["nginx"]
+    assert any("NGINX_ENVSUBST_FILTER=^EDGE_" in env for env in nginx.all("ENV"))
+    copies = nginx.all("COPY")
+    assert any(
+        "nginx/edge.conf.template" in c and "/etc/nginx/templates/edge.conf.template" in c for c in copies
+    )
+
+
+def _nginx_test(tmp_path: Path, edge_conf_text: str) -> subprocess.CompletedProcess[str]:
+    assert NGINX is not None
+    topo = Topology(run_dir=tmp_path)
+    (tmp_path / "nginx").mkdir(exist_ok=True)
+    edge_conf = tmp_path / "edge.conf"
+    edge_conf.write_text(edge_conf_text)
+    main_conf = tmp_path / "nginx.conf"
+    main_conf.write_text(nginx_main_conf(topo, edge_conf, running_as_root=False))
+    return subprocess.run(
+        [NGINX, "-t", "-q", "-p", str(tmp_path), "-c", str(main_conf), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (scripts/setup.sh installs it)")
+def test_ecs_nginx_environment_renders_a_configuration_nginx_accepts(
+    tmp_path, containers, env_of, template_text
+):
+    env = env_of(containers["nginx"])
+    # Paths that only exist inside the image move into the test folder; everything else is verbatim.
+    env["EDGE_SPA_ROOT"] = str(tmp_path / "spa")
+    env["EDGE_TLS_CONF_GLOB"] = str(tmp_path / "edge-tls" / "*.conf")  # matches nothing, like ECS
+    rendered = render_template(template_text, env, "EDGE_")
+    assert not placeholders(rendered, "EDGE_")
+    assert "listen 8080;" in rendered
+    done = _nginx_test(tmp_path, rendered)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (scripts/setup.sh installs it)")
+def test_compose_nginx_environment_with_its_tls_files_renders_a_configuration_nginx_accepts(
+    tmp_path, compose, template_text
+):
+    # Run compose's own tls-init script, with its volume paths moved into the test folder.
+    script = compose.services["tls-init"]["command"][2]
+    tls_dir = tmp_path / "edge-tls"
+    script = script.replace('"/data', f'"{tls_dir}').replace("/etc/nginx/edge-tls", str(tls_dir))
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tls_dir / "edge-tls.conf").is_file()
+    assert (tls_dir / "server-key.pem").stat().st_mode & 0o777 == 0o640  # readable by nginx's group only
+
+    env = compose.environment("nginx")
+    env["EDGE_SPA_ROOT"] = str(tmp_path / "spa")
+    env["EDGE_TLS_CONF_GLOB"] = str(tls_dir / "*.conf")
+    rendered = render_template(template_text, env, "EDGE_")
+    assert "listen 8443 ssl;" in rendered
+    result = _nginx_test(tmp_path, rendered)
+    assert result.returncode == 0, result.stderr
