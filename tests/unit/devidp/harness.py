@@ -1,4 +1,4 @@
-"""Helpers for the devidp tests: devidp as a real TLS server on an ephemeral 127.0.0.1 port.
+"""What the devidp tests share: devidp as a real TLS server on an ephemeral 127.0.0.1 port.
 
 MSAL for Python and ``requests`` are synchronous; serving devidp from a thread of its own lets the
 tests drive it with those real clients without blocking the server's event loop.
@@ -129,7 +129,7 @@ class ServerThread:
         self.thread.join(10)
 
 
-# -- helpers the tests share ------------------------------------------------------------------------
+# -- steps the tests share -----------------------------------------------------------------------------
 
 
 def pkce_pair() -> tuple[str, str]:
