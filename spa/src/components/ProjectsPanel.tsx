@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useId, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useId, useRef, useState, type FormEvent } from "react";
 import type { ApiClient } from "../api/client";
 import type { Project, ProjectCreate, ProjectPage, ProjectStatus, ProjectUpdate } from "../api/types";
 import { describeError, type ErrorMessage } from "../messages";
@@ -174,6 +174,8 @@ export function ProjectsPanel({ api, allowed }: Props) {
                                 type="button"
                                 className="button button-danger"
                                 aria-label={`Confirm delete ${project.name}`}
+                                // The Delete button just unmounted; keep the keyboard where it was.
+                                autoFocus
                                 disabled={busy}
                                 onClick={() => void remove(project)}
                               >
@@ -235,12 +237,15 @@ function CreateForm({ busy, onCreate }: { busy: boolean; onCreate: (body: Projec
   const id = useId();
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
+  const nameInput = useRef<HTMLInputElement>(null);
 
   async function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     if (await onCreate({ name: name.trim(), description })) {
       setName("");
       setDescription("");
+      // Ready for the next one; the submit button was disabled while saving and lost focus.
+      nameInput.current?.focus();
     }
   }
 
@@ -250,6 +255,7 @@ function CreateForm({ busy, onCreate }: { busy: boolean; onCreate: (body: Projec
       <div className="field">
         <label htmlFor={`${id}-name`}>Name</label>
         <input
+          ref={nameInput}
           id={`${id}-name`}
           name="name"
           required
