@@ -1,0 +1,290 @@
+"""What nginx and oauth2-proxy guarantee at the edge, whoever the caller is."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from stack.launcher import Stack
+from tests.e2e import edge_client
+from verifier.identity import IDENTITY_HEADERS, Principal, signed_principal_headers
+
+pytestmark = pytest.mark.e2e
+
+CAROL_OID_GUESS = "ca401000-0000-4000-8000-000000000003"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _state_redirect(location: str) -> str:
+    """The app redirect oauth2-proxy packed into the authorize request's state (``<nonce>:<rd>``)."""
+    state = edge_client.query_of(location)["state"]
+    return state.split(":", 1)[1]
+
+
+# --- unauthenticated ------------------------------------------------------------------------------
+
+
+def test_api_without_credentials_is_401_json_never_a_redirect(client: httpx.Client, origin: str):
+    for method, path in (("GET", "/api/me"), ("POST", "/api/projects"), ("GET", "/api/anything/else")):
+        r = client.request(method, origin + path)
+        assert r.status_code == 401, (method, path, r.status_code)
+        assert "location" not in r.headers
+        assert r.headers["content-type"].startswith("application/json")
+        assert r.json()["error"] == "unauthorized"
+        # RFC 6750 3.1: no credentials, so no error code in the challenge.
+        assert r.headers["www-authenticate"].startswith("Bearer realm=")
+        assert "error=" not in r.headers["www-authenticate"]
+
+
+def test_api_with_a_bogus_session_cookie_is_401_json(stack: Stack, client: httpx.Client, origin: str):
+    name = stack.topology.session_cookie_name
+    r = client.get(origin + "/api/me", headers={"Cookie": f"{name}=djIuZm9vLmJhcg==|1700000000|c2ln"})
+    assert r.status_code == 401
+    assert "location" not in r.headers
+    assert r.json()["error"] == "unauthorized"
+
+
+def test_page_without_session_redirects_to_oauth2_start_with_the_page_as_rd(client, origin):
+    r = client.get(origin + "/some/deep/link")
+    assert r.status_code == 302
+    assert r.headers["location"] == "/oauth2/start?rd=/some/deep/link"
+
+
+# --- redirects never leave the site ---------------------------------------------------------------
+
+OFF_SITE_RD = (
+    "https://evil.example/",
+    "//evil.example",
+    "/\\evil.example",
+    "https%3A%2F%2Fevil.example%2F",
+    "%2F%2Fevil.example",
+    "%2F%5Cevil.example",
+    "/%09/evil.example",
+    "https://evil.example%23@localhost/",
+    "javascript:alert(1)",
+)
+
+
+@pytest.mark.parametrize("rd", OFF_SITE_RD)
+def test_off_site_rd_is_replaced_before_the_flow_starts(client: httpx.Client, origin: str, rd: str):
+    r = client.get(f"{origin}/oauth2/start?rd={rd}")
+    assert r.status_code == 302
+    assert _state_redirect(r.headers["location"]) == "/"
+
+
+def test_off_site_rd_never_redirects_off_site_after_sign_in(stack: Stack):
+    for rd in ("https://evil.example/", "//evil.example", "/\\evil.example", "%2F%2Fevil.example"):
+        result = edge_client.sign_in(
+            stack, "alice@contoso-dev.example", "alice-password",
+            start_path=f"/oauth2/start?rd={rd}", stop_at_callback=True,
+        )  # fmt: skip
+        try:
+            callback = result.final
+            assert callback.url.startswith(stack.topology.redirect_url)
+            assert callback.status == 302
+            target = urlsplit(callback.location)
+            assert callback.location == "/" or (target.netloc == stack.topology.public_host), callback.location
+        finally:
+            result.client.close()
+
+
+def test_page_path_that_looks_like_another_host_stays_on_site(client: httpx.Client, origin: str):
+    r = client.get(origin + "//evil.example/")
+    assert r.status_code == 302
+    location = r.headers["location"]
+    assert location.startswith("/oauth2/start?rd=")
+    r = client.get(origin + location)
+    assert r.status_code == 302
+    assert _state_redirect(r.headers["location"]) == "/"
+
+
+# --- forged X-Forwarded-* (CVE-2026-76835) ----------------------------------------------------------
+
+
+def test_forged_forwarded_headers_through_nginx_do_not_change_oauth2_proxy_redirects(stack: Stack, client, origin):
+    forged = {
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Uri": "/forged-path",
+        "X-Forwarded-Port": "80",
+    }
+    for path in ("/oauth2/start", "/oauth2/start?rd=/projects", "/oauth2/sign_in"):
+        r = client.get(origin + path, headers=forged)
+        assert r.status_code == 302, path
+        location = r.headers["location"]
+        assert "evil.example" not in location
+        if "/oauth2/v2.0/authorize" in location:
+            assert edge_client.query_of(location)["redirect_uri"] == stack.topology.redirect_url
+            rd = _state_redirect(location)
+            assert "forged" not in rd and "evil" not in rd
+            assert rd in ("/", "/projects", stack.topology.public_origin + "/"), rd
+
+
+def _direct_start(stack: Stack, source_address: str, headers: dict[str, str]) -> str:
+    transport = httpx.HTTPTransport(local_address=source_address)
+    with httpx.Client(transport=transport, timeout=5.0, trust_env=False) as direct:
+        r = direct.get(stack.topology.oauth2_proxy_url + "/oauth2/start", headers=headers)
+    assert r.status_code == 302, r.text
+    return str(r.headers["location"])
+
+
+def test_oauth2_proxy_ignores_forwarded_headers_from_anyone_but_nginx(stack: Stack):
+    # oauth2-proxy listens on 127.0.0.1, and trusts X-Forwarded-* only from 127.0.0.1 (nginx). A
+    # peer at 127.0.0.2 stands in for "anyone else": its headers must change nothing.
+    forged = {
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": stack.topology.public_host,
+        "X-Forwarded-Uri": "/forged-path",
+    }
+    untrusted = _state_redirect(_direct_start(stack, "127.0.0.2", forged))
+    assert "forged-path" not in untrusted
+    # The control: the same headers from the trusted address are honoured, so the check above can
+    # tell trusted from untrusted rather than passing because the headers are ignored altogether.
+    trusted = _state_redirect(_direct_start(stack, "127.0.0.1", forged))
+    assert trusted.endswith("/forged-path")
+    evil = _direct_start(stack, "127.0.0.2", {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"})
+    assert "evil.example" not in evil
+    assert edge_client.query_of(evil)["redirect_uri"] == stack.topology.redirect_url
+
+
+# --- identity header spoofing -------------------------------------------------------------------------
+
+
+def _forged_identity(oid: str = CAROL_OID_GUESS) -> dict[str, str]:
+    return {
+        "X-User-Oid": oid,
+        "X-User-Tid": "0b6c7d8e-9f01-4a23-b456-789abcdef012",
+        "X-User-Name": "Carol Admin",
+        "X-Roles": "Admin",
+        "X-Scopes": "admin",
+        "X-Principal-Type": "user",
+        "X-Auth-Source": "bearer",
+        "X-Identity-Signature": f"v1;t={int(time.time())};sig=AAAA",
+    }
+
+
+def test_spoofed_identity_headers_without_credentials_are_401(client: httpx.Client, origin: str):
+    r = client.get(origin + "/api/me", headers=_forged_identity())
+    assert r.status_code == 401
+    assert r.json()["error"] == "unauthorized"
+
+
+def test_spoofed_identity_headers_with_a_valid_token_never_change_the_identity(stack: Stack, client, origin):
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    honest = client.get(origin + "/api/me", headers=_bearer(token)).json()
+    r = client.get(origin + "/api/me", headers={**_bearer(token), **_forged_identity()})
+    assert r.status_code == 200, r.text
+    assert r.json() == honest
+    assert r.json()["roles"] == ["Reader"]
+    assert r.json()["oid"] != CAROL_OID_GUESS
+    # Header-name tricks: nginx drops underscored names, so these never reach anyone either.
+    tricks = {"X_User_Oid": CAROL_OID_GUESS, "X_Roles": "Admin"}
+    assert client.get(origin + "/api/me", headers={**_bearer(token), **tricks}).json() == honest
+    # And the Admin-only endpoint stays closed to her.
+    r = client.get(origin + "/api/admin/settings", headers={**_bearer(token), **_forged_identity()})
+    assert r.status_code == 403
+
+
+def test_fastapi_reached_directly_with_forged_headers_is_401(stack: Stack):
+    forged = _forged_identity()
+    # Even a correctly formed signature is useless without the key only the verifier holds.
+    principal = Principal(oid=CAROL_OID_GUESS, tid=stack.topology.tenant_id, principal_type="user",
+                          auth_source="bearer", name="Carol Admin", roles=("Admin",))
+    well_formed = signed_principal_headers(
+        principal, key=b"k" * 32, method="GET", uri="/api/me", now=int(time.time())
+    )
+    with httpx.Client(timeout=5.0, trust_env=False) as direct:
+        for headers in (forged, well_formed, {}):
+            r = direct.get(stack.topology.api_url + "/api/me", headers=headers)
+            assert r.status_code == 401, (headers, r.text)
+            assert r.json()["error"] == "unauthenticated"
+
+
+# --- what nginx never exposes ---------------------------------------------------------------------
+
+
+def test_verifier_subrequest_location_is_internal(client: httpx.Client, origin: str):
+    r = client.get(origin + "/_verify")
+    assert r.status_code == 404
+
+
+def test_verifier_and_metrics_are_not_reachable_through_any_path(stack: Stack, client, origin):
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    for path in ("/verify", "/metrics", "/readyz", "/healthz/../metrics", "/_verify/../metrics", "/%5Fverify"):
+        r = client.get(origin + path, headers=_bearer(token))
+        assert "# HELP" not in r.text and "# TYPE" not in r.text, path
+        assert "verifier_" not in r.text, path
+        assert r.headers.get("content-type", "").split(";")[0] != "text/plain" or r.status_code == 404, path
+
+
+def test_oauth2_proxy_token_endpoints_are_not_exposed(stack: Stack, client, origin):
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    for path in ("/oauth2/auth", "/oauth2/userinfo", "/oauth2/static/x", "/oauth2/%61uth", "/oauth2//auth"):
+        r = client.get(origin + path, headers=_bearer(token))
+        assert r.status_code == 404, path
+        assert "x-auth-request-access-token" not in r.headers
+
+
+def test_identity_headers_are_not_echoed_to_the_client(stack: Stack, client, origin):
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    r = client.get(origin + "/api/me", headers=_bearer(token))
+    assert r.status_code == 200
+    for name in IDENTITY_HEADERS:
+        assert name.lower() not in r.headers, name
+
+
+# --- headers on every answer --------------------------------------------------------------------
+
+
+def test_security_headers_on_api_answers_and_redirects(client: httpx.Client, origin: str):
+    for path in ("/api/me", "/", "/healthz"):
+        r = client.get(origin + path)
+        assert r.headers["strict-transport-security"].startswith("max-age=")
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+    api_csp = client.get(origin + "/api/me").headers["content-security-policy"]
+    assert "default-src 'none'" in api_csp and "frame-ancestors 'none'" in api_csp
+
+
+def test_spa_page_gets_a_strict_csp(stack: Stack, client, origin):
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    r = client.get(origin + "/", headers=_bearer(token))
+    assert r.status_code in (200, 404)  # 404 only when the SPA has not been built
+    csp = r.headers["content-security-policy"]
+    for directive in ("default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'",
+                      "base-uri 'none'"):
+        assert directive in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+
+
+def test_request_id_is_passed_on_or_made(client: httpx.Client, origin: str):
+    r = client.get(origin + "/api/me", headers={"X-Request-ID": "trace-abc.123"})
+    assert r.headers["x-request-id"] == "trace-abc.123"
+    r = client.get(origin + "/api/me", headers={"X-Request-ID": "bad value\twith spaces" + "x" * 200})
+    made = r.headers["x-request-id"]
+    assert len(made) == 32 and all(c in "0123456789abcdef" for c in made)
+
+
+def test_entra_sized_headers_and_cookies_fit(stack: Stack, client, origin):
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    cookies = "; ".join(f"other_app_cookie_{i}={'v' * 1000}" for i in range(14))
+    r = client.get(origin + "/api/me", headers={**_bearer(token), "Cookie": cookies})
+    assert r.status_code == 200, r.text
+    # dave is in 250 groups: Entra (and devidp) switch to the overage claim, and he still gets in.
+    dave = edge_client.password_token(stack, "dave@contoso-dev.example", "dave-password")
+    r = client.get(origin + "/api/me", headers=_bearer(dave))
+    assert r.status_code == 200, r.text
+    assert r.json()["groups_overage"] is True
+
+
+def test_encoded_api_prefix_is_still_protected(client: httpx.Client, origin: str):
+    for path in ("/%61pi/me", "/api/../api/me", "/API/me"):
+        r = client.get(origin + path)
+        assert r.status_code in (302, 401, 404), path
+        assert r.status_code != 200
