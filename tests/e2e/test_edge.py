@@ -89,7 +89,8 @@ def test_off_site_rd_never_redirects_off_site_after_sign_in(stack: Stack):
             assert callback.url.startswith(stack.topology.redirect_url)
             assert callback.status == 302
             target = urlsplit(callback.location)
-            assert callback.location == "/" or (target.netloc == stack.topology.public_host), callback.location
+            on_site = callback.location == "/" or target.netloc == stack.topology.public_host
+            assert on_site, callback.location
         finally:
             result.client.close()
 
@@ -107,7 +108,9 @@ def test_page_path_that_looks_like_another_host_stays_on_site(client: httpx.Clie
 # --- forged X-Forwarded-* (CVE-2026-76835) ----------------------------------------------------------
 
 
-def test_forged_forwarded_headers_through_nginx_do_not_change_oauth2_proxy_redirects(stack: Stack, client, origin):
+def test_forged_forwarded_headers_through_nginx_do_not_change_oauth2_proxy_redirects(
+    stack: Stack, client: httpx.Client, origin: str
+):
     forged = {
         "X-Forwarded-Host": "evil.example",
         "X-Forwarded-Proto": "http",
@@ -148,7 +151,8 @@ def test_oauth2_proxy_ignores_forwarded_headers_from_anyone_but_nginx(stack: Sta
     # tell trusted from untrusted rather than passing because the headers are ignored altogether.
     trusted = _state_redirect(_direct_start(stack, "127.0.0.1", forged))
     assert trusted.endswith("/forged-path")
-    evil = _direct_start(stack, "127.0.0.2", {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"})
+    evil_headers = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+    evil = _direct_start(stack, "127.0.0.2", evil_headers)
     assert "evil.example" not in evil
     assert edge_client.query_of(evil)["redirect_uri"] == stack.topology.redirect_url
 
@@ -216,7 +220,8 @@ def test_verifier_subrequest_location_is_internal(client: httpx.Client, origin: 
 
 def test_verifier_and_metrics_are_not_reachable_through_any_path(stack: Stack, client, origin):
     token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
-    for path in ("/verify", "/metrics", "/readyz", "/healthz/../metrics", "/_verify/../metrics", "/%5Fverify"):
+    paths = ("/verify", "/metrics", "/readyz", "/healthz/../metrics", "/_verify/../metrics", "/%5Fverify")
+    for path in paths:
         r = client.get(origin + path, headers=_bearer(token))
         assert "# HELP" not in r.text and "# TYPE" not in r.text, path
         assert "verifier_" not in r.text, path
@@ -257,8 +262,8 @@ def test_spa_page_gets_a_strict_csp(stack: Stack, client, origin):
     r = client.get(origin + "/", headers=_bearer(token))
     assert r.status_code in (200, 404)  # 404 only when the SPA has not been built
     csp = r.headers["content-security-policy"]
-    for directive in ("default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'",
-                      "base-uri 'none'"):
+    strict = ("default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'")
+    for directive in (*strict, "base-uri 'none'"):
         assert directive in csp
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
 
