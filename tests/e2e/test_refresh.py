@@ -1,0 +1,79 @@
+"""A session outlives its access token through oauth2-proxy's refresh; sign-out ends it for good."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from stack.launcher import Stack
+from tests.e2e import edge_client
+from tests.e2e.conftest import ACCESS_TOKEN_SECONDS, LEEWAY_SECONDS
+
+pytestmark = pytest.mark.e2e
+
+
+def _cookie_value(set_cookie: str) -> str:
+    return str(edge_client.session_cookie_attributes(set_cookie)["value"])
+
+
+def test_session_keeps_working_past_access_token_expiry_with_a_refreshed_cookie(stack: Stack):
+    name = stack.topology.session_cookie_name
+    origin = stack.topology.public_origin
+    signed_in_at = time.time()
+    carol = edge_client.sign_in(stack, "carol@contoso-dev.example", "carol-password")
+    try:
+        first_cookie = _cookie_value(carol.session_set_cookie(name))
+        r = carol.client.get(origin + "/api/me")
+        assert r.status_code == 200, r.text
+        # Past the first access token's lifetime (and the verifier's leeway): only a refreshed token
+        # can be accepted now.
+        time.sleep(max(0.0, signed_in_at + ACCESS_TOKEN_SECONDS + LEEWAY_SECONDS + 2 - time.time()))
+        r = carol.client.get(origin + "/api/me")
+        assert r.status_code == 200, r.text
+        assert r.json()["name"] == "Carol Admin"
+        refreshed = [c for c in r.headers.get_list("set-cookie") if c.startswith(name + "=")]
+        assert refreshed, "the refreshed session cookie must reach the client through nginx"
+        attrs = edge_client.session_cookie_attributes(refreshed[0])
+        assert attrs["secure"] is True and attrs["httponly"] is True
+        assert attrs["value"] != first_cookie
+        assert carol.client.cookies.get(name) == attrs["value"]
+        # And the session keeps working with the cookie the client now holds.
+        assert carol.client.get(origin + "/api/me").status_code == 200
+    finally:
+        carol.client.close()
+
+
+def test_after_sign_out_the_old_cookie_gets_401(stack: Stack):
+    name = stack.topology.session_cookie_name
+    origin = stack.topology.public_origin
+    dave = edge_client.sign_in(stack, "dave@contoso-dev.example", "dave-password")
+    try:
+        old = dave.client.cookies.get(name)
+        assert old
+        assert dave.client.get(origin + "/api/me").status_code == 200
+        sessions_before = _session_keys(stack)
+        r = dave.client.get(origin + "/oauth2/sign_out")
+        assert r.status_code == 302
+        cleared = [c.lower() for c in r.headers.get_list("set-cookie") if c.startswith(name + "=")]
+        assert cleared and ("max-age=0" in cleared[0] or "expires=thu, 01 jan 1970" in cleared[0])
+        # The session is gone from Redis, not just from the browser.
+        assert len(sessions_before - _session_keys(stack)) == 1
+        with edge_client.new_client(stack) as replay:
+            r = replay.get(origin + "/api/me", headers={"Cookie": f"{name}={old}"})
+            assert r.status_code == 401, r.text
+            assert r.json()["error"] == "unauthorized"
+            r = replay.get(origin + "/", headers={"Cookie": f"{name}={old}"})
+            assert r.status_code == 302
+            assert r.headers["location"].startswith("/oauth2/start")
+    finally:
+        dave.client.close()
+
+
+def _session_keys(stack: Stack) -> set[bytes]:
+    r = redis.Redis(host=stack.topology.bind_host, port=stack.topology.redis_port)
+    try:
+        return set(r.keys(stack.topology.session_cookie_name + "*"))
+    finally:
+        r.close()
