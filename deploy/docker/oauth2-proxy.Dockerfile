@@ -6,8 +6,10 @@
 # Build from the repository root:
 #   docker build -f deploy/docker/oauth2-proxy.Dockerfile -t entra-bff-edge/oauth2-proxy:<tag> .
 
-ARG GO_IMAGE=golang:1.26-bookworm
-ARG RUNTIME_IMAGE=debian:bookworm-slim
+# The builder only needs Go (at least the go directive of the pinned module's go.mod); the binary is
+# static (CGO_ENABLED=0), so the runtime distribution does not have to match.
+ARG GO_IMAGE=golang:1.26
+ARG RUNTIME_IMAGE=debian:12-slim
 
 FROM ${GO_IMAGE} AS build
 WORKDIR /build

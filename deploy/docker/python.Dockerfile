@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # The Python services of one API task: the verifier (`python -m verifier`) and FastAPI
 # (`python -m fastapi_app`). One image, two commands: compose and the ECS task definition choose the
-# command. devidp is deliberately NOT copied in: it is a development tool and never ships
-# (see devidp.Dockerfile for the development-only image).
+# command. Only these two packages are copied in: the development identity provider and the local
+# launcher never ship in a production image (tests/unit/deploy checks it).
 #
 # Build from the repository root:
 #   docker build -f deploy/docker/python.Dockerfile -t entra-bff-edge/python:<tag> .

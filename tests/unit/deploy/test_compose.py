@@ -1,0 +1,159 @@
+"""compose.yaml: the ECS task's layout on one machine (one shared network namespace, the same
+hardening), devidp only in its development profile, and every required value provided by the
+development env file."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+DEV_ENV = REPO / "deploy" / "docker" / "devidp.env"
+TASK_CONTAINERS = ("nginx", "oauth2-proxy", "verifier", "api")
+
+
+def test_task_containers_share_one_network_namespace_like_awsvpc(compose):
+    for name in (*TASK_CONTAINERS, "devidp"):
+        assert compose.services[name]["network_mode"] == "service:task", name
+    # Redis stands outside the task, like ElastiCache.
+    assert "network_mode" not in compose.services["redis"]
+
+
+def test_only_loopback_ports_of_the_task_are_published(compose):
+    for name, service in compose.services.items():
+        ports = service.get("ports", [])
+        if name != "task":
+            assert not ports, f"{name} publishes ports; only the task namespace may"
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is reachable from other machines"
+    published = {str(p).split(":")[1] for p in compose.services["task"]["ports"]}
+    assert published == {"8443", "8900"}, "nginx, and devidp in its profile; never 4180/9000/9100/8000"
+
+
+def test_every_long_running_service_is_hardened(compose):
+    for name, service in compose.services.items():
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        uid = str(service["user"]).split(":")[0]
+        assert uid.isdigit() and int(uid) != 0, f"{name} must run as a non-root numeric user"
+        assert not service.get("privileged"), name
+
+
+def test_task_containers_run_as_the_same_users_as_on_ecs(compose, containers):
+    for name in TASK_CONTAINERS:
+        assert compose.services[name]["user"] == containers[name]["user"], name
+
+
+def test_task_containers_use_the_same_images_as_on_ecs(compose, containers, image_of):
+    for name in TASK_CONTAINERS:
+        local = compose.services[name]["image"].split("/", 1)[1].split(":")[0]
+        assert local == image_of(containers[name]["image"]), name
+
+
+def test_verifier_and_api_run_the_same_commands_as_on_ecs(compose, containers):
+    for name in ("verifier", "api"):
+        assert compose.services[name]["command"] == containers[name]["command"], name
+
+
+def test_health_checks_match_the_task_definition(compose, containers):
+    for name in ("oauth2-proxy", "verifier", "api"):
+        expected = containers[name]["healthCheck"]["command"]
+        assert compose.services[name]["healthcheck"]["test"] == expected, name
+    # nginx speaks TLS here (8443) and plain HTTP on ECS (8080); the path is the ALB's.
+    assert compose.services["nginx"]["healthcheck"]["test"][-1] == "https://127.0.0.1:8443/healthz"
+
+
+def test_nginx_waits_for_healthy_sidecars_like_the_task_definition(compose, containers):
+    depends = compose.services["nginx"]["depends_on"]
+    ecs = {d["containerName"] for d in containers["nginx"]["dependsOn"]}
+    assert {n for n, c in depends.items() if c["condition"] == "service_healthy"} == ecs
+
+
+def test_devidp_runs_only_in_the_devidp_profile(compose):
+    for name, service in compose.services.items():
+        if name == "devidp":
+            assert service["profiles"] == ["devidp"]
+        else:
+            assert "profiles" not in service, f"{name} must run in every profile"
+            assert "devidp" not in service.get("depends_on", {}), f"{name} must not need devidp"
+
+
+def test_no_always_on_service_mentions_devidp_outside_a_comment(compose):
+    for name, service in compose.raw["services"].items():
+        if name in ("devidp", "task"):
+            continue
+        assert "devidp" not in str(service).lower(), name
+
+
+def test_compose_without_an_env_file_refuses_to_guess_tenant_values(compose_loader):
+    with pytest.raises(Exception) as caught:  # conftest.InterpolationError
+        compose_loader({})
+    assert type(caught.value).__name__ == "InterpolationError"
+    assert str(caught.value).startswith(("ENTRA_TENANT_ID", "API_APP_ID", "BFF_CLIENT_ID", "REDIS_PASSWORD"))
+
+
+def test_the_dev_env_file_enables_the_profile_and_points_everything_at_devidp(devidp_env, compose):
+    assert devidp_env["COMPOSE_PROFILES"] == "devidp"
+    o2p = compose.environment("oauth2-proxy")
+    assert o2p["O2P_OIDC_ISSUER_URL"] == "https://localhost:8900/7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/v2.0"
+    assert o2p["O2P_PROVIDER_CA_FILE"] == "/tls/dev-ca.pem"
+    assert compose.environment("nginx")["EDGE_AUTHORITY_ORIGIN"] == "https://localhost:8900"
+    command = compose.services["devidp"]["command"]
+    assert command[command.index("--public-url") + 1] == "https://localhost:8900"
+
+
+def test_the_dev_env_file_matches_devidps_example_registrations(devidp_env):
+    from stack import topology
+
+    assert devidp_env["ENTRA_TENANT_ID"] == topology.PRIMARY_TENANT_ID
+    assert devidp_env["API_APP_ID"] == topology.API_APP_ID
+    assert devidp_env["BFF_CLIENT_ID"] == topology.BFF_CLIENT_ID
+    assert devidp_env["BFF_CLIENT_SECRET"] == topology.BFF_CLIENT_SECRET
+    assert devidp_env["SPA_CLIENT_ID"] == topology.SPA_CLIENT_ID
+    example = (REPO / "devidp" / "example.toml").read_text()
+    ids = (topology.PRIMARY_TENANT_ID, topology.API_APP_ID, topology.BFF_CLIENT_ID, topology.SPA_CLIENT_ID)
+    assert all(value in example for value in ids)
+
+
+def test_compose_redirect_uri_is_one_devidp_registers(compose):
+    redirect = compose.environment("oauth2-proxy")["O2P_REDIRECT_URL"]
+    assert redirect == "https://localhost:8443/oauth2/callback"
+    assert f'"{redirect}"' in (REPO / "devidp" / "example.toml").read_text()
+
+
+def test_build_contexts_and_dockerfiles_exist(compose):
+    for name, service in compose.services.items():
+        build = service.get("build")
+        if build:
+            assert build["context"] == "."
+            assert (REPO / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']}"
+
+
+def _compose_cli() -> list[str] | None:
+    for candidate in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(candidate[0]) is None:
+            continue
+        done = subprocess.run(
+            [*candidate, "version"], capture_output=True, text=True, timeout=30, check=False
+        )
+        if done.returncode == 0:
+            return candidate
+    return None
+
+
+def test_docker_compose_accepts_the_file_with_the_dev_env_file():
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("no Docker Compose CLI on this machine (the docker client here has no compose plugin)")
+    done = subprocess.run(
+        [*cli, "-f", str(REPO / "compose.yaml"), "--env-file", str(DEV_ENV), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
