@@ -111,11 +111,24 @@ def test_component_that_dies_while_starting_is_reported_with_its_log(tmp_path: P
     assert not any(p.running for p in stack.processes.values())
 
 
+def _seven_free_ports() -> int:
+    """A base port with base..base+6 free right now (below the kernel's ephemeral range)."""
+    for base in range(20000, 30000, 7):
+        try:
+            for port in range(base, base + 7):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no seven consecutive free ports between 20000 and 30000")
+
+
 def test_cli_up_fails_fast_with_exit_1_when_a_port_is_taken(tmp_path: Path):
+    base = _seven_free_ports()
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
+        squatter.bind(("127.0.0.1", base))  # nginx is base+0: taken
         squatter.listen()
-        base = squatter.getsockname()[1]  # nginx is base+0: taken
         result = subprocess.run(
             [sys.executable, "-m", "stack", "up", "--run-dir", str(tmp_path), "--base-port", str(base)],
             capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
