@@ -9,7 +9,7 @@ import redis
 
 from stack.launcher import Stack
 from tests.e2e import edge_client
-from tests.e2e.conftest import ACCESS_TOKEN_SECONDS, LEEWAY_SECONDS
+from tests.e2e.conftest import ACCESS_TOKEN_SECONDS, COOKIE_REFRESH_SECONDS, LEEWAY_SECONDS
 
 pytestmark = pytest.mark.e2e
 
@@ -77,3 +77,21 @@ def _session_keys(stack: Stack) -> set[bytes]:
         return set(r.keys(stack.topology.session_cookie_name + "*"))
     finally:
         r.close()
+
+
+def test_page_load_passes_a_refreshed_session_cookie_to_the_browser(stack: Stack):
+    # SPA pages go through the same auth_request as the API; a refresh that happens on a page load
+    # must reach the browser too, or its next request presents a cookie oauth2-proxy has replaced.
+    name = stack.topology.session_cookie_name
+    origin = stack.topology.public_origin
+    erin = edge_client.sign_in(stack, "erin@contoso-dev.example", "erin-password")
+    try:
+        before = erin.client.cookies.get(name)
+        time.sleep(COOKIE_REFRESH_SECONDS + 1.5)
+        r = erin.client.get(origin + "/some/client/route")
+        assert r.status_code == 200, r.text
+        refreshed = [c for c in r.headers.get_list("set-cookie") if c.startswith(name + "=")]
+        assert refreshed, "a refresh on a page load must reach the browser"
+        assert erin.client.cookies.get(name) != before
+    finally:
+        erin.client.close()
