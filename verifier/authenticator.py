@@ -18,7 +18,7 @@ from verifier.metrics import VerifierMetrics
 from verifier.policy import RoutePolicy
 from verifier.reasons import Reason, Rejection, TokenRejected, UnknownKid
 from verifier.settings import ValidationSettings
-from verifier.token_cache import VerifiedTokenCache, token_digest
+from verifier.token_cache import VerifiedIdentity, VerifiedTokenCache, token_digest
 from verifier.tokens import verify_access_token
 
 
@@ -56,6 +56,9 @@ class TokenAuthenticator:
         ``kid`` the tenant's key set lacks triggers at most one (rate-limited, shared) JWKS refetch.
         Only successes are cached.
         """
+        return (await self._identity(token, source)).principal
+
+    async def _identity(self, token: str, source: AuthSource) -> VerifiedIdentity:
         if len(token) > self.settings.max_token_bytes:
             # Before hashing or parsing: a huge token costs nothing but this comparison.
             raise TokenRejected(
@@ -66,7 +69,9 @@ class TokenAuthenticator:
         cached = self.cache.get(digest)
         if cached is not None:
             self.metrics.cache_hit.inc()
-            return cached if cached.auth_source == source else cached.with_source(source)
+            if cached.principal.auth_source == source:
+                return cached
+            return VerifiedIdentity(cached.principal.with_source(source))
         self.metrics.cache_miss.inc()
         try:
             principal = verify_access_token(token, self.keys.keys, self.settings, self.clock(), source=source)
@@ -74,14 +79,15 @@ class TokenAuthenticator:
             if not await self.keys.refetch_for_unknown_kid(exc.tenant_id, exc.kid):
                 raise
             principal = verify_access_token(token, self.keys.keys, self.settings, self.clock(), source=source)
-        self.cache.put(digest, principal)
-        return principal
+        identity = VerifiedIdentity(principal)
+        self.cache.put(digest, identity)
+        return identity
 
     async def decide(self, token: str, original: OriginalRequest, *, source: AuthSource) -> Decision:
         """Validate ``token`` and apply the route policy to ``original``: allow or reject, as ``source``."""
         try:
-            principal = await self.authenticate(token, source=source)
-            self.policy.check(principal, original.method, original.uri)
+            identity = await self._identity(token, source)
+            self.policy.check(identity.principal, original.method, original.uri)
         except Rejection as rejection:
             return Decision.reject(rejection, source=source)
-        return Decision.allow(principal)
+        return Decision.allow(identity.principal, identity_headers=identity.headers)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from aiohttp import web
 
-from verifier.identity import Principal, signed_principal_headers
+from verifier.identity import HEADER_SIGNATURE, Principal, sign_headers, signed_principal_headers
 from verifier.reasons import REQUEST_REASONS, Forbidden, Reason, Rejection
 
 HEADER_ORIGINAL_METHOD = "X-Original-Method"
@@ -66,14 +66,30 @@ class Decision:
     headers: tuple[tuple[str, str], ...] = ()
     required: tuple[str, ...] = ()
     error: str | None = None
+    #: ``principal_headers(principal)``, when already encoded (a token cache hit); never set otherwise.
+    identity_headers: Mapping[str, str] | None = None
 
     @property
     def allowed(self) -> bool:
         return self.status == 200 and self.principal is not None
 
     @classmethod
-    def allow(cls, principal: Principal, *, headers: tuple[tuple[str, str], ...] = ()) -> Decision:
-        return cls(200, principal.auth_source, OK, principal=principal, oid=principal.oid, headers=headers)
+    def allow(
+        cls,
+        principal: Principal,
+        *,
+        headers: tuple[tuple[str, str], ...] = (),
+        identity_headers: Mapping[str, str] | None = None,
+    ) -> Decision:
+        return cls(
+            200,
+            principal.auth_source,
+            OK,
+            principal=principal,
+            oid=principal.oid,
+            headers=headers,
+            identity_headers=identity_headers,
+        )
 
     @classmethod
     def reject(cls, rejection: Rejection, *, source: str) -> Decision:
@@ -128,9 +144,16 @@ def render(
     """The HTTP answer for ``decision``; identity headers are signed over ``original``."""
     if decision.allowed and original is not None:
         assert decision.principal is not None
-        headers = signed_principal_headers(
-            decision.principal, key=identity_key, method=original.method, uri=original.uri, now=now
-        )
+        if decision.identity_headers is not None:
+            # The same values signed_principal_headers would encode, encoded once per cached token.
+            headers = dict(decision.identity_headers)
+            headers[HEADER_SIGNATURE] = sign_headers(
+                headers, key=identity_key, method=original.method, uri=original.uri, now=now
+            )
+        else:
+            headers = signed_principal_headers(
+                decision.principal, key=identity_key, method=original.method, uri=original.uri, now=now
+            )
         headers["Cache-Control"] = "no-store"
         response = web.Response(status=200, headers=headers)
     else:

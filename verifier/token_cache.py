@@ -14,8 +14,19 @@ from collections.abc import Callable
 
 from cachetools import TLRUCache
 
-from verifier.identity import Principal
+from verifier.identity import Principal, principal_headers
 from verifier.settings import DEFAULT_TOKEN_CACHE_SIZE, TOKEN_CACHE_MAX_TTL_SECONDS
+
+
+class VerifiedIdentity:
+    """A validated principal with its identity header values encoded once (they are the same for
+    every request with the token; only the signature differs per request)."""
+
+    __slots__ = ("headers", "principal")
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+        self.headers: dict[str, str] = principal_headers(principal)
 
 
 def token_digest(token: str) -> bytes:
@@ -33,22 +44,22 @@ class VerifiedTokenCache:
         self.max_ttl = max_ttl
         self._clock = clock
         self._enabled = maxsize > 0
-        self._cache: TLRUCache[bytes, Principal] = TLRUCache(
+        self._cache: TLRUCache[bytes, VerifiedIdentity] = TLRUCache(
             maxsize=max(maxsize, 1), ttu=self._expires, timer=clock
         )
 
-    def _expires(self, _key: bytes, principal: Principal, now: float) -> float:
-        return min(float(principal.expires_at), now + self.max_ttl)
+    def _expires(self, _key: bytes, identity: VerifiedIdentity, now: float) -> float:
+        return min(float(identity.principal.expires_at), now + self.max_ttl)
 
-    def get(self, digest: bytes) -> Principal | None:
+    def get(self, digest: bytes) -> VerifiedIdentity | None:
         if not self._enabled:
             return None
         return self._cache.get(digest)
 
-    def put(self, digest: bytes, principal: Principal) -> None:
+    def put(self, digest: bytes, identity: VerifiedIdentity) -> None:
         """Remember a *successfully validated* token. Never call this for a failure."""
-        if self._enabled and principal.expires_at > self._clock():
-            self._cache[digest] = principal
+        if self._enabled and identity.principal.expires_at > self._clock():
+            self._cache[digest] = identity
 
     def __len__(self) -> int:
         return len(self._cache)

@@ -7,7 +7,7 @@ import pytest
 from verifier.identity import Principal
 from verifier.keys import JwksError, tenant_keys_from_jwks
 from verifier.testing import TENANT_A, SigningKey
-from verifier.token_cache import VerifiedTokenCache, token_digest
+from verifier.token_cache import VerifiedIdentity, VerifiedTokenCache, token_digest
 
 
 def test_jwks_keys_are_built_once_into_public_key_objects_with_their_issuer(signing_key):
@@ -50,8 +50,10 @@ def test_jwks_without_a_keys_list_is_refused(document):
         tenant_keys_from_jwks(TENANT_A, document)
 
 
-def principal(expires_at: int) -> Principal:
-    return Principal(oid="o", tid="t", principal_type="user", auth_source="bearer", expires_at=expires_at)
+def principal(expires_at: int) -> VerifiedIdentity:
+    return VerifiedIdentity(
+        Principal(oid="o", tid="t", principal_type="user", auth_source="bearer", expires_at=expires_at)
+    )
 
 
 class Clock:
