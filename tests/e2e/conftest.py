@@ -10,8 +10,10 @@ flaky; they only make the refresh path run more often, which is the point.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
+import jwt
 import pytest
 
 from stack.launcher import Stack
@@ -37,6 +39,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
     finally:
         running.stop()
+
+
+@dataclass(frozen=True)
+class EarlyToken:
+    token: str
+    expires_at: int
+
+
+@pytest.fixture(scope="session", autouse=True)
+def early_daemon_token(stack: Stack) -> EarlyToken:
+    """A daemon token minted as the session starts, so the expiry test finds it already expired
+    instead of sleeping through a token lifetime of its own."""
+    token = edge_client.client_credentials_token(stack)
+    return EarlyToken(token, int(jwt.decode(token, options={"verify_signature": False})["exp"]))
 
 
 @pytest.fixture

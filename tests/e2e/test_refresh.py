@@ -1,4 +1,5 @@
-"""A session outlives its access token through oauth2-proxy's refresh; sign-out ends it for good."""
+"""A session outlives its access token through oauth2-proxy's refresh; sign-out ends it for good;
+an expired bearer token is refused."""
 
 from __future__ import annotations
 
@@ -95,3 +96,12 @@ def test_page_load_passes_a_refreshed_session_cookie_to_the_browser(stack: Stack
         assert erin.client.cookies.get(name) != before
     finally:
         erin.client.close()
+
+
+def test_expired_token_is_rejected_with_reason_expired(stack: Stack, early_daemon_token, client, origin):
+    # Minted when the session started; placed after the refresh tests, which outlast its lifetime.
+    time.sleep(max(0.0, early_daemon_token.expires_at + LEEWAY_SECONDS + 1.5 - time.time()))
+    r = client.get(origin + "/api/me", headers={"Authorization": f"Bearer {early_daemon_token.token}"})
+    assert r.status_code == 401
+    assert r.json()["reason"] == "expired"
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
