@@ -288,3 +288,24 @@ async def test_extra_credential_source_reuses_token_validation_and_answers_as_se
         assert await response.json() == {"status": 500, "reason": "internal_error", "error": "server_error"}
     await client.close()
     assert source.closed
+
+
+async def test_cache_hit_headers_equal_the_contract_encoding(client, live_forge):
+    from verifier.identity import principal_from_headers as decode
+
+    headers = {
+        **ORIGINAL,
+        "Authorization": f"Bearer {live_forge.mint(live_forge.user_claims(name='Zoë, Ünïcode'))}",
+    }
+    first = await client.get("/verify", headers=headers)  # miss
+    second = await client.get("/verify", headers=headers)  # hit: pre-encoded values
+    for name in ("X-User-Name", "X-User-Email", "X-Scopes", "X-Roles", "X-User-Oid"):
+        assert first.headers[name] == second.headers[name]
+    assert decode(second.headers).name == "Zoë, Ünïcode"
+    check_signature(
+        second.headers,
+        keys=(TEST_IDENTITY_KEY,),
+        method="POST",
+        uri=ORIGINAL["X-Original-URI"],
+        now=int(time.time()),
+    )
