@@ -67,6 +67,7 @@ def edge_values(topo: Topology) -> dict[str, str]:
         # on every localhost port for a year.
         "EDGE_HSTS": "max-age=300",
         "EDGE_AUTHORITY_ORIGIN": topo.devidp_origin,
+        "EDGE_SIGN_OUT_URL": topo.sign_out_url,
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import quote
 
 from verifier.identity import IDENTITY_HEADERS
 
@@ -100,6 +101,13 @@ class Topology:
     @property
     def redirect_url(self) -> str:
         return f"{self.public_origin}/oauth2/callback"
+
+    @property
+    def sign_out_url(self) -> str:
+        """The provider's front-channel logout, returning to our front page."""
+        back = quote(self.public_origin + "/", safe="")
+        query = f"client_id={self.bff_client_id}&post_logout_redirect_uri={back}"
+        return f"{self.authority}/oauth2/v2.0/logout?{query}"
 
     @property
     def oauth2_proxy_addr(self) -> str:

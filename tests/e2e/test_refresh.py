@@ -105,3 +105,22 @@ def test_expired_token_is_rejected_with_reason_expired(stack: Stack, early_daemo
     assert r.status_code == 401
     assert r.json()["reason"] == "expired"
     assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
+def test_sign_out_ends_the_provider_session_too_so_the_next_visit_asks_for_a_password(stack: Stack):
+    origin = stack.topology.public_origin
+    bob = edge_client.sign_in(stack, "bob@contoso-dev.example", "bob-password")
+    try:
+        # The client's own rd is ignored: sign-out always continues to the provider's logout.
+        sign_out = origin + "/oauth2/sign_out?rd=https%3A%2F%2Fevil.example%2F"
+        hops = edge_client.follow(bob.client, "GET", sign_out)
+        urls = [h.url for h in hops]
+        assert urls[1] == origin + "/oauth2/signed_out", urls
+        assert urls[2].startswith(stack.topology.authority + "/oauth2/v2.0/logout?"), urls
+        assert not any("evil.example" in u for u in urls[1:])
+        # Back on our site, signed out everywhere: devidp shows its password form again.
+        final = hops[-1]
+        assert final.status == 200 and final.url.startswith(stack.topology.devidp_origin), urls
+        edge_client.password_form(final.body)  # type: ignore[attr-defined]
+    finally:
+        bob.client.close()
