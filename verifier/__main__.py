@@ -13,14 +13,21 @@ from aiohttp import web
 
 from verifier.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
 from verifier.logs import configure_logging
+from verifier.session import build_session_source
 from verifier.settings import ConfigError, VerifierSettings, settings_from_env
 from verifier.sources import CredentialSource
 
 log = logging.getLogger("verifier")
 
 
-async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSource] = ()) -> None:
-    """Run the /verify app and the metrics app until SIGTERM or SIGINT."""
+async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSource] | None = None) -> None:
+    """Run the /verify app and the metrics app until SIGTERM or SIGINT.
+
+    ``sources`` defaults to what the settings configure: the oauth2-proxy session source, built here
+    inside the event loop that its connection pools will belong to.
+    """
+    if sources is None:
+        sources = (build_session_source(settings.session),) if settings.session is not None else ()
     app = create_app(settings, sources=sources)
     metrics_app = create_metrics_app(app[STATE].metrics)
     runner = web.AppRunner(app, access_log=None, **SERVER_LIMITS)

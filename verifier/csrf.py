@@ -35,13 +35,14 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from verifier.reasons import Reason, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +66,11 @@ _MAC_CONTEXT = b"eba-csrf-v1"
 _HKDF_INFO = b"eba-verifier-csrf-key-v1"
 
 
-class CsrfReason(StrEnum):
-    TOKEN_MISSING = "csrf_token_missing"
-    TOKEN_MALFORMED = "csrf_token_malformed"
-    TOKEN_BAD_MAC = "csrf_token_bad_mac"
-    TOKEN_EXPIRED = "csrf_token_expired"
-    TOKEN_SPENT = "csrf_token_spent"
-    ORIGIN_MISMATCH = "csrf_origin_mismatch"
-    CROSS_SITE = "csrf_cross_site"
-    STORE_UNAVAILABLE = "csrf_store_unavailable"
-
-
-class CsrfRejected(Exception):
+class CsrfRejected(Rejection):
     """An unsafe cookie-authenticated request failed a CSRF check. Answer 403, never 200.
 
-    ``reason`` is the stable code; ``detail`` is for humans and never holds the token.
+    ``reason`` is one of the ``csrf_*`` :class:`Reason` codes; ``detail`` never holds the token.
     """
-
-    def __init__(self, reason: CsrfReason, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 class CsrfStoreUnavailable(CsrfRejected):
@@ -93,7 +78,7 @@ class CsrfStoreUnavailable(CsrfRejected):
     could be replayed."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(CsrfReason.STORE_UNAVAILABLE, detail)
+        super().__init__(Reason.CSRF_STORE_UNAVAILABLE, detail)
 
 
 # --- keys -------------------------------------------------------------------------------------------
@@ -146,11 +131,11 @@ def check_request_origin(*, origin: str | None, sec_fetch_site: str | None, publ
     (sandboxed frames, some redirects) is refused: it cannot be shown to be ours.
     """
     if origin is not None and origin.strip().lower() != public_origin:
-        raise CsrfRejected(CsrfReason.ORIGIN_MISMATCH, "Origin is not this site's origin")
+        raise CsrfRejected(Reason.CSRF_ORIGIN_MISMATCH, "Origin is not this site's origin")
     # Only "same-origin" is ours: "same-site" is a sibling subdomain, "cross-site" an attacker's page,
     # "none" a user-initiated navigation, which never carries an unsafe method from our SPA.
     if sec_fetch_site is not None and sec_fetch_site.strip().lower() != "same-origin":
-        raise CsrfRejected(CsrfReason.CROSS_SITE, f"Sec-Fetch-Site is {sec_fetch_site.strip()[:20]!r}")
+        raise CsrfRejected(Reason.CSRF_CROSS_SITE, f"Sec-Fetch-Site is {sec_fetch_site.strip()[:20]!r}")
 
 
 # --- tokens -----------------------------------------------------------------------------------------
@@ -194,30 +179,30 @@ def verify_token(token: str | None, *, key: bytes, binding: bytes, now: int) -> 
     claimed expiry has passed, is reported differently from any other forgery.
     """
     if token is None or not token.strip():
-        raise CsrfRejected(CsrfReason.TOKEN_MISSING, f"unsafe request without {HEADER_CSRF_TOKEN}")
+        raise CsrfRejected(Reason.CSRF_TOKEN_MISSING, f"unsafe request without {HEADER_CSRF_TOKEN}")
     token = token.strip()
     if len(token) > MAX_TOKEN_CHARS or not token.isascii():
-        raise CsrfRejected(CsrfReason.TOKEN_MALFORMED, "token is not v1.<nonce>.<expiry>.<mac>")
+        raise CsrfRejected(Reason.CSRF_TOKEN_MALFORMED, "token is not v1.<nonce>.<expiry>.<mac>")
     parts = token.split(".")
     if len(parts) != 4 or parts[0] != TOKEN_VERSION:
-        raise CsrfRejected(CsrfReason.TOKEN_MALFORMED, "token is not v1.<nonce>.<expiry>.<mac>")
+        raise CsrfRejected(Reason.CSRF_TOKEN_MALFORMED, "token is not v1.<nonce>.<expiry>.<mac>")
     _, nonce_text, expiry_text, mac_text = parts
     if not expiry_text.isdigit() or len(expiry_text) > 12:
-        raise CsrfRejected(CsrfReason.TOKEN_MALFORMED, "token expiry is not a unix time")
+        raise CsrfRejected(Reason.CSRF_TOKEN_MALFORMED, "token expiry is not a unix time")
     try:
         nonce = _unb64(nonce_text)
         given_mac = _unb64(mac_text)
     except (binascii.Error, ValueError):
-        raise CsrfRejected(CsrfReason.TOKEN_MALFORMED, "token parts are not base64url") from None
+        raise CsrfRejected(Reason.CSRF_TOKEN_MALFORMED, "token parts are not base64url") from None
     # Re-encoding must give back the same text: base64 has several spellings of the same bytes (unused
     # trailing bits), and a second spelling would be a second spent-store key for one nonce.
     if len(nonce) != NONCE_BYTES or _b64(nonce) != nonce_text or _b64(given_mac) != mac_text:
-        raise CsrfRejected(CsrfReason.TOKEN_MALFORMED, "token nonce or mac has the wrong length")
+        raise CsrfRejected(Reason.CSRF_TOKEN_MALFORMED, "token nonce or mac has the wrong length")
     expires_at = int(expiry_text)
     if not hmac.compare_digest(_mac(key, binding, nonce_text, expires_at), given_mac):
-        raise CsrfRejected(CsrfReason.TOKEN_BAD_MAC, "token was not issued for this session")
+        raise CsrfRejected(Reason.CSRF_TOKEN_BAD_MAC, "token was not issued for this session")
     if now >= expires_at:
-        raise CsrfRejected(CsrfReason.TOKEN_EXPIRED, f"token expired {now - expires_at}s ago")
+        raise CsrfRejected(Reason.CSRF_TOKEN_EXPIRED, f"token expired {now - expires_at}s ago")
     return CsrfToken(nonce=nonce_text, expires_at=expires_at)
 
 
@@ -247,7 +232,7 @@ class SpentTokenStore:
         except (RedisError, OSError, TimeoutError) as exc:
             raise CsrfStoreUnavailable(f"spent-token store unreachable ({type(exc).__name__})") from None
         if not first_use:
-            raise CsrfRejected(CsrfReason.TOKEN_SPENT, "token was already used")
+            raise CsrfRejected(Reason.CSRF_TOKEN_SPENT, "token was already used")
 
     async def ping(self) -> bool:
         try:

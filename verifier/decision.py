@@ -20,6 +20,8 @@ from verifier.reasons import REQUEST_REASONS, Forbidden, Reason, Rejection
 HEADER_ORIGINAL_METHOD = "X-Original-Method"
 HEADER_ORIGINAL_URI = "X-Original-URI"
 HEADER_REQUEST_ID = "X-Request-ID"
+#: The reason code of a refusal that carries no RFC 6750 challenge; nginx puts it in its JSON error.
+HEADER_AUTH_REASON = "X-Auth-Reason"
 REALM = "api"
 OK = "ok"
 
@@ -54,7 +56,9 @@ class Decision:
 
     ``reason`` is ``"ok"`` for an allowed request, otherwise a reason code (:class:`Reason` or a
     source's own code). ``headers`` are extra response headers, such as a refreshed session cookie.
-    ``error`` overrides the RFC 6750 error code chosen from the status and reason.
+    ``error`` overrides the RFC 6750 error code chosen from the status and reason. ``challenge`` is
+    False for refusals no bearer token would change (a CSRF failure on a cookie session): they get no
+    ``WWW-Authenticate`` and name their reason in ``X-Auth-Reason`` instead.
     """
 
     status: int
@@ -68,6 +72,7 @@ class Decision:
     error: str | None = None
     #: ``principal_headers(principal)``, when already encoded (a token cache hit); never set otherwise.
     identity_headers: Mapping[str, str] | None = None
+    challenge: bool = True
 
     @property
     def allowed(self) -> bool:
@@ -159,7 +164,7 @@ def render(
     else:
         status = 500 if decision.status == 200 else decision.status
         body: dict[str, object] = {"status": status, "reason": decision.reason}
-        error = rfc6750_error(decision)
+        error = rfc6750_error(decision) if decision.challenge else None
         if error is not None:
             body["error"] = error
         response = web.Response(
@@ -168,8 +173,10 @@ def render(
             content_type="application/json",
             headers={"Cache-Control": "no-store"},
         )
-        if status in (401, 403):
+        if status in (401, 403) and decision.challenge:
             response.headers["WWW-Authenticate"] = bearer_challenge(decision)
+        elif not decision.challenge:
+            response.headers[HEADER_AUTH_REASON] = decision.reason
     for name, value in decision.headers:
         response.headers.add(name, value)
     return response

@@ -49,6 +49,20 @@ class Reason(StrEnum):
     # Authorization (route policy).
     INSUFFICIENT_SCOPE = "insufficient_scope"
     INSUFFICIENT_ROLE = "insufficient_role"
+    # The oauth2-proxy session (verifier.session).
+    NO_SESSION = "no_session"
+    SESSION_FORBIDDEN = "session_forbidden"
+    SESSION_BACKEND_UNAVAILABLE = "session_backend_unavailable"
+    SESSION_TOKEN_MISSING = "session_token_missing"
+    # CSRF on cookie-authenticated unsafe requests (verifier.csrf).
+    CSRF_TOKEN_MISSING = "csrf_token_missing"
+    CSRF_TOKEN_MALFORMED = "csrf_token_malformed"
+    CSRF_TOKEN_BAD_MAC = "csrf_token_bad_mac"
+    CSRF_TOKEN_EXPIRED = "csrf_token_expired"
+    CSRF_TOKEN_SPENT = "csrf_token_spent"
+    CSRF_ORIGIN_MISMATCH = "csrf_origin_mismatch"
+    CSRF_CROSS_SITE = "csrf_cross_site"
+    CSRF_STORE_UNAVAILABLE = "csrf_store_unavailable"
 
 
 #: Reasons about how the credentials were presented rather than about the token itself; RFC 6750

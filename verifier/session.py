@@ -29,7 +29,6 @@ import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -45,6 +44,7 @@ from verifier.csrf import (
     redis_client,
 )
 from verifier.decision import Decision, OriginalRequest
+from verifier.reasons import Reason, Rejection
 
 if TYPE_CHECKING:
     # Only a type here; importing it for real would close the loop settings -> session -> authenticator
@@ -69,32 +69,24 @@ MAX_FORWARDED_COOKIE_BYTES = 16 * 1024
 MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 
 
-class SessionReason(StrEnum):
-    NO_SESSION = "no_session"
-    SESSION_FORBIDDEN = "session_forbidden"
-    BACKEND_UNAVAILABLE = "session_backend_unavailable"
-    TOKEN_MISSING = "session_token_missing"
-
-
 #: HTTP status the verifier answers for each reason.
-SESSION_STATUS: Mapping[SessionReason, int] = {
-    SessionReason.NO_SESSION: 401,
-    SessionReason.SESSION_FORBIDDEN: 403,
+SESSION_STATUS: Mapping[Reason, int] = {
+    Reason.NO_SESSION: 401,
+    Reason.SESSION_FORBIDDEN: 403,
     # Not the caller's fault and not fixable by signing in again: a broken or misconfigured backend.
-    SessionReason.BACKEND_UNAVAILABLE: 500,
-    SessionReason.TOKEN_MISSING: 500,
+    Reason.SESSION_BACKEND_UNAVAILABLE: 500,
+    Reason.SESSION_TOKEN_MISSING: 500,
 }
 
 
-class SessionRejected(Exception):
-    """No usable session. ``reason`` is the stable code; ``set_cookie`` is a ``Set-Cookie`` value
-    oauth2-proxy sent with its refusal (it clears a broken cookie) that should still reach the browser.
+class SessionRejected(Rejection):
+    """No usable session. ``reason`` is one of :data:`SESSION_STATUS`; ``set_cookie`` is a
+    ``Set-Cookie`` value oauth2-proxy sent with its refusal (it clears a broken cookie) that should
+    still reach the browser.
     """
 
-    def __init__(self, reason: SessionReason, detail: str, *, set_cookie: str | None = None) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+    def __init__(self, reason: Reason, detail: str, *, set_cookie: str | None = None) -> None:
+        super().__init__(reason, detail)
         self.set_cookie = set_cookie
 
     @property
@@ -110,6 +102,12 @@ def _is_cookie_text(text: str) -> bool:
     # more lenient (oauth2-proxy's Go parser is) is fine as long as nothing can break the header we
     # build: no control characters, no ';'.
     return text.isascii() and text.isprintable() and ";" not in text
+
+
+def is_cookie_name(name: str) -> bool:
+    """A cookie name the verifier can forward and match: non-empty printable ASCII, no ``;``, ``=``
+    or space."""
+    return bool(name) and _is_cookie_text(name) and "=" not in name and " " not in name
 
 
 def parse_cookie_header(headers: Iterable[str]) -> list[tuple[str, str]]:
@@ -217,7 +215,7 @@ class SessionSettings:
     def __post_init__(self) -> None:
         if not self.oauth2_proxy_url.startswith(("http://", "https://")):
             raise ValueError("oauth2_proxy_url must be an http(s) URL such as http://127.0.0.1:4180")
-        if not self.cookie_name or not _is_cookie_text(self.cookie_name) or "=" in self.cookie_name:
+        if not is_cookie_name(self.cookie_name):
             raise ValueError("cookie_name must be a cookie name such as __Host-oauth2_proxy")
         if self.timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be positive")
@@ -272,10 +270,10 @@ class OAuth2ProxyClient:
     async def lookup(self, cookies: Sequence[tuple[str, str]]) -> SessionLookup:
         """Ask oauth2-proxy about the session in ``cookies``; raise :class:`SessionRejected` if none."""
         if not cookies:
-            raise SessionRejected(SessionReason.NO_SESSION, "no session cookie")
+            raise SessionRejected(Reason.NO_SESSION, "no session cookie")
         cookie_header = "; ".join(f"{name}={value}" for name, value in cookies)
         if len(cookie_header) > MAX_FORWARDED_COOKIE_BYTES:
-            raise SessionRejected(SessionReason.NO_SESSION, "session cookie is larger than oauth2-proxy sets")
+            raise SessionRejected(Reason.NO_SESSION, "session cookie is larger than oauth2-proxy sets")
         binding = session_binding(session_cookie_value(cookies, self.settings.cookie_name))
         try:
             async with self._client().get(
@@ -292,23 +290,21 @@ class OAuth2ProxyClient:
                 await response.read()
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise SessionRejected(
-                SessionReason.BACKEND_UNAVAILABLE, f"oauth2-proxy did not answer ({type(exc).__name__})"
+                Reason.SESSION_BACKEND_UNAVAILABLE, f"oauth2-proxy did not answer ({type(exc).__name__})"
             ) from None
         if status == 401:
-            raise SessionRejected(
-                SessionReason.NO_SESSION, "oauth2-proxy has no session", set_cookie=set_cookie
-            )
+            raise SessionRejected(Reason.NO_SESSION, "oauth2-proxy has no session", set_cookie=set_cookie)
         if status == 403:
             raise SessionRejected(
-                SessionReason.SESSION_FORBIDDEN, "oauth2-proxy refused the session", set_cookie=set_cookie
+                Reason.SESSION_FORBIDDEN, "oauth2-proxy refused the session", set_cookie=set_cookie
             )
         if status not in (200, 202):
-            raise SessionRejected(SessionReason.BACKEND_UNAVAILABLE, f"oauth2-proxy answered {status}")
+            raise SessionRejected(Reason.SESSION_BACKEND_UNAVAILABLE, f"oauth2-proxy answered {status}")
         if not access_token:
             # oauth2-proxy runs without --pass-access-token, or the path is a skip-auth route that it
             # answers without a session: either way there is nothing to validate.
             raise SessionRejected(
-                SessionReason.TOKEN_MISSING,
+                Reason.SESSION_TOKEN_MISSING,
                 f"oauth2-proxy answered {status} without {HEADER_ACCESS_TOKEN}; is --pass-access-token set?",
             )
         return SessionLookup(access_token=access_token, binding=binding, set_cookie=set_cookie)
@@ -349,7 +345,14 @@ class SessionSource:
         try:
             lookup = await self.client.lookup(cookies)
         except SessionRejected as rejected:
-            refused = Decision(rejected.status, self.name, str(rejected.reason), detail=rejected.detail)
+            refused = Decision(
+                rejected.status,
+                self.name,
+                str(rejected.reason),
+                detail=rejected.detail,
+                # Only "no session" is answered with a challenge: a bearer token would do instead.
+                challenge=rejected.status == 401,
+            )
             return _with_cookie(refused, rejected.set_cookie)
         decision = await tokens.decide(lookup.access_token, original, source="session")
         if decision.allowed:
@@ -360,7 +363,12 @@ class SessionSource:
                 # A store outage is not the caller's doing: 500, like any other unavailable backend.
                 status = 500 if isinstance(rejected, CsrfStoreUnavailable) else 403
                 decision = Decision(
-                    status, self.name, str(rejected.reason), detail=rejected.detail, oid=decision.oid
+                    status,
+                    self.name,
+                    str(rejected.reason),
+                    detail=rejected.detail,
+                    oid=decision.oid,
+                    challenge=False,
                 )
             else:
                 decision = decision.with_headers((HEADER_CSRF_TOKEN, self.csrf.mint(lookup.binding, now=now)))

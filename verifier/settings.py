@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from verifier import csrf
 from verifier.policy import PolicyError, RoutePolicy, load_policy
+from verifier.session import (
+    DEFAULT_COOKIE_NAME,
+    DEFAULT_OAUTH2_PROXY_URL,
+    SessionSettings,
+    SessionSourceSettings,
+    is_cookie_name,
+)
 
 IssuerVersion = Literal["v1", "v2"]
 
@@ -103,6 +111,8 @@ class VerifierSettings:
     route_policy: RoutePolicy = field(default_factory=RoutePolicy)
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
     log_level: str = "info"
+    #: The oauth2-proxy session source and its CSRF rules; None serves bearer tokens only.
+    session: SessionSourceSettings | None = None
 
 
 def decode_identity_key(text: str) -> bytes:
@@ -236,6 +246,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
     if log_level not in _LOG_LEVELS:
         problems.append(f"{p}LOG_LEVEL={log_level!r}: expected one of {', '.join(_LOG_LEVELS)}")
 
+    session = session_source_settings_from_env(env, identity_key, problems)
+
     if problems:
         raise ConfigError(problems)
     return VerifierSettings(
@@ -251,4 +263,60 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
         route_policy=route_policy,
         token_cache_size=cache_size,
         log_level=log_level,
+        session=session,
+    )
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6380/0"
+DEFAULT_PUBLIC_ORIGIN = "https://localhost:8443"
+
+
+def session_source_settings_from_env(
+    env: Mapping[str, str], identity_key: bytes, problems: list[str]
+) -> SessionSourceSettings | None:
+    """The session source's settings from ``VERIFIER_*`` variables, appending every problem.
+
+    The CSRF MAC key is ``VERIFIER_CSRF_KEY`` when set, else derived from ``IDENTITY_SIGNING_KEY``
+    (HKDF, see :func:`verifier.csrf.derive_csrf_key`): one secret fewer to provision and rotate.
+    Returns None only together with a problem (a short ``IDENTITY_SIGNING_KEY`` is the caller's).
+    """
+    p = ENV_PREFIX
+    before = len(problems)
+    proxy_url = _check_base_url(
+        p + "OAUTH2_PROXY_URL", env.get(p + "OAUTH2_PROXY_URL", DEFAULT_OAUTH2_PROXY_URL), problems
+    )
+    cookie_name = env.get(p + "SESSION_COOKIE_NAME", DEFAULT_COOKIE_NAME).strip()
+    if not is_cookie_name(cookie_name):
+        problems.append(
+            f"{p}SESSION_COOKIE_NAME={cookie_name!r}: expected oauth2-proxy's cookie name, "
+            f"e.g. {DEFAULT_COOKIE_NAME}"
+        )
+    redis_url = env.get(p + "REDIS_URL", DEFAULT_REDIS_URL).strip()
+    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        # Only the scheme is named: the URL may carry a password.
+        problems.append(f"{p}REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    origin = ""
+    try:
+        origin = csrf.normalize_origin(env.get(p + "PUBLIC_ORIGIN", DEFAULT_PUBLIC_ORIGIN))
+    except ValueError as exc:
+        problems.append(f"{p}PUBLIC_ORIGIN: {exc}")
+    ttl = _int_var(env, p + "CSRF_TTL_SECONDS", csrf.DEFAULT_TTL_SECONDS, 30, 3600, problems)
+    raw_csrf_key = env.get(p + "CSRF_KEY", "").strip()
+    if raw_csrf_key:
+        csrf_key = decode_identity_key(raw_csrf_key)
+        if len(csrf_key) < csrf.MIN_KEY_BYTES:
+            problems.append(
+                f"{p}CSRF_KEY is too short: at least {csrf.MIN_KEY_BYTES} bytes are required, "
+                "or leave it unset to derive the key from IDENTITY_SIGNING_KEY"
+            )
+    elif len(identity_key) >= csrf.MIN_KEY_BYTES:
+        csrf_key = csrf.derive_csrf_key(identity_key)
+    else:
+        csrf_key = b""
+    if len(problems) > before or len(csrf_key) < csrf.MIN_KEY_BYTES:
+        return None
+    return SessionSourceSettings(
+        session=SessionSettings(oauth2_proxy_url=proxy_url, cookie_name=cookie_name),
+        csrf=csrf.CsrfSettings(key=csrf_key, public_origin=origin, ttl_seconds=ttl),
+        redis_url=redis_url,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from verifier.csrf import CsrfReason, CsrfRejected, check_request_origin, is_unsafe_method, normalize_origin
+from verifier.csrf import CsrfRejected, check_request_origin, is_unsafe_method, normalize_origin
+from verifier.reasons import Reason
 
 PUBLIC = "https://localhost:8443"
 
@@ -91,14 +92,14 @@ def test_same_origin_or_absent_browser_headers_pass_the_origin_check(
     ],
 )
 def test_foreign_origin_is_rejected_with_reason_origin_mismatch(origin: str) -> None:
-    assert origin_reason(origin, "same-origin") == CsrfReason.ORIGIN_MISMATCH
+    assert origin_reason(origin, "same-origin") == Reason.CSRF_ORIGIN_MISMATCH
 
 
 @pytest.mark.parametrize("site", ["cross-site", "same-site", "none", "", "bogus"])
 def test_sec_fetch_site_other_than_same_origin_is_rejected_with_reason_cross_site(site: str) -> None:
-    assert origin_reason(None, site) == CsrfReason.CROSS_SITE
-    assert origin_reason(PUBLIC, site) == CsrfReason.CROSS_SITE
+    assert origin_reason(None, site) == Reason.CSRF_CROSS_SITE
+    assert origin_reason(PUBLIC, site) == Reason.CSRF_CROSS_SITE
 
 
 def test_origin_mismatch_is_reported_before_sec_fetch_site() -> None:
-    assert origin_reason("https://evil.example", "cross-site") == CsrfReason.ORIGIN_MISMATCH
+    assert origin_reason("https://evil.example", "cross-site") == Reason.CSRF_ORIGIN_MISMATCH

@@ -10,7 +10,6 @@ from redis.asyncio import Redis
 
 from verifier.csrf import (
     CsrfGuard,
-    CsrfReason,
     CsrfRejected,
     CsrfSettings,
     CsrfToken,
@@ -19,6 +18,7 @@ from verifier.csrf import (
     redis_client,
     spent_key,
 )
+from verifier.reasons import Reason
 
 from .conftest import RedisServer, free_port, start_redis
 
@@ -45,7 +45,7 @@ async def test_first_spend_succeeds_and_second_is_rejected_with_reason_spent(red
     await store.spend(token, now=NOW)
     with pytest.raises(CsrfRejected) as caught:
         await store.spend(token, now=NOW + 1)
-    assert caught.value.reason == CsrfReason.TOKEN_SPENT
+    assert caught.value.reason == Reason.CSRF_TOKEN_SPENT
 
 
 async def test_spent_marker_expires_when_the_token_would_have(redis: Redis) -> None:
@@ -70,7 +70,7 @@ async def test_concurrent_replays_of_one_token_let_exactly_one_through(redis: Re
     token = CsrfToken(nonce="cmFjZS1ub25jZQ", expires_at=NOW + 600)
     results = await asyncio.gather(*(store.spend(token, now=NOW) for _ in range(25)), return_exceptions=True)
     assert results.count(None) == 1
-    assert all(isinstance(r, CsrfRejected) and r.reason == CsrfReason.TOKEN_SPENT for r in results if r)
+    assert all(isinstance(r, CsrfRejected) and r.reason == Reason.CSRF_TOKEN_SPENT for r in results if r)
 
 
 async def test_unreachable_store_is_rejected_with_reason_store_unavailable() -> None:
@@ -79,7 +79,7 @@ async def test_unreachable_store_is_rejected_with_reason_store_unavailable() -> 
     try:
         with pytest.raises(CsrfRejected) as caught:
             await store.spend(CsrfToken(nonce="bm8tc3RvcmU", expires_at=NOW + 60), now=NOW)
-        assert caught.value.reason == CsrfReason.STORE_UNAVAILABLE
+        assert caught.value.reason == Reason.CSRF_STORE_UNAVAILABLE
         assert await store.ping() is False
     finally:
         await store.close()
@@ -94,7 +94,7 @@ async def test_store_that_dies_after_working_fails_closed(tmp_path) -> None:
         server.stop()
         with pytest.raises(CsrfRejected) as caught:
             await store.spend(CsrfToken(nonce="YWZ0ZXItZGVhdGg", expires_at=NOW + 60), now=NOW)
-        assert caught.value.reason == CsrfReason.STORE_UNAVAILABLE
+        assert caught.value.reason == Reason.CSRF_STORE_UNAVAILABLE
     finally:
         server.stop()
         await store.close()
@@ -117,7 +117,7 @@ async def test_guard_accepts_a_fresh_token_once_then_rejects_the_replay_as_spent
     await guard.check("POST", browser_post(token), BINDING, now=NOW + 5)
     with pytest.raises(CsrfRejected) as caught:
         await guard.check("DELETE", browser_post(token), BINDING, now=NOW + 6)
-    assert caught.value.reason == CsrfReason.TOKEN_SPENT
+    assert caught.value.reason == Reason.CSRF_TOKEN_SPENT
 
 
 async def test_guard_accepts_a_token_from_a_client_that_sends_no_browser_headers(redis: Redis) -> None:
@@ -128,7 +128,7 @@ async def test_guard_accepts_a_token_from_a_client_that_sends_no_browser_headers
 async def test_guard_rejects_unsafe_request_without_token_as_missing(redis: Redis) -> None:
     with pytest.raises(CsrfRejected) as caught:
         await guard_for(redis).check("PATCH", browser_post(None), BINDING, now=NOW)
-    assert caught.value.reason == CsrfReason.TOKEN_MISSING
+    assert caught.value.reason == Reason.CSRF_TOKEN_MISSING
 
 
 async def test_cross_site_request_is_refused_before_its_token_is_spent(redis: Redis) -> None:
@@ -136,10 +136,10 @@ async def test_cross_site_request_is_refused_before_its_token_is_spent(redis: Re
     token = guard.mint(BINDING, now=NOW)
     with pytest.raises(CsrfRejected) as caught:
         await guard.check("POST", browser_post(token, Origin="https://evil.example"), BINDING, now=NOW)
-    assert caught.value.reason == CsrfReason.ORIGIN_MISMATCH
+    assert caught.value.reason == Reason.CSRF_ORIGIN_MISMATCH
     with pytest.raises(CsrfRejected) as caught:
         await guard.check("POST", browser_post(token, **{"Sec-Fetch-Site": "cross-site"}), BINDING, now=NOW)
-    assert caught.value.reason == CsrfReason.CROSS_SITE
+    assert caught.value.reason == Reason.CSRF_CROSS_SITE
     assert await redis.keys("*") == []
     await guard.check("POST", browser_post(token), BINDING, now=NOW)
 
@@ -149,7 +149,7 @@ async def test_token_bound_to_another_session_is_refused_and_not_spent(redis: Re
     token = guard.mint(hashlib.sha256(b"session-b").digest(), now=NOW)
     with pytest.raises(CsrfRejected) as caught:
         await guard.check("POST", browser_post(token), BINDING, now=NOW)
-    assert caught.value.reason == CsrfReason.TOKEN_BAD_MAC
+    assert caught.value.reason == Reason.CSRF_TOKEN_BAD_MAC
     assert await redis.keys("*") == []
 
 
@@ -158,7 +158,7 @@ async def test_expired_token_is_refused_with_reason_expired_and_not_spent(redis:
     token = guard.mint(BINDING, now=NOW)
     with pytest.raises(CsrfRejected) as caught:
         await guard.check("POST", browser_post(token), BINDING, now=NOW + 60)
-    assert caught.value.reason == CsrfReason.TOKEN_EXPIRED
+    assert caught.value.reason == Reason.CSRF_TOKEN_EXPIRED
     assert await redis.keys("*") == []
 
 
@@ -169,6 +169,6 @@ async def test_guard_with_store_down_refuses_a_valid_token_with_reason_store_una
         token = mint_token(key=KEY, binding=BINDING, now=NOW, ttl=600)
         with pytest.raises(CsrfRejected) as caught:
             await guard.check("POST", browser_post(token), BINDING, now=NOW)
-        assert caught.value.reason == CsrfReason.STORE_UNAVAILABLE
+        assert caught.value.reason == Reason.CSRF_STORE_UNAVAILABLE
     finally:
         await client.aclose()

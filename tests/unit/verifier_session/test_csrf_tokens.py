@@ -10,13 +10,13 @@ import pytest
 
 from verifier.csrf import (
     MIN_KEY_BYTES,
-    CsrfReason,
     CsrfRejected,
     CsrfSettings,
     derive_csrf_key,
     mint_token,
     verify_token,
 )
+from verifier.reasons import Reason
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
@@ -62,29 +62,29 @@ def test_two_minted_tokens_have_different_random_nonces() -> None:
 
 def test_token_from_another_session_is_rejected_with_reason_bad_mac() -> None:
     token = mint_token(key=KEY, binding=OTHER_BINDING, now=NOW, ttl=TTL)
-    assert reject_reason(token) == CsrfReason.TOKEN_BAD_MAC
+    assert reject_reason(token) == Reason.CSRF_TOKEN_BAD_MAC
 
 
 def test_token_made_with_another_key_is_rejected_with_reason_bad_mac() -> None:
     token = mint_token(key=OTHER_KEY, binding=BINDING, now=NOW, ttl=TTL)
-    assert reject_reason(token) == CsrfReason.TOKEN_BAD_MAC
+    assert reject_reason(token) == Reason.CSRF_TOKEN_BAD_MAC
 
 
 def test_token_with_extended_expiry_is_rejected_with_reason_bad_mac() -> None:
     version, nonce, _, mac = mint_token(key=KEY, binding=BINDING, now=NOW, ttl=TTL).split(".")
-    assert reject_reason(f"{version}.{nonce}.{NOW + 86400}.{mac}") == CsrfReason.TOKEN_BAD_MAC
+    assert reject_reason(f"{version}.{nonce}.{NOW + 86400}.{mac}") == Reason.CSRF_TOKEN_BAD_MAC
 
 
 def test_token_with_swapped_nonce_is_rejected_with_reason_bad_mac() -> None:
     version, _, expiry, mac = mint_token(key=KEY, binding=BINDING, now=NOW, ttl=TTL).split(".")
-    assert reject_reason(f"{version}.{b64(b'x' * 16)}.{expiry}.{mac}") == CsrfReason.TOKEN_BAD_MAC
+    assert reject_reason(f"{version}.{b64(b'x' * 16)}.{expiry}.{mac}") == Reason.CSRF_TOKEN_BAD_MAC
 
 
 def test_token_with_flipped_mac_bit_is_rejected_with_reason_bad_mac() -> None:
     version, nonce, expiry, mac = mint_token(key=KEY, binding=BINDING, now=NOW, ttl=TTL).split(".")
     raw = bytearray(base64.urlsafe_b64decode(mac + "="))
     raw[0] ^= 1
-    assert reject_reason(f"{version}.{nonce}.{expiry}.{b64(bytes(raw))}") == CsrfReason.TOKEN_BAD_MAC
+    assert reject_reason(f"{version}.{nonce}.{expiry}.{b64(bytes(raw))}") == Reason.CSRF_TOKEN_BAD_MAC
 
 
 def test_token_is_valid_until_one_second_before_its_expiry() -> None:
@@ -94,18 +94,18 @@ def test_token_is_valid_until_one_second_before_its_expiry() -> None:
 
 def test_token_at_its_expiry_is_rejected_with_reason_expired() -> None:
     token = mint_token(key=KEY, binding=BINDING, now=NOW, ttl=TTL)
-    assert reject_reason(token, now=NOW + TTL) == CsrfReason.TOKEN_EXPIRED
-    assert reject_reason(token, now=NOW + 10 * TTL) == CsrfReason.TOKEN_EXPIRED
+    assert reject_reason(token, now=NOW + TTL) == Reason.CSRF_TOKEN_EXPIRED
+    assert reject_reason(token, now=NOW + 10 * TTL) == Reason.CSRF_TOKEN_EXPIRED
 
 
 def test_forged_token_with_past_expiry_reports_bad_mac_not_expired() -> None:
     forged = f"v1.{b64(b'n' * 16)}.{NOW - 5}.{b64(b'm' * 32)}"
-    assert reject_reason(forged) == CsrfReason.TOKEN_BAD_MAC
+    assert reject_reason(forged) == Reason.CSRF_TOKEN_BAD_MAC
 
 
 @pytest.mark.parametrize("absent", [None, "", "   "])
 def test_absent_token_is_rejected_with_reason_missing(absent: str | None) -> None:
-    assert reject_reason(absent) == CsrfReason.TOKEN_MISSING
+    assert reject_reason(absent) == Reason.CSRF_TOKEN_MISSING
 
 
 def test_token_with_surrounding_whitespace_is_accepted() -> None:
@@ -142,7 +142,7 @@ def _malformed_cases() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("case", "token"), _malformed_cases(), ids=[c for c, _ in _malformed_cases()])
 def test_malformed_token_is_rejected_with_reason_malformed(case: str, token: str) -> None:
-    assert reject_reason(token) == CsrfReason.TOKEN_MALFORMED, case
+    assert reject_reason(token) == Reason.CSRF_TOKEN_MALFORMED, case
 
 
 def test_rejection_detail_never_contains_the_token() -> None:

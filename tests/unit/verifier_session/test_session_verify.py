@@ -113,6 +113,15 @@ async def reason_of(response: ClientResponse) -> str:
     return json.loads(await response.read())["reason"]
 
 
+async def assert_refused_without_challenge(response: ClientResponse, status: int, reason: str) -> None:
+    """A CSRF (or backend) refusal: no RFC 6750 challenge, the reason in X-Auth-Reason and the body."""
+    assert response.status == status
+    assert json.loads(await response.read()) == {"status": status, "reason": reason}
+    assert response.headers["X-Auth-Reason"] == reason
+    assert "WWW-Authenticate" not in response.headers
+    assert_no_identity(response)
+
+
 def assert_no_identity(response: ClientResponse) -> None:
     assert "X-Identity-Signature" not in response.headers
     assert "X-User-Oid" not in response.headers
@@ -143,9 +152,7 @@ async def test_unsafe_request_without_csrf_token_is_refused_403_csrf_token_missi
     cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
     client = await verifier(oauth2_proxy.url)
     response = await verify(client, "POST", cookie, **browser())
-    assert response.status == 403
-    assert await reason_of(response) == "csrf_token_missing"
-    assert_no_identity(response)
+    await assert_refused_without_challenge(response, 403, "csrf_token_missing")
 
 
 async def test_csrf_token_is_accepted_once_and_each_answer_carries_the_next_one(
@@ -160,8 +167,7 @@ async def test_csrf_token_is_accepted_once_and_each_answer_carries_the_next_one(
     second = post.headers["X-CSRF-Token"]
     assert second != first
     replay = await verify(client, "DELETE", cookie, **browser(first))
-    assert (replay.status, await reason_of(replay)) == (403, "csrf_token_spent")
-    assert_no_identity(replay)
+    await assert_refused_without_challenge(replay, 403, "csrf_token_spent")
     assert (await verify(client, "PUT", cookie, **browser(second))).status == 200
     registry: CollectorRegistry = client.app[STATE].metrics.registry
     labels = {"source": "session", "outcome": "forbidden", "reason": "csrf_token_spent"}
@@ -188,8 +194,7 @@ async def test_cross_site_unsafe_request_is_refused_and_its_token_stays_unspent(
     client = await verifier(oauth2_proxy.url)
     token = (await verify(client, "GET", cookie)).headers["X-CSRF-Token"]
     refused = await verify(client, "POST", cookie, X_CSRF_Token=token, **headers)
-    assert (refused.status, await reason_of(refused)) == (403, reason)
-    assert_no_identity(refused)
+    await assert_refused_without_challenge(refused, 403, reason)
     assert (await verify(client, "POST", cookie, **browser(token))).status == 200
 
 
@@ -201,7 +206,7 @@ async def test_csrf_token_from_another_sign_in_is_refused_as_bad_mac(
     client = await verifier(oauth2_proxy.url)
     their_token = (await verify(client, "GET", theirs)).headers["X-CSRF-Token"]
     response = await verify(client, "POST", mine, **browser(their_token))
-    assert (response.status, await reason_of(response)) == (403, "csrf_token_bad_mac")
+    await assert_refused_without_challenge(response, 403, "csrf_token_bad_mac")
 
 
 async def test_refreshed_session_cookie_is_handed_back_once_and_earlier_csrf_tokens_still_fit(
@@ -234,7 +239,9 @@ async def test_request_with_a_session_oauth2_proxy_does_not_know_is_401_no_sessi
     assert response.status == 401
     assert await reason_of(response) == "no_session"
     assert response.headers["Set-Cookie"].startswith(f"{NAME}=;")
-    assert "WWW-Authenticate" in response.headers
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer realm="api", error="invalid_token", error_description="no_session"'
+    )
     assert_no_identity(response)
 
 
@@ -252,9 +259,7 @@ async def test_session_with_an_expired_access_token_is_401_with_the_token_reason
 async def test_oauth2_proxy_down_is_500_session_backend_unavailable(verifier: VerifyClient) -> None:
     client = await verifier(f"http://127.0.0.1:{free_port()}")
     response = await verify(client, "GET", "djIuYQ|1800000000|c2ln")
-    assert (response.status, await reason_of(response)) == (500, "session_backend_unavailable")
-    assert "WWW-Authenticate" not in response.headers
-    assert_no_identity(response)
+    await assert_refused_without_challenge(response, 500, "session_backend_unavailable")
 
 
 async def test_csrf_store_down_refuses_unsafe_requests_with_500_but_serves_safe_ones(
@@ -265,8 +270,7 @@ async def test_csrf_store_down_refuses_unsafe_requests_with_500_but_serves_safe_
     get = await verify(client, "GET", cookie)
     assert get.status == 200
     post = await verify(client, "POST", cookie, **browser(get.headers["X-CSRF-Token"]))
-    assert (post.status, await reason_of(post)) == (500, "csrf_store_unavailable")
-    assert_no_identity(post)
+    await assert_refused_without_challenge(post, 500, "csrf_store_unavailable")
 
 
 async def test_bearer_token_wins_over_a_cookie_and_needs_no_csrf_token(
