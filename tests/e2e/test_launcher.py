@@ -62,6 +62,8 @@ def test_rendered_oauth2_proxy_config_holds_no_secret_and_the_mandatory_settings
     assert 'cookie_name = "__Host-oauth2_proxy"' in cfg
     assert 'code_challenge_method = "S256"' in cfg
     assert "api://5a1e9c3d-8b7f-4e21-9d63-2f4a8b1c0e57/user.read" in cfg
+    assert 'cookie_refresh = "900s"' in cfg and 'cookie_expire = "3600s"' in cfg
+    assert "cookie_csrf_per_request = true" in cfg and 'cookie_samesite = "lax"' in cfg
 
 
 def test_stack_on_other_ports_registers_its_own_redirect_uri_with_devidp(tmp_path: Path):

@@ -86,3 +86,18 @@ def test_user_without_email_or_role_can_still_sign_in(stack: Stack, origin):
         assert r.status_code == 403, r.text
     finally:
         erin.client.close()
+
+
+def test_login_flow_csrf_cookies_are_per_request_and_locked_down(stack: Stack, client, origin):
+    # Two sign-ins started in parallel (two tabs) must not overwrite each other's CSRF cookie.
+    names = []
+    for _ in range(2):
+        r = client.get(origin + "/oauth2/start?rd=/")
+        assert r.status_code == 302
+        (line,) = [c for c in r.headers.get_list("set-cookie") if "_csrf=" in c.split(";")[0]]
+        attrs = edge_client.session_cookie_attributes(line)
+        assert attrs["secure"] is True and attrs["httponly"] is True
+        assert str(attrs["samesite"]).lower() == "lax"
+        names.append(line.split("=", 1)[0])
+    assert names[0] != names[1]
+    assert all(n.startswith(stack.topology.session_cookie_name + "_") for n in names)
