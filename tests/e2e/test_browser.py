@@ -162,6 +162,8 @@ def sign_in(page: Page, site: dict[str, str], name: str, *, path: str = "/") -> 
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(site["app"] + path)
     expect(page.get_by_test_id("me-email")).to_have_text(upn(name))
+    # The project list has loaded too: no request of the first page load is still in flight.
+    expect(page.get_by_text(re.compile(r"^\d+ in total$"))).to_be_visible()
 
 
 def api_fetch(
@@ -334,18 +336,48 @@ def test_an_expired_session_shows_signed_out_with_a_sign_in_link(
     expect_sign_in_page(page, site)
 
 
-def test_sign_out_ends_the_session_and_returns_to_sign_in(
+def test_sign_out_clears_the_cookie_and_the_old_session_is_refused_afterwards(
+    page: Page, context: BrowserContext, browser: Browser, site: dict[str, str], stack: Any
+) -> None:
+    sign_in(page, site, "alice")
+    cookie_name = stack.topology.session_cookie_name
+    (old,) = [c for c in context.cookies(site["app"]) if c["name"] == cookie_name]
+
+    with page.expect_response(lambda r: urlsplit(r.url).path == "/oauth2/sign_out") as signed_out:
+        page.get_by_role("button", name="Sign out").click()
+    response = signed_out.value
+    # oauth2-proxy answers with a redirect on to the provider's sign-out (the edge decides where).
+    assert response.status == 302
+    assert response.headers["location"].startswith("/"), response.headers["location"]
+    # header_values, not headers: Playwright leaves Set-Cookie out of the plain header dict.
+    cleared = [line for line in response.header_values("set-cookie") if line.startswith(cookie_name)]
+    assert cleared and all(re.search(r"Expires=Thu, 01 Jan 1970|Max-Age=0", line) for line in cleared), (
+        cleared
+    )
+
+    # Replaying the old cookie from another browser profile gets nothing: the session is gone from
+    # Redis, not only from this browser.
+    replay = browser.new_context()
+    try:
+        replay.add_cookies([{k: old[k] for k in ("name", "value", "domain", "path", "secure", "httpOnly")}])
+        replay_page = replay.new_page()
+        answer = replay_page.goto(site["app"] + "/api/me")
+        assert answer is not None and answer.status == 401, answer and answer.text()
+        assert json.loads(answer.text())["error"] == "unauthorized"
+    finally:
+        replay.close()
+
+
+def test_sign_out_returns_to_the_sign_in_page(
     page: Page, context: BrowserContext, site: dict[str, str], tmp_path: Path, stack: Any
 ) -> None:
+    """Sign-out must end the provider's single sign-on session too: if it did not, the redirect to /
+    would sign the person straight back in without a password."""
     sign_in(page, site, "alice")
     page.get_by_role("button", name="Sign out").click()
 
-    expect_sign_in_page(page, site)
+    page.wait_for_load_state("networkidle")
     page.screenshot(path=str(tmp_path / "after-sign-out.png"), full_page=True)
+    expect_sign_in_page(page, site)
     names = [c["name"] for c in context.cookies(site["app"])]
     assert stack.topology.session_cookie_name not in names, names
-
-    # The old page's API calls are now refused, not served from a lingering session.
-    response = page.goto(site["app"] + "/api/me")
-    assert response is not None and response.status == 401
-    assert json.loads(response.text())["error"] == "unauthorized"
