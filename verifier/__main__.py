@@ -13,6 +13,7 @@ from aiohttp import web
 
 from verifier.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
 from verifier.logs import configure_logging
+from verifier.metrics import VerifierMetrics
 from verifier.session import build_session_source
 from verifier.settings import ConfigError, VerifierSettings, settings_from_env
 from verifier.sources import CredentialSource
@@ -26,9 +27,12 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
     ``sources`` defaults to what the settings configure: the oauth2-proxy session source, built here
     inside the event loop that its connection pools will belong to.
     """
+    metrics = VerifierMetrics()
     if sources is None:
-        sources = (build_session_source(settings.session),) if settings.session is not None else ()
-    app = create_app(settings, sources=sources)
+        sources = (
+            (build_session_source(settings.session, metrics=metrics),) if settings.session is not None else ()
+        )
+    app = create_app(settings, sources=sources, metrics=metrics)
     metrics_app = create_metrics_app(app[STATE].metrics)
     runner = web.AppRunner(app, access_log=None, **SERVER_LIMITS)
     metrics_runner = web.AppRunner(metrics_app, access_log=None)

@@ -35,6 +35,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from time import perf_counter
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
@@ -42,6 +43,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from verifier.metrics import VerifierMetrics
 from verifier.reasons import Reason, Rejection
 
 log = logging.getLogger(__name__)
@@ -222,15 +224,22 @@ class SpentTokenStore:
     so the store never grows beyond the tokens spent in the last ``ttl`` seconds.
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, metrics: VerifierMetrics | None = None) -> None:
         self._redis = redis
+        self._metrics = metrics
 
     async def spend(self, token: CsrfToken, *, now: int) -> None:
         remaining = max(1, token.expires_at - now)
+        started = perf_counter()
+        result = "error"
         try:
             first_use = await self._redis.set(spent_key(token.nonce), b"1", nx=True, ex=remaining)
+            result = "ok" if first_use else "refused"
         except (RedisError, OSError, TimeoutError) as exc:
             raise CsrfStoreUnavailable(f"spent-token store unreachable ({type(exc).__name__})") from None
+        finally:
+            if self._metrics is not None:
+                self._metrics.record_upstream("redis", result, perf_counter() - started)
         if not first_use:
             raise CsrfRejected(Reason.CSRF_TOKEN_SPENT, "token was already used")
 

@@ -66,6 +66,13 @@ class VerifierMetrics:
             ("result",),
             registry=self.registry,
         )
+        self.upstream_duration = Histogram(
+            "verifier_upstream_duration_seconds",
+            "Time waiting on the session source's upstreams (oauth2_proxy, redis), by result.",
+            ("upstream", "result"),
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
         # Pre-bound children for the hot path: labels() costs a dict lookup and a lock each call.
         self.cache_hit = self.token_cache.labels(result="hit")
         self.cache_miss = self.token_cache.labels(result="miss")
@@ -73,6 +80,16 @@ class VerifierMetrics:
         self.jwks_failure = self.jwks_fetch.labels(result="failure")
         self._durations: dict[tuple[str, str], Histogram] = {}
         self._decisions: dict[tuple[str, str, str], Counter] = {}
+        self._upstreams: dict[tuple[str, str], Histogram] = {}
+
+    def record_upstream(self, upstream: str, result: str, seconds: float) -> None:
+        """``upstream`` is ``oauth2_proxy`` or ``redis``; ``result`` is ``ok``, ``refused`` (an answer
+        that says no: no session, a spent token) or ``error`` (unreachable, timeout, unexpected)."""
+        key = (upstream, result)
+        histogram = self._upstreams.get(key)
+        if histogram is None:
+            histogram = self._upstreams[key] = self.upstream_duration.labels(upstream=upstream, result=result)
+        histogram.observe(seconds)
 
     def record_decision(self, source: str, status: int, reason: str, seconds: float) -> None:
         outcome = outcome_for_status(status)

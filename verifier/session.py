@@ -29,6 +29,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -44,6 +45,7 @@ from verifier.csrf import (
     redis_client,
 )
 from verifier.decision import Decision, OriginalRequest
+from verifier.metrics import VerifierMetrics
 from verifier.reasons import Reason, Rejection
 
 if TYPE_CHECKING:
@@ -238,10 +240,17 @@ class SessionLookup:
 class OAuth2ProxyClient:
     """Looks sessions up at oauth2-proxy over a pooled HTTP client with short timeouts."""
 
-    def __init__(self, settings: SessionSettings, http: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        settings: SessionSettings,
+        http: aiohttp.ClientSession | None = None,
+        *,
+        metrics: VerifierMetrics | None = None,
+    ) -> None:
         self.settings = settings
         self._http = http
         self._owns_http = http is None
+        self._metrics = metrics
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
@@ -275,6 +284,28 @@ class OAuth2ProxyClient:
         if len(cookie_header) > MAX_FORWARDED_COOKIE_BYTES:
             raise SessionRejected(Reason.NO_SESSION, "session cookie is larger than oauth2-proxy sets")
         binding = session_binding(session_cookie_value(cookies, self.settings.cookie_name))
+        status, set_cookie, access_token = await self._ask(cookie_header)
+        if status == 401:
+            raise SessionRejected(Reason.NO_SESSION, "oauth2-proxy has no session", set_cookie=set_cookie)
+        if status == 403:
+            raise SessionRejected(
+                Reason.SESSION_FORBIDDEN, "oauth2-proxy refused the session", set_cookie=set_cookie
+            )
+        if status not in (200, 202):
+            raise SessionRejected(Reason.SESSION_BACKEND_UNAVAILABLE, f"oauth2-proxy answered {status}")
+        if not access_token:
+            # oauth2-proxy runs without --pass-access-token, or the path is a skip-auth route that it
+            # answers without a session: either way there is nothing to validate.
+            raise SessionRejected(
+                Reason.SESSION_TOKEN_MISSING,
+                f"oauth2-proxy answered {status} without {HEADER_ACCESS_TOKEN}; is --pass-access-token set?",
+            )
+        return SessionLookup(access_token=access_token, binding=binding, set_cookie=set_cookie)
+
+    async def _ask(self, cookie_header: str) -> tuple[int, str | None, str]:
+        """One ``/oauth2/auth`` round trip: status, the session ``Set-Cookie`` and the access token."""
+        started = perf_counter()
+        result = "error"
         try:
             async with self._client().get(
                 self.settings.auth_url,
@@ -292,22 +323,12 @@ class OAuth2ProxyClient:
             raise SessionRejected(
                 Reason.SESSION_BACKEND_UNAVAILABLE, f"oauth2-proxy did not answer ({type(exc).__name__})"
             ) from None
-        if status == 401:
-            raise SessionRejected(Reason.NO_SESSION, "oauth2-proxy has no session", set_cookie=set_cookie)
-        if status == 403:
-            raise SessionRejected(
-                Reason.SESSION_FORBIDDEN, "oauth2-proxy refused the session", set_cookie=set_cookie
-            )
-        if status not in (200, 202):
-            raise SessionRejected(Reason.SESSION_BACKEND_UNAVAILABLE, f"oauth2-proxy answered {status}")
-        if not access_token:
-            # oauth2-proxy runs without --pass-access-token, or the path is a skip-auth route that it
-            # answers without a session: either way there is nothing to validate.
-            raise SessionRejected(
-                Reason.SESSION_TOKEN_MISSING,
-                f"oauth2-proxy answered {status} without {HEADER_ACCESS_TOKEN}; is --pass-access-token set?",
-            )
-        return SessionLookup(access_token=access_token, binding=binding, set_cookie=set_cookie)
+        else:
+            result = "ok" if status in (200, 202) else "refused" if status in (401, 403) else "error"
+        finally:
+            if self._metrics is not None:
+                self._metrics.record_upstream("oauth2_proxy", result, perf_counter() - started)
+        return status, set_cookie, access_token
 
 
 # --- the credential source ---------------------------------------------------------------------------
@@ -393,12 +414,15 @@ class SessionSourceSettings:
     redis_url: str = field(repr=False)
 
 
-def build_session_source(settings: SessionSourceSettings) -> SessionSource:
+def build_session_source(
+    settings: SessionSourceSettings, *, metrics: VerifierMetrics | None = None
+) -> SessionSource:
     """The production session source: pooled HTTP to oauth2-proxy, pooled Redis for spent tokens.
 
-    Nothing connects here; both pools open on first use inside the running event loop.
+    Nothing connects here; both pools open on first use inside the running event loop. ``metrics``
+    (the app's) gets the upstream latencies.
     """
     return SessionSource(
-        OAuth2ProxyClient(settings.session),
-        CsrfGuard(settings.csrf, SpentTokenStore(redis_client(settings.redis_url))),
+        OAuth2ProxyClient(settings.session, metrics=metrics),
+        CsrfGuard(settings.csrf, SpentTokenStore(redis_client(settings.redis_url), metrics=metrics)),
     )

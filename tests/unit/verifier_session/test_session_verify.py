@@ -21,6 +21,7 @@ from verifier.app import STATE, create_app
 from verifier.csrf import CsrfSettings, derive_csrf_key, verify_token
 from verifier.identity import check_signature, principal_from_headers
 from verifier.keys import KeySet
+from verifier.metrics import VerifierMetrics
 from verifier.session import (
     SessionSettings,
     SessionSourceSettings,
@@ -72,14 +73,16 @@ async def verifier(
             key_set_for({"7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b": [signing_key]}, key_issuer=template)
         )
         settings = VerifierSettings(validation=validation_settings(AUTHORITY), identity_key=IDENTITY_KEY)
+        metrics = VerifierMetrics()
         source = build_session_source(
             SessionSourceSettings(
                 session=SessionSettings(oauth2_proxy_url=oauth2_proxy_url, cookie_name=NAME),
                 csrf=CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC),
                 redis_url=redis_url or redis_server.url,
-            )
+            ),
+            metrics=metrics,
         )
-        app = create_app(settings, sources=[source], keys=keys)
+        app = create_app(settings, sources=[source], keys=keys, metrics=metrics)
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
@@ -120,6 +123,12 @@ async def assert_refused_without_challenge(response: ClientResponse, status: int
     assert response.headers["X-Auth-Reason"] == reason
     assert "WWW-Authenticate" not in response.headers
     assert_no_identity(response)
+
+
+def upstream_count(client: TestClient[Any, Any], upstream: str, result: str) -> float:
+    registry: CollectorRegistry = client.app[STATE].metrics.registry
+    labels = {"upstream": upstream, "result": result}
+    return registry.get_sample_value("verifier_upstream_duration_seconds_count", labels) or 0.0
 
 
 def assert_no_identity(response: ClientResponse) -> None:
@@ -172,6 +181,9 @@ async def test_csrf_token_is_accepted_once_and_each_answer_carries_the_next_one(
     registry: CollectorRegistry = client.app[STATE].metrics.registry
     labels = {"source": "session", "outcome": "forbidden", "reason": "csrf_token_spent"}
     assert registry.get_sample_value("verifier_decisions_total", labels) == 1.0
+    assert upstream_count(client, "oauth2_proxy", "ok") == 4
+    assert upstream_count(client, "redis", "ok") == 2
+    assert upstream_count(client, "redis", "refused") == 1
 
 
 @pytest.mark.parametrize(
@@ -242,6 +254,7 @@ async def test_request_with_a_session_oauth2_proxy_does_not_know_is_401_no_sessi
     assert response.headers["WWW-Authenticate"] == (
         'Bearer realm="api", error="invalid_token", error_description="no_session"'
     )
+    assert upstream_count(client, "oauth2_proxy", "refused") == 1
     assert_no_identity(response)
 
 
@@ -260,6 +273,7 @@ async def test_oauth2_proxy_down_is_500_session_backend_unavailable(verifier: Ve
     client = await verifier(f"http://127.0.0.1:{free_port()}")
     response = await verify(client, "GET", "djIuYQ|1800000000|c2ln")
     await assert_refused_without_challenge(response, 500, "session_backend_unavailable")
+    assert upstream_count(client, "oauth2_proxy", "error") == 1
 
 
 async def test_csrf_store_down_refuses_unsafe_requests_with_500_but_serves_safe_ones(
@@ -271,6 +285,7 @@ async def test_csrf_store_down_refuses_unsafe_requests_with_500_but_serves_safe_
     assert get.status == 200
     post = await verify(client, "POST", cookie, **browser(get.headers["X-CSRF-Token"]))
     await assert_refused_without_challenge(post, 500, "csrf_store_unavailable")
+    assert upstream_count(client, "redis", "error") == 1
 
 
 async def test_bearer_token_wins_over_a_cookie_and_needs_no_csrf_token(
