@@ -276,6 +276,27 @@ def test_reader_gets_no_create_button_and_a_scripted_post_without_csrf_token_is_
     page.screenshot(path=str(tmp_path / "reader-no-create.png"), full_page=True)
     assert page_errors == []
 
+    # The page runs under a policy that would stop an injected inline script, and the check above
+    # would have seen it: the violation is reported to the console this test listens to.
+    ran = page.evaluate(
+        """() => {
+            const script = document.createElement("script");
+            script.textContent = "window.__injected = true";
+            document.body.appendChild(script);
+            return window.__injected === true;
+        }"""
+    )
+    assert ran is False
+
+    def reported() -> bool:
+        return any(e.startswith("CSP: ") and "script-src" in e for e in page_errors)
+
+    for _ in range(50):  # console events arrive asynchronously
+        if reported():
+            break
+        page.wait_for_timeout(100)
+    assert reported(), page_errors
+
 
 def test_writer_creates_and_edits_a_project_through_the_ui(
     page: Page, page_errors: list[str], site: dict[str, str], tmp_path: Path
