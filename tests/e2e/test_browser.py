@@ -338,6 +338,24 @@ def test_writer_creates_and_edits_a_project_through_the_ui(
     assert page_errors == []
 
 
+def test_user_without_an_app_role_is_told_so_instead_of_seeing_errors(
+    page: Page, page_errors: list[str], site: dict[str, str], tmp_path: Path
+) -> None:
+    page.goto(site["app"] + "/")
+    expect_sign_in_page(page, site)
+    page.get_by_label("Username").fill(upn("erin"))
+    page.get_by_label("Password").fill(password("erin"))
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+    expect(page.get_by_test_id("me-name")).to_have_text("Erin No-Role")
+    expect(page.get_by_test_id("me-roles")).to_have_text("No app role")
+    expect(page.get_by_test_id("no-access")).to_contain_text("no role in this application")
+    expect(page.get_by_role("table")).to_have_count(0)
+    expect(page.get_by_role("alert")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "no-role.png"), full_page=True)
+    assert page_errors == []
+
+
 def test_an_expired_session_shows_signed_out_with_a_sign_in_link(
     page: Page, context: BrowserContext, site: dict[str, str], tmp_path: Path
 ) -> None:
