@@ -40,8 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         topology = base_port_topology(run_dir, args.base_port)
     stack = Stack(topology)
     stopping = threading.Event()
-    # SIGTERM (e.g. from a process supervisor) stops as cleanly as Ctrl-C.
+    # SIGTERM (e.g. from a process supervisor) stops as cleanly as Ctrl-C. SIGINT is reinstated
+    # explicitly because a shell starting us in the background (`&`) hands us SIGINT ignored.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         print(f"Starting the stack in {run_dir} ...", flush=True)
         stack.start()
