@@ -68,8 +68,10 @@ class Topology:
     cookie_expire_seconds: int = 60 * 60
     verifier_leeway_seconds: int = 60
     api_identity_max_age_seconds: int = 30
-    #: Delegated scopes the session asks for, so its access token is one for our API.
-    api_scopes: tuple[str, ...] = ("user.read", "user.write")
+    #: Delegated scopes the session asks for, so its access token is one for our API. All of the
+    #: API's scopes: a scope only lets the app act for the user; the user's app role still decides
+    #: (deleting needs the Admin role as well as the `admin` scope).
+    api_scopes: tuple[str, ...] = ("user.read", "user.write", "admin")
     extra_env: tuple[tuple[str, str], ...] = field(default=())
 
     # --- derived addresses -------------------------------------------------------------------
