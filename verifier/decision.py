@@ -20,7 +20,7 @@ from verifier.reasons import REQUEST_REASONS, Forbidden, Reason, Rejection
 HEADER_ORIGINAL_METHOD = "X-Original-Method"
 HEADER_ORIGINAL_URI = "X-Original-URI"
 HEADER_REQUEST_ID = "X-Request-ID"
-#: The reason code of a refusal that carries no RFC 6750 challenge; nginx puts it in its JSON error.
+#: The reason code of every refusal; nginx puts it in its JSON error body.
 HEADER_AUTH_REASON = "X-Auth-Reason"
 REALM = "api"
 OK = "ok"
@@ -175,8 +175,9 @@ def render(
         )
         if status in (401, 403) and decision.challenge:
             response.headers["WWW-Authenticate"] = bearer_challenge(decision)
-        elif not decision.challenge:
-            response.headers[HEADER_AUTH_REASON] = decision.reason
+        # Every refusal names its reason for nginx's JSON error body, including the ones whose
+        # challenge carries no error_description (no credentials at all, RFC 6750 section 3.1).
+        response.headers[HEADER_AUTH_REASON] = decision.reason
     for name, value in decision.headers:
         response.headers.add(name, value)
     return response

@@ -37,6 +37,7 @@ def test_api_without_credentials_is_401_json_never_a_redirect(client: httpx.Clie
         assert "location" not in r.headers
         assert r.headers["content-type"].startswith("application/json")
         assert r.json()["error"] == "unauthorized"
+        assert r.json()["reason"] == "missing_token"
         # RFC 6750 3.1: no credentials, so no error code in the challenge.
         assert r.headers["www-authenticate"].startswith("Bearer realm=")
         assert "error=" not in r.headers["www-authenticate"]

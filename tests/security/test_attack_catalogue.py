@@ -51,6 +51,7 @@ async def assert_refused(
         assert response.headers["WWW-Authenticate"] == (
             f'Bearer realm="api", error="{error}", error_description="{reason}"'
         )
+        assert response.headers["X-Auth-Reason"] == reason
         for name in IDENTITY_HEADERS:
             assert name not in response.headers
 
@@ -273,6 +274,7 @@ async def test_no_credentials_get_a_challenge_without_an_error_code(verifier):
     async with verifier.get("/verify", headers=ORIGINAL) as response:
         assert response.status == 401
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+        assert response.headers["X-Auth-Reason"] == "missing_token"
         assert await response.json() == {"status": 401, "reason": "missing_token"}
 
 
