@@ -55,8 +55,11 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   log "creating the Python virtual environment in .venv"
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e '.[test]'; } \
+      > .venv/pip-install.log 2>&1; then
+    tail -n 30 .venv/pip-install.log >&2
+    die "installing the Python packages failed (full log: .venv/pip-install.log)"
+  fi
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
