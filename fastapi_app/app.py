@@ -15,12 +15,11 @@ from fastapi_app.errors import install_error_handlers
 from fastapi_app.middleware import AccessLog, BodyLimit
 from fastapi_app.policy import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE
 from fastapi_app.revalidation import TokenRevalidator
-from fastapi_app.routes import admin, health, identity, projects
+from fastapi_app.routes import admin, docs, health, identity, projects
+from fastapi_app.routes.docs import OPENAPI_PATH
 from fastapi_app.settings import ApiSettings
 
-DOCS_PATH = "/api/docs"
-OPENAPI_PATH = "/api/openapi.json"
-OAUTH2_REDIRECT_PATH = "/api/docs/oauth2-redirect"
+TITLE = "Projects API"
 
 
 def _docs_sign_in(settings: ApiSettings) -> OAuth2AuthorizationCodeBearer:
@@ -68,20 +67,16 @@ def create_app(
     """Build the API. ``revalidator`` defaults to the verifier's validation library when configured."""
     store.initialize(settings.database_path)
     app = FastAPI(
-        title="Projects API",
+        title=TITLE,
         version="1.0.0",
         description="Business API behind nginx. Every endpoint except health and these docs is authorized "
         "from identity headers signed by the verifier.",
-        docs_url=DOCS_PATH,
+        # The built-in pages load Swagger UI from a CDN with inline scripts; ours are in routes/docs.py.
+        docs_url=None,
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         lifespan=_lifespan,
         openapi_url=OPENAPI_PATH,
-        swagger_ui_oauth2_redirect_url=OAUTH2_REDIRECT_PATH,
-        swagger_ui_init_oauth={
-            "clientId": settings.openapi_client_id,
-            "usePkceWithAuthorizationCodeGrant": True,
-            "scopes": settings.scope(SCOPE_READ),
-        },
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -94,6 +89,7 @@ def create_app(
     install_error_handlers(app)
     docs_security = [Security(_docs_sign_in(settings))]
     app.include_router(health.build_router(settings))
+    app.include_router(docs.build_router(settings, title=TITLE, scopes=settings.scope(SCOPE_READ)))
     for area in (identity, projects, admin):
         app.include_router(area.build_router(settings), dependencies=docs_security)
 

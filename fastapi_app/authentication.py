@@ -21,6 +21,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_app.errors import Unauthenticated, unauthenticated_response
+from fastapi_app.routes.docs import DOCS_PATHS
 from fastapi_app.settings import ApiSettings
 from verifier.identity import (
     IDENTITY_HEADERS,
@@ -32,8 +33,8 @@ from verifier.identity import (
 
 Clock = Callable[[], float]
 
-#: Paths served without identity: liveness and the documentation page (which signs in by itself).
-PUBLIC_PATHS = frozenset({"/api/healthz", "/api/docs", "/api/docs/oauth2-redirect", "/api/openapi.json"})
+#: Paths served without identity: liveness and the documentation pages (which sign in by themselves).
+PUBLIC_PATHS = frozenset({"/api/healthz"}) | DOCS_PATHS
 
 _STATE_KEY = "principal"
 _IDENTITY_HEADER_NAMES = frozenset(name.lower().encode("latin-1") for name in IDENTITY_HEADERS)

@@ -80,6 +80,12 @@ class ApiSettings:
         return f"{self.authority_url}/oauth2/v2.0/authorize"
 
     @property
+    def authority_origin(self) -> str:
+        """``https://host[:port]`` of the authority: the one other origin the docs page may reach."""
+        parts = urlsplit(self.authority_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
     def token_url(self) -> str:
         return f"{self.authority_url}/oauth2/v2.0/token"
 
