@@ -57,6 +57,60 @@ def test_page_without_session_redirects_to_oauth2_start_with_the_page_as_rd(clie
     assert r.headers["location"] == "/oauth2/start?rd=/some/deep/link"
 
 
+def test_api_healthz_is_open_and_answered_by_the_api(client: httpx.Client, origin: str):
+    r = client.get(origin + "/api/healthz")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "ok"}
+    assert r.headers["cache-control"] == "no-store"
+    assert "www-authenticate" not in r.headers
+    # Forged identity headers are removed on the way: FastAPI would refuse a bad signature with 401.
+    forged = {name: "forged" for name in IDENTITY_HEADERS}
+    r = client.get(origin + "/api/healthz", headers={**forged, "X-Forwarded-Access-Token": "forged"})
+    assert r.status_code == 200, r.text
+    # Only the exact path is open.
+    for path in ("/api/healthz/", "/api/healthzz", "/api/healthz/../me"):
+        assert client.get(origin + path).status_code == 401, path
+
+
+DOCS_PATHS = ("/api/docs", "/api/docs/init.js", "/api/docs/oauth2-redirect", "/api/openapi.json")
+
+
+@pytest.mark.parametrize("path", DOCS_PATHS)
+def test_docs_pages_without_session_redirect_to_sign_in_like_spa_pages(client, origin, path):
+    r = client.get(origin + path)
+    assert r.status_code == 302
+    assert r.headers["location"] == f"/oauth2/start?rd={path}"
+
+
+def test_docs_pages_keep_fastapis_csp_and_relax_opener_isolation_only_for_the_sign_in_popup(
+    stack: Stack, client, origin
+):
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    r = client.get(origin + "/api/docs", headers=_bearer(token))
+    assert r.status_code == 200, r.text
+    csp = r.headers.get_list("content-security-policy")
+    assert len(csp) == 1, csp
+    assert "script-src 'self';" in csp[0] and f"connect-src 'self' {stack.topology.devidp_origin};" in csp[0]
+    assert r.headers["cross-origin-opener-policy"] == "same-origin-allow-popups"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["cache-control"] == "no-store"
+    redirect = client.get(origin + "/api/docs/oauth2-redirect", headers=_bearer(token))
+    assert redirect.status_code == 200
+    assert redirect.headers["cross-origin-opener-policy"] == "unsafe-none"
+    assert client.get(origin + "/api/me", headers=_bearer(token)).headers["cross-origin-opener-policy"] == (
+        "same-origin"
+    )
+    spec = client.get(origin + "/api/openapi.json", headers=_bearer(token))
+    assert spec.status_code == 200 and "/api/me" in spec.json()["paths"]
+    # The Swagger UI files the pages load are served from our own origin, beside the SPA.
+    bundle = client.get(origin + "/swagger-ui/swagger-ui-bundle.js", headers=_bearer(token))
+    if bundle.status_code == 404:
+        pytest.skip("the SPA build (with swagger-ui/) is missing: run `npm run build` in spa/")
+    assert bundle.status_code == 200
+    assert "javascript" in bundle.headers["content-type"]
+    assert bundle.headers["cache-control"] == "no-cache"
+
+
 # --- redirects never leave the site ---------------------------------------------------------------
 
 OFF_SITE_RD = (
@@ -199,8 +253,14 @@ def test_spoofed_identity_headers_with_a_valid_token_never_change_the_identity(s
 def test_fastapi_reached_directly_with_forged_headers_is_401(stack: Stack):
     forged = _forged_identity()
     # Even a correctly formed signature is useless without the key only the verifier holds.
-    principal = Principal(oid=CAROL_OID_GUESS, tid=stack.topology.tenant_id, principal_type="user",
-                          auth_source="bearer", name="Carol Admin", roles=("Admin",))
+    principal = Principal(
+        oid=CAROL_OID_GUESS,
+        tid=stack.topology.tenant_id,
+        principal_type="user",
+        auth_source="bearer",
+        name="Carol Admin",
+        roles=("Admin",),
+    )
     well_formed = signed_principal_headers(
         principal, key=b"k" * 32, method="GET", uri="/api/me", now=int(time.time())
     )
