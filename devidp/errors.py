@@ -133,6 +133,16 @@ def spa_requires_cors() -> EntraError:
     )
 
 
+def cross_origin_not_spa(origin: str) -> EntraError:
+    # Entra names the origin it saw; it is the caller's own header, cut short so it cannot bloat the body.
+    return EntraError(
+        "invalid_request",
+        9002326,
+        "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. "
+        f"Request origin: '{origin[:200]}'.",
+    )
+
+
 # -- redirect URIs ------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,11 @@ Client authentication follows Entra: ``client_secret_basic`` or ``client_secret_
 redeemed for a web redirect URI needs the secret (AADSTS7000218), one for a SPA redirect URI must
 come cross-origin (AADSTS9002327) and must not carry a secret; ``isFallbackPublicClient`` apps may
 use the password and device-code grants without one.
+
+Cross-origin redemption (a browser's ``Origin`` header) is for the SPA platform only: a code or
+refresh token issued for a web or public-client redirect URI, and every other grant, is refused with
+AADSTS9002326 when a browser sends it, as Entra does. Token responses answer CORS for the calling
+origin without credentials, so the browser can read both tokens and errors.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -111,6 +117,15 @@ def _required(form: Form, name: str) -> str:
     return value
 
 
+def _check_cross_origin(request: web.Request, *, spa: bool) -> None:
+    """Entra's rule: SPA-platform grants must come from a browser (cross-origin), nothing else may."""
+    origin = request.headers.get("Origin")
+    if spa and not origin:
+        raise errors.spa_requires_cors()
+    if origin and not spa:
+        raise errors.cross_origin_not_spa(origin)
+
+
 def _pkce_matches(verifier: str, challenge: str) -> bool:
     if not 43 <= len(verifier) <= 128:
         return False
@@ -132,8 +147,7 @@ def grant_authorization_code(rt: Runtime, tenant: Tenant, form: Form, request: w
         raise errors.grant_for_other_client()
     rule: SecretRule = {"web": "required", "spa": "forbidden"}.get(code.platform, "optional")  # type: ignore[assignment]
     auth = check_secret(client, secret, rule)
-    if code.platform == "spa" and not request.headers.get("Origin"):
-        raise errors.spa_requires_cors()
+    _check_cross_origin(request, spa=code.platform == "spa")
     if code.redeemed:
         # A second redemption means the code leaked: revoke what the first one was given.
         rt.store.revoke_family(code.family_id)
@@ -175,8 +189,7 @@ def grant_refresh_token(rt: Runtime, tenant: Tenant, form: Form, request: web.Re
         raise errors.grant_for_other_client()
     rule: SecretRule = ("forbidden" if family.spa else "optional") if family.public else "required"
     auth = check_secret(client, secret, rule)
-    if family.spa and not request.headers.get("Origin"):
-        raise errors.spa_requires_cors()
+    _check_cross_origin(request, spa=family.spa)
     if family.revoked:
         raise errors.grant_revoked()
     if record.spent:
@@ -211,6 +224,7 @@ def grant_refresh_token(rt: Runtime, tenant: Tenant, form: Form, request: web.Re
 def grant_client_credentials(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
     client, secret = identify_client(request, tenant, form)
     check_secret(client, secret, "required")
+    _check_cross_origin(request, spa=False)
     resource, identifier, roles = resolve_application(tenant, client, form.get("scope", ""))
     return rt.app_token_response(tenant, client, resource, identifier, roles)
 
@@ -218,6 +232,7 @@ def grant_client_credentials(rt: Runtime, tenant: Tenant, form: Form, request: w
 def grant_password(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
     client, secret = identify_client(request, tenant, form)
     auth = check_secret(client, secret, "optional" if client.is_fallback_public_client else "required")
+    _check_cross_origin(request, spa=False)
     username = _required(form, "username")
     password = _required(form, "password")
     scope = _required(form, "scope")
@@ -246,6 +261,7 @@ def grant_password(rt: Runtime, tenant: Tenant, form: Form, request: web.Request
 def grant_device_code(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
     client, secret = identify_client(request, tenant, form)
     auth = check_secret(client, secret, "optional" if client.is_fallback_public_client else "required")
+    _check_cross_origin(request, spa=False)
     device = rt.store.device(_required(form, "device_code"))
     if device is None:
         raise errors.code_malformed()
@@ -278,6 +294,7 @@ def grant_device_code(rt: Runtime, tenant: Tenant, form: Form, request: web.Requ
 def grant_on_behalf_of(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
     client, secret = identify_client(request, tenant, form)
     check_secret(client, secret, "required")
+    _check_cross_origin(request, spa=False)
     assertion = _required(form, "assertion")
     if form.get("requested_token_use") != "on_behalf_of":
         raise errors.missing_parameter("requested_token_use")
@@ -406,22 +423,43 @@ async def userinfo_endpoint(request: web.Request) -> web.Response:
     return json_ok(body)
 
 
+#: An Origin header as browsers send it (scheme://host[:port]); anything else gets no CORS answer.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]{1,253}$")
+
+#: What browser clients send: MSAL.js's telemetry headers, and Swagger UI's X-Requested-With.
+_ALLOWED_HEADERS = (
+    "Content-Type, client-request-id, x-client-sku, x-client-ver, x-client-os, x-client-cpu, "
+    "x-ms-lib-capability, x-client-current-telemetry, x-client-last-telemetry, x-app-name, x-app-ver, "
+    "X-Requested-With"
+)
+
+
+def _cors_headers(request: web.Request) -> dict[str, str]:
+    """CORS for the calling origin, never with credentials: the token endpoint takes no cookies.
+
+    Errors carry it too, so a browser app can read why its redemption was refused (AADSTS9002326).
+    """
+    origin = request.headers.get("Origin", "")
+    if not _ORIGIN.match(origin):
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
 def _with_cors(request: web.Request, response: web.Response) -> web.Response:
-    # SPAs redeem codes cross-origin; Entra's token endpoint answers CORS for any origin (no cookies).
-    if request.headers.get("Origin"):
-        response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers.update(_cors_headers(request))
     return response
 
 
 async def token_preflight(request: web.Request) -> web.Response:
+    cors = _cors_headers(request)
+    if not cors:
+        return web.Response(status=204)
     return web.Response(
         status=204,
         headers={
-            "Access-Control-Allow-Origin": "*",
+            **cors,
             "Access-Control-Allow-Methods": "POST, OPTIONS",
-            "Access-Control-Allow-Headers": "Content-Type, client-request-id, x-client-sku, x-client-ver, "
-            "x-client-os, x-client-cpu, x-ms-lib-capability, x-client-current-telemetry, "
-            "x-client-last-telemetry, x-app-name, x-app-ver",
+            "Access-Control-Allow-Headers": _ALLOWED_HEADERS,
             "Access-Control-Max-Age": "86400",
         },
     )

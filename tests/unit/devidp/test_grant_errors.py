@@ -195,7 +195,7 @@ def test_spa_code_redeemed_without_origin_is_9002327(idp: RunningIdp) -> None:
         headers={"Origin": "https://localhost:8443"},
     )
     assert ok.status_code == 200, ok.text
-    assert ok.headers["Access-Control-Allow-Origin"] == "*"
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://localhost:8443"
 
 
 def test_garbage_code_is_malformed_9002313(idp: RunningIdp) -> None:
