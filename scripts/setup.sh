@@ -69,11 +69,13 @@ if [ -f spa/package.json ]; then
   spa_stamp=spa/node_modules/.installed-$(sha256sum spa/package-lock.json 2>/dev/null | cut -c1-16)
   if [ ! -f "$spa_stamp" ]; then
     log "installing the SPA's npm packages"
-    (cd spa && npm ci --no-audit --no-fund --loglevel=error)
+    # swagger-ui-dist pulls in an install-time usage reporter; it stays off (here and in
+    # package.json's scarfSettings).
+    (cd spa && SCARF_ANALYTICS=false npm ci --no-audit --no-fund --loglevel=error)
     rm -f spa/node_modules/.installed-*
     touch "$spa_stamp"
   fi
-  if [ ! -f spa/dist/index.html ] || [ -n "$(find spa/src spa/index.html spa/package.json -newer spa/dist/index.html 2>/dev/null | head -1)" ]; then
+  if [ ! -f spa/dist/index.html ] || [ -n "$(find spa/src spa/scripts spa/index.html spa/package.json -newer spa/dist/index.html 2>/dev/null | head -1)" ]; then
     log "building the SPA"
     (cd spa && npm run build --silent)
   fi

@@ -16,7 +16,7 @@ ARG NGINX_IMAGE=nginxinc/nginx-unprivileged:1.28-alpine
 FROM ${NODE_IMAGE} AS spa
 WORKDIR /spa
 COPY spa/package.json spa/package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error
+RUN SCARF_ANALYTICS=false npm ci --no-audit --no-fund --loglevel=error
 COPY spa/ ./
 RUN npm run build
 
