@@ -17,7 +17,7 @@ test-fast: setup
 	$(PYTHON) -m pytest tests/unit tests/security
 
 bench: setup
-	$(PYTHON) -m bench
+	$(PYTHON) -m bench.verify
 
 lint: setup
 	.venv/bin/ruff check .
