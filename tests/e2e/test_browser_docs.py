@@ -1,8 +1,8 @@
 """The API's documentation page in a real browser: Swagger UI from our own origin, under its strict CSP,
 signing in with authorization code + PKCE in a popup and calling the API with the token it got.
 
-The whole local stack runs (the ``stack`` fixture); Chromium is launched as in test_browser.py and
-trusts only certificates issued by the stack's own CA.
+The whole local stack runs (the ``stack`` fixture); Chromium is launched by browser.py and trusts
+only certificates issued by the stack's own CA.
 """
 
 from __future__ import annotations
@@ -14,17 +14,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import (
-    Browser,
-    BrowserContext,
-    ConsoleMessage,
-    Page,
-    Response,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response, expect
 
-from tests.e2e.test_browser import CHROMIUM, STEP_TIMEOUT_MS, password, sign_in, trusted_spki_pins, upn
+from tests.e2e.browser import fresh_context, launched_chromium, password, sign_in, upn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -40,41 +32,17 @@ def site(stack: Any) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def browser(stack: Any, site: dict[str, str]) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (`make setup` does)")
+def browser(stack: Any) -> Iterator[Browser]:
     if not (stack.topology.spa_root / "swagger-ui" / "swagger-ui-bundle.js").exists():
         pytest.skip("the SPA build has no swagger-ui/: run `npm run build` in spa/")
-    pins = trusted_spki_pins([site["app"], site["idp"]], Path(stack.ca_file))
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--ignore-certificate-errors-spki-list={','.join(pins)}",
-            ],
-        )
-        expect.set_options(timeout=STEP_TIMEOUT_MS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched_chromium(stack) as browser:
+        yield browser
 
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
-    context.set_default_timeout(STEP_TIMEOUT_MS)
-    try:
+    with fresh_context(browser, height=1000) as context:
         yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture
