@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from verifier.alb import build_alb_source
 from verifier.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
 from verifier.logs import configure_logging
 from verifier.metrics import VerifierMetrics
@@ -24,14 +25,18 @@ log = logging.getLogger("verifier")
 async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSource] | None = None) -> None:
     """Run the /verify app and the metrics app until SIGTERM or SIGINT.
 
-    ``sources`` defaults to what the settings configure: the oauth2-proxy session source, built here
-    inside the event loop that its connection pools will belong to.
+    ``sources`` defaults to what the settings configure: the oauth2-proxy session source, then the
+    ALB OIDC source when enabled, built here inside the event loop their connection pools will
+    belong to.
     """
     metrics = VerifierMetrics()
     if sources is None:
-        sources = (
-            (build_session_source(settings.session, metrics=metrics),) if settings.session is not None else ()
-        )
+        configured: list[CredentialSource] = []
+        if settings.session is not None:
+            configured.append(build_session_source(settings.session, metrics=metrics))
+        if settings.alb is not None:
+            configured.append(build_alb_source(settings.alb, metrics=metrics))
+        sources = tuple(configured)
     app = create_app(settings, sources=sources, metrics=metrics)
     metrics_app = create_metrics_app(app[STATE].metrics)
     runner = web.AppRunner(app, access_log=None, **SERVER_LIMITS)

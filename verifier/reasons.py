@@ -63,6 +63,16 @@ class Reason(StrEnum):
     CSRF_ORIGIN_MISMATCH = "csrf_origin_mismatch"
     CSRF_CROSS_SITE = "csrf_cross_site"
     CSRF_STORE_UNAVAILABLE = "csrf_store_unavailable"
+    # The ALB's x-amzn-oidc-data header (verifier.alb).
+    ALB_MALFORMED = "alb_malformed"
+    ALB_UNSUPPORTED_ALG = "alb_unsupported_alg"
+    ALB_BAD_KID = "alb_bad_kid"
+    ALB_BAD_SIGNER = "alb_bad_signer"
+    ALB_BAD_ISSUER = "alb_bad_issuer"
+    ALB_BAD_CLIENT = "alb_bad_client"
+    ALB_EXPIRED = "alb_expired"
+    ALB_KEYS_UNAVAILABLE = "alb_keys_unavailable"
+    ALB_BAD_SIGNATURE = "alb_bad_signature"
 
 
 #: Reasons about how the credentials were presented rather than about the token itself; RFC 6750

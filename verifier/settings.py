@@ -20,6 +20,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from verifier import csrf
+from verifier.alb import AlbSettings, alb_settings_from_env
 from verifier.policy import PolicyError, RoutePolicy, load_policy
 from verifier.session import (
     DEFAULT_COOKIE_NAME,
@@ -113,6 +114,8 @@ class VerifierSettings:
     log_level: str = "info"
     #: The oauth2-proxy session source and its CSRF rules; None serves bearer tokens only.
     session: SessionSourceSettings | None = None
+    #: The ALB OIDC source (``x-amzn-oidc-data``); None unless ``VERIFIER_ALB_ARN`` is set.
+    alb: AlbSettings | None = None
 
 
 def decode_identity_key(text: str) -> bytes:
@@ -247,6 +250,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
         problems.append(f"{p}LOG_LEVEL={log_level!r}: expected one of {', '.join(_LOG_LEVELS)}")
 
     session = session_source_settings_from_env(env, identity_key, problems)
+    alb = alb_settings_from_env(env, problems, leeway_seconds=validation.leeway_seconds)
 
     if problems:
         raise ConfigError(problems)
@@ -264,6 +268,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
         token_cache_size=cache_size,
         log_level=log_level,
         session=session,
+        alb=alb,
     )
 
 

@@ -1,0 +1,338 @@
+"""The ALB key fetch against a real HTTP key server on 127.0.0.1, and the source through the verifier app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from verifier.alb import ALB_HEADER, AlbKeyCache, AlbRejected, AlbSource, build_alb_source
+from verifier.app import create_app
+from verifier.identity import check_signature, principal_from_headers
+from verifier.keys import KeySet
+from verifier.metrics import VerifierMetrics
+from verifier.policy import RoutePolicy, RouteRule
+from verifier.reasons import Reason
+from verifier.settings import VerifierSettings
+from verifier.testing import ManualClock, validation_settings
+
+from .forge import KID, NOW, TENANT, AlbForge, pem_of, settings
+
+IDENTITY_KEY = bytes(range(32))
+OTHER_KID = "0b7e1c2d-3f40-4a5b-8c6d-7e8f90a1b2c3"
+
+
+@dataclass
+class KeyServer:
+    """Serves PEMs at /<kid>, like public-keys.auth.elb.<region>.amazonaws.com."""
+
+    keys: dict[str, bytes] = field(default_factory=dict)
+    hits: list[str] = field(default_factory=list)
+    delay: float = 0.0
+    server: TestServer | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        kid = request.match_info["kid"]
+        self.hits.append(kid)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if kid not in self.keys:
+            return web.Response(status=404, text="no such key")
+        return web.Response(body=self.keys[kid], content_type="application/x-pem-file")
+
+    @property
+    def template(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.port}/{{kid}}"
+
+
+@pytest.fixture
+def forge() -> AlbForge:
+    return AlbForge()
+
+
+@pytest.fixture
+async def key_server(forge: AlbForge) -> AsyncIterator[KeyServer]:
+    served = KeyServer(keys={KID: pem_of(forge.key)})
+    app = web.Application()
+    app.router.add_get("/{kid}", served.handle)
+    served.server = TestServer(app, host="127.0.0.1")
+    await served.server.start_server()
+    yield served
+    await served.server.close()
+
+
+@pytest.fixture
+async def cache_for() -> AsyncIterator[Callable[..., AlbKeyCache]]:
+    caches: list[AlbKeyCache] = []
+
+    def build(template: str, **overrides: Any) -> AlbKeyCache:
+        clock = overrides.pop("monotonic", time.monotonic)
+        cache = AlbKeyCache(settings(key_url_template=template, **overrides), monotonic=clock)
+        caches.append(cache)
+        return cache
+
+    yield build
+    for cache in caches:
+        await cache.close()
+
+
+async def test_key_is_fetched_once_and_then_served_from_the_cache(
+    key_server: KeyServer, cache_for: Callable[..., AlbKeyCache], forge: AlbForge
+) -> None:
+    cache = cache_for(key_server.template)
+    first = await cache.get(KID)
+    second = await cache.get(KID)
+    assert first.public_numbers() == forge.public_key.public_numbers()
+    assert second is first
+    assert key_server.hits == [KID]
+
+
+async def test_a_hundred_concurrent_requests_for_a_new_kid_cause_one_fetch(
+    key_server: KeyServer, cache_for: Callable[..., AlbKeyCache]
+) -> None:
+    key_server.delay = 0.05
+    cache = cache_for(key_server.template)
+    keys = await asyncio.gather(*(cache.get(KID) for _ in range(100)))
+    assert len({id(k) for k in keys}) == 1
+    assert key_server.hits == [KID]
+    assert cache.fetch_count == 1
+
+
+async def test_unknown_kid_is_refused_and_not_fetched_again_during_the_cooldown(
+    key_server: KeyServer, cache_for: Callable[..., AlbKeyCache]
+) -> None:
+    clock = ManualClock(100.0)
+    cache = cache_for(key_server.template, monotonic=clock)
+    for _ in range(5):
+        with pytest.raises(AlbRejected) as caught:
+            await cache.get(OTHER_KID)
+        assert caught.value.reason == Reason.ALB_KEYS_UNAVAILABLE
+    assert key_server.hits == [OTHER_KID]
+    clock.advance(61)
+    with pytest.raises(AlbRejected):
+        await cache.get(OTHER_KID)
+    assert key_server.hits == [OTHER_KID, OTHER_KID]
+
+
+async def test_fetches_of_new_kids_are_rationed_per_minute(
+    key_server: KeyServer, cache_for: Callable[..., AlbKeyCache]
+) -> None:
+    clock = ManualClock(100.0)
+    cache = cache_for(key_server.template, monotonic=clock, max_new_kids_per_minute=3)
+    kids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(10)]
+    for kid in kids:
+        with pytest.raises(AlbRejected) as caught:
+            await cache.get(kid)
+        assert caught.value.reason == Reason.ALB_KEYS_UNAVAILABLE
+    assert key_server.hits == kids[:3]
+    # The real key is rationed too while the budget is spent, and fetched once the minute has passed.
+    with pytest.raises(AlbRejected):
+        await cache.get(KID)
+    clock.advance(60)
+    assert await cache.get(KID) is not None
+    assert key_server.hits == [*kids[:3], KID]
+
+
+async def test_key_endpoint_answering_garbage_or_another_curve_is_keys_unavailable(
+    key_server: KeyServer, cache_for: Callable[..., AlbKeyCache]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key_server.keys[OTHER_KID] = pem_of(ec.generate_private_key(ec.SECP384R1()))
+    garbage = "11111111-2222-4333-8444-555555555555"
+    key_server.keys[garbage] = b"<html>not a key</html>"
+    cache = cache_for(key_server.template)
+    for kid in (OTHER_KID, garbage):
+        with pytest.raises(AlbRejected) as caught:
+            await cache.get(kid)
+        assert caught.value.reason == Reason.ALB_KEYS_UNAVAILABLE
+
+
+async def test_key_server_down_is_keys_unavailable(cache_for: Callable[..., AlbKeyCache]) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cache = cache_for(f"http://127.0.0.1:{port}/{{kid}}")
+    with pytest.raises(AlbRejected) as caught:
+        await cache.get(KID)
+    assert caught.value.reason == Reason.ALB_KEYS_UNAVAILABLE
+
+
+# --- through the verifier app ------------------------------------------------------------------------
+
+
+class NoKeys:
+    """The bearer source's key provider; these tests send no bearer tokens."""
+
+    keys = KeySet({})
+
+    async def refetch_for_unknown_kid(self, tenant_id: str, kid: str) -> bool:
+        return False
+
+
+URI = "/api/me?x=1"
+
+VerifierFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def verifier() -> AsyncIterator[VerifierFactory]:
+    clients: list[TestClient[Any, Any]] = []
+
+    async def build(template: str, *, policy: RoutePolicy | None = None) -> TestClient[Any, Any]:
+        metrics = VerifierMetrics()
+        verifier_settings = VerifierSettings(
+            validation=validation_settings("http://127.0.0.1", tenants=(TENANT,)),
+            identity_key=IDENTITY_KEY,
+            route_policy=policy or RoutePolicy(),
+        )
+        source = build_alb_source(settings(key_url_template=template), metrics=metrics)
+        app = create_app(
+            verifier_settings, sources=(source,), keys=NoKeys(), metrics=metrics, clock=lambda: NOW
+        )
+        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        await client.close()
+
+
+async def ask(client: TestClient[Any, Any], token: str | None, **extra: str) -> Any:
+    headers = {"X-Original-Method": "GET", "X-Original-URI": URI, **extra}
+    if token is not None:
+        headers[ALB_HEADER] = token
+    response = await client.get("/verify", headers=headers)
+    await response.read()
+    return response
+
+
+async def test_valid_alb_header_is_answered_200_with_signed_alb_identity(
+    key_server: KeyServer, verifier: VerifierFactory, forge: AlbForge
+) -> None:
+    client = await verifier(key_server.template)
+    response = await ask(client, forge.token())
+    assert response.status == 200
+    assert response.headers["X-Auth-Source"] == "alb"
+    assert response.headers["X-Principal-Type"] == "user"
+    assert response.headers["X-User-Oid"] == forge.payload()["sub"]
+    assert response.headers["X-User-Tid"] == TENANT
+    assert response.headers["X-Roles"] == response.headers["X-Scopes"] == ""
+    assert response.headers["Cache-Control"] == "no-store"
+    check_signature(response.headers, keys=(IDENTITY_KEY,), method="GET", uri=URI, now=NOW)
+    principal = principal_from_headers(response.headers)
+    assert (principal.auth_source, principal.name, principal.email) == (
+        "alb",
+        "Ada Lovelace",
+        "ada@example.com",
+    )
+
+
+async def test_self_signed_header_with_another_key_and_signer_is_401_and_fetches_no_key(
+    key_server: KeyServer, verifier: VerifierFactory
+) -> None:
+    client = await verifier(key_server.template)
+    attacker = AlbForge()
+    token = attacker.token(
+        header=attacker.header(
+            signer="arn:aws:elasticloadbalancing:eu-west-1:999999999999:loadbalancer/app/evil/0123456789abcdef"
+        )
+    )
+    response = await ask(client, token)
+    assert response.status == 401
+    assert json.loads(await response.read()) == {
+        "status": 401,
+        "reason": "alb_bad_signer",
+        "error": "invalid_token",
+    }
+    assert response.headers["X-Auth-Reason"] == "alb_bad_signer"
+    assert "X-Identity-Signature" not in response.headers
+    assert key_server.hits == []
+
+
+async def test_self_signed_header_copying_the_signer_is_401_bad_signature(
+    key_server: KeyServer, verifier: VerifierFactory
+) -> None:
+    client = await verifier(key_server.template)
+    response = await ask(client, AlbForge().token())  # our signer, iss, client and kid; another key
+    assert response.status == 401
+    assert response.headers["X-Auth-Reason"] == "alb_bad_signature"
+    assert "X-User-Oid" not in response.headers
+
+
+async def test_traversal_kid_is_refused_before_any_fetch(
+    key_server: KeyServer, verifier: VerifierFactory, forge: AlbForge
+) -> None:
+    client = await verifier(key_server.template)
+    response = await ask(client, forge.token(header=forge.header(kid="../../admin")))
+    assert response.status == 401
+    assert response.headers["X-Auth-Reason"] == "alb_bad_kid"
+    assert key_server.hits == []
+
+
+async def test_key_server_down_is_401_keys_unavailable_never_200(
+    verifier: VerifierFactory, forge: AlbForge
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = await verifier(f"http://127.0.0.1:{port}/{{kid}}")
+    for _ in range(3):
+        response = await ask(client, forge.token())
+        assert response.status == 401
+        assert response.headers["X-Auth-Reason"] == "alb_keys_unavailable"
+        assert "X-Identity-Signature" not in response.headers
+
+
+async def test_two_alb_headers_are_refused_as_malformed(
+    key_server: KeyServer, verifier: VerifierFactory, forge: AlbForge
+) -> None:
+    client = await verifier(key_server.template)
+    from multidict import CIMultiDict
+
+    headers = CIMultiDict({"X-Original-Method": "GET", "X-Original-URI": URI})
+    headers.add(ALB_HEADER, forge.token())
+    headers.add(ALB_HEADER, forge.token())
+    response = await client.get("/verify", headers=headers)
+    assert response.status == 401
+    assert response.headers["X-Auth-Reason"] == "alb_malformed"
+
+
+async def test_route_needing_a_role_refuses_an_alb_user_with_403(
+    key_server: KeyServer, verifier: VerifierFactory, forge: AlbForge
+) -> None:
+    policy = RoutePolicy((RouteRule(prefix="/api", roles=frozenset({"Reader"})),))
+    client = await verifier(key_server.template, policy=policy)
+    response = await ask(client, forge.token())
+    assert response.status == 403
+    assert response.headers["X-Auth-Reason"] == "insufficient_role"
+
+
+async def test_bearer_header_wins_over_the_alb_header(
+    key_server: KeyServer, verifier: VerifierFactory, forge: AlbForge
+) -> None:
+    client = await verifier(key_server.template)
+    response = await ask(client, forge.token(), Authorization="Bearer not-a-token")
+    assert response.status == 401
+    assert response.headers["X-Auth-Reason"] == "malformed_token"
+    assert key_server.hits == []
+
+
+def test_alb_source_is_a_credential_source() -> None:
+    from verifier.sources import CredentialSource
+
+    assert isinstance(AlbSource(settings(), AlbKeyCache(settings())), CredentialSource)
