@@ -83,8 +83,9 @@ class VerifierMetrics:
         self._upstreams: dict[tuple[str, str], Histogram] = {}
 
     def record_upstream(self, upstream: str, result: str, seconds: float) -> None:
-        """``upstream`` is ``oauth2_proxy``, ``redis`` or ``alb_keys``; ``result`` is ``ok``, ``refused`` (an answer
-        that says no: no session, a spent token) or ``error`` (unreachable, timeout, unexpected)."""
+        """``upstream`` is ``oauth2_proxy``, ``redis`` or ``alb_keys``; ``result`` is ``ok``, ``refused``
+        (an answer that says no: no session, a spent token) or ``error`` (unreachable, timeout,
+        unexpected)."""
         key = (upstream, result)
         histogram = self._upstreams.get(key)
         if histogram is None:
