@@ -106,8 +106,10 @@ def test_admin_opens_the_docs_signs_in_with_pkce_in_the_popup_and_calls_api_me(
     popup.screenshot(path=str(tmp_path / "docs-popup-sign-in.png"))
     popup.get_by_label("Username").fill(upn("carol"))
     popup.get_by_label("Password").fill(password("carol"))
-    popup.get_by_role("button", name="Sign in", exact=True).click()
-    popup.wait_for_event("close")
+    # The popup closes itself once Swagger's redirect script has handed the code to the docs page.
+    # That can happen before the click returns, so the wait is armed before the click.
+    with popup.expect_event("close"):
+        popup.get_by_role("button", name="Sign in", exact=True).click()
 
     # Swagger UI redeemed the code itself, cross-origin, as an SPA client does.
     expect(dialog.get_by_role("heading", name="Authorized", exact=True)).to_be_visible()
