@@ -65,14 +65,15 @@ MAX_KEY_BYTES = 4096
 #: Order of the P-256 group: ECDSA's r and s must lie in [1, n-1].
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
+#: A lower-case GUID: Entra's tenant and object ids, and the ALB's key ids.
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The ALB's kids are UUIDs. The kid is put into a URL, so nothing but this shape is ever accepted:
 # no slash, dot, percent or query character can reach the key endpoint.
-_KID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_KID = GUID
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 _ARN = re.compile(
     r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$"
 )
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: Header parameters that would let the token name its own key; keys come only from the ALB endpoint.
 _FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c", "crit")
 _PAYLOAD_STRINGS = ("oid", "name", "email", "preferred_username")
@@ -169,7 +170,7 @@ def alb_settings_from_env(
     if not client_id:
         problems.append(f"{p}ALB_CLIENT_ID is empty: set the client id of the ALB's OIDC action")
     tenant_id = env.get(p + "ALB_TENANT_ID", "").strip().lower()
-    if not _GUID.match(tenant_id):
+    if not GUID.match(tenant_id):
         problems.append(f"{p}ALB_TENANT_ID={tenant_id!r}: expected the Entra tenant id (a GUID)")
     if len(problems) > before:
         return None

@@ -20,7 +20,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from verifier import csrf
-from verifier.alb import AlbSettings, alb_settings_from_env
+from verifier.alb import GUID, AlbSettings, alb_settings_from_env
 from verifier.policy import PolicyError, RoutePolicy, load_policy
 from verifier.session import (
     DEFAULT_COOKIE_NAME,
@@ -43,7 +43,6 @@ DEFAULT_TOKEN_CACHE_SIZE = 100_000
 TOKEN_CACHE_MAX_TTL_SECONDS = 300
 MIN_IDENTITY_KEY_BYTES = 32
 
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _B64URL_KEY = re.compile(r"^[A-Za-z0-9_-]{43,}={0,2}$")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -180,7 +179,7 @@ def validation_settings_from_env(env: Mapping[str, str], problems: list[str]) ->
     if not tenants:
         problems.append(f"{p}TENANT_IDS is empty: set the allowed Entra tenant ids, comma-separated")
     for tenant in tenants:
-        if not _GUID.match(tenant):
+        if not GUID.match(tenant):
             problems.append(f"{p}TENANT_IDS: {tenant!r} is not a tenant id (a GUID)")
     audiences = _split_list(env.get(p + "AUDIENCES", ""))
     if not audiences:
