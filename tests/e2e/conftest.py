@@ -67,6 +67,12 @@ def origin(stack: Stack) -> str:
     return stack.topology.public_origin
 
 
+@pytest.fixture(scope="session")
+def site(stack: Stack) -> dict[str, str]:
+    """The two origins a browser sees: the app (nginx) and the identity provider (devidp)."""
+    return {"app": stack.topology.public_origin, "idp": stack.topology.devidp_origin}
+
+
 @pytest.fixture
 def alice(stack: Stack) -> Iterator[edge_client.SignIn]:
     """alice (Reader), signed in through the browser flow; the client holds her session cookie."""

@@ -40,12 +40,6 @@ TOKEN_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.|access_token|id_token|refresh_
 
 
 @pytest.fixture(scope="module")
-def site(stack: Any) -> dict[str, str]:
-    topology = stack.topology
-    return {"app": topology.public_origin, "idp": topology.devidp_origin}
-
-
-@pytest.fixture(scope="module")
 def browser(stack: Any) -> Iterator[Browser]:
     with launched_chromium(stack) as browser:
         yield browser

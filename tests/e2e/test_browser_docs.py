@@ -27,11 +27,6 @@ DEVIDP_SESSION_COOKIE = "devidp_session"
 
 
 @pytest.fixture(scope="module")
-def site(stack: Any) -> dict[str, str]:
-    return {"app": stack.topology.public_origin, "idp": stack.topology.devidp_origin}
-
-
-@pytest.fixture(scope="module")
 def browser(stack: Any) -> Iterator[Browser]:
     if not (stack.topology.spa_root / "swagger-ui" / "swagger-ui-bundle.js").exists():
         pytest.skip("the SPA build has no swagger-ui/: run `npm run build` in spa/")
