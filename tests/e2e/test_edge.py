@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import httpx
 import pytest
@@ -22,9 +22,16 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def _state_redirect(location: str) -> str:
-    """The app redirect oauth2-proxy packed into the authorize request's state (``<nonce>:<rd>``)."""
+    """The app redirect oauth2-proxy packed into the authorize request's state, decoded.
+
+    The state is ``<nonce>:<rd>``; since v7.15.6 oauth2-proxy query-escapes ``rd`` in it (so a query
+    string in the target survives the round trip) and unescapes it on the callback. The tests compare
+    the decoded target, the one the user's browser is finally sent to.
+    """
     state = edge_client.query_of(location)["state"]
-    return state.split(":", 1)[1]
+    nonce, escaped = state.split(":", 1)
+    assert nonce and ":" not in escaped and "/" not in escaped, f"rd is not query-escaped in the state: {state}"
+    return unquote_plus(escaped)
 
 
 # --- unauthenticated ------------------------------------------------------------------------------
@@ -131,6 +138,14 @@ def test_off_site_rd_is_replaced_before_the_flow_starts(client: httpx.Client, or
     r = client.get(f"{origin}/oauth2/start?rd={rd}")
     assert r.status_code == 302
     assert _state_redirect(r.headers["location"]) == "/"
+
+
+def test_on_site_rd_keeps_its_whole_query_string_in_the_state(client: httpx.Client, origin: str):
+    # v7.15.6 escapes rd inside the state; before, a "&" in the target cut the query short on the
+    # way back from the callback.
+    r = client.get(f"{origin}/oauth2/start", params={"rd": "/projects?view=list&sort=name"})
+    assert r.status_code == 302
+    assert _state_redirect(r.headers["location"]) == "/projects?view=list&sort=name"
 
 
 def test_off_site_rd_never_redirects_off_site_after_sign_in(stack: Stack):
