@@ -1,0 +1,71 @@
+"""cfn-lint over the rendered CloudFormation template: every resource type and property against the
+CloudFormation resource schemas cfn-lint ships (per region), intrinsic functions, references and
+CloudFormation's own rules, offline. Errors and warnings both fail; informational notes do not."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+cfnlint_api = pytest.importorskip(
+    "cfnlint.api", reason="cfn-lint is in the test extras (pip install -e '.[test]')"
+)
+
+DEPLOY_AWS = Path(__file__).resolve().parents[3] / "deploy" / "aws"
+#: Regions whose resource schemas the template is checked against (one per continent the project
+#: expects to run in; any region with Fargate Spot, ElastiCache RBAC and RDS gp3 would do).
+REGIONS = ["us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-2"]
+
+
+@pytest.fixture(scope="module")
+def stack_renderer() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("deploy_aws_render_lint", DEPLOY_AWS / "render.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def stack(stack_renderer: ModuleType) -> dict[str, Any]:
+    return stack_renderer.render_default()
+
+
+def findings(stack_renderer: ModuleType, template: dict[str, Any]) -> list[tuple[str, str]]:
+    """(rule id, message) of every error and warning, from the YAML text exactly as deployed."""
+    matches = cfnlint_api.lint(stack_renderer.dump(template), config=cfnlint_api.ManualArgs(regions=REGIONS))
+    return [(m.rule.id, f"{m.message} (line {m.linenumber})") for m in matches if m.rule.id[0] in "EW"]
+
+
+def test_cfn_lint_finds_no_error_or_warning_in_the_rendered_template(stack_renderer, stack):
+    assert findings(stack_renderer, stack) == []
+
+
+def test_cfn_lint_refuses_a_misspelt_property_a_wrong_type_and_an_unknown_resource_type(
+    stack_renderer, stack
+):
+    broken = copy.deepcopy(stack)
+    nginx = broken["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    nginx["PortMapping"] = nginx.pop("PortMappings")
+    broken["Resources"]["TargetGroup"]["Properties"]["HealthCheckIntervalSeconds"] = "often"
+    broken["Resources"]["Cluster"]["Type"] = "AWS::ECS::Clusters"
+    found = findings(stack_renderer, broken)
+    rules = {rule for rule, _ in found}
+    assert {"E3002", "E3012", "E3006"} <= rules, found
+    messages = "\n".join(message for _, message in found)
+    assert "'PortMapping'" in messages
+    assert "'AWS::ECS::Clusters'" in messages
+
+
+def test_cfn_lint_refuses_a_reference_to_a_resource_that_does_not_exist(stack_renderer, stack):
+    broken = copy.deepcopy(stack)
+    broken["Resources"]["Service"]["Properties"]["TaskDefinition"] = {"Ref": "TaskDefinitions"}
+    found = findings(stack_renderer, broken)
+    assert [rule for rule, message in found if "TaskDefinitions" in message] == ["E1020"], found
