@@ -648,3 +648,31 @@ def test_the_template_source_file_is_the_only_template_in_deploy_aws():
     # The rendered template is an output, never committed beside its source.
     assert sorted(p.name for p in DEPLOY_AWS.glob("*.y*ml")) == ["edge-stack.template.yaml"]
     assert Path(DEPLOY_AWS / "render.py").exists()
+
+
+# --- The deployment docs -------------------------------------------------------------------------
+
+
+def deploy_section() -> str:
+    text = (REPO / "docs" / "aws.md").read_text(encoding="utf-8")
+    start = text.index("## Deploy with CloudFormation")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_docs_parameter_table_lists_every_parameter_with_its_default(stack):
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", deploy_section(), re.MULTILINE)
+    documented = {name: default.strip() for name, default in rows if name in stack["Parameters"]}
+    assert set(documented) == set(stack["Parameters"])
+    for name, spec in stack["Parameters"].items():
+        expected = f"`{spec['Default']}`" if "Default" in spec else "(required)"
+        assert documented[name] == expected, name
+
+
+def test_docs_name_every_output_to_register_in_entra_id(stack):
+    section = deploy_section()
+    for name in ("BffRedirectUri", "BffPostLogoutRedirectUri", "SpaRedirectUris", "Url"):
+        assert f"| `{name}`" in section, name
+        assert name in stack["Outputs"]
+    assert "aws cloudformation deploy" in section
+    assert "--capabilities CAPABILITY_NAMED_IAM" in section
