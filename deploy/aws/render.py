@@ -90,8 +90,9 @@ class FromTaskDefinition:
 class _SourceLoader(yaml.SafeLoader):
     """PyYAML's safe loader plus CloudFormation's ``!Ref``/``!Sub``/... tags, read as their long forms.
 
-    Hand-written because CloudFormation's own tooling ships no loader as a library function with a
-    stable interface; the mapping from short to long form is fixed by the CloudFormation docs.
+    Hand-written rather than borrowed from cfn-lint's decoder: cfn-lint is a test dependency and its
+    decoder is not a documented API, while this mapping (``!X`` is ``Fn::X``; ``!Ref``, ``!Condition``
+    and the dotted ``!GetAtt`` aside) is fixed by the CloudFormation template reference.
     """
 
 

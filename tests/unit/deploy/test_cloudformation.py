@@ -303,8 +303,8 @@ def egress_rules(resources: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, 
         yield ref_name(rule.pop("GroupId")) or "?", rule
 
 
-def world_open(rule: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
-    """Whether a rule's source could be the whole internet: a literal /0, or anything a parameter decides."""
+def world_open(rule: Mapping[str, Any]) -> bool:
+    """Whether a rule's source could be the whole internet: a literal /0, or anything computed."""
     for key in ("CidrIp", "CidrIpv6", "DestinationCidrIp"):
         value = rule.get(key)
         if value is None:
@@ -317,24 +317,22 @@ def world_open(rule: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
     return bool(rule.get("SourcePrefixListId"))
 
 
-def open_ingress(
-    resources: Mapping[str, Any], parameters: Mapping[str, Any]
-) -> set[tuple[str, str, int, int]]:
+def open_ingress(resources: Mapping[str, Any]) -> set[tuple[str, str, int, int]]:
     return {
         (group, str(rule["IpProtocol"]), rule.get("FromPort"), rule.get("ToPort"))
         for group, rule in ingress_rules(resources)
-        if world_open(rule, parameters)
+        if world_open(rule)
     }
 
 
-def test_only_the_load_balancer_https_and_redirect_ports_are_open_to_the_internet(stack, resources):
-    assert open_ingress(resources, stack["Parameters"]) == {
+def test_only_the_load_balancer_https_and_redirect_ports_are_open_to_the_internet(resources):
+    assert open_ingress(resources) == {
         ("AlbSecurityGroup", "tcp", 443, 443),
         ("AlbSecurityGroup", "tcp", 80, 80),
     }
 
 
-def test_an_extra_world_open_rule_is_found_inline_or_stand_alone(stack, resources):
+def test_an_extra_world_open_rule_is_found_inline_or_stand_alone(resources):
     changed = copy.deepcopy(resources)
     changed["TaskSecurityGroup"]["Properties"]["SecurityGroupIngress"] = [
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIpv6": "::/0"}
@@ -347,7 +345,7 @@ def test_an_extra_world_open_rule_is_found_inline_or_stand_alone(stack, resource
             "CidrIp": {"Ref": "X"},
         },
     }
-    found = open_ingress(changed, stack["Parameters"])
+    found = open_ingress(changed)
     assert ("TaskSecurityGroup", "tcp", 22, 22) in found
     assert ("DatabaseSecurityGroup", "-1", None, None) in found
 
