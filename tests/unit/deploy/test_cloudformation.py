@@ -256,6 +256,18 @@ def test_deregistration_delay_is_nginx_stop_timeout_and_outlasts_nginx_longest_p
     assert read_timeouts and delay >= max(read_timeouts)
 
 
+NGINX_DEFAULT_KEEPALIVE_SECONDS = 75
+
+
+def test_load_balancer_closes_idle_connections_before_nginx_does(resources):
+    attributes = {a["Key"]: a["Value"] for a in props(resources, "LoadBalancer")["LoadBalancerAttributes"]}
+    # Only the client side counts: upstream blocks' keepalive_timeout governs nginx's own upstreams.
+    conf = re.sub(r"upstream\s+\w+\s*\{[^}]*\}", "", NGINX_TEMPLATE.read_text(encoding="utf-8"))
+    client_keepalive = [int(s) for s in re.findall(r"^\s*keepalive_timeout\s+(\d+)s?\s*;", conf, re.M)]
+    nginx_keepalive = min(client_keepalive, default=NGINX_DEFAULT_KEEPALIVE_SECONDS)
+    assert int(attributes["idle_timeout.timeout_seconds"]) < nginx_keepalive
+
+
 def test_stop_timeouts_in_the_template_are_the_task_definition_ones(resources, source_taskdef):
     in_stack = {
         c["Name"]: c["StopTimeout"] for c in props(resources, "TaskDefinition")["ContainerDefinitions"]
