@@ -262,7 +262,10 @@ NGINX_DEFAULT_KEEPALIVE_SECONDS = 75
 def test_load_balancer_closes_idle_connections_before_nginx_does(resources):
     attributes = {a["Key"]: a["Value"] for a in props(resources, "LoadBalancer")["LoadBalancerAttributes"]}
     # Only the client side counts: upstream blocks' keepalive_timeout governs nginx's own upstreams.
-    conf = re.sub(r"upstream\s+\w+\s*\{[^}]*\}", "", NGINX_TEMPLATE.read_text(encoding="utf-8"))
+    # (An upstream block ends at the first "}" in column 0; ${EDGE_...} values hold braces too.)
+    conf = re.sub(
+        r"^upstream\s+\w+\s*\{.*?^\}", "", NGINX_TEMPLATE.read_text(encoding="utf-8"), flags=re.M | re.S
+    )
     client_keepalive = [int(s) for s in re.findall(r"^\s*keepalive_timeout\s+(\d+)s?\s*;", conf, re.M)]
     nginx_keepalive = min(client_keepalive, default=NGINX_DEFAULT_KEEPALIVE_SECONDS)
     assert int(attributes["idle_timeout.timeout_seconds"]) < nginx_keepalive
