@@ -689,3 +689,21 @@ def test_docs_name_every_output_to_register_in_entra_id(stack):
         assert name in stack["Outputs"]
     assert "aws cloudformation deploy" in section
     assert "--capabilities CAPABILITY_NAMED_IAM" in section
+
+
+def test_nothing_of_the_development_identity_provider_reaches_the_template(stack, stack_renderer):
+    from stack import topology
+
+    deployed = stack_renderer.dump(stack) + PARAMETERS_EXAMPLE.read_text(encoding="utf-8")
+    development = [
+        "devidp",
+        "localhost",
+        ":8900",
+        "change-me",
+        topology.PRIMARY_TENANT_ID,
+        topology.API_APP_ID,
+        topology.BFF_CLIENT_ID,
+        topology.SPA_CLIENT_ID,
+        topology.BFF_CLIENT_SECRET,
+    ]
+    assert [value for value in development if value.lower() in deployed.lower()] == []
