@@ -561,6 +561,21 @@ def test_redis_user_may_touch_only_session_and_spent_csrf_keys(resources, source
     }
 
 
+def test_every_redis_key_prefix_the_verifier_declares_is_in_the_users_access_string(resources):
+    # ElastiCache refuses, in production only, a key outside the user's patterns; the local Redis
+    # has no such user. So a new key space in the verifier must be granted here as well.
+    declared = {
+        prefix
+        for module in (REPO / "verifier").rglob("*.py")
+        for prefix in re.findall(
+            r'^[A-Z_]*KEY_PREFIX\s*=\s*"([^"]+)"', module.read_text(encoding="utf-8"), re.M
+        )
+    }
+    assert declared
+    access = props(resources, "RedisAppUser")["AccessString"].split()
+    assert {prefix + "*" for prefix in declared} <= {word[1:] for word in access if word.startswith("~")}
+
+
 def test_database_is_encrypted_private_postgres_kept_on_delete(resources):
     database = resources["Database"]
     settings = database["Properties"]
