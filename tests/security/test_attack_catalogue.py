@@ -218,14 +218,23 @@ async def test_jwe_with_five_segments_is_refused_with_jwe_not_supported(verifier
     await assert_refused(verifier, bearer(token), "jwe_not_supported")
 
 
-async def test_one_mib_token_is_refused_fast_with_token_too_large(verifier):
-    await assert_refused(verifier, bearer("a" * (1024 * 1024)), "token_too_large")
+async def test_one_mib_token_is_refused_on_length_alone_with_token_too_large(verifier):
     registry = verifier.app_state.metrics.registry
-    handled = registry.get_sample_value(
-        "verifier_verify_duration_seconds_sum", {"source": "bearer", "outcome": "deny"}
-    )
-    # Refused on length alone: no hashing or parsing of the megabyte (the bound is generous on purpose).
-    assert handled is not None and handled < 0.05
+
+    def cache_lookups() -> float:
+        return sum(
+            registry.get_sample_value("verifier_token_cache_total", {"result": result}) or 0.0
+            for result in ("hit", "miss")
+        )
+
+    before = cache_lookups()
+    await assert_refused(verifier, bearer("a" * (1024 * 1024)), "token_too_large")
+    # Refused before the token is hashed for the cache lookup (or parsed): no lookup was counted.
+    # A short token, for contrast, is hashed and looked up (then refused as malformed).
+    assert cache_lookups() == before
+    async with verifier.get("/verify", headers={**ORIGINAL, **bearer("a" * 100)}) as response:
+        assert response.status == 401
+    assert cache_lookups() == before + 1
 
 
 async def test_bad_base64_is_refused_with_bad_base64(verifier, forge):
