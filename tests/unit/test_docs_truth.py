@@ -6,6 +6,7 @@ and their defaults, and the commands the README opens with.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -310,3 +311,21 @@ def test_no_document_points_at_a_design_page_outside_the_repository() -> None:
         if "ARCHITECTURE.md" in doc.read_text(encoding="utf-8")
     ]
     assert outside == []
+
+
+def test_the_edge_template_names_the_spa_root_the_image_and_task_definition_use() -> None:
+    template = (REPO / "nginx" / "edge.conf.template").read_text(encoding="utf-8")
+    documented = re.search(r"#   EDGE_SPA_ROOT\s+[^`]*`([^`]+)`", template).group(1)
+    task_definition = json.loads(
+        (REPO / "ecs-taskdefs" / "edge-api.taskdef.json").read_text(encoding="utf-8")
+    )
+    used = {
+        variable["value"]
+        for container in task_definition["containerDefinitions"]
+        for variable in container.get("environment", [])
+        if variable["name"] == "EDGE_SPA_ROOT"
+    }
+    assert used == {documented}
+    assert f"/spa/dist/ {documented}/" in (REPO / "deploy" / "docker" / "nginx.Dockerfile").read_text(
+        encoding="utf-8"
+    )
