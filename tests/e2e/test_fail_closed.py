@@ -33,7 +33,9 @@ def test_verifier_stopped_api_and_pages_fail_closed_then_recover(stack: Stack, a
         assert r.status_code == 503
     finally:
         stack.start_component("verifier")
-    assert client.get(origin + "/api/me", headers=_bearer(token)).status_code == 200
+    # A new token: the restart may take longer than the first token's 20-second lifetime.
+    fresh = edge_client.client_credentials_token(stack)
+    assert client.get(origin + "/api/me", headers=_bearer(fresh)).status_code == 200
     assert alice.client.get(origin + "/api/me").status_code == 200
     assert stack.processes["nginx"].pid == nginx_pid
 

@@ -36,6 +36,15 @@ def fetch_count(client: TestClient, result: str) -> float:
     return value or 0.0
 
 
+async def wait_for_failed_fetch(client: TestClient) -> None:
+    """Until the verifier has tried its start-up fetch and counted it as failed (generous deadline)."""
+    async with asyncio.timeout(30):
+        while True:
+            if fetch_count(client, "failure") >= 1:
+                return
+            await asyncio.sleep(0.02)
+
+
 async def test_thousand_concurrent_requests_with_a_new_kid_cause_exactly_one_fetch(
     start_verifier, jwks_server: JwksServer, forge: TokenForge
 ):
@@ -105,7 +114,7 @@ async def test_before_any_keys_readyz_is_503_and_tokens_are_refused_never_allowe
 ):
     jwks_server.available = False
     client = await start_verifier(ready=False)
-    await asyncio.sleep(0.2)  # the start-up fetch has run and failed
+    await wait_for_failed_fetch(client)
     async with client.get("/readyz") as response:
         assert response.status == 503
         assert await response.json() == {"status": "not_ready", "reason": "keys_unavailable"}
@@ -131,7 +140,7 @@ async def test_jwks_unreachable_at_all_keeps_the_verifier_unready(
 ):
     await jwks_server.stop()  # connection refused, not an error status
     client = await start_verifier(ready=False)
-    await asyncio.sleep(0.2)
+    await wait_for_failed_fetch(client)
     async with client.get("/readyz") as response:
         assert response.status == 503
     assert await storm(client, [forge.mint()]) == [(401, "keys_unavailable")]

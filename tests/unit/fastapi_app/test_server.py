@@ -114,9 +114,18 @@ def test_access_log_is_json_without_query_strings_or_tokens(server: tuple[str, P
     uri = f"/api/me?code={secret}"
     headers = {**sign(ALICE, "GET", uri), HEADER_FORWARDED_TOKEN: "SECRET-TOKEN-VALUE"}
     assert httpx.get(f"{base}{uri}", headers=headers).status_code == 200
-    time.sleep(0.2)
-    text = log_path.read_text()
-    assert "SECRET" not in text
-    access = [json.loads(line) for line in text.splitlines() if '"event": "access"' in line]
-    me = [line for line in access if line["path"] == "/api/me"]
-    assert me and me[-1]["status"] == 200 and me[-1]["oid"] == ALICE.oid and me[-1]["method"] == "GET"
+
+    def access_lines_for_me() -> list[dict[str, object]]:
+        access = [
+            json.loads(line) for line in log_path.read_text().splitlines() if '"event": "access"' in line
+        ]
+        return [line for line in access if line["path"] == "/api/me"]
+
+    # The server writes its access line after answering: wait for it, with a generous deadline.
+    deadline = time.monotonic() + 30
+    while not access_lines_for_me():
+        assert time.monotonic() < deadline, f"no access line for /api/me: {log_path.read_text()}"
+        time.sleep(0.05)
+    assert "SECRET" not in log_path.read_text()
+    me = access_lines_for_me()
+    assert me[-1]["status"] == 200 and me[-1]["oid"] == ALICE.oid and me[-1]["method"] == "GET"

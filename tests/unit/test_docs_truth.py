@@ -1,0 +1,331 @@
+"""What the documents state about the code, checked against the code.
+
+A claim in a document is only as good as the test that reads it: reason codes, environment variables
+and their defaults, and the commands the README opens with.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fastapi_app.settings import ApiSettings, SettingsError
+from verifier.reasons import Reason
+from verifier.settings import ConfigError, settings_from_env
+
+REPO = Path(__file__).resolve().parents[2]
+VERIFIER_README = REPO / "verifier" / "README.md"
+API_DOC = REPO / "docs" / "api.md"
+
+TENANT = "7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+API_APP_ID = "5a1e9c3d-8b7f-4e21-9d63-2f4a8b1c0e57"
+ALB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/edge/0123456789abcdef"
+
+
+# --- reason codes --------------------------------------------------------------------------------
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    following = re.search(r"^#{1,3} ", text[start + len(heading) :], re.MULTILINE)
+    return text[start : start + len(heading) + following.start()] if following else text[start:]
+
+
+def documented_reason_codes() -> set[str]:
+    section = _section(VERIFIER_README.read_text(encoding="utf-8"), "### Reason codes")
+    listing = section[: section.index("(`verifier.reasons.Reason`)")]
+    return set(re.findall(r"`([a-z][a-z0-9_]*)`", listing))
+
+
+def test_every_documented_reason_code_is_a_reason() -> None:
+    assert documented_reason_codes() - {reason.value for reason in Reason} == set()
+
+
+def test_every_reason_is_documented() -> None:
+    assert {reason.value for reason in Reason} - documented_reason_codes() == set()
+
+
+def test_internal_error_is_a_reason_and_the_app_emits_it() -> None:
+    assert Reason("internal_error") is Reason.INTERNAL_ERROR
+    assert "Reason.INTERNAL_ERROR" in (REPO / "verifier" / "app.py").read_text(encoding="utf-8")
+
+
+# --- environment variables -----------------------------------------------------------------------
+
+
+class RecordingEnv(Mapping[str, str]):
+    """An environment that remembers every variable name the code asked for."""
+
+    def __init__(self, values: Mapping[str, str], read: set[str]) -> None:
+        self._values = dict(values)
+        self.read = read
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self._values[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.read.add(name)
+        return name in self._values
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(name)
+        return self._values.get(name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def verifier_minimal_env() -> dict[str, str]:
+    """Every variable the verifier requires, with the ALB source on so its variables are read too."""
+    return {
+        "VERIFIER_TENANT_IDS": TENANT,
+        "VERIFIER_AUDIENCES": f"api://{API_APP_ID}",
+        "IDENTITY_SIGNING_KEY": "k" * 43,
+        "VERIFIER_ALB_ARN": ALB_ARN,
+        "VERIFIER_ALB_REGION": "eu-west-1",
+        "VERIFIER_ALB_ISSUER": f"https://login.microsoftonline.com/{TENANT}/v2.0",
+        "VERIFIER_ALB_CLIENT_ID": "0a1b2c3d-1111-4222-8333-444455556666",
+        "VERIFIER_ALB_TENANT_ID": TENANT,
+    }
+
+
+def api_minimal_env(tmp: Path) -> dict[str, str]:
+    """Every variable the API requires, with re-validation on so the VERIFIER_* it reads are read too."""
+    return {
+        "IDENTITY_SIGNING_KEY": "k" * 43,
+        "API_AUTHORITY_URL": f"https://login.microsoftonline.com/{TENANT}",
+        "API_OPENAPI_CLIENT_ID": "c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f",
+        "API_SCOPE_PREFIX": f"api://{API_APP_ID}",
+        "VERIFIER_TENANT_IDS": TENANT,
+        "VERIFIER_AUDIENCES": f"api://{API_APP_ID}",
+    }
+
+
+def variables_read(build: Callable[[Mapping[str, str]], object], env: Mapping[str, str]) -> set[str]:
+    read: set[str] = set()
+    build(RecordingEnv(env, read))
+    return read
+
+
+def documented_variables(doc: Path) -> dict[str, str]:
+    """``{variable: default column}`` from the doc's variable tables (`| `NAME` | default | ... |`).
+
+    A row may list several variables and as many defaults: `| `A`, `B` | `1`, `2` | ... |`.
+    """
+    found: dict[str, str] = {}
+    for line in doc.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+        if not names:
+            continue
+        defaults = re.findall(r"`([^`]*)`", cells[1])
+        if len(names) > 1 and len(defaults) == len(names):
+            found.update({name: f"`{default}`" for name, default in zip(names, defaults, strict=True)})
+        else:
+            found.update(dict.fromkeys(names, cells[1]))
+    return found
+
+
+def _is_required(default: str) -> bool:
+    return default.startswith("required") or default.startswith("(required")
+
+
+def _literal(default: str) -> str | None:
+    """The value of a default written as one code literal (`60`), else None (prose, "(none)", ...)."""
+    match = re.fullmatch(r"`([^`]*)`", default)
+    return match.group(1) if match else None
+
+
+VERIFIER_DOCS = (VERIFIER_README,)
+API_DOCS = (API_DOC, VERIFIER_README)
+
+
+def _documented_in(docs: tuple[Path, ...]) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for doc in reversed(docs):
+        table.update(documented_variables(doc))
+    return table
+
+
+def test_every_variable_the_verifier_reads_is_documented_with_a_default() -> None:
+    read = variables_read(settings_from_env, verifier_minimal_env())
+    documented = _documented_in(VERIFIER_DOCS)
+    assert read - set(documented) == set(), "read by verifier.settings but not in verifier/README.md"
+    assert {name for name in read if not documented[name].strip()} == set()
+
+
+def test_every_variable_the_api_reads_is_documented_with_a_default(tmp_path: Path) -> None:
+    read = variables_read(ApiSettings.from_env, api_minimal_env(tmp_path))
+    documented = _documented_in(API_DOCS)
+    assert read - set(documented) == set(), (
+        "read by ApiSettings but documented in neither docs/api.md nor verifier/README.md"
+    )
+    assert {name for name in read if not documented[name].strip()} == set()
+
+
+VERIFIER_DEFAULTS = {
+    name: default
+    for name, default in _documented_in(VERIFIER_DOCS).items()
+    if name.startswith(("VERIFIER_", "IDENTITY_"))
+}
+
+
+@pytest.mark.parametrize("name", sorted(VERIFIER_DEFAULTS))
+def test_each_documented_verifier_default_is_the_real_default(name: str) -> None:
+    """Setting a variable to its documented default changes nothing; a required one is required."""
+    default = VERIFIER_DEFAULTS[name]
+    env = verifier_minimal_env()
+    if _is_required(default):
+        without = {key: value for key, value in env.items() if key != name}
+        with pytest.raises(ConfigError) as missing:
+            settings_from_env(without)
+        assert any(name in problem for problem in missing.value.problems), missing.value.problems
+        return
+    literal = _literal(default)
+    if literal is None:
+        # Documented as optional ("(none)", "(derived)", ...): the verifier starts without it.
+        settings_from_env({key: value for key, value in env.items() if key != name})
+        return
+    assert settings_from_env({**env, name: literal}) == settings_from_env(env)
+
+
+# The VERIFIER_* variables the API shares are documented (and their defaults checked) with the verifier.
+API_DEFAULTS = {
+    name: default
+    for name, default in documented_variables(API_DOC).items()
+    if not name.startswith("VERIFIER_")
+}
+
+
+@pytest.mark.parametrize("name", sorted(API_DEFAULTS))
+def test_each_documented_api_default_is_the_real_default(name: str, tmp_path: Path) -> None:
+    default = API_DEFAULTS[name]
+    env = api_minimal_env(tmp_path)
+    if _is_required(default):
+        without = {key: value for key, value in env.items() if key != name}
+        with pytest.raises(SettingsError) as missing:
+            ApiSettings.from_env(without)
+        assert any(name in problem for problem in missing.value.problems), missing.value.problems
+        return
+    literal = _literal(default)
+    if literal is None:
+        ApiSettings.from_env({key: value for key, value in env.items() if key != name})
+        return
+    assert ApiSettings.from_env({**env, name: literal}) == ApiSettings.from_env(env)
+
+
+@pytest.mark.parametrize("package", ["devidp", "stack"])
+def test_devidp_and_the_launcher_read_no_undocumented_variables(package: str) -> None:
+    """devidp and the launcher are configured by their command lines and files, not the environment.
+
+    Should one of them start reading a variable, it must be documented like the others.
+    """
+    docs = "\n".join(
+        path.read_text(encoding="utf-8") for path in [REPO / "README.md", *REPO.glob("docs/*.md")]
+    )
+    pattern = re.compile(r"""(?:environ(?:\.get)?\(?\[?|getenv\()\s*["']([A-Z][A-Z0-9_]+)["']""")
+    read = {
+        name
+        for source in (REPO / package).glob("*.py")
+        for name in pattern.findall(source.read_text(encoding="utf-8"))
+    }
+    assert {name for name in read if f"`{name}`" not in docs} == set()
+
+
+# --- the README's first screen -------------------------------------------------------------------
+
+
+def readme_code_blocks() -> list[str]:
+    return re.findall(r"^```sh\n(.*?)^```", (REPO / "README.md").read_text(encoding="utf-8"), re.M | re.S)
+
+
+def first_screen_commands() -> list[list[str]]:
+    """The commands of the README's first block (``make run``, ``make test``), comments dropped."""
+    commands = []
+    for line in readme_code_blocks()[0].splitlines():
+        command = line.split("#", 1)[0].strip()
+        if command:
+            commands.append(shlex.split(command))
+    return commands
+
+
+def test_the_first_screen_names_make_run_and_make_test() -> None:
+    assert first_screen_commands() == [["make", "run"], ["make", "test"]]
+
+
+@pytest.mark.parametrize("command", first_screen_commands(), ids=" ".join)
+def test_each_first_screen_make_target_exists_and_sets_up_first(command: list[str]) -> None:
+    # `make test` is what runs this test; `make run` is the stack itself. Both must exist and set up
+    # the machine first, as the README says.
+    dry = subprocess.run([*command, "-n"], cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+    assert dry.returncode == 0, dry.stderr
+    steps = dry.stdout.splitlines()
+    assert steps[0] == "bash scripts/setup.sh", steps
+
+
+def test_make_run_starts_the_launcher_whose_command_line_parses() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "run"], cwd=REPO, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert dry.stdout.splitlines()[-1] == ".venv/bin/python -m stack up"
+    parsed = subprocess.run(
+        [sys.executable, "-m", "stack", "up", "--help"], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
+    assert parsed.returncode == 0, parsed.stderr
+
+
+def test_the_bearer_example_is_valid_shell() -> None:
+    """tests/e2e/test_readme.py runs it against the stack; here it must at least parse."""
+    example = readme_code_blocks()[1]
+    parsed = subprocess.run(["bash", "-n"], input=example, capture_output=True, text=True, timeout=10)
+    assert parsed.returncode == 0, parsed.stderr
+
+
+def test_readme_does_not_claim_every_refusal_has_a_www_authenticate_reason() -> None:
+    # missing_token has a challenge without error_description; CSRF refusals have no challenge.
+    text = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert "in the JSON body and in `WWW-Authenticate`" not in text
+
+
+def test_no_document_points_at_a_design_page_outside_the_repository() -> None:
+    documents = [REPO / "README.md", REPO / "verifier" / "README.md", REPO / "bench" / "README.md"]
+    documents += sorted((REPO / "docs").glob("*.md"))
+    outside = [
+        str(doc.relative_to(REPO))
+        for doc in documents
+        if "ARCHITECTURE.md" in doc.read_text(encoding="utf-8")
+    ]
+    assert outside == []
+
+
+def test_the_edge_template_names_the_spa_root_the_image_and_task_definition_use() -> None:
+    template = (REPO / "nginx" / "edge.conf.template").read_text(encoding="utf-8")
+    documented = re.search(r"#   EDGE_SPA_ROOT\s+[^`]*`([^`]+)`", template).group(1)
+    task_definition = json.loads(
+        (REPO / "ecs-taskdefs" / "edge-api.taskdef.json").read_text(encoding="utf-8")
+    )
+    used = {
+        variable["value"]
+        for container in task_definition["containerDefinitions"]
+        for variable in container.get("environment", [])
+        if variable["name"] == "EDGE_SPA_ROOT"
+    }
+    assert used == {documented}
+    assert f"/spa/dist/ {documented}/" in (REPO / "deploy" / "docker" / "nginx.Dockerfile").read_text(
+        encoding="utf-8"
+    )
