@@ -101,6 +101,7 @@ def create_app(
         metrics=metrics,
         clock=clock,
     )
+    metrics.track_readiness(lambda: state.ready)
     app = web.Application()
     app[STATE] = state
     app.router.add_route("*", "/verify", handle_verify)
@@ -145,7 +146,7 @@ async def decide(state: VerifierState, request: web.Request, original: OriginalR
             except Exception:
                 # Fail closed: a bug or an unexpected upstream answer never lets a request through.
                 log.exception("credential source %s failed", source.name, extra={"source": source.name})
-                return Decision(500, source.name, "internal_error", error="server_error")
+                return Decision(500, source.name, Reason.INTERNAL_ERROR, error="server_error")
     return Decision.reject(TokenRejected(Reason.MISSING_TOKEN, "no credentials"), source="none")
 
 

@@ -73,6 +73,8 @@ class Reason(StrEnum):
     ALB_EXPIRED = "alb_expired"
     ALB_KEYS_UNAVAILABLE = "alb_keys_unavailable"
     ALB_BAD_SIGNATURE = "alb_bad_signature"
+    # The verifier itself: a credential source failed unexpectedly (answered 500, never allowed).
+    INTERNAL_ERROR = "internal_error"
 
 
 #: Reasons about how the credentials were presented rather than about the token itself; RFC 6750
