@@ -38,6 +38,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want nginx "the ed
 command -v redis-server >/dev/null 2>&1 || want redis-server "sessions and spent CSRF tokens"
 command -v chromium >/dev/null 2>&1 || want chromium "the browser tests"
 command -v wrk >/dev/null 2>&1 || want wrk "the benchmark"
+command -v promtool >/dev/null 2>&1 || want prometheus "the metrics rules and scrape tests (promtool, a real Prometheus)"
 command -v curl >/dev/null 2>&1 || want curl "the README's bearer example, run by the tests"
 command -v python3 >/dev/null 2>&1 || want python3 "the verifier, the API and the tests"
 # Debian's python3 cannot make a virtual environment without python3-venv (ensurepip), whether or

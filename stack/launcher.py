@@ -152,6 +152,9 @@ class Stack:
         devidp_conf.write_text(render.devidp_config_text(t.devidp_config.read_text(encoding="utf-8"), t))
 
         py_env = {"PYTHONUNBUFFERED": "1", **dict(t.extra_env)}
+        o2p_args = ["--config", str(o2p_conf)]
+        if t.oauth2_proxy_metrics_port is not None:
+            o2p_args.append(f"--metrics-address={t.bind_host}:{t.oauth2_proxy_metrics_port}")
         host = t.bind_host
         logs = t.logs_dir
         self.processes = {
@@ -167,7 +170,7 @@ class Stack:
                 logs / "devidp.log", env=py_env, cwd=t.repo_root,
             ),
             "oauth2-proxy": ManagedProcess(
-                "oauth2-proxy", [str(o2p), "--config", str(o2p_conf)], t.oauth2_proxy_port,
+                "oauth2-proxy", [str(o2p), *o2p_args], t.oauth2_proxy_port,
                 http_probe(f"{t.oauth2_proxy_url}/ready"), logs / "oauth2-proxy.log",
                 env=render.oauth2_proxy_env(BFF_CLIENT_SECRET, self.secrets.cookie_secret),
             ),

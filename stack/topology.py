@@ -50,6 +50,8 @@ class Topology:
     oauth2_proxy_port: int = 4180
     verifier_port: int = 9000
     verifier_metrics_port: int = 9100
+    #: oauth2-proxy's own /metrics (its metrics_address); off when None, as in `make run`.
+    oauth2_proxy_metrics_port: int | None = None
     api_port: int = 8000
     redis_port: int = 6380
     repo_root: Path = REPO_ROOT

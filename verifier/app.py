@@ -101,6 +101,7 @@ def create_app(
         metrics=metrics,
         clock=clock,
     )
+    metrics.track_readiness(lambda: state.ready)
     app = web.Application()
     app[STATE] = state
     app.router.add_route("*", "/verify", handle_verify)

@@ -78,6 +78,8 @@ class JwksCache:
         self.min_refetch_seconds = min_refetch_seconds
         self._ca_file = ca_file
         self._metrics = metrics
+        if metrics is not None:
+            metrics.track_tenants(settings.tenant_ids)
         self._http = http
         self._owns_http = http is None
         self._monotonic = monotonic
@@ -169,8 +171,8 @@ class JwksCache:
             if not tenant_keys.keys:
                 raise FetchError("the JWKS holds no usable RS256 signing key")
         except (FetchError, JwksError) as exc:
-            self._count(success=False)
             held = self._keys.for_tenant(tenant_id)
+            self._record(tenant_id, success=False, keys_held=len(held.keys) if held else 0)
             log.warning(
                 "JWKS fetch failed for tenant %s: %s; %s",
                 tenant_id,
@@ -180,7 +182,7 @@ class JwksCache:
             )
             return False
         self._keys = self._keys.with_tenant(tenant_keys)
-        self._count(success=True)
+        self._record(tenant_id, success=True, keys_held=len(tenant_keys.keys))
         log.info(
             "JWKS loaded for tenant %s: %d keys",
             tenant_id,
@@ -232,6 +234,6 @@ class JwksCache:
             raise FetchError(f"GET {url} did not answer a JSON object")
         return document
 
-    def _count(self, *, success: bool) -> None:
+    def _record(self, tenant_id: str, *, success: bool, keys_held: int) -> None:
         if self._metrics is not None:
-            (self._metrics.jwks_success if success else self._metrics.jwks_failure).inc()
+            self._metrics.record_jwks_fetch(tenant_id, success=success, keys_held=keys_held)

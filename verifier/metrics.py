@@ -1,16 +1,40 @@
 """Prometheus metrics, one registry per app so tests (and benchmarks) can build several apps.
 
 Label values are bounded: ``source`` is a credential source name, ``outcome`` one of
-:data:`OUTCOMES`, ``reason`` a reason code; no label ever carries a user-controlled string.
+:data:`OUTCOMES`, ``reason`` ``ok`` or a :class:`~verifier.reasons.Reason`, ``tenant`` a configured
+tenant id; no label ever carries a user-controlled string.
+
+The metric names, labels and buckets are a contract with ``deploy/prometheus/`` (recording and
+alert rules) and ``deploy/grafana/`` (the dashboard); the README's metrics section lists them.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Callable
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+# Every counter and histogram would otherwise export a ``*_created`` series, one more time series
+# per label set that no rule or dashboard reads. The library offers this switch process-wide only
+# (there is no per-registry setting); the verifier process exports nothing else.
+prometheus_client.disable_created_metrics()
 
 OUTCOMES = ("allow", "deny", "forbidden", "error")
-#: Sub-millisecond resolution where a cache hit lives, up to the upstream timeouts of the session source.
+#: ``verifier_decisions_total{reason}`` of an allowed request; every refusal has a Reason instead.
+ALLOWED_REASON = "ok"
+
+#: From 10 µs, where a token cache hit is answered (tens of microseconds in-process), to 30 s, past
+#: the longest a /verify can wait: an unknown ``kid`` refetches discovery and JWKS (10 s timeout
+#: each, ``verifier.jwks.FETCH_TIMEOUT_SECONDS``) and a session adds oauth2-proxy (2 s) and Redis
+#: (1 s) round trips. Anything slower lands in ``+Inf``, where it is still counted.
 DURATION_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
     0.0001,
     0.00025,
     0.0005,
@@ -25,6 +49,9 @@ DURATION_BUCKETS = (
     0.5,
     1.0,
     2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 
 
@@ -38,9 +65,20 @@ def outcome_for_status(status: int) -> str:
     return "error"
 
 
+def _register_process_collectors(registry: CollectorRegistry) -> None:
+    """``process_*`` (CPU, memory, file descriptors, start time), ``python_info`` and
+    ``python_gc_*``, as the library's default registry has them, in this app's own registry."""
+    if registry is prometheus_client.REGISTRY:
+        return  # the library registered them there already
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
 class VerifierMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        _register_process_collectors(self.registry)
         self.verify_duration = Histogram(
             "verifier_verify_duration_seconds",
             "Time to answer one /verify request, by credential source and outcome.",
@@ -50,7 +88,7 @@ class VerifierMetrics:
         )
         self.decisions = Counter(
             "verifier_decisions_total",
-            "Decisions made, by credential source, outcome and reason code.",
+            "Decisions made, by credential source, outcome and reason code (ok when allowed).",
             ("source", "outcome", "reason"),
             registry=self.registry,
         )
@@ -58,6 +96,29 @@ class VerifierMetrics:
             "verifier_jwks_fetch_total",
             "Fetches of a tenant's OpenID configuration and JWKS, by result.",
             ("result",),
+            registry=self.registry,
+        )
+        self.jwks_keys = Gauge(
+            "verifier_jwks_keys",
+            "Signing keys held for a tenant (kept through failed refreshes).",
+            ("tenant",),
+            registry=self.registry,
+        )
+        self.jwks_last_success = Gauge(
+            "verifier_jwks_last_success_timestamp_seconds",
+            "Unix time of the last successful JWKS fetch for a tenant.",
+            ("tenant",),
+            registry=self.registry,
+        )
+        self.jwks_consecutive_failures = Gauge(
+            "verifier_jwks_consecutive_failures",
+            "JWKS fetches for a tenant that failed since its last success (0 when the last one worked).",
+            ("tenant",),
+            registry=self.registry,
+        )
+        self.ready = Gauge(
+            "verifier_ready",
+            "1 when every configured tenant's signing keys are loaded (/readyz answers 200), else 0.",
             registry=self.registry,
         )
         self.token_cache = Counter(
@@ -81,6 +142,28 @@ class VerifierMetrics:
         self._durations: dict[tuple[str, str], Histogram] = {}
         self._decisions: dict[tuple[str, str, str], Counter] = {}
         self._upstreams: dict[tuple[str, str], Histogram] = {}
+
+    def track_readiness(self, is_ready: Callable[[], bool]) -> None:
+        """Make ``verifier_ready`` read ``is_ready`` at each scrape: the same answer /readyz gives."""
+        self.ready.set_function(lambda: 1.0 if is_ready() else 0.0)
+
+    def track_tenants(self, tenant_ids: tuple[str, ...] | frozenset[str]) -> None:
+        """Export every configured tenant from the start, with no keys, so a tenant whose keys never
+        arrive shows as 0 instead of being absent."""
+        for tenant_id in sorted(tenant_ids):
+            self.jwks_keys.labels(tenant=tenant_id).set(0)
+            self.jwks_consecutive_failures.labels(tenant=tenant_id).set(0)
+
+    def record_jwks_fetch(self, tenant_id: str, *, success: bool, keys_held: int) -> None:
+        """One fetch of ``tenant_id``'s keys finished; ``keys_held`` is what the cache holds now."""
+        self.jwks_keys.labels(tenant=tenant_id).set(keys_held)
+        if success:
+            self.jwks_success.inc()
+            self.jwks_last_success.labels(tenant=tenant_id).set_to_current_time()
+            self.jwks_consecutive_failures.labels(tenant=tenant_id).set(0)
+        else:
+            self.jwks_failure.inc()
+            self.jwks_consecutive_failures.labels(tenant=tenant_id).inc()
 
     def record_upstream(self, upstream: str, result: str, seconds: float) -> None:
         """``upstream`` is ``oauth2_proxy``, ``redis`` or ``alb_keys``; ``result`` is ``ok``, ``refused``

@@ -17,7 +17,7 @@ import jwt
 import pytest
 
 from stack.launcher import Stack
-from stack.topology import free_port_topology
+from stack.topology import free_port, free_port_topology
 from tests.e2e import edge_client
 
 ACCESS_TOKEN_SECONDS = 20
@@ -32,6 +32,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         access_token_lifetime_seconds=ACCESS_TOKEN_SECONDS,
         cookie_refresh_seconds=COOKIE_REFRESH_SECONDS,
         verifier_leeway_seconds=LEEWAY_SECONDS,
+        oauth2_proxy_metrics_port=free_port(),
     )
     running = Stack(topology)
     running.start()
