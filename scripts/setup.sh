@@ -100,6 +100,37 @@ if [ ! -x "$o2p" ]; then
 fi
 ln -sfn "oauth2-proxy-$version" "$bin_dir/oauth2-proxy"
 
+# --- Docker Compose CLI and newman: checking compose.yaml and running the Postman collection ---------
+# (Both are test tools. Compose is the real CLI built from its Go module at an exact version, so
+# `docker-compose config` validates compose.yaml on machines without Docker; newman is the npm
+# package pinned in postman/package-lock.json.)
+compose_version=v5.5.1
+compose_bin="$bin_dir/docker-compose-$compose_version"
+if [ ! -x "$compose_bin" ]; then
+  command -v go >/dev/null 2>&1 || die "Go is needed to build Docker Compose $compose_version: install Go 1.26.3 or newer and run again."
+  log "building Docker Compose $compose_version from its Go module (about a minute and a half)"
+  compose_module=github.com/docker/compose/v5
+  # `go install module@version` refuses a module whose go.mod has exclude or replace directives, as
+  # Compose's does; building inside the downloaded module (read-only in the module cache, its go.sum
+  # included) uses them as the project's own build does.
+  compose_src=$(go mod download -json "$compose_module@$compose_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$compose_src" ] && [ -d "$compose_src" ] || die "could not download $compose_module@$compose_version"
+  mkdir -p "$bin_dir"
+  (cd "$compose_src" && CGO_ENABLED=0 go build -buildvcs=false -trimpath \
+    -ldflags "-s -w -X $compose_module/internal.Version=$compose_version" -o "$compose_bin.tmp" ./cmd)
+  mv "$compose_bin.tmp" "$compose_bin"
+fi
+ln -sfn "docker-compose-$compose_version" "$bin_dir/docker-compose"
+
+newman_stamp=postman/node_modules/.installed-$(sha256sum postman/package-lock.json | cut -c1-16)
+if [ ! -f "$newman_stamp" ]; then
+  log "installing newman (postman/package-lock.json)"
+  (cd postman && npm ci --no-audit --no-fund --loglevel=error)
+  rm -f postman/node_modules/.installed-*
+  touch "$newman_stamp"
+fi
+# --- end of Docker Compose CLI and newman -----------------------------------------------------------
+
 # --- Python virtual environment ----------------------------------------------------------------------
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then

@@ -31,7 +31,7 @@ RUN version=$(tr -d ' \n' < OAUTH2_PROXY_VERSION) \
 FROM ${RUNTIME_IMAGE}
 # ca-certificates: the public CAs of login.microsoftonline.com and ElastiCache's TLS endpoint
 # (O2P_PROVIDER_CA_FILE=/etc/ssl/certs/ca-certificates.crt); gettext-base: envsubst for the template;
-# wget: the container health check (GET /ping).
+# wget: the container health check (GET /ready, which also pings Redis).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates gettext-base wget \
  && rm -rf /var/lib/apt/lists/* \

@@ -12,13 +12,22 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
+COPY deploy/docker/requirements.lock ./
+# Every dependency (and setuptools, which builds the project) at the exact version and file hashes of
+# the lock: the same image from the same commit, and a tampered or substituted download fails the
+# build. The project itself is then installed without its dependencies and without fetching anything.
+# After changing pyproject.toml's dependencies, re-lock with pip-tools (Python 3.11, as the image):
+#   pip-compile --generate-hashes --allow-unsafe --strip-extras --build-deps-for=wheel \
+#     --no-emit-index-url --no-emit-find-links -o deploy/docker/requirements.lock pyproject.toml
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml ./
 COPY verifier/ verifier/
 COPY fastapi_app/ fastapi_app/
 # A regular (non-editable) install into its own virtual environment, byte-compiled at build time so
 # the read-only root filesystem never needs a __pycache__ write.
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install . \
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index . \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 FROM ${PYTHON_IMAGE}

@@ -4,7 +4,7 @@ development env file."""
 
 from __future__ import annotations
 
-import shutil
+import json
 import subprocess
 from pathlib import Path
 
@@ -133,27 +133,65 @@ def test_build_contexts_and_dockerfiles_exist(compose):
             assert (REPO / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']}"
 
 
-def _compose_cli() -> list[str] | None:
-    for candidate in (["docker", "compose"], ["docker-compose"]):
-        if shutil.which(candidate[0]) is None:
-            continue
-        done = subprocess.run(
-            [*candidate, "version"], capture_output=True, text=True, timeout=30, check=False
-        )
-        if done.returncode == 0:
-            return candidate
-    return None
+#: The real Docker Compose CLI, built by scripts/setup.sh at its pinned version. Never skipped: a
+#: machine without it has not run `make setup`.
+COMPOSE_CLI = REPO / ".cache" / "bin" / "docker-compose"
+#: No variable of the caller's shell may reach the interpolation: only the env file under test.
+CLEAN_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "HOME": str(REPO / ".cache"),
+    "DOCKER_CONFIG": str(REPO / ".cache" / "docker"),
+}
+
+
+def run_compose(*args: str) -> subprocess.CompletedProcess[str]:
+    assert COMPOSE_CLI.exists(), f"{COMPOSE_CLI} is missing: run `make setup` (scripts/setup.sh builds it)"
+    return subprocess.run(
+        [str(COMPOSE_CLI), "--project-directory", str(REPO), "-f", str(REPO / "compose.yaml"), *args],
+        capture_output=True, text=True, timeout=60, check=False, env=CLEAN_ENV, cwd=REPO,
+    )
+
+
+@pytest.fixture(scope="module")
+def resolved_model() -> dict:
+    """compose.yaml as the real CLI resolves it with the development env file (`config --format json`)."""
+    done = run_compose("--env-file", str(DEV_ENV), "config", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_docker_compose_accepts_the_file_with_the_dev_env_file():
-    cli = _compose_cli()
-    if cli is None:
-        pytest.skip("no Docker Compose CLI on this machine (the docker client here has no compose plugin)")
-    done = subprocess.run(
-        [*cli, "-f", str(REPO / "compose.yaml"), "--env-file", str(DEV_ENV), "config", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_compose("--env-file", str(DEV_ENV), "config", "--quiet")
     assert done.returncode == 0, done.stderr
+    assert done.stderr == "", "no warning either (an unset variable defaulting to blank warns)"
+
+
+def test_docker_compose_refuses_the_file_without_tenant_values():
+    done = run_compose("config", "--quiet")
+    assert done.returncode == 1
+    assert "required variable ENTRA_TENANT_ID is missing a value: set ENTRA_TENANT_ID" in done.stderr
+
+
+def test_the_cli_is_the_pinned_compose_release():
+    done = run_compose("version", "--short")
+    assert done.returncode == 0, done.stderr
+    setup = (REPO / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    assert f"compose_version=v{done.stdout.strip()}\n" in setup
+
+
+def test_resolved_model_runs_every_service_of_the_dev_profile(resolved_model):
+    assert sorted(resolved_model["services"]) == [
+        "api", "devidp", "nginx", "oauth2-proxy", "redis", "task", "tls-init", "verifier",
+    ]
+
+
+def test_health_checks_probe_readiness_not_liveness(resolved_model, containers):
+    """A verifier without signing keys and an oauth2-proxy without Redis can only refuse: neither may
+    count as healthy, in compose or on ECS."""
+    services = resolved_model["services"]
+    verifier = services["verifier"]["healthcheck"]["test"]
+    oauth2_proxy = services["oauth2-proxy"]["healthcheck"]["test"]
+    assert "http://127.0.0.1:9000/readyz" in verifier[-1]
+    assert oauth2_proxy[-1] == "http://127.0.0.1:4180/ready"
+    assert containers["verifier"]["healthCheck"]["command"] == verifier
+    assert containers["oauth2-proxy"]["healthCheck"]["command"] == oauth2_proxy
