@@ -44,9 +44,8 @@ class SignInTab:
 
 
 def start_path(n: int) -> str:
-    # A deep path and a query string, both of which must survive the round trip. One parameter:
-    # the edge's sign-in redirect (rd=$request_uri, unescaped) still cuts a query at its first "&".
-    return f"/orders/{n}?tab={n}"
+    # A deep path and a query string of two parameters, all of which must survive the round trip.
+    return f"/orders/{n}?tab={n}&view=full"
 
 
 def open_tab(stack: Stack, client: httpx.Client, path: str) -> SignInTab:
