@@ -711,6 +711,9 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
     upn = r.string(u, "userPrincipalName", where, required=True)
     if upn and "@" not in upn:
         r.problem(f"{where}.userPrincipalName", f"{upn!r} is not of the form name@domain")
+    for j, role in enumerate(r.strings(u, "directoryRoleTemplateIds", where)):
+        if not _is_guid(role):
+            r.problem(f"{where}.directoryRoleTemplateIds[{j}]", f"{role!r} is not a role template id (GUID)")
     groups = list(r.strings(u, "groups", where))
     for j, g in enumerate(groups):
         if not _is_guid(g):
@@ -743,10 +746,7 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
         account_enabled=r.boolean(u, "accountEnabled", where, True),
         groups=tuple(groups),
         app_role_assignments=tuple(assignments),
-        directory_role_template_ids=tuple(
-            r.guid({"id": w}, "id", f"{where}.directoryRoleTemplateIds")
-            for w in r.strings(u, "directoryRoleTemplateIds", where)
-        ),
+        directory_role_template_ids=tuple(r.strings(u, "directoryRoleTemplateIds", where)),
         preferred_language=r.string(u, "preferredLanguage", where),
         preferred_data_location=r.string(u, "preferredDataLocation", where),
     )
