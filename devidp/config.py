@@ -711,7 +711,8 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
     upn = r.string(u, "userPrincipalName", where, required=True)
     if upn and "@" not in upn:
         r.problem(f"{where}.userPrincipalName", f"{upn!r} is not of the form name@domain")
-    for j, role in enumerate(r.strings(u, "directoryRoleTemplateIds", where)):
+    directory_roles = r.strings(u, "directoryRoleTemplateIds", where)
+    for j, role in enumerate(directory_roles):
         if not _is_guid(role):
             r.problem(f"{where}.directoryRoleTemplateIds[{j}]", f"{role!r} is not a role template id (GUID)")
     groups = list(r.strings(u, "groups", where))
@@ -746,7 +747,7 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
         account_enabled=r.boolean(u, "accountEnabled", where, True),
         groups=tuple(groups),
         app_role_assignments=tuple(assignments),
-        directory_role_template_ids=tuple(r.strings(u, "directoryRoleTemplateIds", where)),
+        directory_role_template_ids=tuple(role.lower() for role in directory_roles),
         preferred_language=r.string(u, "preferredLanguage", where),
         preferred_data_location=r.string(u, "preferredDataLocation", where),
     )
