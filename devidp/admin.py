@@ -60,8 +60,11 @@ def _user_summary(user: User) -> dict[str, Any]:
 
 async def rotate_keys(request: web.Request) -> web.Response:
     rt = runtime(request)
-    new = rt.keys.rotate()
-    return web.json_response({"kid": new.kid, "published": [k.kid for k in rt.keys.published]})
+    announced = request.query.get("announced", "true") != "false"
+    new = rt.keys.rotate(announced=announced)
+    return web.json_response(
+        {"kid": new.kid, "upcoming": rt.keys.upcoming.kid, "published": [k.kid for k in rt.keys.published]}
+    )
 
 
 def _find_user(request: web.Request) -> tuple[str, User] | web.Response:

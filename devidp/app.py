@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from pathlib import Path
 
@@ -36,9 +37,19 @@ def create_app(
 ) -> web.Application:
     if keys is None:
         key_file = config.signing.key_file
-        keys = KeyRing(load_or_create_signing_key(Path(key_file)) if key_file else generate_signing_key())
+        keys = KeyRing(
+            load_or_create_signing_key(Path(key_file)) if key_file else generate_signing_key(),
+            clock=clock,
+            rotation_seconds=config.signing.rotation_seconds,
+        )
     app = web.Application(client_max_size=64 * 1024)
-    app[RUNTIME] = Runtime(config=config, keys=keys, store=GrantStore(clock), clock=clock)
+    app[RUNTIME] = Runtime(
+        config=config,
+        keys=keys,
+        store=GrantStore(clock),
+        clock=clock,
+        rng=random.Random(config.lifetimes.random_seed),
+    )
     discovery.add_routes(app)
     token.add_routes(app)
     signin.add_routes(app)

@@ -86,6 +86,42 @@ def _times(ctx: IssueContext, lifetime: int) -> dict[str, int]:
     return {"iat": ctx.now, "nbf": ctx.now, "exp": ctx.now + lifetime}
 
 
+def _login_hint(user: User, tenant_id: str) -> str:
+    # Entra's login_hint is opaque and stable per account; derived here so it is both.
+    return b64url(hashlib.sha256(f"login_hint|{tenant_id}|{user.id}".encode()).digest())
+
+
+def _optional_user_claims(
+    ctx: IssueContext,
+    user: User,
+    app: Application | None,
+    optional: frozenset[str],
+    *,
+    auth_time: int,
+    sid: str,
+) -> dict[str, Any]:
+    """The optional claims of Entra's reference that devidp has values for, when configured."""
+    out: dict[str, Any] = {}
+    if "acct" in optional:
+        out["acct"] = 0  # a member of the tenant; devidp has no guests
+    if "auth_time" in optional:
+        out["auth_time"] = auth_time
+    if "login_hint" in optional:
+        out["login_hint"] = _login_hint(user, ctx.tenant.id)
+    if "sid" in optional:
+        out["sid"] = sid
+    wids_by_groups = app is not None and app.group_membership_claims in ("All", "DirectoryRole")
+    if ("wids" in optional or wids_by_groups) and user.directory_role_template_ids:
+        out["wids"] = list(user.directory_role_template_ids)
+    if "xms_pdl" in optional and user.preferred_data_location:
+        out["xms_pdl"] = user.preferred_data_location
+    if "xms_pl" in optional and user.preferred_language:
+        out["xms_pl"] = user.preferred_language
+    if "xms_tpl" in optional and ctx.tenant.preferred_language:
+        out["xms_tpl"] = ctx.tenant.preferred_language
+    return out
+
+
 def user_access_token(
     ctx: IssueContext,
     user: User,
@@ -95,11 +131,16 @@ def user_access_token(
     confidential: bool,
     auth_time: int,
     sid: str,
+    lifetime: int,
+    ipaddr: str = "",
 ) -> dict[str, Any]:
     resource = grant.resource
     version = resource.requested_access_token_version if resource else 1
     tid = ctx.tenant.id
     acr = "1" if confidential else "0"
+    profile = "profile" in grant.oidc
+    optional = resource.optional_claims.access_token if resource else frozenset()
+    properties = resource.optional_claims.access_token_properties if resource else frozenset()
     claims: dict[str, Any] = {}
     if version == 2:
         claims.update(
@@ -109,7 +150,7 @@ def user_access_token(
         claims.update(
             aud=grant.resource_identifier if resource else GRAPH_V1_AUDIENCE, iss=v1_issuer(ctx.base_url, tid)
         )
-    claims.update(_times(ctx, ctx.lifetimes.access_token_seconds))
+    claims.update(_times(ctx, lifetime))
     claims["aio"] = _opaque()
     if version == 2:
         claims.update(azp=client.app_id, azpacr=acr)
@@ -119,17 +160,21 @@ def user_access_token(
             claims["family_name"] = user.surname
         if user.given_name:
             claims["given_name"] = user.given_name
-    if user.mail:
+    # Entra: `email` is in a member's access token only as a configured optional claim.
+    if "email" in optional and user.mail:
         claims["email"] = user.mail
     claims.update(_group_claims(ctx, user, resource))
-    optional = resource.optional_claims.access_token if resource else frozenset()
-    if "idtyp" in optional:
+    # Entra emits `idtyp` in user tokens only with the optional claim's include_user_token.
+    if ("idtyp", "include_user_token") in properties:
         claims["idtyp"] = "user"
-    if "auth_time" in optional:
-        claims["auth_time"] = auth_time
-    claims["name"] = user.display_name
+    if ipaddr and (version == 1 or "ipaddr" in optional):
+        claims["ipaddr"] = ipaddr  # in every v1 access token; an optional claim in v2
+    claims.update(_optional_user_claims(ctx, user, resource, optional, auth_time=auth_time, sid=sid))
+    # `name` and `preferred_username` need the profile scope (access-token claims reference).
+    if profile:
+        claims["name"] = user.display_name
     claims["oid"] = user.id
-    if version == 2:
+    if version == 2 and profile:
         claims["preferred_username"] = user.user_principal_name
     claims["rh"] = _opaque()
     roles = user_roles(user, resource) if resource else []
@@ -138,7 +183,6 @@ def user_access_token(
     # Graph tokens list the OIDC scopes beside User.Read, as Entra's do.
     scp = list(grant.values) if resource else [*sorted(grant.oidc - {"offline_access"}), *grant.values]
     claims["scp"] = " ".join(scp)
-    claims["sid"] = sid
     claims["sub"] = pairwise_sub(ctx.pairwise_salt, tid, client.app_id, user.id)
     claims["tid"] = tid
     if version == 1:
@@ -148,7 +192,7 @@ def user_access_token(
         claims["upn"] = user.user_principal_name
     claims["uti"] = _opaque(16)
     claims["ver"] = "2.0" if version == 2 else "1.0"
-    return claims
+    return dict(sorted(claims.items()))
 
 
 def app_access_token(
@@ -157,6 +201,8 @@ def app_access_token(
     resource: Application,
     identifier: str,
     roles: tuple[str, ...],
+    *,
+    lifetime: int,
 ) -> dict[str, Any]:
     version = resource.requested_access_token_version
     tid = ctx.tenant.id
@@ -165,7 +211,7 @@ def app_access_token(
         claims.update(aud=resource.app_id, iss=v2_issuer(ctx.base_url, tid))
     else:
         claims.update(aud=identifier, iss=v1_issuer(ctx.base_url, tid))
-    claims.update(_times(ctx, ctx.lifetimes.access_token_seconds))
+    claims.update(_times(ctx, lifetime))
     claims["aio"] = _opaque()
     if version == 2:
         claims.update(azp=client.app_id, azpacr="1")
@@ -195,25 +241,26 @@ def id_token(
     sid: str,
 ) -> dict[str, Any]:
     tid = ctx.tenant.id
+    profile = "profile" in grant.oidc
     claims: dict[str, Any] = {"aud": client.app_id, "iss": v2_issuer(ctx.base_url, tid)}
     claims.update(_times(ctx, ctx.lifetimes.id_token_seconds))
     claims["aio"] = _opaque()
     optional = client.optional_claims.id_token
-    if "auth_time" in optional:
-        claims["auth_time"] = auth_time
-    if "email" in grant.oidc and user.mail:
+    if ("email" in grant.oidc or "email" in optional) and user.mail:
         claims["email"] = user.mail
     if "family_name" in optional and user.surname:
         claims["family_name"] = user.surname
     if "given_name" in optional and user.given_name:
         claims["given_name"] = user.given_name
     claims.update(_group_claims(ctx, user, client))
-    if "profile" in grant.oidc:
+    claims.update(_optional_user_claims(ctx, user, client, optional - {"sid"}, auth_time=auth_time, sid=sid))
+    if profile:
         claims["name"] = user.display_name
     if nonce:
         claims["nonce"] = nonce
-    claims["oid"] = user.id
-    if "profile" in grant.oidc:
+    # ID-token claims reference: `oid` needs the profile scope, like name and preferred_username.
+    if profile:
+        claims["oid"] = user.id
         claims["preferred_username"] = user.user_principal_name
     claims["rh"] = _opaque()
     roles = user_roles(user, client)

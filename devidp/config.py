@@ -19,8 +19,50 @@ from urllib.parse import urlsplit
 
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 GROUP_MEMBERSHIP_CLAIMS = ("None", "SecurityGroup", "All", "DirectoryRole", "ApplicationGroup")
-#: Optional claims devidp knows how to emit (Entra has more; these are the ones tokens here use).
-SUPPORTED_OPTIONAL_CLAIMS = frozenset({"idtyp", "email", "upn", "given_name", "family_name", "auth_time"})
+#: Optional claims of Entra's optional-claims reference that a registration may list. devidp emits
+#: those it has data for; the rest are accepted and, like Entra when a value is missing, omitted.
+#: Any ``xms_*`` name is accepted as well.
+SUPPORTED_OPTIONAL_CLAIMS = frozenset(
+    {
+        "acct",
+        "auth_time",
+        "ctry",
+        "email",
+        "family_name",
+        "fwd",
+        "given_name",
+        "groups",
+        "idtyp",
+        "in_corp",
+        "ipaddr",
+        "login_hint",
+        "onprem_sid",
+        "pwd_exp",
+        "pwd_url",
+        "sid",
+        "tenant_ctry",
+        "tenant_region_scope",
+        "upn",
+        "verified_primary_email",
+        "verified_secondary_email",
+        "vnet",
+        "wids",
+    }
+)
+#: ``additionalProperties`` values Entra documents for optional claims.
+OPTIONAL_CLAIM_PROPERTIES = frozenset(
+    {
+        "include_user_token",  # idtyp: also in user tokens
+        "include_externally_authenticated_upn",  # upn
+        "include_externally_authenticated_upn_without_hash",  # upn
+        "sam_account_name",  # groups
+        "dns_domain_and_sam_account_name",
+        "netbios_domain_and_sam_account_name",
+        "emit_as_roles",
+        "cloud_displayname",
+        "use_guid",  # login_hint
+    }
+)
 #: Entra's limit of groups in a JWT before it switches to the overage indicator.
 DEFAULT_GROUPS_OVERAGE_LIMIT = 200
 # Namespace for ids devidp derives (service principal object ids, generated groups), so they are
@@ -73,8 +115,12 @@ class RequiredResourceAccess:
 
 @dataclass(frozen=True, slots=True)
 class OptionalClaims:
+    """Token configuration > optional claims: the names, and (name, additional property) pairs."""
+
     access_token: frozenset[str] = frozenset()
     id_token: frozenset[str] = frozenset()
+    access_token_properties: frozenset[tuple[str, str]] = frozenset()
+    id_token_properties: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +181,9 @@ class User:
     account_enabled: bool = True
     groups: tuple[str, ...] = ()
     app_role_assignments: tuple[AppRoleAssignment, ...] = ()
+    directory_role_template_ids: tuple[str, ...] = ()  # Entra roles (``wids``)
+    preferred_language: str = ""  # ``xms_pl``
+    preferred_data_location: str = ""  # ``xms_pdl``
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +194,7 @@ class Tenant:
     applications: tuple[Application, ...]
     users: tuple[User, ...]
     groups_overage_limit: int = DEFAULT_GROUPS_OVERAGE_LIMIT
+    preferred_language: str = ""  # the organization's, ``xms_tpl``
 
     def application(self, app_id: str) -> Application | None:
         for app in self.applications:
@@ -172,15 +222,23 @@ class Tenant:
         return None
 
 
+#: Entra's default access-token lifetime: "a random value ranging between 60-90 minutes".
+DEFAULT_ACCESS_TOKEN_LIFETIME_RANGE = (3600, 5400)
+
+
 @dataclass(frozen=True, slots=True)
 class Lifetimes:
-    access_token_seconds: int = 3600
+    #: None: Entra's default, a random lifetime in DEFAULT_ACCESS_TOKEN_LIFETIME_RANGE per token
+    #: (drawn from ``random_seed`` when set, so tests can fix the sequence). A number: a token
+    #: lifetime policy that fixes it.
+    access_token_seconds: int | None = None
     id_token_seconds: int = 3600
     refresh_token_seconds: int = 86400
     code_seconds: int = 600
     device_code_seconds: int = 900
     device_code_interval_seconds: int = 5
     session_seconds: int = 28800
+    random_seed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +254,9 @@ class ServerSettings:
 class SigningSettings:
     key_file: str = ""  # empty: a fresh key per start
     pairwise_salt: str = "devidp-pairwise"
+    #: Scheduled key rollover: every this many seconds the announced next key becomes the signing
+    #: key and a new one is announced. 0: only by the admin endpoint.
+    rotation_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,17 +445,26 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> De
 
     lt = r.table(top.get("lifetimes"), "lifetimes", tuple(Lifetimes.__dataclass_fields__))
     defaults = Lifetimes()
+    fixed = ("access_token_seconds", "random_seed")
     lifetimes = Lifetimes(
+        access_token_seconds=(
+            r.integer(lt, "access_token_seconds", "lifetimes", 3600, minimum=1)
+            if "access_token_seconds" in lt
+            else None
+        ),
+        random_seed=r.integer(lt, "random_seed", "lifetimes", 0) if "random_seed" in lt else None,
         **{
             name: r.integer(lt, name, "lifetimes", getattr(defaults, name), minimum=1)
             for name in Lifetimes.__dataclass_fields__
-        }
+            if name not in fixed
+        },
     )
 
-    sg = r.table(top.get("signing"), "signing", ("key_file", "pairwise_salt"))
+    sg = r.table(top.get("signing"), "signing", ("key_file", "pairwise_salt", "rotation_seconds"))
     signing = SigningSettings(
         key_file=r.string(sg, "key_file", "signing"),
         pairwise_salt=r.string(sg, "pairwise_salt", "signing", default="devidp-pairwise"),
+        rotation_seconds=r.integer(sg, "rotation_seconds", "signing", 0),
     )
     ad = r.table(top.get("admin"), "admin", ("enabled",))
     admin = AdminSettings(enabled=r.boolean(ad, "enabled", "admin", False))
@@ -422,7 +492,11 @@ def load_config(path: str | Path) -> DevIdpConfig:
 
 
 def _tenant(r: _Reader, t: Mapping[str, Any], where: str) -> Tenant:
-    t = r.table(t, where, ("id", "displayName", "domain", "groupsOverageLimit", "applications", "users"))
+    t = r.table(
+        t,
+        where,
+        ("id", "displayName", "domain", "groupsOverageLimit", "preferredLanguage", "applications", "users"),
+    )
     tid = r.guid(t, "id", where)
     apps_raw = r.array_of_tables(t.get("applications"), f"{where}.applications")
     users_raw = r.array_of_tables(t.get("users"), f"{where}.users")
@@ -437,6 +511,7 @@ def _tenant(r: _Reader, t: Mapping[str, Any], where: str) -> Tenant:
         groups_overage_limit=r.integer(
             t, "groupsOverageLimit", where, DEFAULT_GROUPS_OVERAGE_LIMIT, minimum=1
         ),
+        preferred_language=r.string(t, "preferredLanguage", where),
     )
 
 
@@ -528,19 +603,31 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
 
     oc = r.table(a.get("optionalClaims"), f"{where}.optionalClaims", ("accessToken", "idToken", "saml2Token"))
     optional: dict[str, frozenset[str]] = {}
+    properties: dict[str, frozenset[tuple[str, str]]] = {}
     for kind in ("accessToken", "idToken"):
         names = set()
+        pairs = set()
         for i, c in enumerate(r.array_of_tables(oc.get(kind), f"{where}.optionalClaims.{kind}")):
             w = f"{where}.optionalClaims.{kind}[{i}]"
             c = r.table(c, w, ("name", "essential", "source", "additionalProperties"))
             name = r.string(c, "name", w, required=True)
-            if name and name not in SUPPORTED_OPTIONAL_CLAIMS:
+            if name and name not in SUPPORTED_OPTIONAL_CLAIMS and not name.startswith("xms_"):
                 r.problem(
                     f"{w}.name",
-                    f"{name!r} is not supported (supported: {', '.join(sorted(SUPPORTED_OPTIONAL_CLAIMS))})",
+                    f"{name!r} is not an optional claim of Entra's reference "
+                    f"(known: {', '.join(sorted(SUPPORTED_OPTIONAL_CLAIMS))}, xms_*)",
                 )
+            for j, prop in enumerate(r.strings(c, "additionalProperties", w)):
+                if prop not in OPTIONAL_CLAIM_PROPERTIES:
+                    r.problem(
+                        f"{w}.additionalProperties[{j}]",
+                        f"{prop!r} is not an additional property Entra documents "
+                        f"(known: {', '.join(sorted(OPTIONAL_CLAIM_PROPERTIES))})",
+                    )
+                pairs.add((name, prop))
             names.add(name)
         optional[kind] = frozenset(names)
+        properties[kind] = frozenset(pairs)
 
     secrets = []
     for i, pc in enumerate(r.array_of_tables(a.get("passwordCredentials"), f"{where}.passwordCredentials")):
@@ -588,7 +675,12 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
         post_logout_redirect_uris=post_logout,
         is_fallback_public_client=r.boolean(a, "isFallbackPublicClient", where, False),
         group_membership_claims=gmc,
-        optional_claims=OptionalClaims(access_token=optional["accessToken"], id_token=optional["idToken"]),
+        optional_claims=OptionalClaims(
+            access_token=optional["accessToken"],
+            id_token=optional["idToken"],
+            access_token_properties=properties["accessToken"],
+            id_token_properties=properties["idToken"],
+        ),
         client_secrets=tuple(secrets),
         required_resource_access=tuple(rra),
     )
@@ -610,12 +702,19 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
             "groups",
             "generatedGroupCount",
             "appRoleAssignments",
+            "directoryRoleTemplateIds",
+            "preferredLanguage",
+            "preferredDataLocation",
         ),
     )
     oid = r.guid(u, "id", where)
     upn = r.string(u, "userPrincipalName", where, required=True)
     if upn and "@" not in upn:
         r.problem(f"{where}.userPrincipalName", f"{upn!r} is not of the form name@domain")
+    directory_roles = r.strings(u, "directoryRoleTemplateIds", where)
+    for j, role in enumerate(directory_roles):
+        if not _is_guid(role):
+            r.problem(f"{where}.directoryRoleTemplateIds[{j}]", f"{role!r} is not a role template id (GUID)")
     groups = list(r.strings(u, "groups", where))
     for j, g in enumerate(groups):
         if not _is_guid(g):
@@ -648,6 +747,9 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
         account_enabled=r.boolean(u, "accountEnabled", where, True),
         groups=tuple(groups),
         app_role_assignments=tuple(assignments),
+        directory_role_template_ids=tuple(role.lower() for role in directory_roles),
+        preferred_language=r.string(u, "preferredLanguage", where),
+        preferred_data_location=r.string(u, "preferredDataLocation", where),
     )
 
 

@@ -2,10 +2,14 @@
 
 * ``/{tenant}/v2.0/.well-known/openid-configuration`` and ``/{tenant}/discovery/v2.0/keys`` (v2);
 * ``/{tenant}/.well-known/openid-configuration`` and ``/{tenant}/discovery/keys`` (v1);
-* ``/common/...`` variants carry the ``{tenantid}`` issuer template, as Entra's multi-tenant documents do;
+* ``/common/...`` and ``/organizations/...`` variants carry the ``{tenantid}`` issuer template, as
+  Entra's multi-tenant documents do;
 * ``/common/userrealm/{username}`` answers "managed" for the tenants' domains (MSAL asks before ROPC).
 
-Like Entra, the v2 document does not advertise ``code_challenge_methods_supported``.
+Like Entra, the v2 document does not advertise ``code_challenge_methods_supported``. The documents
+list what Entra's list (``private_key_jwt``, the hybrid response types, ``kerberos_endpoint``, v1's
+``check_session_iframe``), even where devidp does not implement it, so a client that reads them sees
+what it would see in production.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from devidp import claims, errors, pages
 from devidp.http import html, json_error, json_ok, runtime
 
 COMMON = "common"
+#: Path segments that name no tenant: their documents carry the ``{tenantid}`` issuer template.
+MULTI_TENANT = frozenset({COMMON, "organizations"})
 TENANT_TEMPLATE = "{tenantid}"
 _CLAIMS_SUPPORTED = [
     "sub",
@@ -46,12 +52,16 @@ def v2_document(base: str, tenant_segment: str, issuer_tenant: str) -> dict[str,
     t = f"{base}/{tenant_segment}"
     return {
         "token_endpoint": f"{t}/oauth2/v2.0/token",
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_basic",
+        ],
         "jwks_uri": f"{t}/discovery/v2.0/keys",
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "response_types_supported": ["code"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "issuer": claims.v2_issuer(base, issuer_tenant),
         "request_uri_parameter_supported": False,
@@ -62,11 +72,12 @@ def v2_document(base: str, tenant_segment: str, issuer_tenant: str) -> dict[str,
         "frontchannel_logout_supported": True,
         "end_session_endpoint": f"{t}/oauth2/v2.0/logout",
         "claims_supported": _CLAIMS_SUPPORTED,
-        "tenant_region_scope": None if tenant_segment == COMMON else "EU",
+        "tenant_region_scope": None if tenant_segment in MULTI_TENANT else "EU",
         "cloud_instance_name": "microsoftonline.com",
         "cloud_graph_host_name": "graph.windows.net",
         "msgraph_host": "graph.microsoft.com",
         "rbac_url": "https://pas.windows.net",
+        "kerberos_endpoint": f"{t}/kerberos",
     }
 
 
@@ -74,22 +85,32 @@ def v1_document(base: str, tenant_segment: str, issuer_tenant: str) -> dict[str,
     t = f"{base}/{tenant_segment}"
     return {
         "token_endpoint": f"{t}/oauth2/token",
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_basic",
+        ],
         "jwks_uri": f"{t}/discovery/keys",
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "response_types_supported": ["code"],
+        "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
         "scopes_supported": ["openid"],
         "issuer": claims.v1_issuer(base, issuer_tenant),
         "microsoft_multi_refresh_token": True,
         "authorization_endpoint": f"{t}/oauth2/authorize",
+        "check_session_iframe": f"{t}/oauth2/checksession",
+        "userinfo_endpoint": f"{t}/openid/userinfo",
         "http_logout_supported": True,
         "frontchannel_logout_supported": True,
         "end_session_endpoint": f"{t}/oauth2/logout",
         "claims_supported": [
             "sub",
             "iss",
+            "cloud_instance_name",
+            "cloud_instance_host_name",
+            "cloud_graph_host_name",
+            "msgraph_host",
             "aud",
             "exp",
             "iat",
@@ -102,19 +123,20 @@ def v1_document(base: str, tenant_segment: str, issuer_tenant: str) -> dict[str,
             "family_name",
             "nickname",
         ],
-        "tenant_region_scope": None if tenant_segment == COMMON else "EU",
+        "tenant_region_scope": None if tenant_segment in MULTI_TENANT else "EU",
         "cloud_instance_name": "microsoftonline.com",
         "cloud_graph_host_name": "graph.windows.net",
         "msgraph_host": "graph.microsoft.com",
         "rbac_url": "https://pas.windows.net",
+        "kerberos_endpoint": f"{t}/kerberos",
     }
 
 
 def _resolve(request: web.Request) -> tuple[str, str] | web.Response:
     """(path segment to use in URLs, tenant id for the issuer) or an Entra error response."""
     name = request.match_info["tenant"]
-    if name.lower() == COMMON:
-        return COMMON, TENANT_TEMPLATE
+    if name.lower() in MULTI_TENANT:
+        return name.lower(), TENANT_TEMPLATE
     tenant = runtime(request).config.tenant(name)
     if tenant is None:
         return json_error(request, errors.tenant_not_found(name))

@@ -39,8 +39,9 @@ class EntraError(Exception):
         correlation_id = correlation_id or str(uuid.uuid4())
         body: dict[str, Any] = {
             "error": self.error,
+            # Entra separates the trailer with CRLF; clients that split on lines depend on it.
             "error_description": (
-                f"{self.description} Trace ID: {trace_id} Correlation ID: {correlation_id} "
+                f"{self.description}\r\nTrace ID: {trace_id}\r\nCorrelation ID: {correlation_id}\r\n"
                 f"Timestamp: {timestamp}"
             ),
             "error_codes": [self.code],
@@ -201,8 +202,8 @@ def scope_not_exposed(client_name: str, scope: str, resource: str) -> EntraError
 def multiple_resources(scope: str) -> EntraError:
     return EntraError(
         "invalid_scope",
-        28000,
-        "Provided value for the input parameter scope is not valid because it contains more than "
+        700022,
+        "The provided value for the input parameter scope is not valid because it contains more than "
         f"one resource. Scope {scope} is not valid.",
     )
 
@@ -347,6 +348,24 @@ def authorization_pending() -> EntraError:
         "authorization_pending",
         70016,
         "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+    )
+
+
+def bad_verification_code() -> EntraError:
+    # The error string is the device-code page's; the AADSTS number is not on a reference page.
+    return EntraError(
+        "bad_verification_code",
+        70000,
+        "The provided value for the input parameter 'device_code' is not valid.",
+    )
+
+
+def no_tenant_information() -> EntraError:
+    return EntraError(
+        "invalid_request",
+        50059,
+        "No tenant-identifying information found in either the request or implied by any provided "
+        "credentials.",
     )
 
 

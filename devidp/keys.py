@@ -1,8 +1,9 @@
 """Token signing keys: RSA-2048 with a self-signed certificate, published the way Entra publishes them.
 
 Entra's JWKS entries carry ``kid``, ``x5t`` (base64url SHA-1 of the certificate's DER) and ``x5c``;
-the v2 documents add ``issuer`` with the ``{tenantid}`` template. After a rotation the previous key
-stays published, so tokens signed just before the rotation still validate.
+the v2 documents add ``issuer`` with the ``{tenantid}`` template. Several keys are published at once
+(see :class:`KeyRing`); after a rollover the previous key stays published, so tokens signed just
+before it still validate.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import datetime as dt
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,24 +116,63 @@ def load_or_create_signing_key(path: Path) -> SigningKey:
 
 
 class KeyRing:
-    """The current signing key and the retired ones still published."""
+    """The signing keys Entra-style: several published, one of them signing.
 
-    def __init__(self, current: SigningKey) -> None:
+    Entra publishes a key before it starts signing with it and keeps the previous one published
+    after the switch, so the JWKS holds several keys and the signing key is not necessarily the
+    first. Here: the announced next key (listed first), the signing key, then the retired ones.
+    A rollover (scheduled every ``rotation_seconds`` of ``clock`` time, or by the admin endpoint)
+    makes the announced key the signing key and announces a new one; an unannounced rollover (the
+    admin endpoint's ``announced=false``, like Entra's emergency rollover) signs at once with a key
+    no JWKS has shown yet, which only a validator that refetches on an unknown ``kid`` survives.
+    """
+
+    def __init__(
+        self,
+        current: SigningKey,
+        *,
+        upcoming: SigningKey | None = None,
+        clock: Callable[[], float] | None = None,
+        rotation_seconds: int = 0,
+        key_factory: Callable[[], SigningKey] = generate_signing_key,
+    ) -> None:
         self._current = current
+        self._factory = key_factory
+        self._upcoming = upcoming or key_factory()
         self._retired: list[SigningKey] = []
+        self._clock = clock
+        self._rotation_seconds = rotation_seconds
+        self._next_rotation = (clock() + rotation_seconds) if clock and rotation_seconds else None
+
+    def _roll_by_schedule(self) -> None:
+        if self._next_rotation is None or self._clock is None:
+            return
+        while self._clock() >= self._next_rotation:
+            self.rotate()
+            self._next_rotation += self._rotation_seconds
 
     @property
     def current(self) -> SigningKey:
+        self._roll_by_schedule()
         return self._current
 
     @property
-    def published(self) -> list[SigningKey]:
-        return [self._current, *self._retired]
+    def upcoming(self) -> SigningKey:
+        self._roll_by_schedule()
+        return self._upcoming
 
-    def rotate(self, new: SigningKey | None = None) -> SigningKey:
+    @property
+    def published(self) -> list[SigningKey]:
+        self._roll_by_schedule()
+        return [self._upcoming, self._current, *self._retired]
+
+    def rotate(self, *, announced: bool = True) -> SigningKey:
         self._retired.insert(0, self._current)
         del self._retired[RETIRED_KEYS_KEPT:]
-        self._current = new or generate_signing_key()
+        if announced:
+            self._current, self._upcoming = self._upcoming, self._factory()
+        else:
+            self._current = self._factory()
         return self._current
 
     def find(self, kid: str) -> SigningKey | None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import json
+import random
+import secrets
 import time
 import uuid
 from collections.abc import Mapping
@@ -13,8 +18,8 @@ import jwt
 from aiohttp import web
 
 from devidp import claims, errors
-from devidp.config import Application, DevIdpConfig, Tenant, User
-from devidp.keys import KeyRing
+from devidp.config import DEFAULT_ACCESS_TOKEN_LIFETIME_RANGE, Application, DevIdpConfig, Tenant, User
+from devidp.keys import KeyRing, b64url
 from devidp.scopes import ScopeGrant
 from devidp.state import Clock, GrantStore, RefreshFamily
 
@@ -25,6 +30,8 @@ class Runtime:
     keys: KeyRing
     store: GrantStore
     clock: Clock = time.time
+    #: Draws Entra's random default access-token lifetimes; seeded from ``[lifetimes] random_seed``.
+    rng: random.Random = dataclasses.field(default_factory=random.Random)
 
     @property
     def base_url(self) -> str:
@@ -52,14 +59,37 @@ class Runtime:
             now=self.now(),
         )
 
-    def sign(self, payload: Mapping[str, Any]) -> str:
+    def access_token_lifetime(self) -> int:
+        fixed = self.config.lifetimes.access_token_seconds
+        if fixed is not None:
+            return fixed
+        return self.rng.randint(*DEFAULT_ACCESS_TOKEN_LIFETIME_RANGE)
+
+    def sign(self, payload: Mapping[str, Any], *, x5t: bool = False) -> str:
+        """RS256 with ``kid``; ``x5t`` too for v1 tokens only, as Entra's v2 tokens do not carry it."""
         key = self.keys.current
-        return jwt.encode(
-            dict(payload),
-            key.private_key,
-            algorithm="RS256",
-            headers={"typ": "JWT", "kid": key.kid, "x5t": key.x5t},
-        )
+        headers = {"typ": "JWT", "kid": key.kid}
+        if x5t:
+            headers["x5t"] = key.x5t
+        return jwt.encode(dict(payload), key.private_key, algorithm="RS256", headers=headers)
+
+    def sign_for_microsoft_api(self, payload: Mapping[str, Any], *, x5t: bool) -> str:
+        """A token for a Microsoft API (Graph), in the special format Entra uses for them.
+
+        Entra's Graph tokens carry a ``nonce`` in the header and are signed over its SHA-256 rather
+        than the nonce itself, so they do not validate as a JWT: only the API they are for may read
+        them. devidp does the same, so code that validates Graph tokens fails here as it would there.
+        """
+        nonce = secrets.token_urlsafe(32)
+        key = self.keys.current
+        headers: dict[str, Any] = {"typ": "JWT", "nonce": _hashed_nonce(nonce), "kid": key.kid}
+        if x5t:
+            headers["x5t"] = key.x5t
+        signed = jwt.encode(dict(payload), key.private_key, algorithm="RS256", headers=headers)
+        header_segment, rest = signed.split(".", 1)
+        header = json.loads(_b64decode(header_segment))
+        header["nonce"] = nonce
+        return b64url(json.dumps(header, separators=(",", ":")).encode()) + "." + rest
 
     # -- directory changes (admin endpoints) -------------------------------------------------------
     def replace_user(self, tenant_id: str, user: User) -> None:
@@ -86,19 +116,34 @@ class Runtime:
         public: bool = False,
         spa: bool = False,
         want_client_info: bool = False,
+        ipaddr: str = "",
     ) -> tuple[dict[str, Any], RefreshFamily | None]:
         """Mint access (and ID, refresh) tokens for a user; returns the body and the refresh family."""
         ctx = self.context(tenant)
+        lifetime = self.access_token_lifetime()
         access = claims.user_access_token(
-            ctx, user, client, grant, confidential=confidential, auth_time=auth_time, sid=sid
+            ctx,
+            user,
+            client,
+            grant,
+            confidential=confidential,
+            auth_time=auth_time,
+            sid=sid,
+            lifetime=lifetime,
+            ipaddr=ipaddr,
         )
-        lifetime = self.config.lifetimes.access_token_seconds
+        v1 = access["ver"] == "1.0"
+        signed = (
+            self.sign_for_microsoft_api(access, x5t=v1)
+            if grant.resource is None
+            else self.sign(access, x5t=v1)
+        )
         body: dict[str, Any] = {
             "token_type": "Bearer",
             "scope": grant.qualified(),
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
-            "access_token": self.sign(access),
+            "access_token": signed,
         }
         if "offline_access" in grant.oidc:
             if family is None:
@@ -133,13 +178,15 @@ class Runtime:
         identifier: str,
         roles: tuple[str, ...],
     ) -> dict[str, Any]:
-        access = claims.app_access_token(self.context(tenant), client, resource, identifier, roles)
-        lifetime = self.config.lifetimes.access_token_seconds
+        lifetime = self.access_token_lifetime()
+        access = claims.app_access_token(
+            self.context(tenant), client, resource, identifier, roles, lifetime=lifetime
+        )
         return {
             "token_type": "Bearer",
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
-            "access_token": self.sign(access),
+            "access_token": self.sign(access, x5t=access["ver"] == "1.0"),
         }
 
     def decode_own_token(self, token: str, *, verify_exp: bool = True) -> dict[str, Any]:
@@ -148,6 +195,10 @@ class Runtime:
         key = self.keys.find(str(header.get("kid", "")))
         if key is None:
             raise jwt.InvalidTokenError("unknown kid")
+        if isinstance(header.get("nonce"), str):
+            # A token for a Microsoft API: its signature covers the nonce's hash (see above).
+            header["nonce"] = _hashed_nonce(header["nonce"])
+            token = b64url(json.dumps(header, separators=(",", ":")).encode()) + "." + token.split(".", 1)[1]
         return jwt.decode(
             token,
             key.private_key.public_key(),
@@ -155,6 +206,14 @@ class Runtime:
             options={"verify_aud": False, "verify_exp": verify_exp, "require": ["exp", "iss", "tid"]},
             leeway=30,
         )
+
+
+def _hashed_nonce(nonce: str) -> str:
+    return b64url(hashlib.sha256(nonce.encode("ascii")).digest())
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("devidp_runtime", Runtime)

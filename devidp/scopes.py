@@ -5,7 +5,8 @@ Pure functions of (tenant, client, scope string). Entra's rules, as devidp appli
 * ``openid profile email offline_access`` are OpenID Connect scopes and travel with any one resource;
 * ``<App ID URI or appId>/<value>`` names a scope of that resource; a bare value names a Microsoft
   Graph scope (devidp knows only ``User.Read`` there);
-* one request, one resource (AADSTS28000);
+* one request, one resource (AADSTS700022), except that a refresh naming several gets a token for
+  the first;
 * ``/.default`` means every permission the client was granted on that resource;
 * a scope the resource does not expose is AADSTS650053; one it exposes but the client was not
   granted (API permissions with admin consent, or ``preAuthorizedApplications``) needs consent
@@ -79,7 +80,12 @@ def _split(token: str) -> tuple[str, str] | None:
 
 
 def resolve_delegated(
-    tenant: Tenant, client: Application, scope: str, *, on_token_endpoint: bool
+    tenant: Tenant,
+    client: Application,
+    scope: str,
+    *,
+    on_token_endpoint: bool,
+    first_resource_wins: bool = False,
 ) -> ScopeGrant:
     tokens = scope.split()
     if not tokens:
@@ -102,9 +108,19 @@ def resolve_delegated(
             raise errors.invalid_scope(scope)
         return ScopeGrant(oidc, None, GRAPH_APP_ID, GRAPH_SCOPES)
 
-    identifiers = {i if i not in GRAPH_IDENTIFIERS else GRAPH_APP_ID for i, _ in named}
+    def resource_key(identifier: str) -> str:
+        if identifier in GRAPH_IDENTIFIERS:
+            return GRAPH_APP_ID
+        app = tenant.resource(identifier)
+        return app.app_id if app else identifier
+
+    identifiers = {resource_key(i) for i, _ in named}
     if len(identifiers) > 1:
-        raise errors.multiple_resources(scope)
+        if not first_resource_wins:
+            raise errors.multiple_resources(scope)
+        # Entra's refresh grant: scopes of several resources give a token for the first one.
+        first = resource_key(named[0][0])
+        named = [(i, v) for i, v in named if resource_key(i) == first]
     identifier = named[0][0]
     if identifier in GRAPH_IDENTIFIERS:
         values = []

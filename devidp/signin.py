@@ -27,7 +27,12 @@ from devidp.scopes import ScopeGrant, resolve_delegated
 from devidp.state import AuthorizationCode, SignedIn
 
 SESSION_COOKIE = "devidp_session"
+#: The browser's sign-in binding: one random value per browser, set by the first sign-in page and
+#: left alone by later ones, so every page open in any tab stays answerable. Each page carries its
+#: own transaction and CSRF token, bound server-side to this value (not the other way round), which
+#: is why a second page does not invalidate the first.
 LOGIN_COOKIE = "devidp_login"
+_BINDING = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 PROMPTS = frozenset({"login", "none", "select_account", "consent"})
 RESPONSE_MODES = frozenset({"query", "form_post", "fragment"})
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url SHA-256, no padding
@@ -225,8 +230,15 @@ def show_sign_in(
     login_hint: str = "",
     current: User | None = None,
 ) -> web.Response:
-    tx = rt.store.add_login(kind, tenant.id, payload)
-    return _render_sign_in(rt, tenant, tx.id, tx.csrf, app_name, login_hint=login_hint, current=current)
+    binding = request.cookies.get(LOGIN_COOKIE, "")
+    new_binding = not _BINDING.match(binding)
+    if new_binding:
+        binding = secrets.token_urlsafe(32)
+    tx = rt.store.add_login(kind, tenant.id, payload, binding)
+    response = _render_sign_in(rt, tenant, tx.id, tx.csrf, app_name, login_hint=login_hint, current=current)
+    if new_binding:
+        _set_cookie(rt, response, LOGIN_COOKIE, binding, "Strict")
+    return response
 
 
 def _render_sign_in(
@@ -251,9 +263,7 @@ def _render_sign_in(
         login_hint=login_hint,
         current_user_id=current.id if current else None,
     )
-    response = html(page)
-    _set_cookie(rt, response, LOGIN_COOKIE, csrf, "Strict")
-    return response
+    return html(page)
 
 
 def _signed_in_user(rt: Runtime, request: web.Request, tenant: Tenant) -> tuple[User, SignedIn] | None:
@@ -311,15 +321,17 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     tx = rt.store.login(str(form.get("tx", "")))
     if tx is None or tx.tenant_id != tenant.id:
+        # Expired, already answered (a replay or a second submit), or never shown.
         return html(
             pages.error_page(
-                "Sign-in expired", "This sign-in page has expired. Start again from the application."
+                "Sign-in expired",
+                "This sign-in page has expired or was already used. Start again from the application.",
             ),
             status=400,
         )
     sent = str(form.get("csrf", ""))
     cookie = request.cookies.get(LOGIN_COOKIE, "")
-    if not (hmac.compare_digest(sent, tx.csrf) and hmac.compare_digest(cookie, tx.csrf)):
+    if not (hmac.compare_digest(sent, tx.csrf) and hmac.compare_digest(cookie, tx.binding)):
         return html(
             pages.error_page(
                 "Sign-in refused", "The sign-in form could not be verified. Start again from the application."
@@ -388,7 +400,6 @@ async def login(request: web.Request) -> web.Response:
             )
     if new_cookie is not None:
         _set_cookie(rt, response, SESSION_COOKIE, new_cookie, "Lax")
-    response.del_cookie(LOGIN_COOKIE, path="/")
     return response
 
 

@@ -18,6 +18,8 @@ from typing import Any
 from devidp.scopes import ScopeGrant
 
 Clock = Callable[[], float]
+#: How long a sign-in page can be answered.
+LOGIN_PAGE_SECONDS = 900
 _PRUNE_THRESHOLD = 5000
 
 
@@ -44,7 +46,8 @@ class AuthorizationCode:
 
 @dataclass(slots=True)
 class RefreshFamily:
-    """Every refresh token descended from one sign-in; reuse of a spent member revokes them all."""
+    """Every refresh token descended from one sign-in; revoking the family (a reused authorization
+    code, an administrator's revoke) ends them all. Using a refresh token does not revoke it."""
 
     id: str
     tenant_id: str
@@ -62,7 +65,6 @@ class RefreshFamily:
 class RefreshRecord:
     family_id: str
     expires_at: float
-    spent: bool = False
 
 
 @dataclass(slots=True)
@@ -97,6 +99,7 @@ class LoginTransaction:
 
     id: str
     csrf: str
+    binding: str  # the browser's sign-in binding cookie value the page was shown to
     kind: str  # "authorize" | "device"
     tenant_id: str
     request: Any
@@ -203,11 +206,14 @@ class GrantStore:
             session.tenants.pop(tenant_id, None)
 
     # -- sign-in page transactions -----------------------------------------------------------------
-    def add_login(self, kind: str, tenant_id: str, request: Any, lifetime: int = 900) -> LoginTransaction:
+    def add_login(
+        self, kind: str, tenant_id: str, request: Any, binding: str, lifetime: int = LOGIN_PAGE_SECONDS
+    ) -> LoginTransaction:
         self._prune(self._logins)
         tx = LoginTransaction(
             id=secrets.token_urlsafe(24),
             csrf=secrets.token_urlsafe(24),
+            binding=binding,
             kind=kind,
             tenant_id=tenant_id,
             request=request,

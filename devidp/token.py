@@ -174,6 +174,7 @@ def grant_authorization_code(rt: Runtime, tenant: Tenant, form: Form, request: w
         public=code.platform != "web",
         spa=code.platform == "spa",
         want_client_info=form.get("client_info") == "1",
+        ipaddr=request.remote or "",
     )
     code.family_id = family.id if family else None
     return body
@@ -192,10 +193,9 @@ def grant_refresh_token(rt: Runtime, tenant: Tenant, form: Form, request: web.Re
     _check_cross_origin(request, spa=family.spa)
     if family.revoked:
         raise errors.grant_revoked()
-    if record.spent:
-        # Refresh tokens rotate; presenting a spent one means two parties hold the family.
-        rt.store.revoke_family(family.id)
-        raise errors.grant_revoked()
+    # Entra does not revoke a refresh token when it is used: a new one comes back, and the old one
+    # stays valid until it expires (the client is expected to keep the newest). So two concurrent
+    # refreshes of one session both succeed.
     if rt.clock() >= record.expires_at:
         raise errors.refresh_token_expired()
     user = tenant.user_by_id(family.user_id)
@@ -204,9 +204,10 @@ def grant_refresh_token(rt: Runtime, tenant: Tenant, form: Form, request: web.Re
     grant = family.grant
     if form.get("scope"):
         # One refresh token serves every resource the client may reach (Entra's multi-resource RT).
-        grant = resolve_delegated(tenant, client, form["scope"], on_token_endpoint=True)
+        grant = resolve_delegated(
+            tenant, client, form["scope"], on_token_endpoint=True, first_resource_wins=True
+        )
         grant = dataclasses.replace(grant, oidc=grant.oidc | {"offline_access"})
-    record.spent = True
     body, _ = rt.user_token_response(
         tenant,
         user,
@@ -217,6 +218,7 @@ def grant_refresh_token(rt: Runtime, tenant: Tenant, form: Form, request: web.Re
         sid=family.sid,
         family=family,
         want_client_info=form.get("client_info") == "1",
+        ipaddr=request.remote or "",
     )
     return body
 
@@ -254,6 +256,7 @@ def grant_password(rt: Runtime, tenant: Tenant, form: Form, request: web.Request
         sid=claims.new_session_id(),
         public=not auth.secret_presented,
         want_client_info=form.get("client_info") == "1",
+        ipaddr=request.remote or "",
     )
     return body
 
@@ -264,7 +267,7 @@ def grant_device_code(rt: Runtime, tenant: Tenant, form: Form, request: web.Requ
     _check_cross_origin(request, spa=False)
     device = rt.store.device(_required(form, "device_code"))
     if device is None:
-        raise errors.code_malformed()
+        raise errors.bad_verification_code()
     if device.tenant_id != tenant.id or device.client_id != client.app_id:
         raise errors.grant_for_other_client()
     if device.redeemed:
@@ -287,6 +290,7 @@ def grant_device_code(rt: Runtime, tenant: Tenant, form: Form, request: web.Requ
         sid=claims.new_session_id(),
         public=not auth.secret_presented,
         want_client_info=form.get("client_info") == "1",
+        ipaddr=request.remote or "",
     )
     return body
 
@@ -326,6 +330,7 @@ def grant_on_behalf_of(rt: Runtime, tenant: Tenant, form: Form, request: web.Req
         confidential=True,
         auth_time=int(incoming.get("auth_time", incoming.get("iat", rt.now()))),
         sid=str(incoming.get("sid") or claims.new_session_id()),
+        ipaddr=request.remote or "",
     )
     return body
 
@@ -341,11 +346,44 @@ GRANTS: dict[str, Grant] = {
 }
 
 
+MULTI_TENANT_SEGMENTS = frozenset({"common", "organizations"})
+
+
+def _tenant_of_grant(rt: Runtime, form: Form) -> Tenant:
+    """The tenant a request to ``/common`` or ``/organizations`` lands in, as Entra resolves it.
+
+    A code, refresh token or device code belongs to the tenant that issued it; a password grant
+    goes to the tenant of the user name's domain. Nothing else names a tenant (AADSTS50059).
+    """
+    grant_type = form.get("grant_type", "")
+    tenant_id = ""
+    if grant_type == GRANT_CODE:
+        code = rt.store.code(form.get("code", ""))
+        tenant_id = code.tenant_id if code else ""
+    elif grant_type == GRANT_REFRESH:
+        record = rt.store.refresh_record(form.get("refresh_token", ""))
+        family = rt.store.family(record.family_id) if record else None
+        tenant_id = family.tenant_id if family else ""
+    elif grant_type == GRANT_DEVICE_CODE:
+        device = rt.store.device(form.get("device_code", ""))
+        tenant_id = device.tenant_id if device else ""
+    elif grant_type == GRANT_PASSWORD and "@" in form.get("username", ""):
+        tenant_id = form["username"].rsplit("@", 1)[1]
+    tenant = rt.config.tenant(tenant_id) if tenant_id else None
+    if tenant is None:
+        raise errors.no_tenant_information()
+    return tenant
+
+
 async def token_endpoint(request: web.Request) -> web.Response:
     rt = runtime(request)
     try:
-        tenant = rt.tenant(request.match_info["tenant"])
         form = await read_form(request)
+        segment = request.match_info["tenant"]
+        if segment.lower() in MULTI_TENANT_SEGMENTS and rt.config.tenant(segment) is None:
+            tenant = _tenant_of_grant(rt, form)
+        else:
+            tenant = rt.tenant(segment)
         grant_type = _required(form, "grant_type")
         grant = GRANTS.get(grant_type)
         if grant is None:
@@ -473,3 +511,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_route("*", "/{tenant}/oauth2/authorize", v1_endpoint)
     app.router.add_route("GET", "/oidc/userinfo", userinfo_endpoint)
     app.router.add_route("POST", "/oidc/userinfo", userinfo_endpoint)
+    # The v1 discovery document's userinfo_endpoint.
+    app.router.add_route("GET", "/{tenant}/openid/userinfo", userinfo_endpoint)
+    app.router.add_route("POST", "/{tenant}/openid/userinfo", userinfo_endpoint)

@@ -30,7 +30,11 @@ def test_client_credentials_token_reaches_api_as_the_daemon_app(stack: Stack, cl
 
 
 def test_password_grant_token_reaches_api_as_the_user(stack: Stack, client: httpx.Client, origin):
-    token = edge_client.password_token(stack, "bob@contoso-dev.example", "bob-password")
+    api = stack.topology.api_app_id_uri
+    # Entra puts name and preferred_username in an access token only with the profile scope.
+    token = edge_client.password_token(
+        stack, "bob@contoso-dev.example", "bob-password", scope=f"profile {api}/user.read {api}/user.write"
+    )
     r = client.get(origin + "/api/me", headers=_bearer(token))
     assert r.status_code == 200, r.text
     me = r.json()
@@ -45,15 +49,31 @@ def test_password_grant_token_reaches_api_as_the_user(stack: Stack, client: http
     assert "set-cookie" not in r.headers
 
 
-def test_token_for_another_audience_is_rejected_with_reason_bad_audience(stack: Stack, client, origin):
+def test_microsoft_graph_token_is_rejected_with_reason_bad_signature(stack: Stack, client, origin):
+    # Entra's tokens for Microsoft APIs are in a format that does not validate as a JWT (a hashed
+    # header nonce), so the signature check refuses them before the audience is looked at.
     graph_token = edge_client.password_token(
         stack, "alice@contoso-dev.example", "alice-password", scope="openid profile User.Read"
     )
     r = client.get(origin + "/api/me", headers=_bearer(graph_token))
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("application/json")
-    assert r.json() == {"error": "unauthorized", "bearer_error": "invalid_token", "reason": "bad_audience"}
+    assert r.json() == {"error": "unauthorized", "bearer_error": "invalid_token", "reason": "bad_signature"}
     assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
+def test_token_for_another_audience_is_rejected_with_reason_bad_audience(stack: Stack, client, origin):
+    # A token that validates but is not for our API: the ID token devidp issues to the public client.
+    api = stack.topology.api_app_id_uri
+    r = client.post(edge_client.token_endpoint(stack), data={
+        "grant_type": "password", "client_id": edge_client.PUBLIC_CLIENT_ID,
+        "username": "alice@contoso-dev.example", "password": "alice-password",
+        "scope": f"openid profile {api}/user.read",
+    })
+    assert r.status_code == 200, r.text
+    r = client.get(origin + "/api/me", headers=_bearer(r.json()["id_token"]))
+    assert r.status_code == 401
+    assert r.json() == {"error": "unauthorized", "bearer_error": "invalid_token", "reason": "bad_audience"}
 
 
 def test_token_of_another_tenant_is_rejected_with_reason_tenant_not_allowed(stack: Stack, client, origin):

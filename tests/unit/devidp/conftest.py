@@ -34,8 +34,16 @@ def shared_key() -> SigningKey:
     return generate_signing_key()
 
 
+@pytest.fixture(scope="session")
+def upcoming_key() -> SigningKey:
+    """The key the test devidp announces as next (RSA generation is slow enough to share it)."""
+    return generate_signing_key()
+
+
 @pytest.fixture
-def start_idp(tls: TlsFiles, shared_key: SigningKey) -> Iterator[Callable[..., RunningIdp]]:
+def start_idp(
+    tls: TlsFiles, shared_key: SigningKey, upcoming_key: SigningKey
+) -> Iterator[Callable[..., RunningIdp]]:
     servers: list[ServerThread] = []
 
     def start(edit: ConfigEdit | None = None, *, admin: bool = False) -> RunningIdp:
@@ -51,7 +59,7 @@ def start_idp(tls: TlsFiles, shared_key: SigningKey) -> Iterator[Callable[..., R
             edit(data)
         config = config_from_mapping(data, "test")
         clock = Clock()
-        app = create_app(config, keys=KeyRing(shared_key), clock=clock)
+        app = create_app(config, keys=KeyRing(shared_key, upcoming=upcoming_key, clock=clock), clock=clock)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(tls.cert), str(tls.key))
         server = ServerThread(app, sock, ctx)

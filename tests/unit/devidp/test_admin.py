@@ -38,10 +38,13 @@ def test_rotation_publishes_new_key_and_keeps_previous(start_idp) -> None:
     }
     before = idp.token(cc).json()["access_token"]
     old_kid = idp.runtime.keys.current.kid
+    announced_kid = idp.runtime.keys.upcoming.kid
     r = idp.session().post(idp.url(f"{ADMIN}/keys/rotate"), timeout=10)
     assert r.status_code == 200
     body = r.json()
-    assert body["kid"] != old_kid and body["published"] == [body["kid"], old_kid]
+    # The key announced before the rotation signs now; a new one is announced; the old one stays.
+    assert body["kid"] == announced_kid != old_kid
+    assert body["published"] == [body["upcoming"], announced_kid, old_kid]
     after = idp.token(cc).json()["access_token"]
     # Both the token signed before and the one signed after the rotation validate from the JWKS.
     assert validate_as_resource_server(idp, before, audience=API)["azp"] == DAEMON

@@ -15,9 +15,10 @@ def test_key_file_is_created_private_and_reloaded_with_same_kid(tmp_path: Path) 
     assert again.kid == first.kid and again.x5t == first.x5t
 
 
-def test_rotation_keeps_exactly_one_previous_key(shared_key) -> None:
-    ring = KeyRing(shared_key)
+def test_rotation_keeps_exactly_one_previous_key(shared_key, upcoming_key) -> None:
+    ring = KeyRing(shared_key, upcoming=upcoming_key)
     second = ring.rotate()
     third = ring.rotate()
-    assert [k.kid for k in ring.published] == [third.kid, second.kid]
+    assert second is upcoming_key
+    assert [k.kid for k in ring.published] == [ring.upcoming.kid, third.kid, second.kid]
     assert ring.find(shared_key.kid) is None and ring.find(second.kid) is second
