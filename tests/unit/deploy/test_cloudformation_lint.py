@@ -46,7 +46,7 @@ def test_cfn_lint_finds_no_error_or_warning_in_the_rendered_template(stack_rende
     assert findings(stack_renderer, stack) == []
 
 
-def test_cfn_lint_refuses_a_misspelt_property_a_wrong_type_and_an_unknown_resource_type(
+def test_cfn_lint_refuses_misspelt_properties_wrong_types_and_values_and_unknown_resource_types(
     stack_renderer, stack
 ):
     broken = copy.deepcopy(stack)
@@ -54,9 +54,12 @@ def test_cfn_lint_refuses_a_misspelt_property_a_wrong_type_and_an_unknown_resour
     nginx["PortMapping"] = nginx.pop("PortMappings")
     broken["Resources"]["TargetGroup"]["Properties"]["HealthCheckIntervalSeconds"] = "often"
     broken["Resources"]["Cluster"]["Type"] = "AWS::ECS::Clusters"
+    broken["Resources"]["RedisAppUser"]["Properties"]["AuthenticationMode"]["Type"] = "none"
+    broken["Resources"]["TaskDefinition"]["Properties"]["Cpu"] = "1000"
     found = findings(stack_renderer, broken)
     rules = {rule for rule, _ in found}
-    assert {"E3002", "E3012", "E3006"} <= rules, found
+    # unknown property, wrong type, unknown type, value outside an enum, Fargate CPU/memory pairs
+    assert {"E3002", "E3012", "E3006", "E3030", "E3047"} <= rules, found
     messages = "\n".join(message for _, message in found)
     assert "'PortMapping'" in messages
     assert "'AWS::ECS::Clusters'" in messages
