@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Security
 from fastapi.security import OAuth2AuthorizationCodeBearer
 
-from fastapi_app import store
 from fastapi_app.authentication import Clock, IdentityGuard
+from fastapi_app.database import create_engine, is_sqlite
+from fastapi_app.database.migrations import upgrade_to_head
 from fastapi_app.errors import install_error_handlers
 from fastapi_app.middleware import AccessLog, BodyLimit
 from fastapi_app.policy import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE
@@ -44,6 +45,22 @@ def _docs_sign_in(settings: ApiSettings) -> OAuth2AuthorizationCodeBearer:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The pool lives as long as the server (and on its event loop). PostgreSQL is migrated by its own
+    # step before the API starts; the embedded SQLite file is the one database only this process
+    # uses, so the API brings it to the newest schema itself (the migration lock makes that safe).
+    settings: ApiSettings = app.state.settings
+    if is_sqlite(settings.database_url):
+        await upgrade_to_head(settings.database_url)
+    app.state.database = create_engine(settings.database_url)
+    try:
+        async with _revalidator_running(app):
+            yield
+    finally:
+        await app.state.database.dispose()
+
+
+@asynccontextmanager
+async def _revalidator_running(app: FastAPI) -> AsyncIterator[None]:
     # A revalidator that holds resources (the JWKS cache's refresh task and HTTP client) starts with
     # the server and stops with it; one without them has nothing to do here.
     revalidator = app.state.revalidator
@@ -65,7 +82,6 @@ def create_app(
     clock: Clock = time.time,
 ) -> FastAPI:
     """Build the API. ``revalidator`` defaults to the verifier's validation library when configured."""
-    store.initialize(settings.database_path)
     app = FastAPI(
         title=TITLE,
         version="1.0.0",

@@ -15,10 +15,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from verifier.settings import ValidationSettings, decode_identity_key, validation_settings_from_env
 
 MIN_SIGNING_KEY_BYTES = 32
 DEFAULT_DATABASE_PATH = "run/api.sqlite3"
+#: The schemes ``API_DATABASE_URL`` accepts, and the async driver each one is served by. The plain
+#: forms are what Secrets Manager and libpq tools hold; the driver forms are SQLAlchemy's spelling.
+_DATABASE_SCHEMES = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -47,13 +59,19 @@ def decode_signing_key(text: str) -> bytes:
     return key
 
 
+def database_url_for_sqlite(path: Path) -> str:
+    """The SQLAlchemy URL of the SQLite file at ``path`` (relative paths stay relative to the cwd)."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     """Everything the API needs to run. Build with :meth:`from_env` or directly in tests."""
 
     #: Current key first, then the previous one during a rotation.
     signing_keys: tuple[bytes, ...] = field(repr=False)
-    database_path: Path
+    #: SQLAlchemy URL with its async driver: ``postgresql+asyncpg://...`` or ``sqlite+aiosqlite:///path``.
+    database_url: str = field(repr=False)
     #: The OpenAPI page's sign-in: authority (``https://login.microsoftonline.com/<tenant>``), the
     #: public client that signs in with PKCE, and the API's scope prefix (``api://<app id>``).
     authority_url: str
@@ -111,7 +129,9 @@ class ApiSettings:
         values: dict[str, Any] = {
             "host": reader.host("API_HOST", "127.0.0.1"),
             "port": reader.integer("API_PORT", 8000, 1, 65535),
-            "database_path": Path(reader.text("API_DATABASE_PATH", DEFAULT_DATABASE_PATH)),
+            "database_url": reader.database_url(
+                "API_DATABASE_URL", Path(reader.text("API_DATABASE_PATH", DEFAULT_DATABASE_PATH))
+            ),
             "identity_max_age": reader.integer("API_IDENTITY_MAX_AGE_SECONDS", 30, 1, 300),
             "authority_url": reader.https_url("API_AUTHORITY_URL"),
             "openapi_client_id": reader.guid("API_OPENAPI_CLIENT_ID"),
@@ -137,6 +157,17 @@ class ApiSettings:
         return cls(signing_keys=tuple(keys), **values)
 
 
+def database_url_from_env(env: Mapping[str, str]) -> str:
+    """Only the database URL (the migration step needs nothing else); SettingsError when it is bad."""
+    problems: list[str] = []
+    reader = _EnvReader(env, problems)
+    sqlite_default = Path(reader.text("API_DATABASE_PATH", DEFAULT_DATABASE_PATH))
+    url = reader.database_url("API_DATABASE_URL", sqlite_default)
+    if problems:
+        raise SettingsError(problems)
+    return url
+
+
 class _EnvReader:
     """Reads one variable at a time, recording problems instead of raising on the first one."""
 
@@ -151,6 +182,40 @@ class _EnvReader:
     def text(self, name: str, default: str) -> str:
         value = self._env.get(name, "").strip()
         return value or default
+
+    def database_url(self, name: str, default_sqlite_path: Path) -> str:
+        """``name``'s URL with the async driver in its scheme; unset: SQLite at ``default_sqlite_path``.
+
+        libpq's ``sslmode`` (what the database secret holds, and what ``psql`` reads) becomes asyncpg's
+        ``ssl``, which takes the same mode names. Problems never repeat the URL: it holds a password.
+        """
+        text = self._env.get(name, "").strip()
+        if not text:
+            return database_url_for_sqlite(default_sqlite_path)
+        try:
+            url = make_url(text)
+        except ArgumentError:
+            self._problems.append(f"{name} is not a database URL (expected postgresql://user:password@host/db)")
+            return text
+        driver = _DATABASE_SCHEMES.get(url.drivername)
+        if driver is None:
+            self._problems.append(
+                f"{name} has the scheme {url.drivername[:30]!r}; expected postgresql:// (or "
+                "postgresql+asyncpg://) or sqlite+aiosqlite:///path"
+            )
+            return text
+        url = url.set(drivername=driver)
+        if driver.startswith("postgresql"):
+            if not url.host or not url.database:
+                self._problems.append(f"{name} must name a host and a database (postgresql://user@host/db)")
+            query = dict(url.query)
+            if "sslmode" in query:
+                query.setdefault("ssl", query.pop("sslmode"))
+                url = url.set(query=query)
+        elif not url.database or url.database == ":memory:":
+            # Every connection of the pool would see its own empty in-memory database.
+            self._problems.append(f"{name} must name a SQLite file (sqlite+aiosqlite:///path/to/api.sqlite3)")
+        return url.render_as_string(hide_password=False)
 
     def existing_file(self, name: str) -> Path | None:
         text = self._env.get(name, "").strip()

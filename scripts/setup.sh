@@ -36,6 +36,7 @@ why=()
 want() { need+=("$1"); why+=("$1 ($2)"); }
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || want nginx "the edge"
 command -v redis-server >/dev/null 2>&1 || want redis-server "sessions and spent CSRF tokens"
+debian_package_installed postgresql || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || want postgresql "the API's PostgreSQL backend: a throw-away cluster in the tests"
 command -v chromium >/dev/null 2>&1 || want chromium "the browser tests"
 command -v wrk >/dev/null 2>&1 || want wrk "the benchmark"
 command -v promtool >/dev/null 2>&1 || want prometheus "the metrics rules and scrape tests (promtool, a real Prometheus)"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fastapi_app.authentication import current_principal
 from fastapi_app.errors import Conflict
@@ -18,7 +18,7 @@ from fastapi_app.settings import ApiSettings
 from fastapi_app.store import AdminSettingsStore, ProjectStore, write_transaction
 from verifier.identity import Principal
 
-Connection = Annotated[sqlite3.Connection, Depends(database)]
+Connection = Annotated[AsyncConnection, Depends(database, scope="function")]
 NOT_FOUND = {404: {"description": "No project with this id"}}
 
 
@@ -26,8 +26,8 @@ def _not_found() -> HTTPException:
     return HTTPException(status_code=404)
 
 
-def _refuse_if_read_only(conn: sqlite3.Connection) -> None:
-    if AdminSettingsStore(conn).get().read_only:
+async def _refuse_if_read_only(conn: AsyncConnection) -> None:
+    if (await AdminSettingsStore(conn).get()).read_only:
         raise Conflict("read_only")
 
 
@@ -35,47 +35,47 @@ def build_router(settings: ApiSettings) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["projects"])
 
     @router.get("/projects", dependencies=CAN_READ)
-    def list_projects(
+    async def list_projects(
         conn: Connection,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> ProjectPage:
-        items, total = ProjectStore(conn).list(limit=limit, offset=offset)
+        items, total = await ProjectStore(conn).list(limit=limit, offset=offset)
         return ProjectPage(items=items, total=total, limit=limit, offset=offset)
 
     # Declared before /projects/{project_id} so "report" is never parsed as an id.
     @router.get("/projects/report", dependencies=can_read_reports(settings.report_group_ids))
-    def project_report(conn: Connection) -> ProjectReport:
-        return ProjectStore(conn).report()
+    async def project_report(conn: Connection) -> ProjectReport:
+        return await ProjectStore(conn).report()
 
     @router.get("/projects/{project_id}", dependencies=CAN_READ, responses=NOT_FOUND)
-    def get_project(project_id: UUID, conn: Connection) -> Project:
-        project = ProjectStore(conn).get(project_id)
+    async def get_project(project_id: UUID, conn: Connection) -> Project:
+        project = await ProjectStore(conn).get(project_id)
         if project is None:
             raise _not_found()
         return project
 
     @router.post("/projects", dependencies=CAN_WRITE, status_code=status.HTTP_201_CREATED)
-    def create_project(
+    async def create_project(
         body: ProjectCreate,
         response: Response,
         conn: Connection,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Project:
-        with write_transaction(conn):
-            _refuse_if_read_only(conn)
+        async with write_transaction(conn):
+            await _refuse_if_read_only(conn)
             projects = ProjectStore(conn)
-            quota = AdminSettingsStore(conn).get().max_projects_per_owner
-            if projects.count_owned_by(principal.oid) >= quota:
+            quota = (await AdminSettingsStore(conn).get()).max_projects_per_owner
+            if await projects.count_owned_by(principal.oid) >= quota:
                 raise Conflict("project_quota_exceeded")
-            project = projects.create(
+            project = await projects.create(
                 name=body.name, description=body.description, owner_oid=principal.oid, owner_tid=principal.tid
             )
         response.headers["Location"] = f"/api/projects/{project.id}"
         return project
 
     @router.patch("/projects/{project_id}", dependencies=CAN_WRITE, responses=NOT_FOUND)
-    def update_project(
+    async def update_project(
         project_id: UUID,
         body: ProjectUpdate,
         conn: Connection,
@@ -83,9 +83,9 @@ def build_router(settings: ApiSettings) -> APIRouter:
     ) -> Project:
         given = body.model_dump(exclude_unset=True)
         changes = {key: value for key, value in given.items() if value is not None}
-        with write_transaction(conn):
-            _refuse_if_read_only(conn)
-            project = ProjectStore(conn).update(project_id, changes, updated_by=principal.oid)
+        async with write_transaction(conn):
+            await _refuse_if_read_only(conn)
+            project = await ProjectStore(conn).update(project_id, changes, updated_by=principal.oid)
         if project is None:
             raise _not_found()
         return project
@@ -96,14 +96,14 @@ def build_router(settings: ApiSettings) -> APIRouter:
         status_code=status.HTTP_204_NO_CONTENT,
         responses=NOT_FOUND,
     )
-    def delete_project(
+    async def delete_project(
         project_id: UUID,
         conn: Connection,
         _: Annotated[Principal, Depends(revalidated_principal)],
     ) -> Response:
-        with write_transaction(conn):
-            _refuse_if_read_only(conn)
-            deleted = ProjectStore(conn).delete(project_id)
+        async with write_transaction(conn):
+            await _refuse_if_read_only(conn)
+            deleted = await ProjectStore(conn).delete(project_id)
         if not deleted:
             raise _not_found()
         return Response(status_code=status.HTTP_204_NO_CONTENT)

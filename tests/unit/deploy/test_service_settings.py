@@ -46,7 +46,7 @@ def test_ecs_api_environment_builds_valid_api_settings(
     assert settings.authority_url == f"https://login.microsoftonline.com/{tenant}"
     assert settings.scope_prefix == f"api://{app}"
     assert settings.openapi_client_id == example_values["SPA_CLIENT_ID"]
-    assert str(settings.database_path).startswith("/data/")
+    assert settings.database_url == "sqlite+aiosqlite:////data/api.sqlite3"
     assert settings.revalidation is not None, "critical endpoints re-validate the forwarded token"
     assert len(settings.signing_keys) == 1, "an empty IDENTITY_SIGNING_KEY_PREVIOUS adds no key"
 

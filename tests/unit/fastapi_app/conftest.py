@@ -1,7 +1,9 @@
-"""Fixtures: a real app on a temporary SQLite file, callers whose headers are signed like the verifier's."""
+"""Fixtures: a real app on each database backend (a SQLite file, a PostgreSQL database), and callers
+whose headers are signed like the verifier's."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -17,7 +19,11 @@ from httpx import Response
 from jwt.algorithms import RSAAlgorithm
 
 from fastapi_app import ApiSettings, create_app
+from fastapi_app.database.migrations import upgrade_to_head
+from fastapi_app.settings import database_url_for_sqlite
 from fastapi_app.token_check import StaticKeys, VerifierRevalidator
+from stack.postgres import PostgresCluster
+from stack.topology import free_port
 from verifier.identity import HEADER_FORWARDED_TOKEN, Principal, signed_principal_headers
 from verifier.keys import KeySet, tenant_keys_from_jwks
 from verifier.settings import ValidationSettings
@@ -135,7 +141,7 @@ def sign(
 def make_settings(tmp_path: Path, **changes: Any) -> ApiSettings:
     settings = ApiSettings(
         signing_keys=(KEY, PREVIOUS_KEY),
-        database_path=tmp_path / "db" / "api.sqlite3",
+        database_url=database_url_for_sqlite(tmp_path / "db" / "api.sqlite3"),
         authority_url=f"{AUTHORITY}/{TENANT}",
         openapi_client_id=SPA_CLIENT_ID,
         scope_prefix=API_URI,
@@ -180,9 +186,39 @@ class Api:
         return response.json()
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+TEMPLATE_DATABASE = "api_migrated"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throw-away PostgreSQL cluster for the whole session, with a migrated template database."""
+    with PostgresCluster(free_port()) as cluster:
+        asyncio.run(upgrade_to_head(cluster.create_database(TEMPLATE_DATABASE)))
+        yield cluster
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database on each backend: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield database_url_for_sqlite(tmp_path / "db" / "api.sqlite3")
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    name = f"api_test_{uuid.uuid4().hex[:12]}"
+    # A copy of the migrated template: the schema the migrations make, without running them per test.
+    url = cluster.create_database(name, template=TEMPLATE_DATABASE)
+    try:
+        yield url
+    finally:
+        cluster.drop_database(name)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> ApiSettings:
-    return make_settings(tmp_path)
+def settings(tmp_path: Path, database_url: str) -> ApiSettings:
+    return make_settings(tmp_path, database_url=database_url)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fastapi_app import create_app
+from fastapi_app.database.engine import sqlite_path
 from fastapi_app.routes.docs import content_security_policy, script_json
 from tests.unit.fastapi_app.conftest import API_URI, AUTHORITY, SPA_CLIENT_ID, TENANT, Api, make_settings
 
@@ -21,15 +22,17 @@ def test_healthz_is_open_and_reports_ok(api: Api) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_healthz_reports_503_when_the_database_is_gone(tmp_path: Path) -> None:
+def test_healthz_reports_503_when_the_sqlite_file_is_gone(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
+    database = sqlite_path(settings.database_url)
     with TestClient(create_app(settings)) as client:
-        for path in settings.database_path.parent.iterdir():
+        assert client.get("/api/healthz").status_code == 200
+        for path in database.parent.iterdir():
             path.unlink()
         response = client.get("/api/healthz")
         assert response.status_code == 503
         assert response.json() == {"status": "unavailable", "reason": "database_unavailable"}
-        assert not settings.database_path.exists()
+        assert not database.exists()
 
 
 def test_openapi_document_is_open_and_declares_the_pkce_sign_in(api: Api) -> None:

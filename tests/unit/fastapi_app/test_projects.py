@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from fastapi_app import create_app
-from tests.unit.fastapi_app.conftest import ALICE, BOB, CAROL, DAEMON, Api, make_settings, sign
+from tests.unit.fastapi_app.conftest import ALICE, BOB, CAROL, DAEMON, Api, sign
 
 
 def test_created_project_is_owned_by_the_caller_and_timestamped(api: Api) -> None:
@@ -246,15 +245,3 @@ def test_project_quota_per_owner_is_enforced(api: Api) -> None:
     assert response.status_code == 409
     assert response.json() == {"error": "conflict", "reason": "project_quota_exceeded"}
     assert api.create_project(CAROL, "other owner")["owner_oid"] == CAROL.oid
-
-
-def test_database_file_is_in_wal_mode(tmp_path: Path) -> None:
-    import sqlite3
-
-    settings = make_settings(tmp_path)
-    create_app(settings)
-    conn = sqlite3.connect(settings.database_path)
-    try:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    finally:
-        conn.close()

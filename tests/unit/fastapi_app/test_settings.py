@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from fastapi_app.settings import ApiSettings, SettingsError, decode_signing_key
@@ -36,7 +34,7 @@ def test_minimal_environment_gives_the_documented_defaults() -> None:
     assert settings.host == "127.0.0.1"
     assert settings.port == 8000
     assert settings.identity_max_age == 30
-    assert settings.database_path == Path("run/api.sqlite3")
+    assert settings.database_url == "sqlite+aiosqlite:///run/api.sqlite3"
     assert settings.authority_url == f"https://localhost:8900/{TENANT}"
     assert settings.authorization_url == f"https://localhost:8900/{TENANT}/oauth2/v2.0/authorize"
     assert settings.token_url == f"https://localhost:8900/{TENANT}/oauth2/v2.0/token"
@@ -66,7 +64,7 @@ def test_every_variable_is_read() -> None:
     settings = ApiSettings.from_env(env)
     assert settings.signing_keys == (RAW_KEY.encode(), decode_identity_key(B64_KEY))
     assert (settings.host, settings.port) == ("0.0.0.0", 8123)
-    assert settings.database_path == Path("/tmp/x/api.db")
+    assert settings.database_url == "sqlite+aiosqlite:////tmp/x/api.db"
     assert settings.identity_max_age == 10
     assert settings.report_group_ids == (
         "0a1b2c3d-1111-4222-8333-444455556666",
@@ -149,3 +147,44 @@ def test_base64url_signing_key_is_decoded_to_its_bytes() -> None:
     key = bytes(range(40))
     text = base64.urlsafe_b64encode(key).decode().rstrip("=")
     assert decode_signing_key(text) == key
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        # What the database secret holds: plain libpq form, TLS required with libpq's option name.
+        (
+            "postgresql://edge:p%40ss@db.internal:5432/edge_api?sslmode=require",
+            "postgresql+asyncpg://edge:p%40ss@db.internal:5432/edge_api?ssl=require",
+        ),
+        ("postgres://edge:pw@db.internal/edge_api", "postgresql+asyncpg://edge:pw@db.internal/edge_api"),
+        ("postgresql+asyncpg://edge:pw@127.0.0.1:6543/x", "postgresql+asyncpg://edge:pw@127.0.0.1:6543/x"),
+        ("sqlite+aiosqlite:////var/lib/api.sqlite3", "sqlite+aiosqlite:////var/lib/api.sqlite3"),
+        ("sqlite:///relative.sqlite3", "sqlite+aiosqlite:///relative.sqlite3"),
+    ],
+)
+def test_database_url_gets_the_async_driver_and_asyncpgs_tls_option(given: str, expected: str) -> None:
+    settings = ApiSettings.from_env(base_env(API_DATABASE_URL=given, API_DATABASE_PATH="/ignored.sqlite3"))
+    assert settings.database_url == expected
+
+
+def test_database_url_is_not_in_the_settings_repr() -> None:
+    settings = ApiSettings.from_env(base_env(API_DATABASE_URL="postgresql://edge:hunter2@db/edge_api"))
+    assert "hunter2" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("mysql://edge:hunter2@db/edge_api", "API_DATABASE_URL has the scheme 'mysql'"),
+        ("postgresql://edge:hunter2@/edge_api", "API_DATABASE_URL must name a host and a database"),
+        ("postgresql://edge:hunter2@db", "API_DATABASE_URL must name a host and a database"),
+        ("sqlite+aiosqlite://", "API_DATABASE_URL must name a SQLite file"),
+        ("sqlite+aiosqlite:///:memory:", "API_DATABASE_URL must name a SQLite file"),
+        ("hunter2", "API_DATABASE_URL is not a database URL"),
+    ],
+)
+def test_bad_database_url_is_refused_without_repeating_it(given: str, message: str) -> None:
+    problems = problems_of(base_env(API_DATABASE_URL=given))
+    assert [p for p in problems if p.startswith(message)], problems
+    assert not [p for p in problems if "hunter2" in p]

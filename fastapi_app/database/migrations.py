@@ -1,0 +1,77 @@
+"""Schema migrations (Alembic), run as their own step before the API starts.
+
+``python -m fastapi_app.migrate`` upgrades the database named by the API's own settings to the
+newest revision. Several tasks may start at once, so the upgrade runs in one transaction that first
+takes a lock: a PostgreSQL transaction-level advisory lock (``pg_advisory_xact_lock``), or SQLite's
+write lock (``BEGIN IMMEDIATE``). The second migrator waits, then finds the schema already at the
+newest revision and does nothing; the lock is released by the commit (or the rollback of a failed
+upgrade, which leaves the previous schema whole: PostgreSQL and SQLite both roll back DDL).
+
+Alembic is configured here in code rather than with an ``alembic.ini``: the only input is the
+database URL, which comes from the API's settings (and holds a password, so it never goes in a file).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.pool import NullPool
+
+from fastapi_app.database.engine import WRITE_LOCK_OPTION, create_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: The advisory lock's key: any constant the application owns (the text "edge-api" as 8 bytes).
+MIGRATION_LOCK_KEY = int.from_bytes(b"edge-api", "big") & 0x7FFF_FFFF_FFFF_FFFF
+#: How long a second SQLite migrator waits for the first one's write lock.
+SQLITE_MIGRATION_BUSY_SECONDS = 60.0
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def upgrade_to_head(url: str) -> str:
+    """Bring the database at ``url`` to the newest revision (creating a SQLite file); return it."""
+    engine = create_engine(
+        url,
+        create_sqlite_file=True,
+        poolclass=NullPool,
+        **({"connect_args": {"timeout": SQLITE_MIGRATION_BUSY_SECONDS}} if url.startswith("sqlite") else {}),
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(**{WRITE_LOCK_OPTION: True})
+            async with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                await conn.run_sync(_upgrade)
+                revision = await conn.run_sync(current_revision)
+    finally:
+        await engine.dispose()
+    assert revision is not None
+    return revision

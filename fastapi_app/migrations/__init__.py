@@ -1,0 +1,1 @@
+"""Alembic's environment and the API's schema revisions (see ``fastapi_app.database.migrations``)."""
