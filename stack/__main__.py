@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from stack.launcher import Stack
@@ -28,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
         help="put the seven ports at N..N+6 (nginx, devidp, oauth2-proxy, verifier, metrics, FastAPI, Redis) "
         "instead of the fixed defaults 8443/8900/4180/9000/9100/8000/6380",
     )
+    up.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the API's database: a SQLite file in the run folder (default), or a throw-away PostgreSQL "
+        "cluster on 127.0.0.1 (Debian's postgresql package; port 5433, or base port + 7)",
+    )
     return parser
 
 
@@ -38,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         topology = Topology(run_dir=run_dir)
     else:
         topology = base_port_topology(run_dir, args.base_port)
+    topology = replace(topology, database=args.database)
+    if args.base_port is not None:
+        topology = replace(topology, postgres_port=args.base_port + 7)
     stack = Stack(topology)
     stopping = threading.Event()
     # SIGTERM (e.g. from a process supervisor) stops as cleanly as Ctrl-C. SIGINT is reinstated

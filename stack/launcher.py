@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import secrets
+import subprocess
 import sys
 import tomllib
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from types import TracebackType
 
 from stack import render
 from stack.pki import TlsFiles, make_dev_pki
+from stack.postgres import PostgresCluster
 from stack.processes import (
     ManagedProcess,
     StackError,
@@ -32,8 +34,10 @@ from stack.processes import (
 )
 from stack.topology import BFF_CLIENT_SECRET, Topology
 
-#: Start order. Stop order is the reverse.
-COMPONENTS: tuple[str, ...] = ("redis", "devidp", "oauth2-proxy", "verifier", "api", "nginx")
+#: Start order. Stop order is the reverse. "postgres" is part of a stack whose topology asks for it.
+COMPONENTS: tuple[str, ...] = ("redis", "postgres", "devidp", "oauth2-proxy", "verifier", "api", "nginx")
+#: How long the migration step before the API may take (it waits for another migrator's lock).
+MIGRATE_TIMEOUT_SECONDS = 120
 
 SETUP_HINT = "Run `make setup` (scripts/setup.sh) to install it."
 
@@ -108,6 +112,7 @@ class Stack:
         self.processes: dict[str, ManagedProcess] = {}
         self.tls: TlsFiles | None = None
         self.secrets: render.Secrets | None = None
+        self.postgres: PostgresCluster | None = None
 
     # --- preparation (files only) --------------------------------------------------------------
     @property
@@ -151,6 +156,15 @@ class Stack:
         devidp_conf = t.conf_dir / "devidp.toml"
         devidp_conf.write_text(render.devidp_config_text(t.devidp_config.read_text(encoding="utf-8"), t))
 
+        # PostgreSQL (when asked for): a throw-away cluster, initialised now, started like the others.
+        if t.database == "postgres" and self.postgres is None:
+            self.postgres = PostgresCluster(
+                t.postgres_port, host=t.bind_host, log_path=t.logs_dir / "postgres.log"
+            )
+            self.postgres.init()
+        postgres_url = self.postgres.url() if self.postgres is not None else None
+        api_env = render.api_env(t, self.tls.ca_cert, self.secrets, postgres_url=postgres_url)
+
         py_env = {"PYTHONUNBUFFERED": "1", **dict(t.extra_env)}
         o2p_args = ["--config", str(o2p_conf)]
         if t.oauth2_proxy_metrics_port is not None:
@@ -183,7 +197,7 @@ class Stack:
             "api": ManagedProcess(
                 "FastAPI", [self.python, "-m", "fastapi_app"], t.api_port,
                 http_probe(f"{t.api_url}/api/healthz"), logs / "api.log",
-                env={**py_env, **render.api_env(t, self.tls.ca_cert, self.secrets)}, cwd=t.repo_root,
+                env={**py_env, **api_env}, cwd=t.repo_root,
             ),
             "nginx": ManagedProcess(
                 "nginx",
@@ -194,6 +208,9 @@ class Stack:
                 logs / "nginx.log",
             ),
         }  # fmt: skip
+        if self.postgres is not None:
+            assert self.postgres.process is not None
+            self.processes["postgres"] = self.postgres.process
 
     # --- running ---------------------------------------------------------------------------------
     def start(self, components: Iterable[str] = COMPONENTS) -> Stack:
@@ -204,6 +221,7 @@ class Stack:
             raise StackError(f"unknown component(s) {sorted(unknown)}; expected some of {list(COMPONENTS)}")
         if not self.processes:
             self.prepare()
+        wanted &= set(self.processes)
         # Every port is checked before anything starts, so a taken port fails fast and names itself.
         for name in COMPONENTS:
             if name in wanted and not self.processes[name].running:
@@ -218,9 +236,34 @@ class Stack:
         return self
 
     def start_component(self, name: str) -> None:
+        if name == "postgres" and self.postgres is not None:
+            self.postgres.start()  # also creates the API's database the first time
+            return
         proc = self.processes[name]
+        if name == "api" and not proc.running:
+            self.migrate()
         proc.start(self.topology.bind_host)
         proc.wait_ready()
+
+    def migrate(self) -> None:
+        """The step before the API starts, as on ECS: ``python -m fastapi_app.migrate`` with the API's env."""
+        api = self.processes["api"]
+        result = subprocess.run(
+            [self.python, "-m", "fastapi_app.migrate"],
+            env={**os.environ, **api.env},
+            cwd=api.cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=MIGRATE_TIMEOUT_SECONDS,
+            check=False,
+        )
+        with api.log_path.open("a", encoding="utf-8") as log:
+            log.write(result.stderr)
+        if result.returncode != 0:
+            raise StackError(
+                f"the API's database migration failed (status {result.returncode}):\n{result.stderr}"
+            )
 
     def stop_component(self, name: str) -> None:
         proc = self.processes[name]
@@ -231,6 +274,10 @@ class Stack:
         for name in reversed(COMPONENTS):
             if name in self.processes:
                 self.processes[name].stop()
+        if self.postgres is not None:
+            self.postgres.cleanup()  # throw-away: its data goes with it
+            self.postgres = None
+            self.processes.pop("postgres", None)
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -239,6 +286,12 @@ class Stack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def _database_description(self) -> str:
+        if self.postgres is not None:
+            t = self.topology
+            return f"PostgreSQL {t.bind_host}:{t.postgres_port} (throw-away, user edge)"
+        return f"SQLite {self.topology.run_dir / 'api.sqlite3'}"
 
     def users(self) -> list[DevUser]:
         return read_dev_users(self.topology.devidp_config)
@@ -256,6 +309,7 @@ class Stack:
             "  Internal (127.0.0.1 only, never through nginx):",
             f"    oauth2-proxy {t.oauth2_proxy_url}   verifier {t.verifier_url}   metrics {t.metrics_url}",
             f"    FastAPI {t.api_url}   Redis {t.redis_url}",
+            f"    database: {self._database_description()}",
             "",
             "  Sign in as (devidp users, development passwords):",
         ]

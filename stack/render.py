@@ -205,13 +205,24 @@ def verifier_env(topo: Topology, ca_file: Path, secrets: Secrets) -> dict[str, s
     }
 
 
-def api_env(topo: Topology, ca_file: Path, secrets: Secrets) -> dict[str, str]:
+def api_database_env(topo: Topology, postgres_url: str | None = None) -> dict[str, str]:
+    """Where the API keeps its data: the PostgreSQL cluster's URL, or a SQLite file in the run folder."""
+    if topo.database == "postgres":
+        if postgres_url is None:
+            raise TemplateError("the stack uses PostgreSQL but no database URL was given")
+        return {"API_DATABASE_URL": postgres_url}
+    return {"API_DATABASE_PATH": str(topo.run_dir / "api.sqlite3")}
+
+
+def api_env(
+    topo: Topology, ca_file: Path, secrets: Secrets, *, postgres_url: str | None = None
+) -> dict[str, str]:
     return {
         **validation_env(topo, ca_file),
         "IDENTITY_SIGNING_KEY": secrets.identity_signing_key,
         "API_HOST": topo.bind_host,
         "API_PORT": str(topo.api_port),
-        "API_DATABASE_PATH": str(topo.run_dir / "api.sqlite3"),
+        **api_database_env(topo, postgres_url),
         "API_IDENTITY_MAX_AGE_SECONDS": str(topo.api_identity_max_age_seconds),
         "API_AUTHORITY_URL": topo.authority,
         "API_OPENAPI_CLIENT_ID": topo.spa_client_id,
@@ -240,6 +251,7 @@ __all__ = [
     "SECOND_TENANT_ID",
     "Secrets",
     "TemplateError",
+    "api_database_env",
     "api_env",
     "devidp_args",
     "devidp_config_text",

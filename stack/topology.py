@@ -54,6 +54,10 @@ class Topology:
     oauth2_proxy_metrics_port: int | None = None
     api_port: int = 8000
     redis_port: int = 6380
+    #: The API's database: "sqlite" (a file in the run folder, the default) or "postgres" (a
+    #: throw-away PostgreSQL cluster on ``postgres_port``, see stack.postgres).
+    database: str = "sqlite"
+    postgres_port: int = 5433
     repo_root: Path = REPO_ROOT
     devidp_config: Path = REPO_ROOT / "devidp" / "example.toml"
     spa_root: Path = REPO_ROOT / "spa" / "dist"
@@ -161,7 +165,7 @@ class Topology:
             "verifier metrics": self.verifier_metrics_port,
             "FastAPI": self.api_port,
             "Redis": self.redis_port,
-        }
+        } | ({"PostgreSQL": self.postgres_port} if self.database == "postgres" else {})
 
     # --- run folder layout ---------------------------------------------------------------------
     @property
