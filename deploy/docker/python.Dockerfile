@@ -33,18 +33,13 @@ RUN /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index . \
 FROM ${PYTHON_IMAGE}
 # A fixed numeric uid/gid: the ECS task definition and compose pin `user` to the same numbers.
 RUN groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app \
- && mkdir -p /data \
- && chown 10001:10001 /data
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
+# No data in the container: the API's database is API_DATABASE_URL (RDS on AWS, the postgres
+# service in compose), so the root filesystem stays read-only and no volume is needed.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    API_DATABASE_PATH=/data/api.sqlite3
-# The API's SQLite file lives here. On Fargate the task mounts a bind-mount volume at this path; ECS
-# copies the image's directory (owned by uid 10001) into it, so the non-root user can write while the
-# root filesystem stays read-only.
-VOLUME ["/data"]
+    PYTHONUNBUFFERED=1
 WORKDIR /opt/venv
 USER 10001:10001
 # No default service: the command names one explicitly (python -m verifier | python -m fastapi_app).

@@ -32,6 +32,8 @@ PLACEHOLDER_SECRETS = {
     "OAUTH2_PROXY_COOKIE_SECRET": "c" * 32,
     "OAUTH2_PROXY_REDIS_PASSWORD": "placeholder-redis-password",
     "VERIFIER_REDIS_URL": "rediss://entra-bff-edge:placeholder@redis.example.internal:6379/0",
+    # The database secret's url key, as the stack composes it.
+    "API_DATABASE_URL": "postgresql://edge_api:placeholder@db.example.internal:5432/edge_api?sslmode=require",
 }
 
 

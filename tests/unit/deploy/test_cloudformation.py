@@ -150,11 +150,11 @@ def test_every_task_definition_placeholder_maps_to_a_parameter_or_a_resource_of_
 
 def test_a_placeholder_without_a_stack_variable_is_refused_by_name(stack_renderer, source_taskdef):
     taskdef = copy.deepcopy(source_taskdef)
-    taskdef["containerDefinitions"][0]["environment"].append({"name": "X", "value": "${DATABASE_SECRET_ARN}"})
+    taskdef["containerDefinitions"][0]["environment"].append({"name": "X", "value": "${AUDIT_SECRET_ARN}"})
     with pytest.raises(stack_renderer.StackRenderError) as raised:
         stack_renderer.render_stack(stack_renderer.load_source(), taskdef)
     assert raised.value.problems == [
-        "${DATABASE_SECRET_ARN} has no Fn::Sub variable: add it to "
+        "${AUDIT_SECRET_ARN} has no Fn::Sub variable: add it to "
         "Resources.TaskDefinition.Metadata.Placeholders"
     ]
 
@@ -276,11 +276,19 @@ def test_stop_timeouts_in_the_template_are_the_task_definition_ones(resources, s
         c["Name"]: c["StopTimeout"] for c in props(resources, "TaskDefinition")["ContainerDefinitions"]
     }
     in_taskdef = {c["name"]: c["stopTimeout"] for c in source_taskdef["containerDefinitions"]}
-    assert in_stack == in_taskdef == {"nginx": 30, "oauth2-proxy": 20, "verifier": 20, "api": 20}
+    assert in_stack == in_taskdef == {
+        "nginx": 30,
+        "oauth2-proxy": 20,
+        "verifier": 20,
+        "api": 20,
+        "api-migrate": 20,
+    }
 
 
 def test_health_check_grace_period_covers_the_slowest_container_start(resources, source_taskdef):
-    slowest = max(c["healthCheck"]["startPeriod"] for c in source_taskdef["containerDefinitions"])
+    slowest = max(
+        c["healthCheck"]["startPeriod"] for c in source_taskdef["containerDefinitions"] if "healthCheck" in c
+    )
     assert props(resources, "Service")["HealthCheckGracePeriodSeconds"] >= slowest
 
 
@@ -469,7 +477,7 @@ def test_every_container_secret_comes_from_secrets_manager_with_a_key_the_secret
                 assert source == "OAuth2ProxySecretArn"
                 assert ":secretsmanager:" in stack["Parameters"][source]["AllowedPattern"]
             checked += 1
-    assert checked == 7
+    assert checked == 9
 
 
 def test_no_environment_variable_carries_a_secret(resources):

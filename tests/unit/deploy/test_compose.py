@@ -55,7 +55,7 @@ def test_task_containers_use_the_same_images_as_on_ecs(compose, containers, imag
 
 
 def test_verifier_and_api_run_the_same_commands_as_on_ecs(compose, containers):
-    for name in ("verifier", "api"):
+    for name in ("verifier", "api", "api-migrate"):
         assert compose.services[name]["command"] == containers[name]["command"], name
 
 
@@ -181,7 +181,8 @@ def test_the_cli_is_the_pinned_compose_release():
 
 def test_resolved_model_runs_every_service_of_the_dev_profile(resolved_model):
     assert sorted(resolved_model["services"]) == [
-        "api", "devidp", "nginx", "oauth2-proxy", "redis", "task", "tls-init", "verifier",
+        "api", "api-migrate", "devidp", "nginx", "oauth2-proxy", "postgres", "redis", "task", "tls-init",
+        "verifier",
     ]
 
 
@@ -195,3 +196,15 @@ def test_health_checks_probe_readiness_not_liveness(resolved_model, containers):
     assert oauth2_proxy[-1] == "http://127.0.0.1:4180/ready"
     assert containers["verifier"]["healthCheck"]["command"] == verifier
     assert containers["oauth2-proxy"]["healthCheck"]["command"] == oauth2_proxy
+
+
+def test_api_migrates_first_and_keeps_its_data_in_the_postgres_service(compose):
+    api, migrate = compose.services["api"], compose.services["api-migrate"]
+    assert api["depends_on"]["api-migrate"] == {"condition": "service_completed_successfully"}
+    assert migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    url = compose.environment("api")["API_DATABASE_URL"]
+    assert compose.environment("api-migrate")["API_DATABASE_URL"] == url
+    assert "@postgres:5432/" in url
+    assert not [v for v in api.get("volumes", []) if not str(v).endswith(":ro")], "the API writes no files"
+    # Like RDS: outside the task's network namespace.
+    assert "network_mode" not in compose.services["postgres"]

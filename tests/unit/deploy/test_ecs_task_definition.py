@@ -70,8 +70,30 @@ def test_container_cpu_and_memory_fit_inside_the_task(task_definition):
             assert c["memoryReservation"] <= c["memory"], c["name"]
 
 
-def test_the_task_runs_exactly_the_four_containers_of_the_design(containers):
-    assert set(containers) == {"nginx", "oauth2-proxy", "verifier", "api"}
+#: The four containers of the design, which run for the task's whole life.
+SERVICES = ("nginx", "oauth2-proxy", "verifier", "api")
+
+
+def test_the_task_runs_the_four_containers_of_the_design_and_the_migration_step(containers):
+    assert set(containers) == {*SERVICES, "api-migrate"}
+
+
+def test_the_api_starts_only_after_the_migration_step_succeeded(containers):
+    migrate = containers["api-migrate"]
+    assert migrate["command"] == ["python", "-m", "fastapi_app.migrate"]
+    assert migrate["image"] == containers["api"]["image"]
+    # A one-shot step: it exits when done, which must not stop the task.
+    assert migrate["essential"] is False
+    assert not migrate.get("healthCheck")
+    assert containers["api"]["dependsOn"] == [{"containerName": "api-migrate", "condition": "SUCCESS"}]
+
+
+def test_the_api_keeps_no_data_in_the_task(task_definition, containers):
+    # The database is RDS, reached with the URL from Secrets Manager: no volume, no SQLite file.
+    for name in ("api", "api-migrate"):
+        assert not containers[name].get("mountPoints"), name
+        assert "API_DATABASE_PATH" not in {e["name"] for e in containers[name].get("environment", [])}, name
+    assert "api-data" not in {v["name"] for v in task_definition["volumes"]}
 
 
 def test_only_nginx_declares_a_port_mapping_and_only_port_8080(containers):
@@ -112,7 +134,8 @@ def test_nginx_upstream_addresses_match_where_each_sidecar_listens(containers, e
 
 
 def test_every_container_has_a_health_check_on_its_own_listening_port(containers, env_of):
-    for name, c in containers.items():
+    for name in SERVICES:
+        c = containers[name]
         check = c.get("healthCheck")
         assert check, f"{name} has no healthCheck"
         assert check["command"][0] in ("CMD", "CMD-SHELL")
@@ -135,10 +158,10 @@ def test_nginx_starts_only_after_verifier_oauth2_proxy_and_api_are_healthy(conta
         assert containers[target].get("healthCheck"), f"HEALTHY needs a health check on {target}"
 
 
-def test_every_container_is_essential(containers):
+def test_every_service_container_is_essential(containers):
     # Without any one of them the task cannot answer correctly (it would fail closed); ECS should
     # replace the whole task rather than keep a half task in the target group.
-    assert all(c["essential"] is True for c in containers.values())
+    assert all(containers[name]["essential"] is True for name in SERVICES)
 
 
 def test_every_container_logs_to_cloudwatch_with_its_own_stream_prefix(containers, example_values):
@@ -202,7 +225,12 @@ def test_the_secrets_each_container_needs_are_injected(containers, secrets_of):
         "OAUTH2_PROXY_REDIS_PASSWORD",
     }
     assert secrets_of(containers["verifier"]) == {"IDENTITY_SIGNING_KEY", "VERIFIER_REDIS_URL"}
-    assert secrets_of(containers["api"]) == {"IDENTITY_SIGNING_KEY", "IDENTITY_SIGNING_KEY_PREVIOUS"}
+    assert secrets_of(containers["api"]) == {
+        "IDENTITY_SIGNING_KEY",
+        "IDENTITY_SIGNING_KEY_PREVIOUS",
+        "API_DATABASE_URL",
+    }
+    assert secrets_of(containers["api-migrate"]) == {"API_DATABASE_URL"}
     assert secrets_of(containers["nginx"]) == set()
     signing = {
         s["valueFrom"]

@@ -46,7 +46,9 @@ def test_ecs_api_environment_builds_valid_api_settings(
     assert settings.authority_url == f"https://login.microsoftonline.com/{tenant}"
     assert settings.scope_prefix == f"api://{app}"
     assert settings.openapi_client_id == example_values["SPA_CLIENT_ID"]
-    assert settings.database_url == "sqlite+aiosqlite:////data/api.sqlite3"
+    assert settings.database_url == (
+        "postgresql+asyncpg://edge_api:placeholder@db.example.internal:5432/edge_api?ssl=require"
+    ), "RDS through the database secret, with TLS required"
     assert settings.revalidation is not None, "critical endpoints re-validate the forwarded token"
     assert len(settings.signing_keys) == 1, "an empty IDENTITY_SIGNING_KEY_PREVIOUS adds no key"
 
@@ -137,6 +139,7 @@ def test_compose_without_devidp_points_at_entra(compose_loader, service):
         "COOKIE_SECRET": "c" * 32,
         "IDENTITY_SIGNING_KEY": "k" * 43,
         "REDIS_PASSWORD": "r",
+        "POSTGRES_PASSWORD": "p",
     }
     loaded = compose_loader(env)
     service_env = loaded.environment(service)
