@@ -156,6 +156,8 @@ class Stack:
         devidp_conf = t.conf_dir / "devidp.toml"
         devidp_conf.write_text(render.devidp_config_text(t.devidp_config.read_text(encoding="utf-8"), t))
 
+        if t.database not in ("sqlite", "postgres"):
+            raise StackError(f"the API's database must be sqlite or postgres, not {t.database!r}")
         # PostgreSQL (when asked for): a throw-away cluster, initialised now, started like the others.
         if t.database == "postgres" and self.postgres is None:
             self.postgres = PostgresCluster(

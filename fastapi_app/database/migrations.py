@@ -22,12 +22,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.pool import NullPool
 
-from fastapi_app.database.engine import WRITE_LOCK_OPTION, create_engine
+from fastapi_app.database.engine import WRITE_LOCK_OPTION, create_engine, is_sqlite
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: The advisory lock's key: any constant the application owns (the text "edge-api" as 8 bytes).
 MIGRATION_LOCK_KEY = int.from_bytes(b"edge-api", "big") & 0x7FFF_FFFF_FFFF_FFFF
-#: How long a second SQLite migrator waits for the first one's write lock.
 SQLITE_MIGRATION_BUSY_SECONDS = 60.0
 
 
@@ -55,12 +54,9 @@ def _upgrade(connection: sa.Connection) -> None:
 
 async def upgrade_to_head(url: str) -> str:
     """Bring the database at ``url`` to the newest revision (creating a SQLite file); return it."""
-    engine = create_engine(
-        url,
-        create_sqlite_file=True,
-        poolclass=NullPool,
-        **({"connect_args": {"timeout": SQLITE_MIGRATION_BUSY_SECONDS}} if url.startswith("sqlite") else {}),
-    )
+    # A second SQLite migrator waits this long for the first one's write lock.
+    sqlite_wait = {"connect_args": {"timeout": SQLITE_MIGRATION_BUSY_SECONDS}} if is_sqlite(url) else {}
+    engine = create_engine(url, create_sqlite_file=True, poolclass=NullPool, **sqlite_wait)
     try:
         async with engine.connect() as conn:
             await conn.execution_options(**{WRITE_LOCK_OPTION: True})

@@ -9,6 +9,7 @@ flaky; they only make the refresh path run more often, which is the point.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cookie_refresh_seconds=COOKIE_REFRESH_SECONDS,
         verifier_leeway_seconds=LEEWAY_SECONDS,
         oauth2_proxy_metrics_port=free_port(),
+        # E2E_API_DATABASE=postgres runs every end-to-end test with the API on PostgreSQL.
+        database=os.environ.get("E2E_API_DATABASE", "sqlite"),
+        postgres_port=free_port(),
     )
     running = Stack(topology)
     running.start()

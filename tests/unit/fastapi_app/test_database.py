@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -21,6 +22,7 @@ from fastapi_app.database import create_engine
 from fastapi_app.database.engine import sqlite_path
 from fastapi_app.database.migrations import MIGRATION_LOCK_KEY, head_revision, upgrade_to_head
 from fastapi_app.database.schema import metadata
+from fastapi_app.store import ProjectStore
 from stack.postgres import PostgresCluster
 from stack.topology import free_port
 from tests.unit.fastapi_app.conftest import ALICE, BOB, CAROL, Api, make_settings, sign
@@ -204,3 +206,28 @@ def test_api_without_a_migrated_postgres_schema_answers_503(
             }
     finally:
         postgres.drop_database("api_not_migrated")
+
+
+def test_a_write_that_fails_after_its_insert_leaves_nothing_behind(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = ProjectStore.create
+
+    async def insert_then_lose_the_connection(self: ProjectStore, **values: str) -> object:
+        await original(self, **values)
+        raise sa.exc.OperationalError("INSERT", {}, ConnectionResetError("connection lost"))
+
+    monkeypatch.setattr(ProjectStore, "create", insert_then_lose_the_connection)
+    response = api.call("POST", "/api/projects", BOB, json={"name": "Half written"})
+    assert response.status_code == 503
+    assert response.json() == UNAVAILABLE
+    monkeypatch.undo()
+    assert api.call("GET", "/api/projects", ALICE).json()["total"] == 0
+
+
+def test_two_sqlite_migrations_started_at_once_both_succeed_and_leave_one_schema(tmp_path: Path) -> None:
+    url = make_settings(tmp_path).database_url
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        revisions = list(pool.map(lambda _: asyncio.run(upgrade_to_head(url)), range(2)))
+    assert revisions == [head_revision()] * 2
+    assert run(_schema_report(url)) == ([head_revision()], [])
