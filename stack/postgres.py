@@ -185,15 +185,16 @@ class PostgresCluster:
             self.process = None
             self._database_created = False
 
-    def create_database(self, name: str, *, template: str = "template1") -> str:
-        """Create database ``name`` as a copy of ``template`` (empty by default); return its URL."""
-        self._psql("postgres", f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    def create_database(self, name: str) -> str:
+        """Create the empty database ``name``; return its URL."""
+        self.run_sql("postgres", f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
-        self._psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.run_sql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def _psql(self, database: str, sql: str) -> None:
+    def run_sql(self, database: str, sql: str) -> None:
+        """Run ``sql`` (trusted text, never request data) in ``database`` as the superuser, with psql."""
         result = subprocess.run(
             [str(self.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.host, "-p",
              str(self.port), "-U", SUPERUSER, "-d", database, "-c", sql],
