@@ -11,6 +11,7 @@ from fastapi.security import OAuth2AuthorizationCodeBearer
 
 from fastapi_app.authentication import Clock, IdentityGuard
 from fastapi_app.database import create_engine, is_sqlite
+from fastapi_app.database.health import DatabaseHealth
 from fastapi_app.database.migrations import upgrade_to_head
 from fastapi_app.errors import install_error_handlers
 from fastapi_app.middleware import AccessLog, BodyLimit
@@ -52,6 +53,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if is_sqlite(settings.database_url):
         await upgrade_to_head(settings.database_url)
     app.state.database = create_engine(settings.database_url)
+    app.state.database_health = DatabaseHealth(app.state.database)
     try:
         async with _revalidator_running(app):
             yield

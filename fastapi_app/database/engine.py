@@ -1,9 +1,10 @@
 """One async engine (a connection pool) per API process, for PostgreSQL or SQLite.
 
 PostgreSQL (asyncpg): a bounded pool, a short connect timeout and a statement timeout, so a database
-that is down or hung costs a request a few seconds and a 503, never a hung worker; connections are
-checked before use (``pool_pre_ping``), so after a database restart the pool replaces its dead
-connections by itself instead of failing the first request on each.
+that is down or hung costs a request a few seconds and a 503, never a hung worker. Connections are
+not pinged before each use (that is one more round trip on every request): after a database
+restart, the first request that finds its pooled connection dead answers 503, and SQLAlchemy then
+replaces every pooled connection older than that failure, so the API recovers by itself.
 
 SQLite (aiosqlite): the embedded default. The driver's own transaction handling is switched off and
 SQLAlchemy's ``begin`` event issues ``BEGIN`` itself (SQLAlchemy's documented recipe), so a write
@@ -74,7 +75,7 @@ def create_engine(url: str, *, create_sqlite_file: bool = False, **overrides: An
         "pool_size": POSTGRES_POOL_SIZE,
         "max_overflow": POSTGRES_POOL_OVERFLOW,
         "pool_timeout": POOL_CHECKOUT_TIMEOUT_SECONDS,
-        "pool_pre_ping": True,
+        "pool_pre_ping": False,
         "connect_args": {
             "timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS,
             "command_timeout": POSTGRES_STATEMENT_TIMEOUT_SECONDS,

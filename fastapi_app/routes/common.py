@@ -25,6 +25,7 @@ async def database(request: Request) -> AsyncIterator[AsyncConnection]:
         async with request.app.state.database.connect() as conn:
             yield conn
     except DATABASE_UNAVAILABLE_ERRORS as exc:
+        request.app.state.database_health.mark_unavailable()
         # The class only: driver messages can quote connection parameters.
         log.error("database unavailable: %s", type(exc).__name__, extra={"reason": "database_unavailable"})
         raise Unavailable("database_unavailable") from exc

@@ -1,4 +1,7 @@
-"""``/api/healthz``: open, answers 200 only when the database answers from its schema."""
+"""``/api/healthz``: open, answers 200 only when the database answers from its schema.
+
+The answer may be up to a second old while the database is healthy (see ``DatabaseHealth``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from fastapi_app.database import DATABASE_UNAVAILABLE_ERRORS, ping
+from fastapi_app.database import DATABASE_UNAVAILABLE_ERRORS
 from fastapi_app.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -20,7 +23,7 @@ def build_router(settings: ApiSettings) -> APIRouter:
     @router.get("/healthz")
     async def healthz(request: Request) -> JSONResponse:
         try:
-            await ping(request.app.state.database)
+            await request.app.state.database_health.check()
         except (SQLAlchemyError, *DATABASE_UNAVAILABLE_ERRORS) as exc:
             # A schema that is missing (not migrated) counts as unavailable here too. The class
             # only: driver messages can quote connection parameters.

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from fastapi_app import create_app
 from fastapi_app.database import create_engine
 from fastapi_app.database.engine import sqlite_path
+from fastapi_app.database.health import DatabaseHealth
 from fastapi_app.database.migrations import MIGRATION_LOCK_KEY, head_revision, upgrade_to_head
 from fastapi_app.database.schema import metadata
 from fastapi_app.store import ProjectStore
@@ -231,3 +232,62 @@ def test_two_sqlite_migrations_started_at_once_both_succeed_and_leave_one_schema
         revisions = list(pool.map(lambda _: asyncio.run(upgrade_to_head(url)), range(2)))
     assert revisions == [head_revision()] * 2
     assert run(_schema_report(url)) == ([head_revision()], [])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _count_health_probes(url: str, steps) -> list[int]:
+    """Statements the database saw after each step of ``steps(health, clock)``."""
+    engine = create_engine(url)
+    executed: list[str] = []
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: executed.append(a[2]))
+    clock = FakeClock()
+    health = DatabaseHealth(engine, max_age=1.0, clock=clock)
+    counts = []
+    try:
+        async for _ in steps(health, clock):
+            counts.append(sum("admin_settings" in statement for statement in executed))
+    finally:
+        await engine.dispose()
+    return counts
+
+
+def test_a_healthy_database_is_probed_at_most_once_per_max_age(database_url: str) -> None:
+    async def steps(health: DatabaseHealth, clock: FakeClock):
+        await asyncio.gather(*(health.check() for _ in range(5)))  # concurrent callers share one probe
+        yield
+        clock.now += 0.9
+        await health.check()
+        yield
+        clock.now += 0.2
+        await health.check()
+        yield
+        health.mark_unavailable()  # a request met the database down: the next check probes again
+        await health.check()
+        yield
+
+    run(upgrade_to_head(database_url))
+    assert run(_count_health_probes(database_url, steps)) == [1, 1, 2, 3]
+
+
+def test_a_failed_probe_is_not_trusted_so_recovery_shows_at_once(tmp_path: Path) -> None:
+    url = make_settings(tmp_path).database_url
+    run(upgrade_to_head(url))
+    database = sqlite_path(url)
+
+    async def steps(health: DatabaseHealth, clock: FakeClock):
+        database.rename(database.with_suffix(".moved"))
+        with pytest.raises(sa.exc.OperationalError):
+            await health.check()
+        yield
+        database.with_suffix(".moved").rename(database)
+        await health.check()  # same instant: no cached failure
+        yield
+
+    assert run(_count_health_probes(url, steps)) == [0, 1]
