@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from fastapi_app.database import create_engine
+from fastapi_app.database.migrations import head_revision
 from stack.launcher import Stack
 from stack.topology import free_port, free_port_topology
 from tests.e2e import edge_client
@@ -120,3 +121,12 @@ def test_postgresql_stopped_is_a_503_with_its_reason_and_the_api_recovers_withou
     assert listing.status_code == 200
     assert "Written during the outage" not in [p["name"] for p in listing.json()["items"]]
     assert postgres_stack.processes["api"].pid == api_pid
+
+
+def test_the_api_runs_on_the_database_url_after_the_migration_step(postgres_stack: Stack) -> None:
+    api = postgres_stack.processes["api"]
+    assert api.env["API_DATABASE_URL"].startswith("postgresql+asyncpg://edge:")
+    assert "API_DATABASE_PATH" not in api.env
+    log = api.log_path.read_text(encoding="utf-8")
+    assert f'{{"event": "migrate", "outcome": "ok", "revision": "{head_revision()}"}}' in log
+    assert api.env["API_DATABASE_URL"].split("@", 1)[0].split(":")[-1] not in log, "the password is logged"
