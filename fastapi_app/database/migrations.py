@@ -4,7 +4,8 @@
 newest revision. Several tasks may start at once, so the upgrade runs in one transaction that first
 takes a lock: a PostgreSQL transaction-level advisory lock (``pg_advisory_xact_lock``), or SQLite's
 write lock (``BEGIN IMMEDIATE``). The second migrator waits, then finds the schema already at the
-newest revision and does nothing; the lock is released by the commit (or the rollback of a failed
+newest revision and does nothing (SQLite migrators are also ordered by a lock file beside the
+database, see :func:`upgrade_to_head`); the lock is released by the commit (or the rollback of a failed
 upgrade, which leaves the previous schema whole: PostgreSQL and SQLite both roll back DDL).
 
 Alembic is configured here in code rather than with an ``alembic.ini``: the only input is the
@@ -13,6 +14,9 @@ database URL, which comes from the API's settings (and holds a password, so it n
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.pool import NullPool
 
-from fastapi_app.database.engine import WRITE_LOCK_OPTION, create_engine, is_sqlite
+from fastapi_app.database.engine import WRITE_LOCK_OPTION, create_engine, is_sqlite, sqlite_path
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 #: The advisory lock's key: any constant the application owns (the text "edge-api" as 8 bytes).
@@ -54,6 +58,22 @@ def _upgrade(connection: sa.Connection) -> None:
 
 async def upgrade_to_head(url: str) -> str:
     """Bring the database at ``url`` to the newest revision (creating a SQLite file); return it."""
+    if not is_sqlite(url):
+        return await _upgrade_in_one_transaction(url)
+    # SQLite: switching a new file to WAL happens before any transaction, so BEGIN IMMEDIATE alone
+    # cannot order two migrators that open a new file together; an exclusive lock on a file beside
+    # the database does (flock, never the database's own POSIX locks, so SQLite is not disturbed).
+    lock_path = sqlite_path(url).with_name(sqlite_path(url).name + ".migrate-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        return await _upgrade_in_one_transaction(url)
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+async def _upgrade_in_one_transaction(url: str) -> str:
     # A second SQLite migrator waits this long for the first one's write lock.
     sqlite_wait = {"connect_args": {"timeout": SQLITE_MIGRATION_BUSY_SECONDS}} if is_sqlite(url) else {}
     engine = create_engine(url, create_sqlite_file=True, poolclass=NullPool, **sqlite_wait)

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
 from fastapi_app import create_app
@@ -23,7 +24,7 @@ from fastapi_app.database.engine import sqlite_path
 from fastapi_app.database.health import DatabaseHealth
 from fastapi_app.database.migrations import MIGRATION_LOCK_KEY, head_revision, upgrade_to_head
 from fastapi_app.database.schema import metadata
-from fastapi_app.store import ProjectStore
+from fastapi_app.store import AdminSettingsStore, ProjectStore, write_transaction
 from stack.postgres import PostgresCluster
 from stack.topology import free_port
 from tests.unit.fastapi_app.conftest import ALICE, BOB, CAROL, Api, make_settings, sign
@@ -104,9 +105,19 @@ def test_sqlite_database_made_before_migrations_is_adopted_with_its_data(tmp_pat
     assert (limits["max_projects_per_owner"], limits["banner"]) == (7, "kept")
 
 
+async def _set_quota(url: str, quota: int) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn, write_transaction(conn):
+            await AdminSettingsStore(conn).put(
+                read_only=False, max_projects_per_owner=quota, banner="", updated_by=CAROL.oid
+            )
+    finally:
+        await engine.dispose()
+
+
 def test_concurrent_creates_never_exceed_the_quota(api: Api) -> None:
-    body = {"read_only": False, "max_projects_per_owner": 3, "banner": ""}
-    assert api.call("PUT", "/api/admin/settings", CAROL, json=body, forward_token=True).status_code == 200
+    run(_set_quota(api.settings.database_url, 3))
 
     def create(i: int) -> int:
         return api.call("POST", "/api/projects", BOB, json={"name": f"race {i}"}).status_code
@@ -161,12 +172,14 @@ def test_two_migrations_started_at_once_both_succeed_and_leave_one_schema(
         postgres.drop_database("api_two_migrators")
 
 
-def test_api_answers_503_while_postgres_is_down_and_recovers_without_a_restart(tmp_path: Path) -> None:
+def test_api_answers_503_while_postgres_is_down_and_recovers_without_a_restart(
+    tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+) -> None:
     with PostgresCluster(free_port()) as cluster:
         run(upgrade_to_head(cluster.url()))
         settings = make_settings(tmp_path, database_url=cluster.url())
         with TestClient(create_app(settings)) as client:
-            api = Api(client, settings, rsa_key=None)  # type: ignore[arg-type]
+            api = Api(client, settings, rsa_key)
             kept = api.create_project(BOB, "Before the outage")
 
             cluster.stop()
