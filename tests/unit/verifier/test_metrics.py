@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from prometheus_client import generate_latest
 
 from verifier.app import STATE, create_app
+from verifier.authenticator import TokenAuthenticator
 from verifier.csrf import redis_client
+from verifier.decision import Decision, OriginalRequest
 from verifier.jwks import FETCH_TIMEOUT_SECONDS, JwksCache
 from verifier.metrics import ALLOWED_REASON, DURATION_BUCKETS, VerifierMetrics
 from verifier.reasons import Reason
@@ -147,3 +150,31 @@ def test_readme_lists_every_reason_code_of_the_enum_and_no_other():
 def test_allowed_reason_is_not_a_refusal_code():
     # ``ok`` shares the reason label with the refusal codes, so it must never become one.
     assert ALLOWED_REASON not in {str(reason) for reason in Reason}
+
+
+class FailingSource:
+    """A credential source whose backend raises: the app must answer 500 with a listed reason."""
+
+    name = "session"
+
+    def present(self, request: web.Request) -> bool:
+        return "X-Broken" in request.headers
+
+    async def decide(
+        self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
+    ) -> Decision:
+        raise RuntimeError("backend exploded")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_failing_source_is_counted_with_the_listed_reason_internal_error(aiohttp_client, jwks_server):
+    app = create_app(verifier_settings(jwks_server.base_url), sources=(FailingSource(),))
+    client = await aiohttp_client(app)
+    original = {"X-Original-Method": "GET", "X-Original-URI": "/api/me"}
+    async with client.get("/verify", headers={**original, "X-Broken": "1"}) as response:
+        assert response.status == 500
+    registry = app[STATE].metrics.registry
+    labels = {"source": "session", "outcome": "error", "reason": str(Reason.INTERNAL_ERROR)}
+    assert registry.get_sample_value("verifier_decisions_total", labels) == 1
