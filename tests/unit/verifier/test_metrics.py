@@ -15,9 +15,9 @@ from prometheus_client import generate_latest
 from verifier.app import STATE, create_app
 from verifier.authenticator import TokenAuthenticator
 from verifier.csrf import redis_client
-from verifier.decision import Decision, OriginalRequest
+from verifier.decision import OK, Decision, OriginalRequest
 from verifier.jwks import FETCH_TIMEOUT_SECONDS, JwksCache
-from verifier.metrics import ALLOWED_REASON, DURATION_BUCKETS, VerifierMetrics
+from verifier.metrics import DURATION_BUCKETS, VerifierMetrics
 from verifier.reasons import Reason
 from verifier.session import SessionSettings
 from verifier.testing import (
@@ -58,7 +58,7 @@ def test_buckets_resolve_a_cache_hit_and_reach_past_the_longest_wait_of_a_verify
 
 def test_verify_histogram_exports_every_bucket_and_no_created_series():
     metrics = VerifierMetrics()
-    metrics.record_decision("bearer", 200, ALLOWED_REASON, 0.00002)
+    metrics.record_decision("bearer", 200, OK, 0.00002)
     text = exposition(metrics)
     assert 'verifier_verify_duration_seconds_bucket{le="1e-05",outcome="allow",source="bearer"} 0.0' in text
     assert 'verifier_verify_duration_seconds_bucket{le="2.5e-05",outcome="allow",source="bearer"} 1.0' in text
@@ -149,7 +149,7 @@ def test_readme_lists_every_reason_code_of_the_enum_and_no_other():
 
 def test_allowed_reason_is_not_a_refusal_code():
     # ``ok`` shares the reason label with the refusal codes, so it must never become one.
-    assert ALLOWED_REASON not in {str(reason) for reason in Reason}
+    assert OK not in {str(reason) for reason in Reason}
 
 
 class FailingSource:
