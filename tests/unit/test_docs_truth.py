@@ -329,3 +329,52 @@ def test_the_edge_template_names_the_spa_root_the_image_and_task_definition_use(
     assert f"/spa/dist/ {documented}/" in (REPO / "deploy" / "docker" / "nginx.Dockerfile").read_text(
         encoding="utf-8"
     )
+
+
+# --- docs/aws.md against the task definition and the code ----------------------------------------
+
+
+def _task_definition() -> dict[str, Any]:
+    return json.loads((REPO / "ecs-taskdefs" / "edge-api.taskdef.json").read_text(encoding="utf-8"))
+
+
+def _aws_doc() -> str:
+    return (REPO / "docs" / "aws.md").read_text(encoding="utf-8")
+
+
+def test_aws_doc_creates_the_roles_the_task_definition_names() -> None:
+    task = _task_definition()
+    for arn in (task["taskRoleArn"], task["executionRoleArn"]):
+        role = arn.rsplit("/", 1)[1]
+        assert f"aws iam create-role --role-name {role} " in _aws_doc(), role
+
+
+def test_aws_doc_creates_the_log_group_and_pushes_the_images_the_task_definition_uses() -> None:
+    containers = _task_definition()["containerDefinitions"]
+    groups = {c["logConfiguration"]["options"]["awslogs-group"] for c in containers}
+    assert len(groups) == 1
+    assert f"aws logs create-log-group --log-group-name {groups.pop()}" in _aws_doc()
+    repositories = {c["image"].split("/", 1)[1].split(":")[0] for c in containers}
+    for repository in repositories:
+        assert f"-t $REGISTRY/{repository}:$TAG" in _aws_doc(), repository
+        assert repository.startswith("entra-bff-edge/")
+    assert "docker push $REGISTRY/entra-bff-edge/$repo:$TAG" in _aws_doc()
+
+
+def test_aws_doc_states_the_token_cache_lifetime_the_cache_uses() -> None:
+    from verifier.token_cache import TOKEN_CACHE_MAX_TTL_SECONDS
+
+    assert TOKEN_CACHE_MAX_TTL_SECONDS == 5 * 60
+    text = " ".join(_aws_doc().split())
+    assert "cached by its hash for at most 5 minutes, never past its expiry" in text
+    assert "until shortly before expiry" not in text
+
+
+def test_aws_doc_says_where_the_api_keeps_state() -> None:
+    api = next(c for c in _task_definition()["containerDefinitions"] if c["name"] == "api")
+    data = next(m for m in api["mountPoints"] if m["sourceVolume"] == "api-data")
+    text = " ".join(_aws_doc().split())
+    assert "everything but Redis is stateless" not in text
+    assert f"SQLite file on the task volume `api-data` (`{data['containerPath']}`)" in text
+    environment = {variable["name"]: variable["value"] for variable in api["environment"]}
+    assert environment["API_DATABASE_PATH"].startswith(data["containerPath"] + "/")
