@@ -378,3 +378,33 @@ def test_aws_doc_says_where_the_api_keeps_state() -> None:
     assert f"SQLite file on the task volume `api-data` (`{data['containerPath']}`)" in text
     environment = {variable["name"]: variable["value"] for variable in api["environment"]}
     assert environment["API_DATABASE_PATH"].startswith(data["containerPath"] + "/")
+
+
+# --- docs/operations.md ----------------------------------------------------------------------------
+
+
+def test_operations_doc_says_allowed_requests_are_logged_only_at_debug_which_the_launcher_does_not_use(
+    tmp_path: Path,
+) -> None:
+    from stack.render import Secrets, verifier_env
+    from stack.topology import Topology
+
+    env = verifier_env(Topology(run_dir=tmp_path), tmp_path / "ca.pem", Secrets("k" * 43, "c" * 32))
+    assert env["VERIFIER_LOG_LEVEL"] == "info"
+    text = " ".join((REPO / "docs" / "operations.md").read_text(encoding="utf-8").split())
+    assert "one `decision` line per verify" not in text
+    assert (
+        "Allowed requests get one only at `VERIFIER_LOG_LEVEL=debug`; the launcher runs the verifier at `info`"
+        in text
+    )
+
+
+def test_operations_doc_does_not_put_fastapi_reasons_in_the_verifiers_log() -> None:
+    text = " ".join((REPO / "docs" / "operations.md").read_text(encoding="utf-8").split())
+    assert "Those reasons are in the response body only" in text
+    # FastAPI's access log has no reason field to show them in.
+    middleware = (REPO / "fastapi_app" / "middleware.py").read_text(encoding="utf-8")
+    access_record = middleware[
+        middleware.index('"event": "access"') : middleware.index("}", middleware.index('"event": "access"'))
+    ]
+    assert '"reason"' not in access_record
