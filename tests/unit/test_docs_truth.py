@@ -406,3 +406,52 @@ def test_operations_doc_does_not_put_fastapi_reasons_in_the_verifiers_log() -> N
         middleware.index('"event": "access"') : middleware.index("}", middleware.index('"event": "access"'))
     ]
     assert '"reason"' not in access_record
+
+
+# --- docs/entra-setup.md -------------------------------------------------------------------------
+
+
+def _entra_doc() -> str:
+    return (REPO / "docs" / "entra-setup.md").read_text(encoding="utf-8")
+
+
+def _compose_variables() -> dict[str, str]:
+    """``{name: "required" | default}`` for every ``${NAME...}`` compose.yaml interpolates."""
+    found: dict[str, str] = {}
+    for name, operator, rest in re.findall(
+        r"\$\{([A-Z][A-Z0-9_]*)(?:(:\?|:-)([^}]*))?\}", (REPO / "compose.yaml").read_text(encoding="utf-8")
+    ):
+        if operator == ":?":
+            found[name] = "required"
+        else:
+            found.setdefault(name, rest if operator == ":-" else "")
+    return found
+
+
+def test_entra_doc_lists_exactly_the_env_file_names_compose_reads_with_their_defaults() -> None:
+    section = _section(_entra_doc(), "### For `docker compose`: the env file")
+    documented = {}
+    for name, required, _ in re.findall(
+        r"^\| `([A-Z][A-Z0-9_]+)` \| ([^|]+) \|([^|]*)\|$", section, re.MULTILINE
+    ):
+        documented[name] = required.strip()
+    compose = _compose_variables()
+    assert set(documented) == set(compose)
+    for name, default in compose.items():
+        if default == "required":
+            assert documented[name] == "yes", name
+        elif default:
+            assert documented[name] == f"no, `{default}`", name
+        else:
+            assert documented[name].startswith("no"), name
+
+
+def test_entra_doc_refers_to_its_own_sections_and_the_current_portal() -> None:
+    text = _entra_doc()
+    headings = re.findall(r"^## (\d+)\. ", text, re.MULTILINE)
+    for step in re.findall(r"assigned in (?:step|section) (\d+)", " ".join(text.split())):
+        assert step in headings, f"the page has no section {step}"
+    for link in re.findall(r"\]\(#(\d+)-[a-z-]+\)", text):
+        assert link in headings
+    assert "Identity > Applications" not in text
+    assert "**Entra ID > App registrations**" in " ".join(text.split())
