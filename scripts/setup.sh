@@ -39,6 +39,8 @@ command -v redis-server >/dev/null 2>&1 || want redis-server "sessions and spent
 command -v chromium >/dev/null 2>&1 || want chromium "the browser tests"
 command -v wrk >/dev/null 2>&1 || want wrk "the benchmark"
 command -v curl >/dev/null 2>&1 || want curl "the README's bearer example, run by the tests"
+command -v envsubst >/dev/null 2>&1 || want gettext-base "envsubst, for the oauth2-proxy image's entrypoint tests"
+[ -f /etc/ssl/certs/ca-certificates.crt ] || want ca-certificates "the public CA bundle the deployment tests render"
 command -v python3 >/dev/null 2>&1 || want python3 "the verifier, the API and the tests"
 # Debian's python3 cannot make a virtual environment without python3-venv (ensurepip), whether or
 # not python3 itself was there before.
