@@ -169,6 +169,16 @@ def test_every_variable_the_verifier_reads_is_documented_with_a_default() -> Non
     assert {name for name in read if not documented[name].strip()} == set()
 
 
+def test_every_variable_the_verifier_readme_documents_is_read() -> None:
+    read = variables_read(settings_from_env, verifier_minimal_env())
+    assert set(documented_variables(VERIFIER_README)) - read == set()
+
+
+def test_every_variable_the_api_doc_documents_is_read(tmp_path: Path) -> None:
+    read = variables_read(ApiSettings.from_env, api_minimal_env(tmp_path))
+    assert set(documented_variables(API_DOC)) - read == set()
+
+
 def test_every_variable_the_api_reads_is_documented_with_a_default(tmp_path: Path) -> None:
     read = variables_read(ApiSettings.from_env, api_minimal_env(tmp_path))
     documented = _documented_in(API_DOCS)
