@@ -19,9 +19,11 @@ o2p="$bin_dir/oauth2-proxy-$version"
 go_toolchain=go1.26.8
 # The Node.js the SPA needs (Vite 7: 20.19 or newer), and the exact release fetched when the
 # machine's is older. It comes as npm's node-linux-<arch> package: the official build, as a registry
-# package, so npm's integrity check covers it.
+# package, so npm's integrity check covers it. npm comes along from the registry too: Debian's npm
+# finds its own modules only through Debian's Node.js.
 node_minimum=20.19.0
 node_release=22.23.5
+npm_release=10.9.9
 
 # True when version $1 is at least version $2 (both dotted, without a leading "v" or "go").
 version_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
@@ -129,8 +131,10 @@ if ! version_at_least "${found_node#v}" "$node_minimum"; then
   log "installing Node.js $node_release from npm's $node_package package: the SPA build (Vite 7) needs $node_minimum or newer, this machine has $found_node"
   rm -rf "$node_dir"
   mkdir -p "$node_dir"
-  (cd "$node_dir" && npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$node_dir" "$node_package@$node_release" >/dev/null)
-  ln -sfn "node_modules/$node_package/bin" "$node_dir/bin"
+  (cd "$node_dir" && npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$node_dir" \
+    "$node_package@$node_release" "npm@$npm_release" >/dev/null)
+  # node_modules/.bin holds node, npm and npx.
+  ln -sfn node_modules/.bin "$node_dir/bin"
   found_node=$(node --version 2>/dev/null || echo none)
   version_at_least "${found_node#v}" "$node_minimum" || die "Node.js $node_release did not install (node --version: $found_node)"
 fi
