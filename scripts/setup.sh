@@ -19,9 +19,11 @@ o2p="$bin_dir/oauth2-proxy-$version"
 go_toolchain=go1.26.8
 # The Node.js the SPA needs (Vite 7: 20.19 or newer), and the exact release fetched when the
 # machine's is older. It comes as npm's node-linux-<arch> package: the official build, as a registry
-# package, so npm's integrity check covers it.
+# package, so npm's integrity check covers it. npm comes along from the registry too: Debian's npm
+# finds its own modules only through Debian's Node.js.
 node_minimum=20.19.0
 node_release=22.23.5
+npm_release=10.9.9
 
 # True when version $1 is at least version $2 (both dotted, without a leading "v" or "go").
 version_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
@@ -40,6 +42,8 @@ command -v chromium >/dev/null 2>&1 || want chromium "the browser tests"
 command -v wrk >/dev/null 2>&1 || want wrk "the benchmark"
 command -v promtool >/dev/null 2>&1 || want prometheus "the metrics rules and scrape tests (promtool, a real Prometheus)"
 command -v curl >/dev/null 2>&1 || want curl "the README's bearer example, run by the tests"
+command -v envsubst >/dev/null 2>&1 || want gettext-base "envsubst, for the oauth2-proxy image's entrypoint tests"
+[ -f /etc/ssl/certs/ca-certificates.crt ] || want ca-certificates "the public CA bundle the deployment tests render"
 command -v python3 >/dev/null 2>&1 || want python3 "the verifier, the API and the tests"
 # Debian's python3 cannot make a virtual environment without python3-venv (ensurepip), whether or
 # not python3 itself was there before.
@@ -159,8 +163,10 @@ if ! version_at_least "${found_node#v}" "$node_minimum"; then
   log "installing Node.js $node_release from npm's $node_package package: the SPA build (Vite 7) needs $node_minimum or newer, this machine has $found_node"
   rm -rf "$node_dir"
   mkdir -p "$node_dir"
-  (cd "$node_dir" && npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$node_dir" "$node_package@$node_release" >/dev/null)
-  ln -sfn "node_modules/$node_package/bin" "$node_dir/bin"
+  (cd "$node_dir" && npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$node_dir" \
+    "$node_package@$node_release" "npm@$npm_release" >/dev/null)
+  # node_modules/.bin holds node, npm and npx.
+  ln -sfn node_modules/.bin "$node_dir/bin"
   found_node=$(node --version 2>/dev/null || echo none)
   version_at_least "${found_node#v}" "$node_minimum" || die "Node.js $node_release did not install (node --version: $found_node)"
 fi

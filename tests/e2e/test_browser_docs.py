@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response, expect
 
 from tests.e2e.browser import fresh_context, launched_chromium, password, sign_in, upn
+from tests.prerequisites import require_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -28,8 +29,9 @@ DEVIDP_SESSION_COOKIE = "devidp_session"
 
 @pytest.fixture(scope="module")
 def browser(stack: Any) -> Iterator[Browser]:
-    if not (stack.topology.spa_root / "swagger-ui" / "swagger-ui-bundle.js").exists():
-        pytest.skip("the SPA build has no swagger-ui/: run `npm run build` in spa/")
+    require_file(
+        stack.topology.spa_root / "swagger-ui" / "swagger-ui-bundle.js", "run `npm run build` in spa/"
+    )
     with launched_chromium(stack) as browser:
         yield browser
 

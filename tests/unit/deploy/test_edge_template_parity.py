@@ -14,6 +14,7 @@ import pytest
 
 from stack.render import nginx_main_conf, placeholders, render_template
 from stack.topology import Topology
+from tests.prerequisites import require_program
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "nginx" / "edge.conf.template"
@@ -96,10 +97,10 @@ def _nginx_test(tmp_path: Path, edge_conf_text: str) -> subprocess.CompletedProc
     )
 
 
-@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (scripts/setup.sh installs it)")
 def test_ecs_nginx_environment_renders_a_configuration_nginx_accepts(
     tmp_path, containers, env_of, template_text
 ):
+    require_program("nginx", "nginx")
     env = env_of(containers["nginx"])
     # Paths that only exist inside the image move into the test folder; everything else is verbatim.
     env["EDGE_SPA_ROOT"] = str(tmp_path / "spa")
@@ -111,10 +112,10 @@ def test_ecs_nginx_environment_renders_a_configuration_nginx_accepts(
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (scripts/setup.sh installs it)")
 def test_compose_nginx_environment_with_its_tls_files_renders_a_configuration_nginx_accepts(
     tmp_path, compose, template_text
 ):
+    require_program("nginx", "nginx")
     # Run compose's own tls-init script, with its volume paths moved into the test folder.
     script = compose.services["tls-init"]["command"][2]
     tls_dir = tmp_path / "edge-tls"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from stack.render import placeholders
+from tests.prerequisites import require_file, require_program
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "oauth2-proxy" / "oauth2-proxy.cfg.template"
@@ -135,8 +136,8 @@ def test_entrypoint_refuses_to_start_and_names_every_missing_variable(tmp_path, 
     assert "args:" not in done.stdout, "the binary must not run"
 
 
-@pytest.mark.skipif(shutil.which("envsubst") is None, reason="envsubst (gettext-base) is not installed")
 def test_entrypoint_substitutes_only_o2p_names_and_passes_arguments_through(tmp_path, containers, env_of):
+    require_program("envsubst", "gettext-base")
     template = tmp_path / "t.cfg.template"
     template.write_text('a = "${O2P_A}"\nb = "${HOME}"\nc = "$O2P_A"\nd = "${O2P_B}"\n')
     done = _run_entrypoint(
@@ -164,10 +165,13 @@ def test_template_has_no_unbraced_o2p_reference(template_text):
     assert not re.search(r"\$O2P_", template_text)
 
 
-needs_oauth2_proxy = pytest.mark.skipif(
-    not OAUTH2_PROXY.exists() or shutil.which("envsubst") is None,
-    reason="needs the oauth2-proxy binary (scripts/setup.sh builds it) and envsubst (Debian gettext-base)",
-)
+@pytest.fixture
+def oauth2_proxy_prerequisites() -> None:
+    require_file(OAUTH2_PROXY, "scripts/setup.sh builds it")
+    require_program("envsubst", "gettext-base")
+
+
+needs_oauth2_proxy = pytest.mark.usefixtures("oauth2_proxy_prerequisites")
 
 
 def _free_port() -> int:
@@ -205,8 +209,7 @@ def _wait_until_redis_accepts(proc: subprocess.Popen[bytes], port: int, user: st
 
 @pytest.fixture
 def acl_redis(tmp_path):
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (scripts/setup.sh installs it)")
+    require_program("redis-server", "redis-server")
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -242,8 +245,7 @@ def test_ecs_environment_passes_the_real_oauth2_proxy_config_test(tmp_path, cont
             "O2P_BINARY": str(OAUTH2_PROXY),
         }
     )
-    if not Path(env["O2P_PROVIDER_CA_FILE"]).exists():
-        pytest.skip(f"{env['O2P_PROVIDER_CA_FILE']} does not exist on this machine")
+    require_file(Path(env["O2P_PROVIDER_CA_FILE"]), "install Debian's ca-certificates")
     done = _run_entrypoint(env, "--config-test")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "configuration is valid" in done.stdout

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -23,6 +22,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
+
+from tests.prerequisites import missing, require_program
 
 from .oauth2_proxy_cookie import Ticket, session_state
 
@@ -64,9 +65,7 @@ class RedisServer:
 
 
 def start_redis(workdir: Path) -> RedisServer:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
+    binary = require_program("redis-server", "redis-server")
     port = free_port()
     process = subprocess.Popen(
         [
@@ -111,7 +110,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 def oauth2_proxy_binary() -> str:
     candidate = os.environ.get("OAUTH2_PROXY_BIN") or str(REPO / ".cache" / "bin" / "oauth2-proxy")
     if not os.access(candidate, os.X_OK):
-        pytest.skip(f"oauth2-proxy binary not found at {candidate}; run scripts/setup.sh")
+        missing(f"the oauth2-proxy binary {candidate}", "scripts/setup.sh builds it")
     return candidate
 
 
