@@ -11,16 +11,10 @@ from pathlib import Path
 
 
 def mount(target: Path, source: str | None, read_only: bool) -> None:
+    # run.py made every target a real directory or file beforehand.
     if source is None:
-        target.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(target)], check=True)
-        target.chmod(0o1777)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", str(target)], check=True)
         return
-    if Path(source).is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.touch(exist_ok=True)
     options = "bind,ro" if read_only else "bind"
     subprocess.run(["mount", "-o", options, source, str(target)], check=True)
 

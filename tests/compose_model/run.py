@@ -4,9 +4,8 @@ and run the smoke tests (smoke.py) against them.
 Run inside fresh network and mount namespaces (tests/e2e/test_compose_model.py does:
 ``unshare --net --mount --fork -- python -m tests.compose_model.run ...``). There:
 
-* the root is an overlay over the machine's own root, so container paths (/tls, /data,
-  /etc/nginx/edge-tls, ...) can be created without touching the machine; the logs folder is
-  bound through so the caller can read it;
+* the root is a tmpfs that shows the machine's own root through symlinks, so container paths (/tls,
+  /data, /etc/nginx/edge-tls, ...) can be created without touching the machine;
 * the network namespace has only a loopback interface: it plays the task's shared network namespace
   (`network_mode: service:task`), so the model's fixed ports (8443, 8900, 4180, 9000, 9100, 8000,
   6379) cannot collide with anything else on the machine. `redis` resolves to 127.0.0.1 (in compose
@@ -44,26 +43,67 @@ def sh(*argv: str) -> None:
     subprocess.run(argv, check=True)
 
 
-def enter_overlay_root(work: Path, logs: Path) -> None:
-    """An overlay over '/' (changes land in a tmpfs), then chroot into it with the logs bound through."""
-    layers = work / "layers"
-    layers.mkdir(parents=True, exist_ok=True)
-    sh("mount", "-t", "tmpfs", "tmpfs", str(layers))
-    for part in ("upper", "work", "merged"):
-        (layers / part).mkdir()
-    merged = layers / "merged"
-    sh("mount", "-t", "overlay", "overlay", "-o",
-       f"lowerdir=/,upperdir={layers / 'upper'},workdir={layers / 'work'}", str(merged))
-    for special in ("proc", "dev", "sys"):
-        sh("mount", "--rbind", f"/{special}", str(merged / special))
-    inside_logs = merged / logs.relative_to("/")
-    inside_logs.mkdir(parents=True, exist_ok=True)
-    sh("mount", "--bind", str(logs), str(inside_logs))
-    os.chroot(merged)
+HOST = Path("/.host")
+
+
+def enter_shadow_root(work: Path) -> None:
+    """chroot into a tmpfs whose entries are symlinks to the machine's own root (bound at /.host).
+
+    Container paths can then be created without touching the machine: a directory on the way to one
+    is replaced, in the tmpfs only, by a directory of symlinks to its original entries
+    (:func:`materialize_dir`). Unlike an overlay over '/', this works in a user namespace too.
+    """
+    root = work / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    sh("mount", "-t", "tmpfs", "tmpfs", str(root))
+    (root / HOST.name).mkdir()
+    sh("mount", "--rbind", "/", str(root / HOST.name))
+    for entry in os.listdir("/"):
+        if entry in ("proc", "dev", "sys"):
+            (root / entry).mkdir()
+            sh("mount", "--rbind", f"/{entry}", str(root / entry))
+        elif entry != HOST.name:
+            (root / entry).symlink_to(HOST / entry)
+    os.chroot(root)
     os.chdir(REPO)
     sh("ip", "link", "set", "lo", "up")
-    with open("/etc/hosts", "a", encoding="ascii") as hosts:
-        hosts.write("127.0.0.1 redis\n")
+    hosts = (HOST / "etc" / "hosts").read_text(encoding="ascii")
+    materialize_file(Path("/etc/hosts"))
+    # In compose, `redis` is a service name on the project network; here it shares the loopback.
+    Path("/etc/hosts").write_text(hosts + "\n127.0.0.1 redis\n", encoding="ascii")
+
+
+def materialize_dir(path: Path) -> None:
+    """Make ``path`` a real directory of the tmpfs root, keeping what the machine has there visible."""
+    current = Path("/")
+    for part in path.parts[1:]:
+        current = current / part
+        if current.is_symlink() and os.readlink(current) == str(HOST / current.relative_to("/")):
+            original = HOST / current.relative_to("/")
+            current.unlink()
+            current.mkdir()
+            if original.is_dir():
+                for entry in os.listdir(original):
+                    (current / entry).symlink_to(original / entry)
+        elif not current.exists():
+            current.mkdir()
+
+
+def materialize_file(path: Path) -> None:
+    """Make ``path`` a real (empty) file of the tmpfs root, for a file to be bound onto it."""
+    materialize_dir(path.parent)
+    if path.is_symlink():
+        path.unlink()
+    path.touch(exist_ok=True)
+
+
+def materialize_mount_targets(services: dict[str, ServiceProcess]) -> None:
+    for service in services.values():
+        for mount in service.mounts:
+            if mount.source is None or Path(mount.source).is_dir():
+                materialize_dir(Path(mount.target))
+            else:
+                materialize_file(Path(mount.target))
 
 
 class Supervisor:
@@ -189,14 +229,16 @@ def main() -> int:
     args = parser.parse_args()
     model = json.loads(args.model.read_text(encoding="utf-8"))
 
-    enter_overlay_root(args.work, args.logs)
-    volumes_dir = Path("/var/lib/compose-model/volumes")
+    enter_shadow_root(args.work)
+    volumes_dir = Path("/compose-model/volumes")
     for volume in model.get("volumes", {}):
         (volumes_dir / volume).mkdir(parents=True, exist_ok=True)
-    specs_dir = Path("/var/lib/compose-model/specs")
+    specs_dir = Path("/compose-model/specs")
     specs_dir.mkdir(parents=True, exist_ok=True)
+    services = processes_of(model, volumes_dir)
+    materialize_mount_targets(services)
 
-    supervisor = Supervisor(processes_of(model, volumes_dir), specs_dir, args.logs)
+    supervisor = Supervisor(services, specs_dir, args.logs)
     try:
         supervisor.up()
         ports = published_ports(model)
@@ -205,7 +247,8 @@ def main() -> int:
                "EDGE_IDP_ORIGIN": f"https://localhost:{idp}",
                "EDGE_CA_FILE": str(volumes_dir / "tls" / "dev-ca.pem")}
         smoke = subprocess.run(
-            [sys.executable, "-m", "pytest", "tests/compose_model/smoke.py", "-q", "-p", "no:cacheprovider"],
+            [sys.executable, "-m", "pytest", "tests/compose_model/smoke.py", "-q", "-p", "no:cacheprovider",
+             "--basetemp", "/compose-model/pytest"],
             env=env, cwd=REPO, check=False,
         )
         print(f"[compose-model] restarts: {json.dumps(supervisor.restarts)}", flush=True)
