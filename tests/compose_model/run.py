@@ -22,8 +22,11 @@ namespace's root) and Redis in a network namespace of its own.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -66,11 +69,20 @@ def enter_shadow_root(work: Path) -> None:
             (root / entry).symlink_to(HOST / entry)
     os.chroot(root)
     os.chdir(REPO)
-    sh("ip", "link", "set", "lo", "up")
+    loopback_up()
     hosts = (HOST / "etc" / "hosts").read_text(encoding="ascii")
     materialize_file(Path("/etc/hosts"))
     # In compose, `redis` is a service name on the project network; here it shares the loopback.
     Path("/etc/hosts").write_text(hosts + "\n127.0.0.1 redis\n", encoding="ascii")
+
+
+def loopback_up() -> None:
+    """`ip link set lo up`, without needing iproute2: SIOCGIFFLAGS, add IFF_UP, SIOCSIFFLAGS."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, request))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
 def materialize_dir(path: Path) -> None:
