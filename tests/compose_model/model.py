@@ -75,6 +75,7 @@ IMAGES: dict[str, Image] = {
 @dataclass(frozen=True)
 class HealthCheck:
     argv: tuple[str, ...]
+    timeout_seconds: float
     interval_seconds: float
     retries: int
     start_period_seconds: float
@@ -140,6 +141,7 @@ def health_of(service: dict[str, Any]) -> HealthCheck | None:
         raise ValueError(f"unknown health check form {test[0]!r}")
     return HealthCheck(
         argv=argv,
+        timeout_seconds=_seconds(check.get("timeout"), 30.0),
         interval_seconds=_seconds(check.get("interval"), 30.0),
         retries=int(check.get("retries", 3)),
         start_period_seconds=_seconds(check.get("start_period"), 0.0),

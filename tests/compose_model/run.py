@@ -169,9 +169,15 @@ class Supervisor:
         # Like `docker exec`: in the service's own mount namespace (its files at container paths).
         # `unshare --mount` execs the service, so the Popen pid is the service's.
         pid = self.running[name].pid
-        done = subprocess.run(["nsenter", "--target", str(pid), "--mount", "--root", "--wd", "--",
-                               *service.health.argv],
-                              env=self.environment(service), capture_output=True, timeout=10, check=False)
+        # Probed every second rather than at the model's interval: this waits for readiness, and the
+        # overall deadline is far longer than any start_period + retries x interval of the model.
+        try:
+            done = subprocess.run(["nsenter", "--target", str(pid), "--mount", "--root", "--wd", "--",
+                                   *service.health.argv], env=self.environment(service), capture_output=True,
+                                  timeout=service.health.timeout_seconds, check=False)
+        except subprocess.TimeoutExpired:
+            self.last_health_output[name] = f"timed out after {service.health.timeout_seconds} s"
+            return
         self.last_health_output[name] = (done.stdout + done.stderr).decode(errors="replace")[-500:]
         if done.returncode == 0:
             self.healthy.add(name)
