@@ -28,7 +28,7 @@ LOCAL_ENVIRONMENT = POSTMAN / "local.postman_environment.json"
 
 #: The folders a machine can run alone, in collection order. The last folder ("Real tenant") needs a
 #: person at a browser and is never part of an automated run.
-TOKEN_FOLDERS = ("1. Service token (client credentials)", "2. User tokens by password (devidp only)")
+TOKEN_FOLDERS = ("1. Service token and device code", "2. User tokens by password (devidp only)")
 API_FOLDERS = ("3. API", "4. Refusals")
 REVALIDATED_FOLDER = "5. API: deleting and changing settings (re-validated)"
 PERSON_FOLDER = "6. Real tenant (in the Postman app)"
