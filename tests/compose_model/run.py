@@ -2,7 +2,8 @@
 and run the smoke tests (smoke.py) against them.
 
 Run inside fresh network and mount namespaces (tests/e2e/test_compose_model.py does:
-``unshare --net --mount --fork -- python -m tests.compose_model.run ...``). There:
+``unshare --net --mount --pid --mount-proc --fork -- python -m tests.compose_model.run ...``).
+There:
 
 * the root is a tmpfs that shows the machine's own root through symlinks, so container paths (/tls,
   /data, /etc/nginx/edge-tls, ...) can be created without touching the machine;

@@ -24,8 +24,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 
 def namespace_command() -> list[str]:
-    # As root the namespaces need nothing more; otherwise a user namespace maps us to root in it.
-    command = ["unshare", "--net", "--mount", "--fork"]
+    # A PID namespace too: when its first process ends, however it ends, the kernel ends every
+    # service left in it. As root the namespaces need nothing more; otherwise a user namespace maps
+    # us to root in it.
+    command = ["unshare", "--net", "--mount", "--pid", "--mount-proc", "--fork"]
     if os.getuid() != 0:
         command.insert(1, "--map-root-user")
     return command
