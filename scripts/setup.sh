@@ -105,9 +105,10 @@ fi
 ln -sfn "oauth2-proxy-$version" "$bin_dir/oauth2-proxy"
 
 # --- Docker Compose CLI and newman: checking compose.yaml and running the Postman collection ---------
-# (Both are test tools. Compose is the real CLI built from its Go module at an exact version, so
+# (Test tools. Compose is the real CLI built from its Go module at an exact version, so
 # `docker-compose config` validates compose.yaml on machines without Docker; newman is the npm
-# package pinned in postman/package-lock.json.)
+# package pinned in postman/package-lock.json; wget and envsubst serve the compose services the tests
+# start as plain processes.)
 compose_version=v5.5.1
 compose_bin="$bin_dir/docker-compose-$compose_version"
 if [ ! -x "$compose_bin" ]; then
@@ -125,6 +126,20 @@ if [ ! -x "$compose_bin" ]; then
   mv "$compose_bin.tmp" "$compose_bin"
 fi
 ln -sfn "docker-compose-$compose_version" "$bin_dir/docker-compose"
+
+# The services of compose.yaml run as plain processes in a test (tests/compose_model): their health
+# checks use wget, and the oauth2-proxy and nginx entrypoints envsubst, as in their images.
+tools_needed=()
+command -v wget >/dev/null 2>&1 || tools_needed+=(wget)
+command -v envsubst >/dev/null 2>&1 || tools_needed+=(gettext-base)
+command -v nsenter >/dev/null 2>&1 || tools_needed+=(util-linux)
+if [ ${#tools_needed[@]} -gt 0 ]; then
+  log "installing Debian packages: ${tools_needed[*]}"
+  tools_sudo=()
+  [ "$(id -u)" -eq 0 ] || tools_sudo=(sudo)
+  "${tools_sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${tools_sudo[@]}" apt-get install -y -qq --no-install-recommends "${tools_needed[@]}" >/dev/null
+fi
 
 newman_stamp=postman/node_modules/.installed-$(sha256sum postman/package-lock.json | cut -c1-16)
 if [ ! -f "$newman_stamp" ]; then
