@@ -42,7 +42,9 @@ command -v chromium >/dev/null 2>&1 || want chromium "the browser tests"
 command -v wrk >/dev/null 2>&1 || want wrk "the benchmark"
 command -v promtool >/dev/null 2>&1 || want prometheus "the metrics rules and scrape tests (promtool, a real Prometheus)"
 command -v curl >/dev/null 2>&1 || want curl "the README's bearer example, run by the tests"
-command -v envsubst >/dev/null 2>&1 || want gettext-base "envsubst, for the oauth2-proxy image's entrypoint tests"
+command -v envsubst >/dev/null 2>&1 || want gettext-base "envsubst, for the nginx and oauth2-proxy entrypoints the tests run"
+command -v wget >/dev/null 2>&1 || want wget "the compose services' health checks, run as plain processes by the tests"
+command -v nsenter >/dev/null 2>&1 || want util-linux "namespaces for the compose services run by the tests"
 [ -f /etc/ssl/certs/ca-certificates.crt ] || want ca-certificates "the public CA bundle the deployment tests render"
 command -v python3 >/dev/null 2>&1 || want python3 "the verifier, the API and the tests"
 # Debian's python3 cannot make a virtual environment without python3-venv (ensurepip), whether or
@@ -61,12 +63,15 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# --- oauth2-proxy, the real binary, at the version pinned in OAUTH2_PROXY_VERSION --------------------
-if [ ! -x "$o2p" ]; then
-  command -v go >/dev/null 2>&1 || die "Go is needed to build oauth2-proxy $version: install Debian's golang-go and run again."
+# --- The Go toolchain for the two Go programs built below ----------------------------------------------
+# use_pinned_go WHAT: make `go` at least $go_toolchain for building WHAT, once per run.
+go_ready=""
+use_pinned_go() {
+  [ -z "$go_ready" ] || return 0
+  command -v go >/dev/null 2>&1 || die "Go is needed to build $1: install Debian's golang-go and run again."
   found_go=$(go env GOVERSION 2>/dev/null || go version | awk '{print $3}')
   if ! version_at_least "${found_go#go}" "${go_toolchain#go}"; then
-    log "installing the Go toolchain $go_toolchain from the Go module proxy: oauth2-proxy $version needs it, this machine has $found_go"
+    log "installing the Go toolchain $go_toolchain from the Go module proxy: $1 needs it, this machine has $found_go"
     # Go publishes each release as the module golang.org/toolchain, which is what GOTOOLCHAIN=goX.Y.Z
     # fetches on Go 1.21 and newer. Debian 12's Go (1.19) predates GOTOOLCHAIN, so the module is
     # downloaded (and checked against the checksum database) with `go mod download`, which every Go
@@ -85,6 +90,12 @@ if [ ! -x "$o2p" ]; then
     export PATH="$toolchain_dir/bin:$PATH" GOTOOLCHAIN=local
     unset GOROOT
   fi
+  go_ready=yes
+}
+
+# --- oauth2-proxy, the real binary, at the version pinned in OAUTH2_PROXY_VERSION --------------------
+if [ ! -x "$o2p" ]; then
+  use_pinned_go "oauth2-proxy $version"
   log "building oauth2-proxy $version from its Go module (about two minutes)"
   module=github.com/oauth2-proxy/oauth2-proxy/v7
   modcache=$(go env GOMODCACHE)
@@ -104,15 +115,13 @@ if [ ! -x "$o2p" ]; then
 fi
 ln -sfn "oauth2-proxy-$version" "$bin_dir/oauth2-proxy"
 
-# --- Docker Compose CLI and newman: checking compose.yaml and running the Postman collection ---------
-# (Test tools. Compose is the real CLI built from its Go module at an exact version, so
-# `docker-compose config` validates compose.yaml on machines without Docker; newman is the npm
-# package pinned in postman/package-lock.json; wget and envsubst serve the compose services the tests
-# start as plain processes.)
+# --- Docker Compose CLI, which checks compose.yaml in the tests ---------------------------------------
+# The real CLI built from its Go module at an exact version, so `docker-compose config` validates
+# compose.yaml on machines without Docker.
 compose_version=v5.5.1
 compose_bin="$bin_dir/docker-compose-$compose_version"
 if [ ! -x "$compose_bin" ]; then
-  command -v go >/dev/null 2>&1 || die "Go is needed to build Docker Compose $compose_version: install Go 1.26.3 or newer and run again."
+  use_pinned_go "Docker Compose $compose_version"
   log "building Docker Compose $compose_version from its Go module (about a minute and a half)"
   compose_module=github.com/docker/compose/v5
   # `go install module@version` refuses a module whose go.mod has exclude or replace directives, as
@@ -127,28 +136,6 @@ if [ ! -x "$compose_bin" ]; then
 fi
 ln -sfn "docker-compose-$compose_version" "$bin_dir/docker-compose"
 
-# The services of compose.yaml run as plain processes in a test (tests/compose_model): their health
-# checks use wget, and the oauth2-proxy and nginx entrypoints envsubst, as in their images.
-tools_needed=()
-command -v wget >/dev/null 2>&1 || tools_needed+=(wget)
-command -v envsubst >/dev/null 2>&1 || tools_needed+=(gettext-base)
-command -v nsenter >/dev/null 2>&1 || tools_needed+=(util-linux)
-if [ ${#tools_needed[@]} -gt 0 ]; then
-  log "installing Debian packages: ${tools_needed[*]}"
-  tools_sudo=()
-  [ "$(id -u)" -eq 0 ] || tools_sudo=(sudo)
-  "${tools_sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${tools_sudo[@]}" apt-get install -y -qq --no-install-recommends "${tools_needed[@]}" >/dev/null
-fi
-
-newman_stamp=postman/node_modules/.installed-$(sha256sum postman/package-lock.json | cut -c1-16)
-if [ ! -f "$newman_stamp" ]; then
-  log "installing newman (postman/package-lock.json)"
-  (cd postman && npm ci --no-audit --no-fund --loglevel=error)
-  rm -f postman/node_modules/.installed-*
-  touch "$newman_stamp"
-fi
-# --- end of Docker Compose CLI and newman -----------------------------------------------------------
 
 # --- Python virtual environment ----------------------------------------------------------------------
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
@@ -201,5 +188,13 @@ if [ -f spa/package.json ]; then
     log "building the SPA"
     (cd spa && npm run build --silent)
   fi
+fi
+# --- newman, which runs the Postman collection in the tests (postman/package-lock.json) -------------
+newman_stamp=postman/node_modules/.installed-$(sha256sum postman/package-lock.json | cut -c1-16)
+if [ ! -f "$newman_stamp" ]; then
+  log "installing newman (postman/package-lock.json)"
+  (cd postman && npm ci --no-audit --no-fund --loglevel=error)
+  rm -f postman/node_modules/.installed-*
+  touch "$newman_stamp"
 fi
 log "ready: oauth2-proxy $version, node $(node --version), $(nginx -v 2>&1 | sed 's/.*\///'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(.venv/bin/python --version)"

