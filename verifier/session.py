@@ -19,8 +19,15 @@ too big for one cookie) is forwarded: the rest of the browser's cookies are none
 business and may belong to other applications on the site.
 
 Failure is closed: oauth2-proxy unreachable, slow, or answering anything unexpected means the request
-is refused with ``session_backend_unavailable`` (status 500: it is not the user's fault, and nginx's
-``auth_request`` turns every status other than 2xx/401/403 into a 500 anyway), never allowed.
+is refused with ``session_backend_unavailable`` (status 503: it is not the user's fault and it passes;
+nginx reads the status and reason from the verifier's answer and repeats them), never allowed.
+
+A session store outage must not sign anyone out. oauth2-proxy cannot tell "Redis is down" from "this
+cookie names no session": it answers both with 401 and a ``Set-Cookie`` that deletes the cookie. So a
+401 is checked against oauth2-proxy's own readiness probe (``/ready``, which pings its session store):
+when the store is down the answer is 503 ``session_backend_unavailable`` and the deleting
+``Set-Cookie`` is dropped, so the browser keeps the cookie and the same session works again once the
+store is back.
 """
 
 from __future__ import annotations
@@ -58,6 +65,8 @@ log = logging.getLogger(__name__)
 DEFAULT_COOKIE_NAME = "__Host-oauth2_proxy"
 DEFAULT_OAUTH2_PROXY_URL = "http://127.0.0.1:4180"
 AUTH_PATH = "/oauth2/auth"
+#: oauth2-proxy's readiness probe: 200 only when its session store answers a ping.
+READY_PATH = "/ready"
 HEADER_ACCESS_TOKEN = "X-Auth-Request-Access-Token"
 
 #: oauth2-proxy splits a cookie-store session into at most a handful of 4 KB chunks; more than this is
@@ -76,7 +85,7 @@ SESSION_STATUS: Mapping[Reason, int] = {
     Reason.NO_SESSION: 401,
     Reason.SESSION_FORBIDDEN: 403,
     # Not the caller's fault and not fixable by signing in again: a broken or misconfigured backend.
-    Reason.SESSION_BACKEND_UNAVAILABLE: 500,
+    Reason.SESSION_BACKEND_UNAVAILABLE: 503,
     Reason.SESSION_TOKEN_MISSING: 500,
 }
 
@@ -226,6 +235,10 @@ class SessionSettings:
     def auth_url(self) -> str:
         return self.oauth2_proxy_url.rstrip("/") + AUTH_PATH
 
+    @property
+    def ready_url(self) -> str:
+        return self.oauth2_proxy_url.rstrip("/") + READY_PATH
+
 
 @dataclass(frozen=True, slots=True)
 class SessionLookup:
@@ -286,6 +299,11 @@ class OAuth2ProxyClient:
         binding = session_binding(session_cookie_value(cookies, self.settings.cookie_name))
         status, set_cookie, access_token = await self._ask(cookie_header)
         if status == 401:
+            if not await self._session_store_ready():
+                # The 401 (and its deleting Set-Cookie) says only that the store could not be read.
+                raise SessionRejected(
+                    Reason.SESSION_BACKEND_UNAVAILABLE, "oauth2-proxy's session store does not answer"
+                )
             raise SessionRejected(Reason.NO_SESSION, "oauth2-proxy has no session", set_cookie=set_cookie)
         if status == 403:
             raise SessionRejected(
@@ -301,6 +319,16 @@ class OAuth2ProxyClient:
                 f"oauth2-proxy answered {status} without {HEADER_ACCESS_TOKEN}; is --pass-access-token set?",
             )
         return SessionLookup(access_token=access_token, binding=binding, set_cookie=set_cookie)
+
+    async def _session_store_ready(self) -> bool:
+        """oauth2-proxy's ``/ready``: whether its session store answers. Asked only after a 401, so a
+        live session costs nothing extra; an unreachable oauth2-proxy counts as not ready."""
+        try:
+            async with self._client().get(self.settings.ready_url, allow_redirects=False) as response:
+                await response.read()
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
 
     async def _ask(self, cookie_header: str) -> tuple[int, str | None, str]:
         """One ``/oauth2/auth`` round trip: status, the session ``Set-Cookie`` and the access token."""
@@ -341,9 +369,9 @@ class SessionSource:
     and carries the session cookie. The flow, each step failing closed:
 
     1. oauth2-proxy's ``/oauth2/auth`` turns the cookie into an access token (401 ``no_session``,
-       403 ``session_forbidden``, 500 ``session_backend_unavailable`` / ``session_token_missing``);
+       403 ``session_forbidden``, 503 ``session_backend_unavailable``, 500 ``session_token_missing``);
     2. that token is validated and the route policy applied exactly as for a bearer token;
-    3. for an unsafe method, the CSRF checks (403 ``csrf_*``; 500 ``csrf_store_unavailable``);
+    3. for an unsafe method, the CSRF checks (403 ``csrf_*``; 503 ``csrf_store_unavailable``);
     4. an allowed answer carries a fresh ``X-CSRF-Token`` for the SPA's next unsafe request.
 
     A ``Set-Cookie`` from oauth2-proxy (a refreshed or cleared session) rides along on every answer,
@@ -381,8 +409,8 @@ class SessionSource:
             try:
                 await self.csrf.check(original.method, request.headers, lookup.binding, now=now)
             except CsrfRejected as rejected:
-                # A store outage is not the caller's doing: 500, like any other unavailable backend.
-                status = 500 if isinstance(rejected, CsrfStoreUnavailable) else 403
+                # A store outage is not the caller's doing: 503, like any other unavailable backend.
+                status = 503 if isinstance(rejected, CsrfStoreUnavailable) else 403
                 decision = Decision(
                     status,
                     self.name,

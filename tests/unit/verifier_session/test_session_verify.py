@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from verifier.app import STATE, create_app
 from verifier.csrf import CsrfSettings, derive_csrf_key, verify_token
@@ -31,7 +33,7 @@ from verifier.session import (
 from verifier.settings import VerifierSettings
 from verifier.testing import SigningKey, TokenForge, key_set_for, validation_settings
 
-from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port
+from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port, start_redis
 
 AUTHORITY = "https://login.example.test"
 IDENTITY_KEY = b"identity-signing-key-for-tests-0123456789"
@@ -269,14 +271,14 @@ async def test_session_with_an_expired_access_token_is_401_with_the_token_reason
     assert_no_identity(response)
 
 
-async def test_oauth2_proxy_down_is_500_session_backend_unavailable(verifier: VerifyClient) -> None:
+async def test_oauth2_proxy_down_is_503_session_backend_unavailable(verifier: VerifyClient) -> None:
     client = await verifier(f"http://127.0.0.1:{free_port()}")
     response = await verify(client, "GET", "djIuYQ|1800000000|c2ln")
-    await assert_refused_without_challenge(response, 500, "session_backend_unavailable")
+    await assert_refused_without_challenge(response, 503, "session_backend_unavailable")
     assert upstream_count(client, "oauth2_proxy", "error") == 1
 
 
-async def test_csrf_store_down_refuses_unsafe_requests_with_500_but_serves_safe_ones(
+async def test_csrf_store_down_refuses_unsafe_requests_with_503_but_serves_safe_ones(
     oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
 ) -> None:
     cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
@@ -284,7 +286,7 @@ async def test_csrf_store_down_refuses_unsafe_requests_with_500_but_serves_safe_
     get = await verify(client, "GET", cookie)
     assert get.status == 200
     post = await verify(client, "POST", cookie, **browser(get.headers["X-CSRF-Token"]))
-    await assert_refused_without_challenge(post, 500, "csrf_store_unavailable")
+    await assert_refused_without_challenge(post, 503, "csrf_store_unavailable")
     assert upstream_count(client, "redis", "error") == 1
 
 
@@ -310,3 +312,94 @@ async def test_cookies_without_the_session_cookie_are_missing_token(
         headers={"X-Original-Method": "GET", "X-Original-URI": URI, "Cookie": f"theme=dark; {NAME}_csrf=x"},
     )
     assert (response.status, await reason_of(response)) == (401, "missing_token")
+
+
+async def test_session_store_down_is_503_and_the_cookie_is_not_deleted_then_the_session_works_again(
+    oauth2_proxy_with_own_redis: tuple[OAuth2Proxy, RedisServer],
+    forge: TokenForge,
+    verifier: VerifyClient,
+    tmp_path: Path,
+) -> None:
+    # oauth2-proxy answers a session it cannot load with 401 and a Set-Cookie that deletes the cookie;
+    # while its store is down that would sign the user out for good.
+    proxy, store = oauth2_proxy_with_own_redis
+    cookie = await proxy.sign_in(access_token=forge.mint())
+    client = await verifier(proxy.url)
+    assert (await verify(client, "GET", cookie)).status == 200
+    sessions = {key: await proxy.redis.get(key) for key in await proxy.redis.keys("*")}
+    assert sessions
+    store.stop()
+    during = await verify(client, "GET", cookie)
+    await assert_refused_without_challenge(during, 503, "session_backend_unavailable")
+    assert "Set-Cookie" not in during.headers
+    # The store comes back on the same address with the same data, and so does the session.
+    (tmp_path / "revived").mkdir()
+    revived = start_redis(tmp_path / "revived", port=store.port)
+    try:
+        writer = Redis.from_url(revived.url)
+        for key, value in sessions.items():
+            await writer.set(key, value, ex=3600)
+        await writer.aclose()
+        after = await verify(client, "GET", cookie)
+        assert after.status == 200
+        assert principal_from_headers(after.headers).auth_source == "session"
+    finally:
+        revived.stop()
+
+
+async def test_unknown_session_with_the_store_up_is_still_401_no_session_with_the_clearing_cookie(
+    oauth2_proxy_with_own_redis: tuple[OAuth2Proxy, RedisServer], verifier: VerifyClient
+) -> None:
+    # The control for the test above: the readiness check changes nothing while the store answers.
+    proxy, _ = oauth2_proxy_with_own_redis
+    client = await verifier(proxy.url)
+    response = await verify(client, "GET", "djIuYWJj.ZGVm|1800000000|c2ln")
+    assert (response.status, await reason_of(response)) == (401, "no_session")
+    assert response.headers["Set-Cookie"].startswith(f"{NAME}=;")
+
+
+async def _answer(client: TestClient[Any, Any], method: str, uri: str, **headers: str) -> ClientResponse:
+    sent = {"X-Original-Method": method, "X-Original-URI": uri}
+    sent.update({k.replace("_", "-"): v for k, v in headers.items()})
+    response = await client.get("/verify", headers=sent)
+    await response.read()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("method", "uri", "forwarded"),
+    [
+        ("DELETE", "/api/projects/0b1c2d3e-0000-4000-8000-000000000001", True),
+        ("PUT", "/api/admin/settings", True),
+        ("PUT", "/api/admin/settings?x=1", True),
+        ("DELETE", "/api/other/../projects/0b1c2d3e", True),
+        ("GET", "/api/projects/0b1c2d3e-0000-4000-8000-000000000001", False),
+        ("GET", "/api/admin/settings", False),
+        ("PATCH", "/api/projects/0b1c2d3e", False),
+        ("POST", "/api/projects", False),
+        ("GET", "/api/me", False),
+        ("GET", "/", False),
+        ("DELETE", "/api/projects/0b1c2d3e/extra", False),
+    ],
+)
+async def test_access_token_is_in_the_answer_only_for_the_endpoints_that_revalidate_it(
+    oauth2_proxy: OAuth2Proxy,
+    forge: TokenForge,
+    verifier: VerifyClient,
+    method: str,
+    uri: str,
+    forwarded: bool,
+) -> None:
+    session_token = forge.mint(forge.user_claims(name="Session User"))
+    cookie = await oauth2_proxy.sign_in(access_token=session_token)
+    client = await verifier(oauth2_proxy.url)
+    bearer_token = forge.mint(forge.user_claims(name="Bearer User"))
+    bearer = await _answer(client, method, uri, Authorization=f"Bearer {bearer_token}")
+    assert bearer.status == 200
+    assert bearer.headers.get("X-Forwarded-Access-Token") == (bearer_token if forwarded else None)
+    safe = await _answer(client, "GET", "/api/me", Cookie=f"{NAME}={cookie}")
+    session = await _answer(
+        client, method, uri, Cookie=f"{NAME}={cookie}", **browser(safe.headers["X-CSRF-Token"])
+    )
+    assert session.status == 200
+    assert session.headers.get("X-Forwarded-Access-Token") == (session_token if forwarded else None)
