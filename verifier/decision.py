@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -29,6 +30,10 @@ HEADER_ORIGINAL_URI = "X-Original-URI"
 HEADER_REQUEST_ID = "X-Request-ID"
 #: The reason code of every refusal; nginx puts it in its JSON error body.
 HEADER_AUTH_REASON = "X-Auth-Reason"
+#: On a 401: where nginx sends a browser that asked for a page without a session. nginx has no way to
+#: query-escape ``$request_uri`` itself, so the verifier, which holds it, writes the whole URL.
+HEADER_SIGN_IN_REDIRECT = "X-Sign-In-Redirect"
+SIGN_IN_START = "/oauth2/start"
 REALM = "api"
 OK = "ok"
 
@@ -156,6 +161,12 @@ class Decision:
         return replace(self, headers=(*self.headers, *headers))
 
 
+def sign_in_redirect(uri: str) -> str:
+    """oauth2-proxy's sign-in start with ``uri`` as the target, query-escaped so that its own query
+    string (every ``&`` and ``=`` in it) survives as one ``rd`` value. ``/`` stays readable."""
+    return f"{SIGN_IN_START}?rd={quote(uri, safe='/')}"
+
+
 def rfc6750_error(decision: Decision) -> str | None:
     """The RFC 6750 ``error`` code, or None when no credentials came (RFC 6750 section 3.1)."""
     if decision.error is not None:
@@ -217,6 +228,8 @@ def render(
         # Every refusal names its reason for nginx's JSON error body, including the ones whose
         # challenge carries no error_description (no credentials at all, RFC 6750 section 3.1).
         response.headers[HEADER_AUTH_REASON] = decision.reason
+        if status == 401 and original is not None:
+            response.headers[HEADER_SIGN_IN_REDIRECT] = sign_in_redirect(original.uri)
     for name, value in decision.headers:
         response.headers.add(name, value)
     return response

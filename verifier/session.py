@@ -67,6 +67,8 @@ DEFAULT_OAUTH2_PROXY_URL = "http://127.0.0.1:4180"
 AUTH_PATH = "/oauth2/auth"
 #: oauth2-proxy's readiness probe: 200 only when its session store answers a ping.
 READY_PATH = "/ready"
+#: The probe runs after a full /oauth2/auth round trip and must fit in nginx's time budget with it.
+READY_TIMEOUT_SECONDS = 1.0
 HEADER_ACCESS_TOKEN = "X-Auth-Request-Access-Token"
 
 #: oauth2-proxy splits a cookie-store session into at most a handful of 4 KB chunks; more than this is
@@ -324,7 +326,13 @@ class OAuth2ProxyClient:
         """oauth2-proxy's ``/ready``: whether its session store answers. Asked only after a 401, so a
         live session costs nothing extra; an unreachable oauth2-proxy counts as not ready."""
         try:
-            async with self._client().get(self.settings.ready_url, allow_redirects=False) as response:
+            async with self._client().get(
+                self.settings.ready_url,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=min(READY_TIMEOUT_SECONDS, self.settings.timeout_seconds)
+                ),
+            ) as response:
                 await response.read()
                 return response.status == 200
         except (aiohttp.ClientError, TimeoutError, OSError):
