@@ -339,6 +339,10 @@ def upstream_recorder(
                 self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            # Never kept alive: nginx must not send a later request, meant for the real component,
+            # down a connection to this stand-in.
+            self.send_header("Connection", "close")
+            self.close_connection = True
             self.end_headers()
             self.wfile.write(body)
 

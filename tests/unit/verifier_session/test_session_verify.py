@@ -31,7 +31,7 @@ from verifier.session import (
     session_binding,
 )
 from verifier.settings import VerifierSettings
-from verifier.testing import SigningKey, TokenForge, key_set_for, validation_settings
+from verifier.testing import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
 
 from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port, start_redis
 
@@ -69,7 +69,13 @@ async def verifier(
     """Build a verifier app with the session source against ``oauth2_proxy_url`` and ``redis_url``."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def build(oauth2_proxy_url: str, redis_url: str | None = None) -> TestClient[Any, Any]:
+    async def build(
+        oauth2_proxy_url: str,
+        redis_url: str | None = None,
+        *,
+        max_age_seconds: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> TestClient[Any, Any]:
         template = f"{AUTHORITY}/{{tenantid}}/v2.0"
         keys = FixedKeys(
             key_set_for({"7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b": [signing_key]}, key_issuer=template)
@@ -78,13 +84,15 @@ async def verifier(
         metrics = VerifierMetrics()
         source = build_session_source(
             SessionSourceSettings(
-                session=SessionSettings(oauth2_proxy_url=oauth2_proxy_url, cookie_name=NAME),
+                session=SessionSettings(
+                    oauth2_proxy_url=oauth2_proxy_url, cookie_name=NAME, max_age_seconds=max_age_seconds
+                ),
                 csrf=CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC),
                 redis_url=redis_url or redis_server.url,
             ),
             metrics=metrics,
         )
-        app = create_app(settings, sources=[source], keys=keys, metrics=metrics)
+        app = create_app(settings, sources=[source], keys=keys, metrics=metrics, clock=clock)
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
@@ -184,7 +192,8 @@ async def test_csrf_token_is_accepted_once_and_each_answer_carries_the_next_one(
     labels = {"source": "session", "outcome": "forbidden", "reason": "csrf_token_spent"}
     assert registry.get_sample_value("verifier_decisions_total", labels) == 1.0
     assert upstream_count(client, "oauth2_proxy", "ok") == 4
-    assert upstream_count(client, "redis", "ok") == 2
+    # Four reads of the sign-in's start time, two tokens spent; the replayed one refused.
+    assert upstream_count(client, "redis", "ok") == 4 + 2
     assert upstream_count(client, "redis", "refused") == 1
 
 
@@ -278,16 +287,19 @@ async def test_oauth2_proxy_down_is_503_session_backend_unavailable(verifier: Ve
     assert upstream_count(client, "oauth2_proxy", "error") == 1
 
 
-async def test_csrf_store_down_refuses_unsafe_requests_with_503_but_serves_safe_ones(
+async def test_verifier_redis_down_refuses_session_requests_with_503_safe_or_not(
     oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
 ) -> None:
+    # The verifier's Redis holds each sign-in's start time (the absolute lifetime) as well as spent
+    # CSRF tokens: without it no session request can be judged. In a deployment it is the same Redis
+    # as oauth2-proxy's, so sessions are down with it anyway.
     cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
     client = await verifier(oauth2_proxy.url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     get = await verify(client, "GET", cookie)
-    assert get.status == 200
-    post = await verify(client, "POST", cookie, **browser(get.headers["X-CSRF-Token"]))
-    await assert_refused_without_challenge(post, 503, "csrf_store_unavailable")
-    assert upstream_count(client, "redis", "error") == 1
+    await assert_refused_without_challenge(get, 503, "session_backend_unavailable")
+    post = await verify(client, "POST", cookie, **browser("v1.irrelevant"))
+    await assert_refused_without_challenge(post, 503, "session_backend_unavailable")
+    assert upstream_count(client, "redis", "error") == 2
 
 
 async def test_bearer_token_wins_over_a_cookie_and_needs_no_csrf_token(
@@ -403,3 +415,46 @@ async def test_access_token_is_in_the_answer_only_for_the_endpoints_that_revalid
     )
     assert session.status == 200
     assert session.headers.get("X-Forwarded-Access-Token") == (session_token if forwarded else None)
+
+
+async def test_a_session_ends_its_max_age_after_first_use_however_often_it_was_used_or_refreshed(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    # oauth2-proxy resets a session's creation time on every refresh, so its cookie_expire is no
+    # absolute lifetime; the verifier counts from the first request it saw for the sign-in.
+    clock = ManualClock(time.time())
+    cookie = await oauth2_proxy.sign_in(
+        access_token=forge.mint(forge.user_claims(exp=int(time.time()) + 7200))
+    )
+    client = await verifier(oauth2_proxy.url, max_age_seconds=600, clock=clock)
+    for _ in range(3):
+        assert (await verify(client, "GET", cookie)).status == 200
+        clock.advance(200)
+    # 600 s after the first request (and it was in use all along): over.
+    response = await verify(client, "GET", cookie)
+    assert (response.status, await reason_of(response)) == (401, "session_expired")
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer realm="api", error="invalid_token", error_description="session_expired"'
+    )
+    # The browser is told to drop the cookie, and oauth2-proxy no longer has the session (nor its
+    # refresh token): even with the clock turned back it is gone.
+    assert response.headers["Set-Cookie"].startswith(f"{NAME}=;")
+    fresh_clock_client = await verifier(oauth2_proxy.url, max_age_seconds=600)
+    after = await verify(fresh_clock_client, "GET", cookie)
+    assert (after.status, await reason_of(after)) == (401, "no_session")
+
+
+async def test_a_new_sign_in_gets_its_own_lifetime(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    clock = ManualClock(time.time())
+    client = await verifier(oauth2_proxy.url, max_age_seconds=600, clock=clock)
+    token = forge.mint(forge.user_claims(exp=int(time.time()) + 7200))
+    first = await oauth2_proxy.sign_in(access_token=token)
+    assert (await verify(client, "GET", first)).status == 200
+    clock.advance(599)
+    second = await oauth2_proxy.sign_in(access_token=token)
+    assert (await verify(client, "GET", second)).status == 200
+    clock.advance(2)
+    assert (await reason_of(await verify(client, "GET", first))) == "session_expired"
+    assert (await verify(client, "GET", second)).status == 200
