@@ -620,3 +620,43 @@ def test_a_request_the_verifier_cannot_read_is_400_with_its_reason_not_503(stack
     page = edge_client.raw_request(stack, b"/page\xff")
     assert page.status == 400
     assert "<h1>Bad request</h1>" in page.body.decode()
+
+
+# --- every verifier status maps to the right one at the edge --------------------------------------------
+
+
+UNAVAILABLE = {"error": "unavailable", "reason": "upstream_unavailable"}
+VERIFIER_STATUS_AT_THE_EDGE = [
+    # verifier status and reason -> the API's status and body, the page's status and heading
+    (400, "missing_original_request", 400, {"error": "bad_request", "reason": "missing_original_request"},
+     400, "Bad request"),
+    (500, "internal_error", 500, {"error": "internal_error", "reason": "internal_error"},
+     500, "Something went wrong"),
+    (503, "session_backend_unavailable", 503, {**UNAVAILABLE, "reason": "session_backend_unavailable"},
+     503, "Temporarily unavailable"),
+    # Not a status the verifier sends: nginx cannot tell what it means, so it is an outage.
+    (502, "", 503, UNAVAILABLE, 503, "Temporarily unavailable"),
+    (404, "", 503, UNAVAILABLE, 503, "Temporarily unavailable"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("verifier_status", "reason", "api_status", "api_body", "page_status", "page_title"),
+    VERIFIER_STATUS_AT_THE_EDGE,
+)
+def test_each_verifier_status_becomes_the_documented_edge_answer(
+    stack: Stack, client, origin, verifier_status, reason, api_status, api_body, page_status, page_title
+):
+    answer = {"X-Auth-Reason": reason} if reason else {}
+    port = stack.topology.verifier_port
+    with edge_client.upstream_recorder(
+        stack, "verifier", port, status=verifier_status, answer_headers=answer
+    ):
+        api = client.get(origin + "/api/me")
+        page = client.get(origin + "/projects")
+    assert (api.status_code, api.json()) == (api_status, api_body)
+    assert api.headers.get("retry-after") == ("5" if api_status == 503 else None)
+    assert page.status_code == page_status
+    assert page.headers["content-type"] == "text/html"
+    assert f"<h1>{page_title}</h1>" in page.text
+    assert page.headers.get("retry-after") == ("5" if page_status == 503 else None)
