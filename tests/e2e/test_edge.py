@@ -634,6 +634,8 @@ VERIFIER_STATUS_AT_THE_EDGE = [
      500, "Something went wrong"),
     (503, "session_backend_unavailable", 503, {**UNAVAILABLE, "reason": "session_backend_unavailable"},
      503, "Temporarily unavailable"),
+    (403, "session_forbidden", 403, {"error": "forbidden", "bearer_error": "", "reason": "session_forbidden"},
+     403, "Not allowed"),
     # Not a status the verifier sends: nginx cannot tell what it means, so it is an outage.
     (502, "", 503, UNAVAILABLE, 503, "Temporarily unavailable"),
     (404, "", 503, UNAVAILABLE, 503, "Temporarily unavailable"),
