@@ -420,16 +420,27 @@ class OAuth2ProxyClient:
 # --- I/O: when each sign-in began ------------------------------------------------------------------------
 
 
+#: Read the start time, or store ``now`` if there is none yet; one atomic round trip. A script rather
+#: than ``SET NX GET``, which Redis accepts only from 7.0 on (ElastiCache may run 6.x).
+_START_SCRIPT = """
+local started = redis.call('GET', KEYS[1])
+if started then return started end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return ARGV[1]
+"""
+
+
 class SessionStartStore:
     """When the verifier first saw each sign-in, in Redis, shared by every verifier task.
 
-    ``SET key now NX GET EX`` is one atomic command: the first request of a sign-in stores its time,
-    every later one reads it back, and two tasks racing on the first request agree on one value.
+    The first request of a sign-in stores its time, every later one reads it back, and two tasks
+    racing on the first request agree on one value (the script runs atomically).
     """
 
     def __init__(self, redis: Redis, *, metrics: VerifierMetrics | None = None) -> None:
         self._redis = redis
         self._metrics = metrics
+        self._script = redis.register_script(_START_SCRIPT)
 
     async def started_at(self, binding: bytes, *, now: int, keep_seconds: int) -> int:
         started = perf_counter()
@@ -437,12 +448,12 @@ class SessionStartStore:
         key = SESSION_START_KEY_PREFIX + binding.hex()
         try:
             try:
-                previous = await self._redis.set(key, str(now), nx=True, get=True, ex=keep_seconds)
+                stored = await self._script(keys=[key], args=[now, keep_seconds])
             except RedisConnectionError:
                 # A pooled connection Redis closed (a restart, an idle timeout) fails once and is
                 # dropped from the pool; one more try on a fresh connection tells that apart from an
-                # outage. Safe to repeat: the command only ever stores the first value.
-                previous = await self._redis.set(key, str(now), nx=True, get=True, ex=keep_seconds)
+                # outage. Safe to repeat: the script only ever stores the first value.
+                stored = await self._script(keys=[key], args=[now, keep_seconds])
             result = "ok"
         except (RedisError, OSError, TimeoutError) as exc:
             raise SessionRejected(
@@ -451,7 +462,7 @@ class SessionStartStore:
         finally:
             if self._metrics is not None:
                 self._metrics.record_upstream("redis", result, perf_counter() - started)
-        return now if previous is None else int(previous)
+        return int(stored)
 
 
 # --- the credential source ---------------------------------------------------------------------------
