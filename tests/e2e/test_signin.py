@@ -14,7 +14,8 @@ pytestmark = pytest.mark.e2e
 def test_page_without_session_redirects_to_sign_in_start(client, origin):
     r = client.get(origin + "/projects/42?tab=a")
     assert r.status_code == 302
-    assert r.headers["location"] == "/oauth2/start?rd=/projects/42?tab=a"
+    # The page address is query-escaped in rd, so every parameter of its query survives.
+    assert r.headers["location"] == "/oauth2/start?rd=/projects/42%3Ftab%3Da"
     assert r.headers["content-type"].startswith("text/html") or r.headers.get("content-length") is not None
 
 
