@@ -103,11 +103,6 @@ def test_every_request_and_check_of_the_collection_passes_against_the_stack(stac
     assert assertion_count(result) >= 2 * len(expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the verifier does not forward the caller's access token (X-Forwarded-Access-Token) yet, so "
-    "FastAPI's re-validating endpoints answer 401 missing_forwarded_token to every caller",
-)
 def test_admin_deletes_and_changes_settings_through_the_edge(stack: Stack, tmp_path: Path):
     result = run_newman(stack, (*TOKEN_FOLDERS, "3. API", REVALIDATED_FOLDER), tmp_path / "newman.json")
     assert failures_of(result) == [], result["cli_output"][-6000:]

@@ -20,6 +20,7 @@ import pytest
 
 from fastapi_app.routes.docs import OAUTH2_REDIRECT_PATH
 from verifier.csrf import SPENT_KEY_PREFIX
+from verifier.session import SESSION_START_KEY_PREFIX
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY_AWS = REPO / "deploy" / "aws"
@@ -544,7 +545,7 @@ def test_redis_requires_tls_and_authenticates_every_client(resources):
     assert props(resources, "RedisAppUser")["AuthenticationMode"]["Type"] == "password"
 
 
-def test_redis_user_may_touch_only_session_and_spent_csrf_keys(resources, source_taskdef):
+def test_redis_user_may_touch_only_session_spent_csrf_and_session_start_keys(resources, source_taskdef):
     access = props(resources, "RedisAppUser")["AccessString"].split()
     patterns = {word[1:] for word in access if word.startswith("~")}
     env = {
@@ -552,7 +553,11 @@ def test_redis_user_may_touch_only_session_and_spent_csrf_keys(resources, source
         for c in source_taskdef["containerDefinitions"]
         for e in c.get("environment", [])
     }
-    assert patterns == {env["O2P_COOKIE_NAME"] + "-*", SPENT_KEY_PREFIX + "*"}
+    assert patterns == {
+        env["O2P_COOKIE_NAME"] + "-*",
+        SPENT_KEY_PREFIX + "*",
+        SESSION_START_KEY_PREFIX + "*",
+    }
     assert "-@dangerous" in access
     assert env["O2P_REDIS_URL"].startswith("rediss://")
     assert props(resources, "RedisAppUser")["UserName"] == {"Ref": "RedisUserName"}
