@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: Where run.py bound the machine's own root inside the shadow root.
+HOST_ROOT = "/.host"
+
 
 def mount(target: Path, source: str | None, read_only: bool) -> None:
     # run.py made every target a real directory or file beforehand.
@@ -21,9 +24,23 @@ def mount(target: Path, source: str | None, read_only: bool) -> None:
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    mounts = sorted(spec["mounts"], key=lambda m: len(m["target"]))
+    # Sources are resolved before anything is mounted: a tmpfs at a container path such as /tmp would
+    # otherwise hide a source below it (a checkout under /tmp, say), and the resolved path goes
+    # through the machine's root bound at /.host, which no service mount covers.
+    for entry in mounts:
+        if entry["source"] is not None:
+            entry["source"] = os.path.realpath(entry["source"])
     # Shorter targets first, so a file inside a mounted folder lands in it.
-    for entry in sorted(spec["mounts"], key=lambda m: len(m["target"])):
+    for entry in mounts:
         mount(Path(entry["target"]), entry["source"], entry["read_only"])
+    # The project's packages are installed editable: their checkout must stay visible at its own
+    # path even when a service's tmpfs covers it.
+    for kept in spec.get("keep_visible", []):
+        path = Path(kept)
+        if not (path / "pyproject.toml").exists():
+            path.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["mount", "--bind", "-o", "ro", HOST_ROOT + kept, kept], check=True)
     os.chdir("/")
     argv = spec["argv"]
     os.execvpe(argv[0], argv, os.environ)

@@ -34,6 +34,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import verifier
 from tests.compose_model.model import REPO, ServiceProcess, one_shot_services, processes_of, published_ports
 
 #: Docker's PATH for images that set none.
@@ -48,6 +49,9 @@ def sh(*argv: str) -> None:
 
 
 HOST = Path("/.host")
+#: The checkout the editable install points at, as the interpreter sees it (not resolved through
+#: symlinks): services must find the project's packages there.
+EDITABLE_CHECKOUT = str(Path(verifier.__file__).parent.parent)
 
 
 def enter_shadow_root(work: Path) -> None:
@@ -140,7 +144,8 @@ class Supervisor:
     def start(self, name: str) -> None:
         service = self.services[name]
         spec = self.specs_dir / f"{name}.json"
-        spec.write_text(json.dumps(asdict(service), default=str), encoding="utf-8")
+        described = {**asdict(service), "keep_visible": [EDITABLE_CHECKOUT]}
+        spec.write_text(json.dumps(described, default=str), encoding="utf-8")
         # Stays open while the process runs; the child holds its own copy of the descriptor.
         log = open(self.logs / f"{name}.log", "ab")
         self.running[name] = subprocess.Popen(
