@@ -425,21 +425,28 @@ async def v1_endpoint(request: web.Request) -> web.Response:
     return json_error(request, errors.V1_ENDPOINT())
 
 
-async def userinfo_endpoint(request: web.Request) -> web.Response:
-    rt = runtime(request)
-    header = request.headers.get("Authorization", "")
-    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"}
-    if not header.lower().startswith("bearer "):
-        return web.json_response({"error": "invalid_token"}, status=401, headers=challenge)
+def _graph_user(rt: Runtime, authorization: str) -> tuple[dict[str, Any], User] | None:
+    """The claims and user of a valid Graph token in the Authorization header, or None."""
+    if not authorization.lower().startswith("bearer "):
+        return None
     try:
-        token = rt.decode_own_token(header[7:].strip())
+        token = rt.decode_own_token(authorization[7:].strip())
     except jwt.InvalidTokenError:
-        return web.json_response({"error": "invalid_token"}, status=401, headers=challenge)
+        return None
     tenant = rt.config.tenant(str(token.get("tid", "")))
     user = tenant.user_by_id(str(token.get("oid", ""))) if tenant else None
     # Entra's userinfo is a Microsoft Graph endpoint: it takes Graph tokens only.
     if token.get("aud") != GRAPH_APP_ID or user is None or "scp" not in token:
+        return None
+    return token, user
+
+
+async def userinfo_endpoint(request: web.Request) -> web.Response:
+    found = _graph_user(runtime(request), request.headers.get("Authorization", ""))
+    if found is None:
+        challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"}
         return web.json_response({"error": "invalid_token"}, status=401, headers=challenge)
+    token, user = found
     body = {"sub": token["sub"], "name": user.display_name}
     if user.surname:
         body["family_name"] = user.surname
