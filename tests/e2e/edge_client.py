@@ -63,8 +63,16 @@ class Hop:
 
 @dataclass
 class SignIn:
+    """A signed-in client and the hops that signed it in; ``with`` closes the client."""
+
     client: httpx.Client
     hops: list[Hop] = field(default_factory=list)
+
+    def __enter__(self) -> SignIn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.client.close()
 
     @property
     def final(self) -> Hop:
@@ -171,18 +179,13 @@ def client_credentials_token(
     secret: str = DAEMON_CLIENT_SECRET,
     tenant: str | None = None,
 ) -> str:
-    with new_client(stack) as c:
-        r = c.post(
-            token_endpoint(stack, tenant),
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": secret,
-                "scope": f"{stack.topology.api_app_id_uri}/.default",
-            },
-        )
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "scope": f"{stack.topology.api_app_id_uri}/.default",
+    }
+    return _access_token(stack, tenant, form)
 
 
 def password_token(
@@ -195,17 +198,19 @@ def password_token(
     client_id: str = PUBLIC_CLIENT_ID,
 ) -> str:
     api = stack.topology.api_app_id_uri
+    form = {
+        "grant_type": "password",
+        "client_id": client_id,
+        "username": username,
+        "password": password,
+        "scope": scope or f"{api}/user.read {api}/user.write",
+    }
+    return _access_token(stack, tenant, form)
+
+
+def _access_token(stack: Stack, tenant: str | None, form: dict[str, str]) -> str:
     with new_client(stack) as c:
-        r = c.post(
-            token_endpoint(stack, tenant),
-            data={
-                "grant_type": "password",
-                "client_id": client_id,
-                "username": username,
-                "password": password,
-                "scope": scope or f"{api}/user.read {api}/user.write",
-            },
-        )
+        r = c.post(token_endpoint(stack, tenant), data=form)
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
 

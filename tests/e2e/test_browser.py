@@ -23,7 +23,6 @@ from tests.e2e.browser import (
     browser_storage,
     expect_sign_in_page,
     fresh_context,
-    launched_chromium,
     password,
     sign_in,
     upn,
@@ -37,12 +36,6 @@ TOKEN_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.|access_token|id_token|refresh_
 
 
 # --- fixtures ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser(stack: Any) -> Iterator[Browser]:
-    with launched_chromium(stack) as browser:
-        yield browser
 
 
 @pytest.fixture

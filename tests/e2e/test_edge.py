@@ -155,19 +155,16 @@ def test_on_site_rd_keeps_its_whole_query_string_in_the_state(client: httpx.Clie
 
 def test_off_site_rd_never_redirects_off_site_after_sign_in(stack: Stack):
     for rd in ("https://evil.example/", "//evil.example", "/\\evil.example", "%2F%2Fevil.example"):
-        result = edge_client.sign_in(
+        with edge_client.sign_in(
             stack, "alice@contoso-dev.example", "alice-password",
             start_path=f"/oauth2/start?rd={rd}", stop_at_callback=True,
-        )  # fmt: skip
-        try:
+        ) as result:  # fmt: skip
             callback = result.final
             assert callback.url.startswith(stack.topology.redirect_url)
             assert callback.status == 302
             target = urlsplit(callback.location)
             on_site = callback.location == "/" or target.netloc == stack.topology.public_host
             assert on_site, callback.location
-        finally:
-            result.client.close()
 
 
 def test_page_path_that_looks_like_another_host_stays_on_site(client: httpx.Client, origin: str):
@@ -405,15 +402,12 @@ def test_page_sign_in_redirect_escapes_the_page_address_so_its_whole_query_survi
     start = client.get(origin + r.headers["location"])
     assert _state_redirect(start.headers["location"]) == "/projects?view=list&sort=name"
     # And after signing in the browser lands on that very address.
-    result = edge_client.sign_in(
+    with edge_client.sign_in(
         stack, "alice@contoso-dev.example", "alice-password",
         start_path="/projects?view=list&sort=name", stop_at_callback=True,
-    )  # fmt: skip
-    try:
+    ) as result:  # fmt: skip
         target = urlsplit(result.final.location)
         assert (target.path, target.query) == ("/projects", "view=list&sort=name")
-    finally:
-        result.client.close()
 
 
 def test_sign_in_asks_for_a_nonce_so_oauth2_proxy_checks_it_in_the_id_token(client, origin):
@@ -426,11 +420,8 @@ def test_sign_in_asks_for_a_nonce_so_oauth2_proxy_checks_it_in_the_id_token(clie
 def test_sign_in_log_lines_carry_the_oid_but_no_name_email_or_groups(stack: Stack):
     log = stack.topology.logs_dir / "oauth2-proxy.log"
     before = log.stat().st_size
-    carol = edge_client.sign_in(stack, "carol@contoso-dev.example", "carol-password")
-    try:
+    with edge_client.sign_in(stack, "carol@contoso-dev.example", "carol-password") as carol:
         oid = carol.client.get(stack.topology.public_origin + "/api/me").json()["oid"]
-    finally:
-        carol.client.close()
     with log.open("rb") as f:
         f.seek(before)
         written = f.read().decode("utf-8", "replace")

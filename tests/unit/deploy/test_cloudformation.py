@@ -6,14 +6,11 @@ draining agree with what nginx and the task definition do."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,21 +25,6 @@ TASKDEF_TEMPLATE = REPO / "ecs-taskdefs" / "edge-api.taskdef.json"
 NGINX_TEMPLATE = REPO / "nginx" / "edge.conf.template"
 PARAMETERS_EXAMPLE = DEPLOY_AWS / "parameters.example.json"
 OPEN_TO_THE_WORLD = {"0.0.0.0/0", "::/0"}
-
-
-@pytest.fixture(scope="module")
-def stack_renderer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_aws_render", DEPLOY_AWS / "render.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def stack(stack_renderer: ModuleType) -> dict[str, Any]:
-    return stack_renderer.render_default()
 
 
 @pytest.fixture(scope="module")
@@ -300,21 +282,14 @@ def test_log_group_and_role_names_are_the_ones_the_task_definition_refers_to(res
 # --- Network exposure ----------------------------------------------------------------------------
 
 
-def ingress_rules(resources: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(security group logical id, rule) for inline and stand-alone ingress rules."""
+def security_group_rules(
+    resources: Mapping[str, Any], direction: Literal["Ingress", "Egress"]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(security group logical id, rule) for inline and stand-alone rules of one direction."""
     for name, sg in of_type(resources, "AWS::EC2::SecurityGroup").items():
-        for rule in sg["Properties"].get("SecurityGroupIngress", []):
+        for rule in sg["Properties"].get(f"SecurityGroup{direction}", []):
             yield name, rule
-    for rule_resource in of_type(resources, "AWS::EC2::SecurityGroupIngress").values():
-        rule = dict(rule_resource["Properties"])
-        yield ref_name(rule.pop("GroupId")) or "?", rule
-
-
-def egress_rules(resources: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, sg in of_type(resources, "AWS::EC2::SecurityGroup").items():
-        for rule in sg["Properties"].get("SecurityGroupEgress", []):
-            yield name, rule
-    for rule_resource in of_type(resources, "AWS::EC2::SecurityGroupEgress").values():
+    for rule_resource in of_type(resources, f"AWS::EC2::SecurityGroup{direction}").values():
         rule = dict(rule_resource["Properties"])
         yield ref_name(rule.pop("GroupId")) or "?", rule
 
@@ -336,7 +311,7 @@ def world_open(rule: Mapping[str, Any]) -> bool:
 def open_ingress(resources: Mapping[str, Any]) -> set[tuple[str, str, int, int]]:
     return {
         (group, str(rule["IpProtocol"]), rule.get("FromPort"), rule.get("ToPort"))
-        for group, rule in ingress_rules(resources)
+        for group, rule in security_group_rules(resources, "Ingress")
         if world_open(rule)
     }
 
@@ -381,7 +356,7 @@ def test_the_http_listener_only_redirects_to_https(resources):
 def test_tasks_admit_nginx_port_from_the_load_balancer_and_data_stores_admit_the_tasks_only(resources):
     rules = {
         (group, rule["IpProtocol"], rule["FromPort"], ref_name(rule.get("SourceSecurityGroupId")))
-        for group, rule in ingress_rules(resources)
+        for group, rule in security_group_rules(resources, "Ingress")
         if group != "AlbSecurityGroup"
     }
     assert rules == {
@@ -399,7 +374,7 @@ def test_egress_is_tasks_to_https_redis_and_postgres_and_load_balancer_to_nginx_
             rule.get("FromPort"),
             ref_name(rule.get("DestinationSecurityGroupId")) or rule.get("CidrIp"),
         )
-        for group, rule in egress_rules(resources)
+        for group, rule in security_group_rules(resources, "Egress")
     }
     assert rules == {
         ("AlbSecurityGroup", "tcp", 8080, "TaskSecurityGroup"),

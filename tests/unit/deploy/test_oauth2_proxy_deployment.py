@@ -18,9 +18,13 @@ import pytest
 
 from stack.render import placeholders
 from tests.prerequisites import require_file, require_program
+from tests.unit.deploy.conftest import assert_sets_exactly
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "oauth2-proxy" / "oauth2-proxy.cfg.template"
+PREFIX = "O2P_"
+#: The header names the variables anywhere in its lines.
+HEADER_NAME = r"\b(O2P_[A-Z0-9_]+)\b"
 ENTRYPOINT = REPO / "deploy" / "docker" / "oauth2-proxy-entrypoint.sh"
 OAUTH2_PROXY = REPO / ".cache" / "bin" / "oauth2-proxy"
 REDIS_SERVER = shutil.which("redis-server")
@@ -28,41 +32,16 @@ REDIS_USER = "entra-bff-edge"
 REDIS_PASSWORD = "test-only-redis-password"
 
 
-def header_variables(text: str) -> set[str]:
-    names: set[str] = set()
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        names.update(re.findall(r"\b(O2P_[A-Z0-9_]+)\b", line))
-    return names
-
-
-@pytest.fixture(scope="module")
-def template_text() -> str:
-    return TEMPLATE.read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def used(template_text: str) -> set[str]:
-    names = placeholders(template_text, "O2P_")
-    assert names, "the template uses no ${O2P_*} variable: is it the right file?"
-    return names
-
-
-def test_template_header_documents_exactly_the_variables_it_uses(template_text, used):
-    assert header_variables(template_text) == used
+def test_template_header_documents_exactly_the_variables_it_uses(documented, used):
+    assert documented == used
 
 
 def test_ecs_container_sets_exactly_the_template_variables(containers, env_of, used):
-    env = env_of(containers["oauth2-proxy"])
-    o2p = {name for name in env if name.startswith("O2P_")}
-    assert o2p == used, f"missing: {sorted(used - o2p)}, unknown: {sorted(o2p - used)}"
+    assert_sets_exactly(env_of(containers["oauth2-proxy"]), "O2P_", used)
 
 
 def test_compose_service_sets_exactly_the_template_variables(compose, used):
-    env = compose.environment("oauth2-proxy")
-    o2p = {name for name in env if name.startswith("O2P_")}
-    assert o2p == used, f"missing: {sorted(used - o2p)}, unknown: {sorted(o2p - used)}"
+    assert_sets_exactly(compose.environment("oauth2-proxy"), "O2P_", used)
 
 
 def test_other_variables_are_real_oauth2_proxy_options(containers, env_of, secrets_of, compose):
