@@ -4,7 +4,7 @@ PYTHON := .venv/bin/python
 # The Node.js scripts/setup.sh installs when the machine's is too old for the SPA comes first.
 export PATH := $(CURDIR)/.cache/node/bin:$(PATH)
 
-.PHONY: setup run test test-fast bench lint
+.PHONY: setup run test test-fast bench lint e2e-compose
 
 setup:
 	@bash scripts/setup.sh
@@ -23,3 +23,18 @@ bench: setup
 
 lint: setup
 	.venv/bin/ruff check .
+
+# Machines with Docker only: the images of compose.yaml built and started against devidp, the smoke
+# tests (bearer, browser session, the Postman collection) run against them by base URL, then
+# everything removed again, volumes included. `make test` runs the same smoke tests against the same
+# services started as plain processes (tests/e2e/test_compose_model.py).
+COMPOSE := .cache/bin/docker-compose --env-file deploy/docker/devidp.env
+
+e2e-compose: setup
+	@mkdir -p run/compose; status=0; \
+	$(COMPOSE) up --build --wait --wait-timeout 300 || status=$$?; \
+	[ $$status -ne 0 ] || $(COMPOSE) run --rm --no-deps -T tls-init cat /data/dev-ca.pem \
+	  > run/compose/dev-ca.pem || status=$$?; \
+	[ $$status -ne 0 ] || EDGE_ORIGIN=https://localhost:8443 EDGE_IDP_ORIGIN=https://localhost:8900 \
+	  EDGE_CA_FILE=run/compose/dev-ca.pem $(PYTHON) -m pytest tests/compose_model/smoke.py -q || status=$$?; \
+	$(COMPOSE) down -v; exit $$status

@@ -214,7 +214,7 @@ def micro_benchmarks(key_pem: bytes, tokens: list[str], authority: str) -> dict[
     }
 
 
-def main() -> int:
+def main(*, write_readme: bool = True) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package 'wrk')")
     from cryptography.hazmat.primitives import serialization
@@ -222,6 +222,7 @@ def main() -> int:
     from verifier.testing import SigningKey, TokenForge
 
     started = time.monotonic()
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="verify-bench-") as folder:
         work = Path(folder)
         key = SigningKey.generate(KID)
@@ -284,7 +285,12 @@ def main() -> int:
                 server.stop()
         micro = micro_benchmarks(key_pem, (work / "miss.txt").read_text().split(), uncached.authority)
 
-    report(results, micro)
+    section = measured_section(results, micro, machine_description(load_at_start))
+    print()
+    print(section)
+    if write_readme:
+        rewrite_measured_section(README, section)
+        print(f"\n{README.relative_to(HERE.parent)}: measured section rewritten")
     print(f"\n(total {time.monotonic() - started:.0f}s)")
     return 0
 
@@ -294,41 +300,68 @@ def _write(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def report(results: list[Result], micro: dict[str, float]) -> None:
+#: bench/README.md's section between these markers is written by this benchmark, never by hand.
+README = HERE / "README.md"
+BEGIN_MARKER = "<!-- measured by `python -m bench.verify`: begin (rewritten on every run) -->"
+END_MARKER = "<!-- measured by `python -m bench.verify`: end -->"
+JWT_DECODE = "jwt.decode (RS256, aud, iss, required claims)"
+FULL_MISS = "verify_access_token (full miss path)"
+
+
+def machine_description(load_average: float) -> str:
+    from importlib.metadata import version
+
+    python = ".".join(map(str, sys.version_info[:3]))
+    packages = ", ".join(f"{name} {version(name)}" for name in ("aiohttp", "PyJWT", "cryptography"))
+    return f"{os.cpu_count()} CPUs, Python {python}, {packages}; load average {load_average:.1f} at the start"
+
+
+def measured_section(results: list[Result], micro: dict[str, float], machine: str) -> str:
+    """The README's measured section: both tables and what follows from them, from this run only."""
     by = {(r.name, r.connections): r for r in results}
-    print()
-    print("| scenario | conns | req/s | p50 ms | p99 ms | CPU µs/req over baseline | non-2xx |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    lines = [f"### Measured ({machine})", ""]
+    lines += [
+        "| scenario | conns | req/s | p50 ms | p99 ms | CPU µs/req over baseline | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         base = by[("baseline (no-op handler)", r.connections)]
-        added = (1 / r.rps - 1 / base.rps) * 1e6 if r.connections == 32 else float("nan")
-        added_text = "—" if r is base or r.connections != 32 else f"{added:.0f}"
-        print(
+        added_text = "—" if r is base or r.connections != 32 else f"{(1 / r.rps - 1 / base.rps) * 1e6:.0f}"
+        lines.append(
             f"| {r.name} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {added_text} | "
             f"{r.non2xx} |"
         )
-    print()
-    print("| in-process, per call | µs |")
-    print("|---|---:|")
-    for name, value in micro.items():
-        print(f"| {name} | {value:.1f} |")
+    lines += ["", "| in-process, per call | µs |", "|---|---:|"]
+    lines += [f"| {name} | {value:.1f} |" for name, value in micro.items()]
     base1 = by[("baseline (no-op handler)", 1)]
     hit1 = by[("cache hit (1 token)", 1)]
     hit32, miss32 = by[("cache hit (1 token)", 32)], by[("cache miss (10,000 tokens)", 32)]
     added_hit = hit1.p50_ms - base1.p50_ms
     miss_over_hit = (1 / miss32.rps - 1 / hit32.rps) * 1e6
-    full = micro["verify_access_token (full miss path)"]
-    print()
-    print(
-        f"cache hit adds {added_hit:.3f} ms p50 over the baseline at 1 connection "
-        f"(goal < 0.2 ms): {'met' if added_hit < 0.2 else 'NOT met'}"
-    )
-    print(
-        f"a miss costs {miss_over_hit:.0f} µs/request more than a hit over HTTP; in-process the whole "
-        f"validation is {full:.0f} µs (RSA {micro['  of which RSA-2048 verify']:.0f} µs + parse "
-        f"{micro['  of which parse_compact_jws']:.0f} µs + claim checks) vs "
-        f"{micro['jwt.decode (RS256, aud, iss, required claims)']:.0f} µs for jwt.decode"
-    )
+    full, decode = micro[FULL_MISS], micro[JWT_DECODE]
+    rsa, parse = micro["  of which RSA-2048 verify"], micro["  of which parse_compact_jws"]
+    lines += [
+        "",
+        f"- Cache hit: adds {added_hit:.3f} ms p50 over the baseline at 1 connection (goal < 0.2 ms): "
+        f"**{'met' if added_hit < 0.2 else 'not met'}**.",
+        f"- Miss: in-process the whole validation is {full:.1f} µs (RSA-2048 {rsa:.1f} µs + parse "
+        f"{parse:.1f} µs + claim checks); `jwt.decode` with the same checks takes {decode:.1f} µs, "
+        f"{decode / full:.1f} times as long.",
+        f"- Over HTTP a miss costs {miss_over_hit:.0f} µs per request more than a hit (32 connections).",
+    ]
+    return "\n".join(lines)
+
+
+def rewrite_measured_section(readme: Path, section: str) -> None:
+    """Replace what lies between the markers with ``section``; everything else stays as written."""
+    text = readme.read_text(encoding="utf-8")
+    begin, end = text.find(BEGIN_MARKER), text.find(END_MARKER)
+    if begin < 0 or end < begin:
+        raise SystemExit(
+            f"{readme}: the measured-section markers are missing; restore them:\n{BEGIN_MARKER}\n{END_MARKER}"
+        )
+    head = text[: begin + len(BEGIN_MARKER)]
+    readme.write_text(f"{head}\n{section}\n{text[end:]}", encoding="utf-8")
 
 
 if __name__ == "__main__":
@@ -340,8 +373,11 @@ if __name__ == "__main__":
     serve.add_argument("role", choices=["baseline", "verifier"])
     serve.add_argument("key_file", type=Path)
     serve.add_argument("cache_size", type=int)
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the figures without rewriting bench/README.md"
+    )
     args = parser.parse_args()
     if args.command == "serve":
         asyncio.run(_serve(args.role, args.key_file.read_bytes(), args.cache_size))
     else:
-        sys.exit(main())
+        sys.exit(main(write_readme=not args.no_write))

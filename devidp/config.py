@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,16 +148,10 @@ class Application:
         return bool(self.client_secrets)
 
     def scope(self, value: str) -> PermissionScope | None:
-        for s in self.scopes:
-            if s.value.lower() == value.lower() and s.is_enabled:
-                return s
-        return None
+        return next((s for s in self.scopes if s.value.lower() == value.lower() and s.is_enabled), None)
 
     def role(self, value: str) -> AppRole | None:
-        for r in self.app_roles:
-            if r.value == value and r.is_enabled:
-                return r
-        return None
+        return next((r for r in self.app_roles if r.value == value and r.is_enabled), None)
 
     def all_redirect_uris(self) -> tuple[str, ...]:
         return self.spa_redirect_uris + self.web_redirect_uris + self.public_client_redirect_uris
@@ -197,29 +191,24 @@ class Tenant:
     preferred_language: str = ""  # the organization's, ``xms_tpl``
 
     def application(self, app_id: str) -> Application | None:
-        for app in self.applications:
-            if app.app_id.lower() == app_id.lower():
-                return app
-        return None
+        return next((app for app in self.applications if app.app_id.lower() == app_id.lower()), None)
 
     def resource(self, identifier: str) -> Application | None:
         """The app whose appId or one of whose identifierUris is ``identifier``."""
-        for app in self.applications:
-            if app.app_id.lower() == identifier.lower() or identifier in app.identifier_uris:
-                return app
-        return None
+        return next(
+            (
+                app
+                for app in self.applications
+                if app.app_id.lower() == identifier.lower() or identifier in app.identifier_uris
+            ),
+            None,
+        )
 
     def user_by_name(self, name: str) -> User | None:
-        for user in self.users:
-            if user.user_principal_name.lower() == name.lower():
-                return user
-        return None
+        return next((u for u in self.users if u.user_principal_name.lower() == name.lower()), None)
 
     def user_by_id(self, oid: str) -> User | None:
-        for user in self.users:
-            if user.id == oid:
-                return user
-        return None
+        return next((u for u in self.users if u.id == oid), None)
 
 
 #: Entra's default access-token lifetime: "a random value ranging between 60-90 minutes".
@@ -274,10 +263,8 @@ class DevIdpConfig:
 
     def tenant(self, name: str) -> Tenant | None:
         """A tenant by id or by verified domain, as Entra accepts either in its paths."""
-        for t in self.tenants:
-            if t.id.lower() == name.lower() or (t.domain and t.domain.lower() == name.lower()):
-                return t
-        return None
+        name = name.lower()
+        return next((t for t in self.tenants if name in (t.id.lower(), t.domain.lower() or None)), None)
 
     def base_url(self) -> str:
         if self.server.public_url:
@@ -324,6 +311,13 @@ class _Reader:
             self.problem(where, "expected an array of tables")
             return []
         return value
+
+    def each_table(
+        self, value: Any, where: str, allowed: Sequence[str]
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Each table of an array of tables with its own dotted place (``where[i]``), keys checked."""
+        for i, item in enumerate(self.array_of_tables(value, where)):
+            yield f"{where}[{i}]", self.table(item, f"{where}[{i}]", allowed)
 
     def string(
         self, t: Mapping[str, Any], key: str, where: str, *, required: bool = False, default: str = ""
@@ -373,6 +367,14 @@ class _Reader:
             self.problem(f"{where}.{key}", "expected an array of strings")
             return ()
         return tuple(value)
+
+    def guids(self, t: Mapping[str, Any], key: str, where: str, what: str) -> tuple[str, ...]:
+        """An array of GUIDs, each one that is not named by its index and ``what`` it should be."""
+        values = self.strings(t, key, where)
+        for j, value in enumerate(values):
+            if not _is_guid(value):
+                self.problem(f"{where}.{key}[{j}]", f"{value!r} is not {what} (GUID)")
+        return values
 
     def guid(self, t: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
         value = self.string(t, key, where, required=required)
@@ -524,11 +526,11 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
         ("oauth2PermissionScopes", "requestedAccessTokenVersion", "preAuthorizedApplications"),
     )
     scopes = []
-    for i, sc in enumerate(
-        r.array_of_tables(api.get("oauth2PermissionScopes"), f"{where}.api.oauth2PermissionScopes")
+    for w, sc in r.each_table(
+        api.get("oauth2PermissionScopes"),
+        f"{where}.api.oauth2PermissionScopes",
+        ("id", "value", "type", "adminConsentDisplayName", "isEnabled"),
     ):
-        w = f"{where}.api.oauth2PermissionScopes[{i}]"
-        sc = r.table(sc, w, ("id", "value", "type", "adminConsentDisplayName", "isEnabled"))
         value = r.string(sc, "value", w, required=True)
         if value and (" " in value or value.startswith(".")):
             r.problem(f"{w}.value", f"{value!r}: scope values may not contain spaces or start with '.'")
@@ -545,9 +547,11 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
             )
         )
     roles = []
-    for i, ro in enumerate(r.array_of_tables(a.get("appRoles"), f"{where}.appRoles")):
-        w = f"{where}.appRoles[{i}]"
-        ro = r.table(ro, w, ("id", "value", "displayName", "allowedMemberTypes", "isEnabled", "description"))
+    for w, ro in r.each_table(
+        a.get("appRoles"),
+        f"{where}.appRoles",
+        ("id", "value", "displayName", "allowedMemberTypes", "isEnabled", "description"),
+    ):
         value = r.string(ro, "value", w, required=True)
         members = r.strings(ro, "allowedMemberTypes", w) or ("User",)
         for m in members:
@@ -569,11 +573,11 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
         r.problem(f"{where}.api.requestedAccessTokenVersion", f"expected 1 or 2, got {version!r}")
         version = 1
     pre = []
-    for i, p in enumerate(
-        r.array_of_tables(api.get("preAuthorizedApplications"), f"{where}.api.preAuthorizedApplications")
+    for w, p in r.each_table(
+        api.get("preAuthorizedApplications"),
+        f"{where}.api.preAuthorizedApplications",
+        ("appId", "delegatedPermissionIds"),
     ):
-        w = f"{where}.api.preAuthorizedApplications[{i}]"
-        p = r.table(p, w, ("appId", "delegatedPermissionIds"))
         wanted = r.strings(p, "delegatedPermissionIds", w)
         values = set()
         for j, ident in enumerate(wanted):
@@ -607,9 +611,11 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
     for kind in ("accessToken", "idToken"):
         names = set()
         pairs = set()
-        for i, c in enumerate(r.array_of_tables(oc.get(kind), f"{where}.optionalClaims.{kind}")):
-            w = f"{where}.optionalClaims.{kind}[{i}]"
-            c = r.table(c, w, ("name", "essential", "source", "additionalProperties"))
+        for w, c in r.each_table(
+            oc.get(kind),
+            f"{where}.optionalClaims.{kind}",
+            ("name", "essential", "source", "additionalProperties"),
+        ):
             name = r.string(c, "name", w, required=True)
             if name and name not in SUPPORTED_OPTIONAL_CLAIMS and not name.startswith("xms_"):
                 r.problem(
@@ -630,20 +636,20 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
         properties[kind] = frozenset(pairs)
 
     secrets = []
-    for i, pc in enumerate(r.array_of_tables(a.get("passwordCredentials"), f"{where}.passwordCredentials")):
-        w = f"{where}.passwordCredentials[{i}]"
-        pc = r.table(pc, w, ("displayName", "secretText"))
+    for w, pc in r.each_table(
+        a.get("passwordCredentials"), f"{where}.passwordCredentials", ("displayName", "secretText")
+    ):
         secret = r.string(pc, "secretText", w, required=True)
         if secret and len(secret) < 16:
             r.problem(f"{w}.secretText", "must be at least 16 characters")
         secrets.append(secret)
 
     rra = []
-    for i, rr in enumerate(
-        r.array_of_tables(a.get("requiredResourceAccess"), f"{where}.requiredResourceAccess")
+    for w, rr in r.each_table(
+        a.get("requiredResourceAccess"),
+        f"{where}.requiredResourceAccess",
+        ("resourceAppId", "scopes", "roles"),
     ):
-        w = f"{where}.requiredResourceAccess[{i}]"
-        rr = r.table(rr, w, ("resourceAppId", "scopes", "roles"))
         rra.append(
             RequiredResourceAccess(
                 resource_app_id=r.guid(rr, "resourceAppId", w),
@@ -711,14 +717,8 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
     upn = r.string(u, "userPrincipalName", where, required=True)
     if upn and "@" not in upn:
         r.problem(f"{where}.userPrincipalName", f"{upn!r} is not of the form name@domain")
-    directory_roles = r.strings(u, "directoryRoleTemplateIds", where)
-    for j, role in enumerate(directory_roles):
-        if not _is_guid(role):
-            r.problem(f"{where}.directoryRoleTemplateIds[{j}]", f"{role!r} is not a role template id (GUID)")
-    groups = list(r.strings(u, "groups", where))
-    for j, g in enumerate(groups):
-        if not _is_guid(g):
-            r.problem(f"{where}.groups[{j}]", f"{g!r} is not a group object id (GUID)")
+    directory_roles = r.guids(u, "directoryRoleTemplateIds", where, "a role template id")
+    groups = list(r.guids(u, "groups", where, "a group object id"))
     # devidp-only convenience: a user in hundreds of groups without listing hundreds of GUIDs.
     generated = r.integer(u, "generatedGroupCount", where, 0, maximum=5000)
     groups += [derived_id(tid, "group", str(n)) for n in range(generated)]

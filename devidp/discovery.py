@@ -14,18 +14,23 @@ what it would see in production.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from devidp import claims, errors, pages
+from devidp.errors import EntraError
 from devidp.http import html, json_error, json_ok, runtime
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 COMMON = "common"
 #: Path segments that name no tenant: their documents carry the ``{tenantid}`` issuer template.
 MULTI_TENANT = frozenset({COMMON, "organizations"})
 TENANT_TEMPLATE = "{tenantid}"
-_CLAIMS_SUPPORTED = [
+#: The claims both versions' documents list first; then each adds its own, as Entra's lists do.
+_COMMON_CLAIMS = [
     "sub",
     "iss",
     "cloud_instance_name",
@@ -37,6 +42,9 @@ _CLAIMS_SUPPORTED = [
     "iat",
     "auth_time",
     "acr",
+]
+_V2_CLAIMS = [
+    *_COMMON_CLAIMS,
     "nonce",
     "preferred_username",
     "name",
@@ -46,32 +54,47 @@ _CLAIMS_SUPPORTED = [
     "c_hash",
     "email",
 ]
+_V1_CLAIMS = [*_COMMON_CLAIMS, "amr", "nonce", "email", "given_name", "family_name", "nickname"]
 
 
-def v2_document(base: str, tenant_segment: str, issuer_tenant: str) -> dict[str, Any]:
+def openid_document(base: str, tenant_segment: str, issuer_tenant: str, *, v2: bool) -> dict[str, Any]:
+    """Entra's v2 (``v2=True``) or v1 OpenID configuration, with the keys in Entra's order."""
     t = f"{base}/{tenant_segment}"
-    return {
-        "token_endpoint": f"{t}/oauth2/v2.0/token",
+    oauth2 = f"{t}/oauth2/v2.0" if v2 else f"{t}/oauth2"
+    document: dict[str, Any] = {
+        "token_endpoint": f"{oauth2}/token",
         "token_endpoint_auth_methods_supported": [
             "client_secret_post",
             "private_key_jwt",
             "client_secret_basic",
         ],
-        "jwks_uri": f"{t}/discovery/v2.0/keys",
+        "jwks_uri": f"{t}/discovery/v2.0/keys" if v2 else f"{t}/discovery/keys",
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": claims.v2_issuer(base, issuer_tenant),
-        "request_uri_parameter_supported": False,
-        "userinfo_endpoint": f"{base}/oidc/userinfo",
-        "authorization_endpoint": f"{t}/oauth2/v2.0/authorize",
-        "device_authorization_endpoint": f"{t}/oauth2/v2.0/devicecode",
+        "response_types_supported": (
+            ["code", "id_token", "code id_token", "id_token token"]
+            if v2
+            else ["code", "id_token", "code id_token", "token id_token", "token"]
+        ),
+        "scopes_supported": ["openid", "profile", "email", "offline_access"] if v2 else ["openid"],
+        "issuer": (claims.v2_issuer if v2 else claims.v1_issuer)(base, issuer_tenant),
+    }
+    if v2:
+        document["request_uri_parameter_supported"] = False
+        document["userinfo_endpoint"] = f"{base}/oidc/userinfo"
+        document["authorization_endpoint"] = f"{oauth2}/authorize"
+        document["device_authorization_endpoint"] = f"{oauth2}/devicecode"
+    else:
+        document["microsoft_multi_refresh_token"] = True
+        document["authorization_endpoint"] = f"{oauth2}/authorize"
+        document["check_session_iframe"] = f"{oauth2}/checksession"
+        document["userinfo_endpoint"] = f"{t}/openid/userinfo"
+    document |= {
         "http_logout_supported": True,
         "frontchannel_logout_supported": True,
-        "end_session_endpoint": f"{t}/oauth2/v2.0/logout",
-        "claims_supported": _CLAIMS_SUPPORTED,
+        "end_session_endpoint": f"{oauth2}/logout",
+        "claims_supported": _V2_CLAIMS if v2 else _V1_CLAIMS,
         "tenant_region_scope": None if tenant_segment in MULTI_TENANT else "EU",
         "cloud_instance_name": "microsoftonline.com",
         "cloud_graph_host_name": "graph.windows.net",
@@ -79,97 +102,36 @@ def v2_document(base: str, tenant_segment: str, issuer_tenant: str) -> dict[str,
         "rbac_url": "https://pas.windows.net",
         "kerberos_endpoint": f"{t}/kerberos",
     }
+    return document
 
 
-def v1_document(base: str, tenant_segment: str, issuer_tenant: str) -> dict[str, Any]:
-    t = f"{base}/{tenant_segment}"
-    return {
-        "token_endpoint": f"{t}/oauth2/token",
-        "token_endpoint_auth_methods_supported": [
-            "client_secret_post",
-            "private_key_jwt",
-            "client_secret_basic",
-        ],
-        "jwks_uri": f"{t}/discovery/keys",
-        "response_modes_supported": ["query", "fragment", "form_post"],
-        "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
-        "scopes_supported": ["openid"],
-        "issuer": claims.v1_issuer(base, issuer_tenant),
-        "microsoft_multi_refresh_token": True,
-        "authorization_endpoint": f"{t}/oauth2/authorize",
-        "check_session_iframe": f"{t}/oauth2/checksession",
-        "userinfo_endpoint": f"{t}/openid/userinfo",
-        "http_logout_supported": True,
-        "frontchannel_logout_supported": True,
-        "end_session_endpoint": f"{t}/oauth2/logout",
-        "claims_supported": [
-            "sub",
-            "iss",
-            "cloud_instance_name",
-            "cloud_instance_host_name",
-            "cloud_graph_host_name",
-            "msgraph_host",
-            "aud",
-            "exp",
-            "iat",
-            "auth_time",
-            "acr",
-            "amr",
-            "nonce",
-            "email",
-            "given_name",
-            "family_name",
-            "nickname",
-        ],
-        "tenant_region_scope": None if tenant_segment in MULTI_TENANT else "EU",
-        "cloud_instance_name": "microsoftonline.com",
-        "cloud_graph_host_name": "graph.windows.net",
-        "msgraph_host": "graph.microsoft.com",
-        "rbac_url": "https://pas.windows.net",
-        "kerberos_endpoint": f"{t}/kerberos",
-    }
-
-
-def _resolve(request: web.Request) -> tuple[str, str] | web.Response:
-    """(path segment to use in URLs, tenant id for the issuer) or an Entra error response."""
+def _resolve(request: web.Request) -> tuple[str, str]:
+    """(path segment to use in URLs, tenant id for the issuer); an unknown tenant raises AADSTS90002."""
     name = request.match_info["tenant"]
     if name.lower() in MULTI_TENANT:
         return name.lower(), TENANT_TEMPLATE
     tenant = runtime(request).config.tenant(name)
     if tenant is None:
-        return json_error(request, errors.tenant_not_found(name))
+        raise errors.TENANT_NOT_FOUND(tenant=name)
     return tenant.id, tenant.id
 
 
-async def openid_configuration_v2(request: web.Request) -> web.Response:
-    resolved = _resolve(request)
-    if isinstance(resolved, web.Response):
-        return resolved
-    return json_ok(v2_document(runtime(request).base_url, *resolved), cache=True)
+def _tenant_document(*, v2: bool, keys: bool) -> Handler:
+    """The handler for one version's OpenID configuration (``keys=False``) or JWKS."""
 
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            segment, issuer_tenant = _resolve(request)
+        except EntraError as error:
+            return json_error(request, error)
+        rt = runtime(request)
+        if not keys:
+            return json_ok(openid_document(rt.base_url, segment, issuer_tenant, v2=v2), cache=True)
+        # v2 keys carry the multi-tenant issuer template, as Entra's do; v1 keys carry none.
+        key_issuer = claims.v2_issuer(rt.base_url, TENANT_TEMPLATE) if v2 else None
+        return json_ok(rt.keys.jwks(key_issuer), cache=True)
 
-async def openid_configuration_v1(request: web.Request) -> web.Response:
-    resolved = _resolve(request)
-    if isinstance(resolved, web.Response):
-        return resolved
-    return json_ok(v1_document(runtime(request).base_url, *resolved), cache=True)
-
-
-async def keys_v2(request: web.Request) -> web.Response:
-    resolved = _resolve(request)
-    if isinstance(resolved, web.Response):
-        return resolved
-    rt = runtime(request)
-    return json_ok(rt.keys.jwks(claims.v2_issuer(rt.base_url, TENANT_TEMPLATE)), cache=True)
-
-
-async def keys_v1(request: web.Request) -> web.Response:
-    resolved = _resolve(request)
-    if isinstance(resolved, web.Response):
-        return resolved
-    return json_ok(runtime(request).keys.jwks(None), cache=True)
+    return handler
 
 
 async def user_realm(request: web.Request) -> web.Response:
@@ -197,9 +159,11 @@ async def error_lookup(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration_v2)
-    app.router.add_get("/{tenant}/.well-known/openid-configuration", openid_configuration_v1)
-    app.router.add_get("/{tenant}/discovery/v2.0/keys", keys_v2)
-    app.router.add_get("/{tenant}/discovery/keys", keys_v1)
+    app.router.add_get(
+        "/{tenant}/v2.0/.well-known/openid-configuration", _tenant_document(v2=True, keys=False)
+    )
+    app.router.add_get("/{tenant}/.well-known/openid-configuration", _tenant_document(v2=False, keys=False))
+    app.router.add_get("/{tenant}/discovery/v2.0/keys", _tenant_document(v2=True, keys=True))
+    app.router.add_get("/{tenant}/discovery/keys", _tenant_document(v2=False, keys=True))
     app.router.add_get("/common/userrealm/{username}", user_realm)
     app.router.add_get("/error", error_lookup)

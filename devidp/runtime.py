@@ -24,6 +24,20 @@ from devidp.scopes import ScopeGrant
 from devidp.state import Clock, GrantStore, RefreshFamily
 
 
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    """What a user grant established: whose tokens, for which scopes, under which sign-in."""
+
+    user: User
+    grant: ScopeGrant
+    auth_time: int
+    sid: str
+    nonce: str | None = None
+    family: RefreshFamily | None = None  # the refresh family being continued, if any
+    public: bool = False  # a new refresh family belongs to a public client
+    spa: bool = False  # ... redeemed by a single-page app
+
+
 @dataclass(slots=True)
 class Runtime:
     config: DevIdpConfig
@@ -47,7 +61,7 @@ class Runtime:
     def tenant(self, name: str) -> Tenant:
         tenant = self.config.tenant(name)
         if tenant is None:
-            raise errors.tenant_not_found(name)
+            raise errors.TENANT_NOT_FOUND(tenant=name)
         return tenant
 
     def context(self, tenant: Tenant) -> claims.IssueContext:
@@ -104,21 +118,16 @@ class Runtime:
     def user_token_response(
         self,
         tenant: Tenant,
-        user: User,
         client: Application,
-        grant: ScopeGrant,
+        redemption: Redemption,
         *,
         confidential: bool,
-        auth_time: int,
-        sid: str,
-        nonce: str | None = None,
-        family: RefreshFamily | None = None,
-        public: bool = False,
-        spa: bool = False,
-        want_client_info: bool = False,
-        ipaddr: str = "",
+        want_client_info: bool,
+        ipaddr: str,
     ) -> tuple[dict[str, Any], RefreshFamily | None]:
         """Mint access (and ID, refresh) tokens for a user; returns the body and the refresh family."""
+        user, grant, auth_time, sid = redemption.user, redemption.grant, redemption.auth_time, redemption.sid
+        family = redemption.family
         ctx = self.context(tenant)
         lifetime = self.access_token_lifetime()
         access = claims.user_access_token(
@@ -155,8 +164,8 @@ class Runtime:
                     grant=grant,
                     auth_time=auth_time,
                     sid=sid,
-                    public=public,
-                    spa=spa,
+                    public=redemption.public,
+                    spa=redemption.spa,
                 )
                 self.store.new_family(family)
             body["refresh_token"] = self.store.add_refresh_token(
@@ -164,7 +173,9 @@ class Runtime:
             )
         if "openid" in grant.oidc:
             body["id_token"] = self.sign(
-                claims.id_token(ctx, user, client, grant, nonce=nonce, auth_time=auth_time, sid=sid)
+                claims.id_token(
+                    ctx, user, client, grant, nonce=redemption.nonce, auth_time=auth_time, sid=sid
+                )
             )
         if want_client_info:
             body["client_info"] = claims.client_info(user, tenant.id)

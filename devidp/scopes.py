@@ -89,7 +89,7 @@ def resolve_delegated(
 ) -> ScopeGrant:
     tokens = scope.split()
     if not tokens:
-        raise errors.missing_parameter("scope")
+        raise errors.MISSING_PARAMETER(name="scope")
     oidc = frozenset(t.lower() for t in tokens if t.lower() in OIDC_SCOPES)
     named: list[tuple[str, str]] = []  # (identifier, value)
     for token in tokens:
@@ -99,13 +99,13 @@ def resolve_delegated(
         if split is None:
             named.append((GRAPH_APP_ID, token))
         elif not split[0] or not split[1]:
-            raise errors.invalid_scope(token)
+            raise errors.INVALID_SCOPE(scope=token)
         else:
             named.append(split)
 
     if not named:
         if not oidc - {"offline_access"}:
-            raise errors.invalid_scope(scope)
+            raise errors.INVALID_SCOPE(scope=scope)
         return ScopeGrant(oidc, None, GRAPH_APP_ID, GRAPH_SCOPES)
 
     def resource_key(identifier: str) -> str:
@@ -117,7 +117,7 @@ def resolve_delegated(
     identifiers = {resource_key(i) for i, _ in named}
     if len(identifiers) > 1:
         if not first_resource_wins:
-            raise errors.multiple_resources(scope)
+            raise errors.MULTIPLE_RESOURCES(scope=scope)
         # Entra's refresh grant: scopes of several resources give a token for the first one.
         first = resource_key(named[0][0])
         named = [(i, v) for i, v in named if resource_key(i) == first]
@@ -129,7 +129,9 @@ def resolve_delegated(
             if value == ".default":
                 match = list(GRAPH_SCOPES)
             if not match:
-                raise errors.scope_not_exposed(client.display_name, value, GRAPH_APP_ID)
+                raise errors.SCOPE_NOT_EXPOSED(
+                    client_name=client.display_name, scope=value, resource=GRAPH_APP_ID
+                )
             values += [m for m in match if m not in values]
         return ScopeGrant(
             oidc, None, GRAPH_APP_ID if identifier == GRAPH_APP_ID else identifier, tuple(values)
@@ -137,7 +139,7 @@ def resolve_delegated(
 
     resource = tenant.resource(identifier)
     if resource is None:
-        raise errors.resource_not_found(identifier, tenant.id)
+        raise errors.RESOURCE_NOT_FOUND(resource=identifier, tenant=tenant.id)
     granted = granted_scopes(tenant, client, resource)
     values = []
     for _, value in named:
@@ -146,11 +148,14 @@ def resolve_delegated(
             continue
         exposed = resource.scope(value)
         if exposed is None:
-            raise errors.scope_not_exposed(client.display_name, value, resource.app_id)
-        if exposed.value not in granted:
-            raise errors.consent_required(
-                client.app_id, client.display_name, on_token_endpoint=on_token_endpoint
+            raise errors.SCOPE_NOT_EXPOSED(
+                client_name=client.display_name, scope=value, resource=resource.app_id
             )
+        if exposed.value not in granted:
+            consent = (
+                errors.CONSENT_REQUIRED_ON_TOKEN_ENDPOINT if on_token_endpoint else errors.CONSENT_REQUIRED
+            )
+            raise consent(client_id=client.app_id, client_name=client.display_name)
         if exposed.value not in values:
             values.append(exposed.value)
     return ScopeGrant(oidc, resource, identifier, tuple(values))
@@ -162,11 +167,11 @@ def resolve_application(
     """client_credentials: exactly one ``<resource>/.default``; returns (resource, identifier, roles)."""
     tokens = scope.split()
     if not tokens:
-        raise errors.missing_parameter("scope")
+        raise errors.MISSING_PARAMETER(name="scope")
     if len(tokens) != 1 or not tokens[0].endswith("/.default"):
-        raise errors.default_scope_required(scope)
+        raise errors.DEFAULT_SCOPE_REQUIRED(scope=scope)
     identifier = tokens[0][: -len("/.default")]
     resource = tenant.resource(identifier)
     if resource is None:
-        raise errors.resource_not_found(identifier, tenant.id)
+        raise errors.RESOURCE_NOT_FOUND(resource=identifier, tenant=tenant.id)
     return resource, identifier, granted_app_roles(client, resource)

@@ -8,10 +8,11 @@ URI as ``error``/``error_description``/``error_uri``/``state``.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
@@ -104,28 +105,28 @@ def redirect_platform(client: Application, uri: str) -> str | None:
 def validate_authorize(tenant: Tenant, params: Mapping[str, str]) -> AuthorizeRequest:
     client_id = params.get("client_id", "")
     if not client_id:
-        raise ShowOnPage(errors.missing_parameter("client_id"))
+        raise ShowOnPage(errors.MISSING_PARAMETER(name="client_id"))
     client = tenant.application(client_id)
     if client is None:
-        raise ShowOnPage(errors.unknown_client(client_id, tenant.id))
+        raise ShowOnPage(errors.UNKNOWN_CLIENT(client_id=client_id, tenant=tenant.id))
     redirect_uri = params.get("redirect_uri", "")
     if not redirect_uri:
-        raise ShowOnPage(errors.missing_parameter("redirect_uri"))
+        raise ShowOnPage(errors.MISSING_PARAMETER(name="redirect_uri"))
     if not client.all_redirect_uris():
-        raise ShowOnPage(errors.no_redirect_uri_registered(client.app_id))
+        raise ShowOnPage(errors.NO_REDIRECT_URI_REGISTERED(client_id=client.app_id))
     platform = redirect_platform(client, redirect_uri)
     if platform is None:
-        raise ShowOnPage(errors.redirect_uri_mismatch(redirect_uri, client.app_id))
+        raise ShowOnPage(errors.REDIRECT_URI_MISMATCH(redirect_uri=redirect_uri, client_id=client.app_id))
 
     mode = params.get("response_mode", "query") or "query"
     target = Target(redirect_uri, mode if mode in RESPONSE_MODES else "query", params.get("state") or None)
     if mode not in RESPONSE_MODES:
-        raise SendToClient(errors.malformed_request(), target)
+        raise SendToClient(errors.MALFORMED_REQUEST(), target)
     response_type = params.get("response_type", "")
     if not response_type:
-        raise SendToClient(errors.missing_parameter("response_type"), target)
+        raise SendToClient(errors.MISSING_PARAMETER(name="response_type"), target)
     if response_type != "code":
-        raise SendToClient(errors.unsupported_response_type(response_type), target)
+        raise SendToClient(errors.UNSUPPORTED_RESPONSE_TYPE(response_type=response_type), target)
     try:
         grant = resolve_delegated(tenant, client, params.get("scope", ""), on_token_endpoint=False)
     except EntraError as exc:
@@ -134,18 +135,18 @@ def validate_authorize(tenant: Tenant, params: Mapping[str, str]) -> AuthorizeRe
     challenge = params.get("code_challenge") or None
     method = params.get("code_challenge_method") or None
     if challenge is None and method is not None:
-        raise SendToClient(errors.missing_parameter("code_challenge"), target)
+        raise SendToClient(errors.MISSING_PARAMETER(name="code_challenge"), target)
     if challenge is not None:
         if (method or "plain") != "S256":
-            raise SendToClient(errors.pkce_method_unsupported(method or "plain"), target)
+            raise SendToClient(errors.PKCE_METHOD_UNSUPPORTED(method=method or "plain"), target)
         if not _CHALLENGE.match(challenge):
-            raise SendToClient(errors.malformed_request(), target)
+            raise SendToClient(errors.MALFORMED_REQUEST(), target)
     elif platform in ("spa", "publicClient"):
-        raise SendToClient(errors.pkce_required(), target)
+        raise SendToClient(errors.PKCE_REQUIRED(), target)
 
     prompt = params.get("prompt", "")
     if prompt and prompt not in PROMPTS:
-        raise SendToClient(errors.malformed_request(), target)
+        raise SendToClient(errors.MALFORMED_REQUEST(), target)
     return AuthorizeRequest(
         tenant_id=tenant.id,
         client_id=client.app_id,
@@ -277,13 +278,31 @@ def _signed_in_user(rt: Runtime, request: web.Request, tenant: Tenant) -> tuple[
 
 # -- handlers ---------------------------------------------------------------------------------------
 
+TenantHandler = Callable[[web.Request, Runtime, Tenant], Awaitable[web.Response]]
 
-async def authorize(request: web.Request) -> web.Response:
-    rt = runtime(request)
-    params: Mapping[str, str] = request.query if request.method == "GET" else await request.post()  # type: ignore[assignment]
-    tenant = rt.config.tenant(request.match_info["tenant"])
-    if tenant is None:
-        return error_html(errors.tenant_not_found(request.match_info["tenant"]))
+
+def _in_tenant(handler: TenantHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler for a ``/{tenant}/...`` page: an unknown tenant gets Entra's AADSTS90002 page."""
+
+    @functools.wraps(handler)
+    async def with_tenant(request: web.Request) -> web.Response:
+        rt = runtime(request)
+        tenant = rt.config.tenant(request.match_info["tenant"])
+        if tenant is None:
+            return error_html(errors.TENANT_NOT_FOUND(tenant=request.match_info["tenant"]))
+        return await handler(request, rt, tenant)
+
+    return with_tenant
+
+
+async def _query_or_form(request: web.Request) -> Mapping[str, str]:
+    """Entra takes the authorize and logout parameters by GET query or by POSTed form alike."""
+    return request.query if request.method == "GET" else await request.post()  # type: ignore[return-value]
+
+
+@_in_tenant
+async def authorize(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Response:
+    params = await _query_or_form(request)
     try:
         req = validate_authorize(tenant, params)
     except ShowOnPage as exc:
@@ -298,7 +317,7 @@ async def authorize(request: web.Request) -> web.Response:
     if req.prompt in ("", "none") and current is not None and hint_matches:
         return issue_code(rt, tenant, req, current[0], current[1])
     if req.prompt == "none":
-        return send_error(rt, req.target, errors.login_required())
+        return send_error(rt, req.target, errors.LOGIN_REQUIRED())
     client = tenant.application(req.client_id)
     assert client is not None  # validated above
     return show_sign_in(
@@ -313,11 +332,8 @@ async def authorize(request: web.Request) -> web.Response:
     )
 
 
-async def login(request: web.Request) -> web.Response:
-    rt = runtime(request)
-    tenant = rt.config.tenant(request.match_info["tenant"])
-    if tenant is None:
-        return error_html(errors.tenant_not_found(request.match_info["tenant"]))
+@_in_tenant
+async def login(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Response:
     form = await request.post()
     tx = rt.store.login(str(form.get("tx", "")))
     if tx is None or tx.tenant_id != tenant.id:
@@ -343,11 +359,7 @@ async def login(request: web.Request) -> web.Response:
     if form.get("cancel"):
         rt.store.finish_login(tx.id)
         if tx.kind == "authorize":
-            return send_error(
-                rt,
-                tx.request.target,
-                EntraError("access_denied", 65004, "User declined to consent to access the app."),
-            )
+            return send_error(rt, tx.request.target, errors.USER_DECLINED_CONSENT())
         return html(pages.message("Cancelled", "Sign-in was cancelled. You can close this window."))
 
     user: User | None = None
@@ -356,16 +368,16 @@ async def login(request: web.Request) -> web.Response:
     if form.get("pick"):
         user = tenant.user_by_id(str(form["pick"]))
         if user is None:
-            problem = errors.user_not_found(str(form["pick"]), tenant.id)
+            problem = errors.USER_NOT_FOUND(name=str(form["pick"]), tenant=tenant.id)
     else:
         username = str(form.get("username", ""))
         user = tenant.user_by_name(username) if username else None
         if user is None:
-            problem = errors.user_not_found(username or "(empty)", tenant.id)
+            problem = errors.USER_NOT_FOUND(name=username or "(empty)", tenant=tenant.id)
         elif not hmac.compare_digest(str(form.get("password", "")).encode(), user.password.encode()):
-            problem, user = errors.bad_credentials(), None
+            problem, user = errors.BAD_CREDENTIALS(), None
     if user is not None and not user.account_enabled:
-        problem, user = errors.user_disabled(), None
+        problem, user = errors.USER_DISABLED(), None
     if problem is not None or user is None:
         assert problem is not None
         return _render_sign_in(
@@ -387,7 +399,7 @@ async def login(request: web.Request) -> web.Response:
         device = rt.store.device_by_user_code(str(tx.request))
         if device is None or device.user_id is not None or rt.clock() >= device.expires_at:
             response = html(
-                pages.error_page("Code expired", errors.device_code_expired().description), status=400
+                pages.error_page("Code expired", errors.DEVICE_CODE_EXPIRED().description), status=400
             )
         else:
             device.user_id, device.auth_time = user.id, signed_in.auth_time
@@ -433,12 +445,9 @@ async def device_submit(request: web.Request) -> web.Response:
     )
 
 
-async def logout(request: web.Request) -> web.Response:
-    rt = runtime(request)
-    params: Mapping[str, str] = request.query if request.method == "GET" else await request.post()  # type: ignore[assignment]
-    tenant = rt.config.tenant(request.match_info["tenant"])
-    if tenant is None:
-        return error_html(errors.tenant_not_found(request.match_info["tenant"]))
+@_in_tenant
+async def logout(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Response:
+    params = await _query_or_form(request)
     rt.store.end_session(request.cookies.get(SESSION_COOKIE), tenant.id)
     target = params.get("post_logout_redirect_uri", "")
     if not target:
@@ -453,7 +462,7 @@ async def logout(request: web.Request) -> web.Response:
     if not any(
         target in app.post_logout_redirect_uris or target in app.all_redirect_uris() for app in candidates
     ):
-        return error_html(errors.post_logout_redirect_not_registered(target))
+        return error_html(errors.POST_LOGOUT_REDIRECT_NOT_REGISTERED(uri=target))
     state = params.get("state")
     location = target + (
         ("&" if urlsplit(target).query else "?") + urlencode({"state": state}) if state else ""

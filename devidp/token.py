@@ -28,13 +28,13 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from devidp import claims, errors
-from devidp.config import Application, Tenant
+from devidp.config import Application, Tenant, User
 from devidp.errors import EntraError
 from devidp.http import json_error, json_ok, runtime
 from devidp.keys import b64url
-from devidp.runtime import Runtime
+from devidp.runtime import Redemption, Runtime
 from devidp.scopes import GRAPH_APP_ID, resolve_application, resolve_delegated
-from devidp.state import DeviceAuthorization
+from devidp.state import DeviceAuthorization, RefreshFamily
 
 GRANT_CODE = "authorization_code"
 GRANT_REFRESH = "refresh_token"
@@ -55,11 +55,11 @@ class ClientAuth:
 
 async def read_form(request: web.Request) -> Form:
     if request.content_type != "application/x-www-form-urlencoded":
-        raise errors.malformed_request()
+        raise errors.MALFORMED_REQUEST()
     form = await request.post()
     for key in form:
         if len(form.getall(key)) > 1:  # RFC 6749 3.2: parameters must not repeat
-            raise errors.malformed_request()
+            raise errors.MALFORMED_REQUEST()
     return form  # type: ignore[return-value]
 
 
@@ -71,17 +71,17 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
         raw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
         client_id, _, secret = raw.partition(":")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.malformed_request() from exc
+        raise errors.MALFORMED_REQUEST() from exc
     # RFC 6749 2.3.1: both parts are form-url-encoded before base64.
     return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
 
 
 def find_client(tenant: Tenant, client_id: str) -> Application:
     if not client_id:
-        raise errors.missing_parameter("client_id")
+        raise errors.MISSING_PARAMETER(name="client_id")
     client = tenant.application(client_id)
     if client is None:
-        raise errors.unknown_client(client_id, tenant.id)
+        raise errors.UNKNOWN_CLIENT(client_id=client_id, tenant=tenant.id)
     return client
 
 
@@ -91,9 +91,9 @@ def identify_client(request: web.Request, tenant: Tenant, form: Form) -> tuple[A
     form_id = form.get("client_id", "")
     if basic is not None:
         if form_id and form_id != basic[0]:
-            raise errors.malformed_request()
+            raise errors.MALFORMED_REQUEST()
         if form.get("client_secret"):
-            raise errors.malformed_request()  # one authentication method per request
+            raise errors.MALFORMED_REQUEST()  # one authentication method per request
         return find_client(tenant, basic[0]), basic[1]
     return find_client(tenant, form_id), form.get("client_secret") or None
 
@@ -101,19 +101,19 @@ def identify_client(request: web.Request, tenant: Tenant, form: Form) -> tuple[A
 def check_secret(client: Application, secret: str | None, rule: SecretRule) -> ClientAuth:
     if secret is not None:
         if not client.client_secrets or rule == "forbidden":
-            raise errors.public_client_sent_secret()
+            raise errors.PUBLIC_CLIENT_SENT_SECRET()
         if not any(hmac.compare_digest(secret.encode(), s.encode()) for s in client.client_secrets):
-            raise errors.invalid_client_secret(client.app_id)
+            raise errors.INVALID_CLIENT_SECRET(client_id=client.app_id)
         return ClientAuth(client, True)
     if rule == "required":
-        raise errors.client_secret_required()
+        raise errors.CLIENT_SECRET_REQUIRED()
     return ClientAuth(client, False)
 
 
 def _required(form: Form, name: str) -> str:
     value = form.get(name, "")
     if not value:
-        raise errors.missing_parameter(name)
+        raise errors.MISSING_PARAMETER(name=name)
     return value
 
 
@@ -121,9 +121,10 @@ def _check_cross_origin(request: web.Request, *, spa: bool) -> None:
     """Entra's rule: SPA-platform grants must come from a browser (cross-origin), nothing else may."""
     origin = request.headers.get("Origin")
     if spa and not origin:
-        raise errors.spa_requires_cors()
+        raise errors.SPA_REQUIRES_CORS()
     if origin and not spa:
-        raise errors.cross_origin_not_spa(origin)
+        # Entra names the origin it saw; it is the caller's own header, cut short so it cannot bloat the body.
+        raise errors.CROSS_ORIGIN_NOT_SPA(origin=origin[:200])
 
 
 def _pkce_matches(verifier: str, challenge: str) -> bool:
@@ -134,6 +135,41 @@ def _pkce_matches(verifier: str, challenge: str) -> bool:
 
 
 # -- grants --------------------------------------------------------------------------------------------
+# Every grant first authenticates its client; a user grant then redeems what it was given (a code, a
+# refresh token, a device code, a password, an assertion) for a Redemption, and all of them mint the
+# tokens the same way.
+
+
+def _authenticate(
+    request: web.Request, client: Application, secret: str | None, rule: SecretRule, *, spa: bool
+) -> ClientAuth:
+    auth = check_secret(client, secret, rule)
+    _check_cross_origin(request, spa=spa)
+    return auth
+
+
+def _enabled_user(tenant: Tenant, user_id: str) -> User:
+    user = tenant.user_by_id(user_id)
+    if user is None or not user.account_enabled:
+        raise errors.USER_DISABLED()
+    return user
+
+
+def _public_client_rule(client: Application) -> SecretRule:
+    return "optional" if client.is_fallback_public_client else "required"
+
+
+def _mint(
+    rt: Runtime, tenant: Tenant, auth: ClientAuth, redemption: Redemption, request: web.Request, form: Form
+) -> tuple[dict[str, Any], RefreshFamily | None]:
+    return rt.user_token_response(
+        tenant,
+        auth.app,
+        redemption,
+        confidential=auth.secret_presented,
+        want_client_info=form.get("client_info") == "1",
+        ipaddr=request.remote or "",
+    )
 
 
 def grant_authorization_code(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
@@ -142,40 +178,33 @@ def grant_authorization_code(rt: Runtime, tenant: Tenant, form: Form, request: w
     redirect_uri = _required(form, "redirect_uri")
     code = rt.store.code(code_value)
     if code is None:
-        raise errors.code_malformed()
+        raise errors.CODE_MALFORMED()
     if code.tenant_id != tenant.id or code.client_id != client.app_id:
-        raise errors.grant_for_other_client()
+        raise errors.GRANT_FOR_OTHER_CLIENT()
     rule: SecretRule = {"web": "required", "spa": "forbidden"}.get(code.platform, "optional")  # type: ignore[assignment]
-    auth = check_secret(client, secret, rule)
-    _check_cross_origin(request, spa=code.platform == "spa")
+    auth = _authenticate(request, client, secret, rule, spa=code.platform == "spa")
     if code.redeemed:
         # A second redemption means the code leaked: revoke what the first one was given.
         rt.store.revoke_family(code.family_id)
-        raise errors.code_redeemed()
+        raise errors.CODE_REDEEMED()
     if rt.clock() >= code.expires_at:
-        raise errors.code_expired()
+        raise errors.CODE_EXPIRED()
     if redirect_uri != code.redirect_uri:
-        raise errors.token_redirect_uri_mismatch()
+        raise errors.TOKEN_REDIRECT_URI_MISMATCH()
     if code.code_challenge and not _pkce_matches(form.get("code_verifier", ""), code.code_challenge):
-        raise errors.pkce_mismatch()
-    user = tenant.user_by_id(code.user_id)
-    if user is None or not user.account_enabled:
-        raise errors.user_disabled()
+        raise errors.PKCE_MISMATCH()
+    user = _enabled_user(tenant, code.user_id)
     code.redeemed = True
-    body, family = rt.user_token_response(
-        tenant,
+    redemption = Redemption(
         user,
-        client,
         code.grant,
-        confidential=auth.secret_presented,
-        auth_time=code.auth_time,
-        sid=code.sid,
+        code.auth_time,
+        code.sid,
         nonce=code.nonce,
         public=code.platform != "web",
         spa=code.platform == "spa",
-        want_client_info=form.get("client_info") == "1",
-        ipaddr=request.remote or "",
     )
+    body, family = _mint(rt, tenant, auth, redemption, request, form)
     code.family_id = family.id if family else None
     return body
 
@@ -185,22 +214,19 @@ def grant_refresh_token(rt: Runtime, tenant: Tenant, form: Form, request: web.Re
     record = rt.store.refresh_record(_required(form, "refresh_token"))
     family = rt.store.family(record.family_id) if record else None
     if record is None or family is None:
-        raise errors.code_malformed()
+        raise errors.CODE_MALFORMED()
     if family.tenant_id != tenant.id or family.client_id != client.app_id:
-        raise errors.grant_for_other_client()
+        raise errors.GRANT_FOR_OTHER_CLIENT()
     rule: SecretRule = ("forbidden" if family.spa else "optional") if family.public else "required"
-    auth = check_secret(client, secret, rule)
-    _check_cross_origin(request, spa=family.spa)
+    auth = _authenticate(request, client, secret, rule, spa=family.spa)
     if family.revoked:
-        raise errors.grant_revoked()
+        raise errors.GRANT_REVOKED()
     # Entra does not revoke a refresh token when it is used: a new one comes back, and the old one
     # stays valid until it expires (the client is expected to keep the newest). So two concurrent
     # refreshes of one session both succeed.
     if rt.clock() >= record.expires_at:
-        raise errors.refresh_token_expired()
-    user = tenant.user_by_id(family.user_id)
-    if user is None or not user.account_enabled:
-        raise errors.user_disabled()
+        raise errors.REFRESH_TOKEN_EXPIRED()
+    user = _enabled_user(tenant, family.user_id)
     grant = family.grant
     if form.get("scope"):
         # One refresh token serves every resource the client may reach (Entra's multi-resource RT).
@@ -208,129 +234,99 @@ def grant_refresh_token(rt: Runtime, tenant: Tenant, form: Form, request: web.Re
             tenant, client, form["scope"], on_token_endpoint=True, first_resource_wins=True
         )
         grant = dataclasses.replace(grant, oidc=grant.oidc | {"offline_access"})
-    body, _ = rt.user_token_response(
-        tenant,
-        user,
-        client,
-        grant,
-        confidential=auth.secret_presented,
-        auth_time=family.auth_time,
-        sid=family.sid,
-        family=family,
-        want_client_info=form.get("client_info") == "1",
-        ipaddr=request.remote or "",
-    )
+    redemption = Redemption(user, grant, family.auth_time, family.sid, family=family)
+    body, _ = _mint(rt, tenant, auth, redemption, request, form)
     return body
 
 
 def grant_client_credentials(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
     client, secret = identify_client(request, tenant, form)
-    check_secret(client, secret, "required")
-    _check_cross_origin(request, spa=False)
+    _authenticate(request, client, secret, "required", spa=False)
     resource, identifier, roles = resolve_application(tenant, client, form.get("scope", ""))
     return rt.app_token_response(tenant, client, resource, identifier, roles)
 
 
 def grant_password(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
     client, secret = identify_client(request, tenant, form)
-    auth = check_secret(client, secret, "optional" if client.is_fallback_public_client else "required")
-    _check_cross_origin(request, spa=False)
+    auth = _authenticate(request, client, secret, _public_client_rule(client), spa=False)
     username = _required(form, "username")
     password = _required(form, "password")
     scope = _required(form, "scope")
     user = tenant.user_by_name(username)
     if user is None:
-        raise errors.user_not_found(username, tenant.id)
+        raise errors.USER_NOT_FOUND(name=username, tenant=tenant.id)
     if not hmac.compare_digest(password.encode(), user.password.encode()):
-        raise errors.bad_credentials()
+        raise errors.BAD_CREDENTIALS()
     if not user.account_enabled:
-        raise errors.user_disabled()
+        raise errors.USER_DISABLED()
     grant = resolve_delegated(tenant, client, scope, on_token_endpoint=True)
-    body, _ = rt.user_token_response(
-        tenant,
-        user,
-        client,
-        grant,
-        confidential=auth.secret_presented,
-        auth_time=rt.now(),
-        sid=claims.new_session_id(),
-        public=not auth.secret_presented,
-        want_client_info=form.get("client_info") == "1",
-        ipaddr=request.remote or "",
-    )
+    redemption = Redemption(user, grant, rt.now(), claims.new_session_id(), public=not auth.secret_presented)
+    body, _ = _mint(rt, tenant, auth, redemption, request, form)
     return body
 
 
 def grant_device_code(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
     client, secret = identify_client(request, tenant, form)
-    auth = check_secret(client, secret, "optional" if client.is_fallback_public_client else "required")
-    _check_cross_origin(request, spa=False)
+    auth = _authenticate(request, client, secret, _public_client_rule(client), spa=False)
     device = rt.store.device(_required(form, "device_code"))
     if device is None:
-        raise errors.bad_verification_code()
+        raise errors.BAD_VERIFICATION_CODE()
     if device.tenant_id != tenant.id or device.client_id != client.app_id:
-        raise errors.grant_for_other_client()
+        raise errors.GRANT_FOR_OTHER_CLIENT()
     if device.redeemed:
-        raise errors.code_redeemed()
+        raise errors.CODE_REDEEMED()
     if rt.clock() >= device.expires_at:
-        raise errors.device_code_expired()
+        raise errors.DEVICE_CODE_EXPIRED()
     if device.user_id is None:
-        raise errors.authorization_pending()
-    user = tenant.user_by_id(device.user_id)
-    if user is None or not user.account_enabled:
-        raise errors.user_disabled()
+        raise errors.AUTHORIZATION_PENDING()
+    user = _enabled_user(tenant, device.user_id)
     device.redeemed = True
-    body, _ = rt.user_token_response(
-        tenant,
-        user,
-        client,
-        device.grant,
-        confidential=auth.secret_presented,
-        auth_time=device.auth_time,
-        sid=claims.new_session_id(),
-        public=not auth.secret_presented,
-        want_client_info=form.get("client_info") == "1",
-        ipaddr=request.remote or "",
+    redemption = Redemption(
+        user, device.grant, device.auth_time, claims.new_session_id(), public=not auth.secret_presented
     )
+    body, _ = _mint(rt, tenant, auth, redemption, request, form)
     return body
 
 
 def grant_on_behalf_of(rt: Runtime, tenant: Tenant, form: Form, request: web.Request) -> dict[str, Any]:
     client, secret = identify_client(request, tenant, form)
-    check_secret(client, secret, "required")
-    _check_cross_origin(request, spa=False)
+    _authenticate(request, client, secret, "required", spa=False)
     assertion = _required(form, "assertion")
     if form.get("requested_token_use") != "on_behalf_of":
-        raise errors.missing_parameter("requested_token_use")
+        raise errors.MISSING_PARAMETER(name="requested_token_use")
     scope = _required(form, "scope")
     try:
         incoming = rt.decode_own_token(assertion)
     except jwt.ExpiredSignatureError as exc:
-        raise errors.assertion_expired() from exc
+        raise errors.ASSERTION_EXPIRED() from exc
     except jwt.InvalidTokenError as exc:
-        raise errors.assertion_invalid("The assertion is not a token signed by this tenant's keys.") from exc
+        raise errors.ASSERTION_INVALID(
+            reason="The assertion is not a token signed by this tenant's keys."
+        ) from exc
     issuers = {claims.v1_issuer(rt.base_url, tenant.id), claims.v2_issuer(rt.base_url, tenant.id)}
     if incoming.get("tid") != tenant.id or incoming.get("iss") not in issuers:
-        raise errors.assertion_invalid("The assertion was issued by another tenant.")
+        raise errors.ASSERTION_INVALID(reason="The assertion was issued by another tenant.")
     if incoming.get("aud") != client.app_id and incoming.get("aud") not in client.identifier_uris:
-        raise errors.assertion_audience_mismatch()
+        raise errors.ASSERTION_AUDIENCE_MISMATCH()
     if "scp" not in incoming or incoming.get("idtyp") == "app":
-        raise errors.obo_app_token()
+        raise errors.ASSERTION_INVALID(
+            reason="The on-behalf-of flow needs a user token; an application token was presented."
+        )
     user = tenant.user_by_id(str(incoming.get("oid", "")))
     if user is None:
-        raise errors.assertion_invalid("The assertion's user is not in this tenant.")
+        raise errors.ASSERTION_INVALID(reason="The assertion's user is not in this tenant.")
     if not user.account_enabled:
-        raise errors.user_disabled()
+        raise errors.USER_DISABLED()
     grant = resolve_delegated(tenant, client, scope, on_token_endpoint=True)
-    body, _ = rt.user_token_response(
-        tenant,
+    redemption = Redemption(
         user,
-        client,
         grant,
-        confidential=True,
-        auth_time=int(incoming.get("auth_time", incoming.get("iat", rt.now()))),
-        sid=str(incoming.get("sid") or claims.new_session_id()),
-        ipaddr=request.remote or "",
+        int(incoming.get("auth_time", incoming.get("iat", rt.now()))),
+        str(incoming.get("sid") or claims.new_session_id()),
+    )
+    # devidp answers on-behalf-of without client_info, whatever the request asks.
+    body, _ = rt.user_token_response(
+        tenant, client, redemption, confidential=True, want_client_info=False, ipaddr=request.remote or ""
     )
     return body
 
@@ -371,7 +367,7 @@ def _tenant_of_grant(rt: Runtime, form: Form) -> Tenant:
         tenant_id = form["username"].rsplit("@", 1)[1]
     tenant = rt.config.tenant(tenant_id) if tenant_id else None
     if tenant is None:
-        raise errors.no_tenant_information()
+        raise errors.NO_TENANT_INFORMATION()
     return tenant
 
 
@@ -387,7 +383,7 @@ async def token_endpoint(request: web.Request) -> web.Response:
         grant_type = _required(form, "grant_type")
         grant = GRANTS.get(grant_type)
         if grant is None:
-            raise errors.unsupported_grant_type(grant_type)
+            raise errors.UNSUPPORTED_GRANT_TYPE(grant=grant_type)
         return _with_cors(request, json_ok(grant(rt, tenant, form, request)))
     except EntraError as error:
         return _with_cors(request, json_error(request, error))
@@ -426,31 +422,31 @@ async def devicecode_endpoint(request: web.Request) -> web.Response:
 
 
 async def v1_endpoint(request: web.Request) -> web.Response:
-    return json_error(
-        request,
-        EntraError(
-            "invalid_request",
-            9002313,
-            "Invalid request. devidp emulates the v2.0 endpoints only; use /oauth2/v2.0/ paths.",
-        ),
-    )
+    return json_error(request, errors.V1_ENDPOINT())
 
 
-async def userinfo_endpoint(request: web.Request) -> web.Response:
-    rt = runtime(request)
-    header = request.headers.get("Authorization", "")
-    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"}
-    if not header.lower().startswith("bearer "):
-        return web.json_response({"error": "invalid_token"}, status=401, headers=challenge)
+def _graph_user(rt: Runtime, authorization: str) -> tuple[dict[str, Any], User] | None:
+    """The claims and user of a valid Graph token in the Authorization header, or None."""
+    if not authorization.lower().startswith("bearer "):
+        return None
     try:
-        token = rt.decode_own_token(header[7:].strip())
+        token = rt.decode_own_token(authorization[7:].strip())
     except jwt.InvalidTokenError:
-        return web.json_response({"error": "invalid_token"}, status=401, headers=challenge)
+        return None
     tenant = rt.config.tenant(str(token.get("tid", "")))
     user = tenant.user_by_id(str(token.get("oid", ""))) if tenant else None
     # Entra's userinfo is a Microsoft Graph endpoint: it takes Graph tokens only.
     if token.get("aud") != GRAPH_APP_ID or user is None or "scp" not in token:
+        return None
+    return token, user
+
+
+async def userinfo_endpoint(request: web.Request) -> web.Response:
+    found = _graph_user(runtime(request), request.headers.get("Authorization", ""))
+    if found is None:
+        challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"}
         return web.json_response({"error": "invalid_token"}, status=401, headers=challenge)
+    token, user = found
     body = {"sub": token["sub"], "name": user.display_name}
     if user.surname:
         body["family_name"] = user.surname

@@ -95,6 +95,10 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
         lifespan=_lifespan,
         openapi_url=OPENAPI_PATH,
+        # No redirect from /api/projects/ to /api/projects: uvicorn does not believe forwarded headers
+        # (see __main__), so the redirect would send the browser to http://, off TLS. Each path is
+        # answered as it is: an unknown one is 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.clock = clock

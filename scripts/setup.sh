@@ -19,9 +19,11 @@ o2p="$bin_dir/oauth2-proxy-$version"
 go_toolchain=go1.26.8
 # The Node.js the SPA needs (Vite 7: 20.19 or newer), and the exact release fetched when the
 # machine's is older. It comes as npm's node-linux-<arch> package: the official build, as a registry
-# package, so npm's integrity check covers it.
+# package, so npm's integrity check covers it. npm comes along from the registry too: Debian's npm
+# finds its own modules only through Debian's Node.js.
 node_minimum=20.19.0
 node_release=22.23.5
+npm_release=10.9.9
 
 # True when version $1 is at least version $2 (both dotted, without a leading "v" or "go").
 version_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
@@ -41,6 +43,10 @@ command -v chromium >/dev/null 2>&1 || want chromium "the browser tests"
 command -v wrk >/dev/null 2>&1 || want wrk "the benchmark"
 command -v promtool >/dev/null 2>&1 || want prometheus "the metrics rules and scrape tests (promtool, a real Prometheus)"
 command -v curl >/dev/null 2>&1 || want curl "the README's bearer example, run by the tests"
+command -v envsubst >/dev/null 2>&1 || want gettext-base "envsubst, for the nginx and oauth2-proxy entrypoints the tests run"
+command -v wget >/dev/null 2>&1 || want wget "the compose services' health checks, run as plain processes by the tests"
+command -v nsenter >/dev/null 2>&1 || want util-linux "namespaces for the compose services run by the tests"
+[ -f /etc/ssl/certs/ca-certificates.crt ] || want ca-certificates "the public CA bundle the deployment tests render"
 command -v python3 >/dev/null 2>&1 || want python3 "the verifier, the API and the tests"
 # Debian's python3 cannot make a virtual environment without python3-venv (ensurepip), whether or
 # not python3 itself was there before.
@@ -58,12 +64,15 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# --- oauth2-proxy, the real binary, at the version pinned in OAUTH2_PROXY_VERSION --------------------
-if [ ! -x "$o2p" ]; then
-  command -v go >/dev/null 2>&1 || die "Go is needed to build oauth2-proxy $version: install Debian's golang-go and run again."
+# --- The Go toolchain for the two Go programs built below ----------------------------------------------
+# use_pinned_go WHAT: make `go` at least $go_toolchain for building WHAT, once per run.
+go_ready=""
+use_pinned_go() {
+  [ -z "$go_ready" ] || return 0
+  command -v go >/dev/null 2>&1 || die "Go is needed to build $1: install Debian's golang-go and run again."
   found_go=$(go env GOVERSION 2>/dev/null || go version | awk '{print $3}')
   if ! version_at_least "${found_go#go}" "${go_toolchain#go}"; then
-    log "installing the Go toolchain $go_toolchain from the Go module proxy: oauth2-proxy $version needs it, this machine has $found_go"
+    log "installing the Go toolchain $go_toolchain from the Go module proxy: $1 needs it, this machine has $found_go"
     # Go publishes each release as the module golang.org/toolchain, which is what GOTOOLCHAIN=goX.Y.Z
     # fetches on Go 1.21 and newer. Debian 12's Go (1.19) predates GOTOOLCHAIN, so the module is
     # downloaded (and checked against the checksum database) with `go mod download`, which every Go
@@ -82,6 +91,12 @@ if [ ! -x "$o2p" ]; then
     export PATH="$toolchain_dir/bin:$PATH" GOTOOLCHAIN=local
     unset GOROOT
   fi
+  go_ready=yes
+}
+
+# --- oauth2-proxy, the real binary, at the version pinned in OAUTH2_PROXY_VERSION --------------------
+if [ ! -x "$o2p" ]; then
+  use_pinned_go "oauth2-proxy $version"
   log "building oauth2-proxy $version from its Go module (about two minutes)"
   module=github.com/oauth2-proxy/oauth2-proxy/v7
   modcache=$(go env GOMODCACHE)
@@ -101,14 +116,13 @@ if [ ! -x "$o2p" ]; then
 fi
 ln -sfn "oauth2-proxy-$version" "$bin_dir/oauth2-proxy"
 
-# --- Docker Compose CLI and newman: checking compose.yaml and running the Postman collection ---------
-# (Both are test tools. Compose is the real CLI built from its Go module at an exact version, so
-# `docker-compose config` validates compose.yaml on machines without Docker; newman is the npm
-# package pinned in postman/package-lock.json.)
+# --- Docker Compose CLI, which checks compose.yaml in the tests ---------------------------------------
+# The real CLI built from its Go module at an exact version, so `docker-compose config` validates
+# compose.yaml on machines without Docker.
 compose_version=v5.5.1
 compose_bin="$bin_dir/docker-compose-$compose_version"
 if [ ! -x "$compose_bin" ]; then
-  command -v go >/dev/null 2>&1 || die "Go is needed to build Docker Compose $compose_version: install Go 1.26.3 or newer and run again."
+  use_pinned_go "Docker Compose $compose_version"
   log "building Docker Compose $compose_version from its Go module (about a minute and a half)"
   compose_module=github.com/docker/compose/v5
   # `go install module@version` refuses a module whose go.mod has exclude or replace directives, as
@@ -123,14 +137,6 @@ if [ ! -x "$compose_bin" ]; then
 fi
 ln -sfn "docker-compose-$compose_version" "$bin_dir/docker-compose"
 
-newman_stamp=postman/node_modules/.installed-$(sha256sum postman/package-lock.json | cut -c1-16)
-if [ ! -f "$newman_stamp" ]; then
-  log "installing newman (postman/package-lock.json)"
-  (cd postman && npm ci --no-audit --no-fund --loglevel=error)
-  rm -f postman/node_modules/.installed-*
-  touch "$newman_stamp"
-fi
-# --- end of Docker Compose CLI and newman -----------------------------------------------------------
 
 # --- Python virtual environment ----------------------------------------------------------------------
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
@@ -160,8 +166,10 @@ if ! version_at_least "${found_node#v}" "$node_minimum"; then
   log "installing Node.js $node_release from npm's $node_package package: the SPA build (Vite 7) needs $node_minimum or newer, this machine has $found_node"
   rm -rf "$node_dir"
   mkdir -p "$node_dir"
-  (cd "$node_dir" && npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$node_dir" "$node_package@$node_release" >/dev/null)
-  ln -sfn "node_modules/$node_package/bin" "$node_dir/bin"
+  (cd "$node_dir" && npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$node_dir" \
+    "$node_package@$node_release" "npm@$npm_release" >/dev/null)
+  # node_modules/.bin holds node, npm and npx.
+  ln -sfn node_modules/.bin "$node_dir/bin"
   found_node=$(node --version 2>/dev/null || echo none)
   version_at_least "${found_node#v}" "$node_minimum" || die "Node.js $node_release did not install (node --version: $found_node)"
 fi
@@ -181,5 +189,13 @@ if [ -f spa/package.json ]; then
     log "building the SPA"
     (cd spa && npm run build --silent)
   fi
+fi
+# --- newman, which runs the Postman collection in the tests (postman/package-lock.json) -------------
+newman_stamp=postman/node_modules/.installed-$(sha256sum postman/package-lock.json | cut -c1-16)
+if [ ! -f "$newman_stamp" ]; then
+  log "installing newman (postman/package-lock.json)"
+  (cd postman && npm ci --no-audit --no-fund --loglevel=error)
+  rm -f postman/node_modules/.installed-*
+  touch "$newman_stamp"
 fi
 log "ready: oauth2-proxy $version, node $(node --version), $(nginx -v 2>&1 | sed 's/.*\///'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(.venv/bin/python --version)"

@@ -201,6 +201,8 @@ def verifier_env(topo: Topology, ca_file: Path, secrets: Secrets) -> dict[str, s
         "VERIFIER_SESSION_COOKIE_NAME": topo.session_cookie_name,
         "VERIFIER_REDIS_URL": topo.redis_url,
         "VERIFIER_PUBLIC_ORIGIN": topo.public_origin,
+        # The absolute session lifetime: what oauth2-proxy's cookie_expire only appears to be.
+        "VERIFIER_SESSION_MAX_AGE_SECONDS": str(topo.cookie_expire_seconds),
         "VERIFIER_LOG_LEVEL": "info",
     }
 

@@ -90,4 +90,4 @@ class TokenAuthenticator:
             self.policy.check(identity.principal, original.method, original.uri)
         except Rejection as rejection:
             return Decision.reject(rejection, source=source)
-        return Decision.allow(identity.principal, identity_headers=identity.headers)
+        return Decision.allow(identity.principal, identity_headers=identity.headers, access_token=token)

@@ -10,11 +10,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote
 
 from aiohttp import web
 
-from verifier.identity import HEADER_SIGNATURE, Principal, sign_headers, signed_principal_headers
+from verifier.identity import (
+    HEADER_FORWARDED_TOKEN,
+    HEADER_SIGNATURE,
+    Principal,
+    sign_headers,
+    signed_principal_headers,
+)
+from verifier.policy import normalize_path
 from verifier.reasons import REQUEST_REASONS, Forbidden, Reason, Rejection
 
 HEADER_ORIGINAL_METHOD = "X-Original-Method"
@@ -22,12 +30,41 @@ HEADER_ORIGINAL_URI = "X-Original-URI"
 HEADER_REQUEST_ID = "X-Request-ID"
 #: The reason code of every refusal; nginx puts it in its JSON error body.
 HEADER_AUTH_REASON = "X-Auth-Reason"
+#: On a 401: where nginx sends a browser that asked for a page without a session. nginx has no way to
+#: query-escape ``$request_uri`` itself, so the verifier, which holds it, writes the whole URL.
+HEADER_SIGN_IN_REDIRECT = "X-Sign-In-Redirect"
+SIGN_IN_START = "/oauth2/start"
 REALM = "api"
 OK = "ok"
 
 _METHOD = re.compile(r"^[A-Z]{1,16}$")
 #: nginx's ``$request_uri``: printable ASCII (non-ASCII arrives percent-encoded), origin-form.
 _URI = re.compile(r"^/[\x21-\x7e]{0,8191}$")
+
+#: The requests whose answer carries the caller's access token (``X-Forwarded-Access-Token``): the
+#: API endpoints that re-validate it (``fastapi_app.revalidation``), as (method, normalized path).
+#: Only these: every other upstream, and every other API endpoint, never sees the token, so a bug or a
+#: log line there cannot leak it, and the token's few KiB do not ride on every request. nginx copies
+#: the header to FastAPI in its ``/api/`` location only; a test pins this list against FastAPI's routes.
+FORWARDED_TOKEN_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("DELETE", re.compile(r"^/api/projects/[^/]+$")),
+    ("PUT", re.compile(r"^/api/admin/settings$")),
+)
+
+
+def needs_forwarded_token(original: OriginalRequest) -> bool:
+    """True when ``original`` goes to an endpoint that re-validates the caller's access token.
+
+    Matched on the path nginx routes on (dot segments and percent-encoding resolved), so an encoded
+    variant cannot get the token sent where it is not needed, nor miss it where it is.
+    """
+    try:
+        path = normalize_path(original.uri)
+    except UnicodeDecodeError:
+        return False
+    if path is None:
+        return False
+    return any(method == original.method and route.match(path) for method, route in FORWARDED_TOKEN_ROUTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +110,9 @@ class Decision:
     #: ``principal_headers(principal)``, when already encoded (a token cache hit); never set otherwise.
     identity_headers: Mapping[str, str] | None = None
     challenge: bool = True
+    #: The validated access token the principal came from; sent on only to the endpoints in
+    #: :data:`FORWARDED_TOKEN_ROUTES`. Never in a log line or a repr.
+    access_token: str = field(default="", repr=False)
 
     @property
     def allowed(self) -> bool:
@@ -85,6 +125,7 @@ class Decision:
         *,
         headers: tuple[tuple[str, str], ...] = (),
         identity_headers: Mapping[str, str] | None = None,
+        access_token: str = "",
     ) -> Decision:
         return cls(
             200,
@@ -94,6 +135,7 @@ class Decision:
             oid=principal.oid,
             headers=headers,
             identity_headers=identity_headers,
+            access_token=access_token,
         )
 
     @classmethod
@@ -117,6 +159,12 @@ class Decision:
 
     def with_headers(self, *headers: tuple[str, str]) -> Decision:
         return replace(self, headers=(*self.headers, *headers))
+
+
+def sign_in_redirect(uri: str) -> str:
+    """oauth2-proxy's sign-in start with ``uri`` as the target, query-escaped so that its own query
+    string (every ``&`` and ``=`` in it) survives as one ``rd`` value. ``/`` stays readable."""
+    return f"{SIGN_IN_START}?rd={quote(uri, safe='/')}"
 
 
 def rfc6750_error(decision: Decision) -> str | None:
@@ -159,6 +207,8 @@ def render(
             headers = signed_principal_headers(
                 decision.principal, key=identity_key, method=original.method, uri=original.uri, now=now
             )
+        if decision.access_token and needs_forwarded_token(original):
+            headers[HEADER_FORWARDED_TOKEN] = decision.access_token
         headers["Cache-Control"] = "no-store"
         response = web.Response(status=200, headers=headers)
     else:
@@ -178,6 +228,8 @@ def render(
         # Every refusal names its reason for nginx's JSON error body, including the ones whose
         # challenge carries no error_description (no credentials at all, RFC 6750 section 3.1).
         response.headers[HEADER_AUTH_REASON] = decision.reason
+        if status == 401 and original is not None:
+            response.headers[HEADER_SIGN_IN_REDIRECT] = sign_in_redirect(original.uri)
     for name, value in decision.headers:
         response.headers.add(name, value)
     return response

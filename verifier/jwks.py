@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 
 #: A discovery document or JWKS larger than this is not Entra's.
 MAX_DOCUMENT_BYTES = 512 * 1024
-FETCH_TIMEOUT_SECONDS = 10.0
+#: An unknown kid is fetched while nginx waits for the decision: the fetch must end well inside nginx's
+#: 6 s budget for one decision (nginx/edge.conf.template, location /_verify) together with the
+#: session lookup, or nginx gives up first and the user gets no reason.
+FETCH_TIMEOUT_SECONDS = 2.0
 #: Backoff while a tenant has no keys at all (start-up against an unreachable issuer).
 INITIAL_RETRY_SECONDS = 1.0
 MAX_INITIAL_RETRY_SECONDS = 30.0

@@ -1,8 +1,8 @@
 """Prometheus metrics, one registry per app so tests (and benchmarks) can build several apps.
 
 Label values are bounded: ``source`` is a credential source name, ``outcome`` one of
-:data:`OUTCOMES`, ``reason`` ``ok`` or a :class:`~verifier.reasons.Reason`, ``tenant`` a configured
-tenant id; no label ever carries a user-controlled string.
+:data:`OUTCOMES`, ``reason`` ``ok`` (``verifier.decision.OK``) or a :class:`~verifier.reasons.Reason`,
+``tenant`` a configured tenant id; no label ever carries a user-controlled string.
 
 The metric names, labels and buckets are a contract with ``deploy/prometheus/`` (recording and
 alert rules) and ``deploy/grafana/`` (the dashboard); the README's metrics section lists them.
@@ -10,7 +10,7 @@ alert rules) and ``deploy/grafana/`` (the dashboard); the README's metrics secti
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -24,8 +24,6 @@ from prometheus_client.process_collector import ProcessCollector
 prometheus_client.disable_created_metrics()
 
 OUTCOMES = ("allow", "deny", "forbidden", "error")
-#: ``verifier_decisions_total{reason}`` of an allowed request; every refusal has a Reason instead.
-ALLOWED_REASON = "ok"
 
 #: From 10 µs, where a token cache hit is answered (tens of microseconds in-process), to 30 s, past
 #: the longest a /verify can wait: an unknown ``kid`` refetches discovery and JWKS (10 s timeout
@@ -147,7 +145,7 @@ class VerifierMetrics:
         """Make ``verifier_ready`` read ``is_ready`` at each scrape: the same answer /readyz gives."""
         self.ready.set_function(lambda: 1.0 if is_ready() else 0.0)
 
-    def track_tenants(self, tenant_ids: tuple[str, ...] | frozenset[str]) -> None:
+    def track_tenants(self, tenant_ids: Iterable[str]) -> None:
         """Export every configured tenant from the start, with no keys, so a tenant whose keys never
         arrive shows as 0 instead of being absent."""
         for tenant_id in sorted(tenant_ids):

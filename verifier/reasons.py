@@ -54,6 +54,7 @@ class Reason(StrEnum):
     SESSION_FORBIDDEN = "session_forbidden"
     SESSION_BACKEND_UNAVAILABLE = "session_backend_unavailable"
     SESSION_TOKEN_MISSING = "session_token_missing"
+    SESSION_EXPIRED = "session_expired"
     # CSRF on cookie-authenticated unsafe requests (verifier.csrf).
     CSRF_TOKEN_MISSING = "csrf_token_missing"
     CSRF_TOKEN_MALFORMED = "csrf_token_malformed"

@@ -19,8 +19,26 @@ too big for one cookie) is forwarded: the rest of the browser's cookies are none
 business and may belong to other applications on the site.
 
 Failure is closed: oauth2-proxy unreachable, slow, or answering anything unexpected means the request
-is refused with ``session_backend_unavailable`` (status 500: it is not the user's fault, and nginx's
-``auth_request`` turns every status other than 2xx/401/403 into a 500 anyway), never allowed.
+is refused with ``session_backend_unavailable`` (status 503: it is not the user's fault and it passes;
+nginx reads the status and reason from the verifier's answer and repeats them), never allowed.
+
+A session store outage must not sign anyone out. oauth2-proxy cannot tell "Redis is down" from "this
+cookie names no session": it answers both with 401 and a ``Set-Cookie`` that deletes the cookie. So a
+401 is checked against oauth2-proxy's own readiness probe (``/ready``, which pings its session store):
+when the store is down the answer is 503 ``session_backend_unavailable`` and the deleting
+``Set-Cookie`` is dropped, so the browser keeps the cookie and the same session works again once the
+store is back.
+
+Sessions end a fixed time after sign-in (``max_age_seconds``, one hour by default), however often they
+are refreshed. oauth2-proxy cannot do this: its ``cookie_expire`` counts from the session's creation
+time, and every refresh saves the session with a new one, so on its own a session lives as long as the
+refresh token does (90 days at Entra by default). The verifier records when it first saw each sign-in
+(keyed by the session's binding, which survives refreshes, see :func:`session_binding`) in Redis, and
+once ``max_age_seconds`` have passed it signs the session out at oauth2-proxy (deleting it from
+Redis, so the refresh token is gone with it) and answers 401 ``session_expired`` with oauth2-proxy's
+deleting ``Set-Cookie``. The clock starts at the first request after the callback, seconds after the
+user signed in at the identity provider. Entra's Conditional Access sign-in frequency can shorten
+this further; the edge does not rely on it, since not every tenant has it.
 """
 
 from __future__ import annotations
@@ -34,6 +52,9 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from verifier.csrf import (
     HEADER_CSRF_TOKEN,
@@ -58,6 +79,18 @@ log = logging.getLogger(__name__)
 DEFAULT_COOKIE_NAME = "__Host-oauth2_proxy"
 DEFAULT_OAUTH2_PROXY_URL = "http://127.0.0.1:4180"
 AUTH_PATH = "/oauth2/auth"
+SIGN_OUT_PATH = "/oauth2/sign_out"
+#: The default absolute session lifetime, counted from the first request after sign-in.
+DEFAULT_SESSION_MAX_AGE_SECONDS = 3600
+#: How long a sign-in's start time is kept past its lifetime. An expired session is signed out at
+#: once; the margin only matters if that sign-out failed and the session stayed in use, and must
+#: outlast any retry so the session is never taken for a new one.
+SESSION_START_KEEP_SECONDS = 24 * 3600
+SESSION_START_KEY_PREFIX = "eba:session-start:"
+#: oauth2-proxy's readiness probe: 200 only when its session store answers a ping.
+READY_PATH = "/ready"
+#: The probe runs after a full /oauth2/auth round trip and must fit in nginx's time budget with it.
+READY_TIMEOUT_SECONDS = 1.0
 HEADER_ACCESS_TOKEN = "X-Auth-Request-Access-Token"
 
 #: oauth2-proxy splits a cookie-store session into at most a handful of 4 KB chunks; more than this is
@@ -76,8 +109,9 @@ SESSION_STATUS: Mapping[Reason, int] = {
     Reason.NO_SESSION: 401,
     Reason.SESSION_FORBIDDEN: 403,
     # Not the caller's fault and not fixable by signing in again: a broken or misconfigured backend.
-    Reason.SESSION_BACKEND_UNAVAILABLE: 500,
+    Reason.SESSION_BACKEND_UNAVAILABLE: 503,
     Reason.SESSION_TOKEN_MISSING: 500,
+    Reason.SESSION_EXPIRED: 401,
 }
 
 
@@ -213,8 +247,12 @@ class SessionSettings:
     cookie_name: str = DEFAULT_COOKIE_NAME
     timeout_seconds: float = 2.0
     max_connections: int = 64
+    #: The absolute session lifetime, from the first request after sign-in.
+    max_age_seconds: int = DEFAULT_SESSION_MAX_AGE_SECONDS
 
     def __post_init__(self) -> None:
+        if self.max_age_seconds < 1:
+            raise ValueError("max_age_seconds must be positive")
         if not self.oauth2_proxy_url.startswith(("http://", "https://")):
             raise ValueError("oauth2_proxy_url must be an http(s) URL such as http://127.0.0.1:4180")
         if not is_cookie_name(self.cookie_name):
@@ -225,6 +263,14 @@ class SessionSettings:
     @property
     def auth_url(self) -> str:
         return self.oauth2_proxy_url.rstrip("/") + AUTH_PATH
+
+    @property
+    def ready_url(self) -> str:
+        return self.oauth2_proxy_url.rstrip("/") + READY_PATH
+
+    @property
+    def sign_out_url(self) -> str:
+        return self.oauth2_proxy_url.rstrip("/") + SIGN_OUT_PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +332,11 @@ class OAuth2ProxyClient:
         binding = session_binding(session_cookie_value(cookies, self.settings.cookie_name))
         status, set_cookie, access_token = await self._ask(cookie_header)
         if status == 401:
+            if not await self._session_store_ready():
+                # The 401 (and its deleting Set-Cookie) says only that the store could not be read.
+                raise SessionRejected(
+                    Reason.SESSION_BACKEND_UNAVAILABLE, "oauth2-proxy's session store does not answer"
+                )
             raise SessionRejected(Reason.NO_SESSION, "oauth2-proxy has no session", set_cookie=set_cookie)
         if status == 403:
             raise SessionRejected(
@@ -301,6 +352,41 @@ class OAuth2ProxyClient:
                 f"oauth2-proxy answered {status} without {HEADER_ACCESS_TOKEN}; is --pass-access-token set?",
             )
         return SessionLookup(access_token=access_token, binding=binding, set_cookie=set_cookie)
+
+    async def sign_out(self, cookies: Sequence[tuple[str, str]]) -> str | None:
+        """End the session at oauth2-proxy (it deletes it from its store); its deleting ``Set-Cookie``.
+
+        None when oauth2-proxy could not be asked: the caller refuses the request anyway, and asks
+        again on the next one.
+        """
+        cookie_header = "; ".join(f"{name}={value}" for name, value in cookies)
+        try:
+            async with self._client().get(
+                self.settings.sign_out_url, headers={"Cookie": cookie_header}, allow_redirects=False
+            ) as response:
+                await response.read()
+                return pick_session_set_cookie(
+                    response.headers.getall("Set-Cookie", ()), self.settings.cookie_name
+                )
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            log.warning("could not sign an expired session out at oauth2-proxy")
+            return None
+
+    async def _session_store_ready(self) -> bool:
+        """oauth2-proxy's ``/ready``: whether its session store answers. Asked only after a 401, so a
+        live session costs nothing extra; an unreachable oauth2-proxy counts as not ready."""
+        try:
+            async with self._client().get(
+                self.settings.ready_url,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=min(READY_TIMEOUT_SECONDS, self.settings.timeout_seconds)
+                ),
+            ) as response:
+                await response.read()
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
 
     async def _ask(self, cookie_header: str) -> tuple[int, str | None, str]:
         """One ``/oauth2/auth`` round trip: status, the session ``Set-Cookie`` and the access token."""
@@ -331,6 +417,54 @@ class OAuth2ProxyClient:
         return status, set_cookie, access_token
 
 
+# --- I/O: when each sign-in began ------------------------------------------------------------------------
+
+
+#: Read the start time, or store ``now`` if there is none yet; one atomic round trip. A script rather
+#: than ``SET NX GET``, which Redis accepts only from 7.0 on (ElastiCache may run 6.x).
+_START_SCRIPT = """
+local started = redis.call('GET', KEYS[1])
+if started then return started end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return ARGV[1]
+"""
+
+
+class SessionStartStore:
+    """When the verifier first saw each sign-in, in Redis, shared by every verifier task.
+
+    The first request of a sign-in stores its time, every later one reads it back, and two tasks
+    racing on the first request agree on one value (the script runs atomically).
+    """
+
+    def __init__(self, redis: Redis, *, metrics: VerifierMetrics | None = None) -> None:
+        self._redis = redis
+        self._metrics = metrics
+        self._script = redis.register_script(_START_SCRIPT)
+
+    async def started_at(self, binding: bytes, *, now: int, keep_seconds: int) -> int:
+        started = perf_counter()
+        result = "error"
+        key = SESSION_START_KEY_PREFIX + binding.hex()
+        try:
+            try:
+                stored = await self._script(keys=[key], args=[now, keep_seconds])
+            except RedisConnectionError:
+                # A pooled connection Redis closed (a restart, an idle timeout) fails once and is
+                # dropped from the pool; one more try on a fresh connection tells that apart from an
+                # outage. Safe to repeat: the script only ever stores the first value.
+                stored = await self._script(keys=[key], args=[now, keep_seconds])
+            result = "ok"
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise SessionRejected(
+                Reason.SESSION_BACKEND_UNAVAILABLE, f"session start store unreachable ({type(exc).__name__})"
+            ) from None
+        finally:
+            if self._metrics is not None:
+                self._metrics.record_upstream("redis", result, perf_counter() - started)
+        return int(stored)
+
+
 # --- the credential source ---------------------------------------------------------------------------
 
 
@@ -341,9 +475,9 @@ class SessionSource:
     and carries the session cookie. The flow, each step failing closed:
 
     1. oauth2-proxy's ``/oauth2/auth`` turns the cookie into an access token (401 ``no_session``,
-       403 ``session_forbidden``, 500 ``session_backend_unavailable`` / ``session_token_missing``);
+       403 ``session_forbidden``, 503 ``session_backend_unavailable``, 500 ``session_token_missing``);
     2. that token is validated and the route policy applied exactly as for a bearer token;
-    3. for an unsafe method, the CSRF checks (403 ``csrf_*``; 500 ``csrf_store_unavailable``);
+    3. for an unsafe method, the CSRF checks (403 ``csrf_*``; 503 ``csrf_store_unavailable``);
     4. an allowed answer carries a fresh ``X-CSRF-Token`` for the SPA's next unsafe request.
 
     A ``Set-Cookie`` from oauth2-proxy (a refreshed or cleared session) rides along on every answer,
@@ -352,9 +486,10 @@ class SessionSource:
 
     name = "session"
 
-    def __init__(self, client: OAuth2ProxyClient, csrf: CsrfGuard) -> None:
+    def __init__(self, client: OAuth2ProxyClient, csrf: CsrfGuard, starts: SessionStartStore) -> None:
         self.client = client
         self.csrf = csrf
+        self.starts = starts
 
     def present(self, request: web.Request) -> bool:
         return bool(self.client.cookies_from(request.headers.getall("Cookie", ())))
@@ -375,14 +510,17 @@ class SessionSource:
                 challenge=rejected.status == 401,
             )
             return _with_cookie(refused, rejected.set_cookie)
+        expired = await self._expired(cookies, lookup, now=int(tokens.clock()))
+        if expired is not None:
+            return expired
         decision = await tokens.decide(lookup.access_token, original, source="session")
         if decision.allowed:
             now = int(tokens.clock())
             try:
                 await self.csrf.check(original.method, request.headers, lookup.binding, now=now)
             except CsrfRejected as rejected:
-                # A store outage is not the caller's doing: 500, like any other unavailable backend.
-                status = 500 if isinstance(rejected, CsrfStoreUnavailable) else 403
+                # A store outage is not the caller's doing: 503, like any other unavailable backend.
+                status = 503 if isinstance(rejected, CsrfStoreUnavailable) else 403
                 decision = Decision(
                     status,
                     self.name,
@@ -394,6 +532,27 @@ class SessionSource:
             else:
                 decision = decision.with_headers((HEADER_CSRF_TOKEN, self.csrf.mint(lookup.binding, now=now)))
         return _with_cookie(decision, lookup.set_cookie)
+
+    async def _expired(
+        self, cookies: Sequence[tuple[str, str]], lookup: SessionLookup, *, now: int
+    ) -> Decision | None:
+        """401 ``session_expired`` (and the session signed out) once its lifetime is over, else None."""
+        max_age = self.client.settings.max_age_seconds
+        try:
+            started = await self.starts.started_at(
+                lookup.binding, now=now, keep_seconds=max_age + SESSION_START_KEEP_SECONDS
+            )
+        except SessionRejected as rejected:
+            return Decision(
+                rejected.status, self.name, str(rejected.reason), detail=rejected.detail, challenge=False
+            )
+        if now - started < max_age:
+            return None
+        cleared = await self.client.sign_out(cookies)
+        refused = Decision(
+            401, self.name, str(Reason.SESSION_EXPIRED), detail=f"signed in more than {max_age} s ago"
+        )
+        return _with_cookie(refused, cleared)
 
     async def close(self) -> None:
         await self.client.close()
@@ -419,10 +578,13 @@ def build_session_source(
 ) -> SessionSource:
     """The production session source: pooled HTTP to oauth2-proxy, pooled Redis for spent tokens.
 
-    Nothing connects here; both pools open on first use inside the running event loop. ``metrics``
-    (the app's) gets the upstream latencies.
+    Nothing connects here; both pools open on first use inside the running event loop (the spent CSRF
+    tokens and the sign-in start times share one Redis pool). ``metrics`` (the app's) gets the upstream
+    latencies.
     """
+    redis = redis_client(settings.redis_url)
     return SessionSource(
         OAuth2ProxyClient(settings.session, metrics=metrics),
-        CsrfGuard(settings.csrf, SpentTokenStore(redis_client(settings.redis_url), metrics=metrics)),
+        CsrfGuard(settings.csrf, SpentTokenStore(redis, metrics=metrics)),
+        SessionStartStore(redis, metrics=metrics),
     )

@@ -25,6 +25,7 @@ from verifier.policy import PolicyError, RoutePolicy, load_policy
 from verifier.session import (
     DEFAULT_COOKIE_NAME,
     DEFAULT_OAUTH2_PROXY_URL,
+    DEFAULT_SESSION_MAX_AGE_SECONDS,
     SessionSettings,
     SessionSourceSettings,
     is_cookie_name,
@@ -305,6 +306,10 @@ def session_source_settings_from_env(
     except ValueError as exc:
         problems.append(f"{p}PUBLIC_ORIGIN: {exc}")
     ttl = _int_var(env, p + "CSRF_TTL_SECONDS", csrf.DEFAULT_TTL_SECONDS, 30, 3600, problems)
+    # The absolute session lifetime (verifier/session.py): at least a minute, at most 30 days.
+    max_age = _int_var(
+        env, p + "SESSION_MAX_AGE_SECONDS", DEFAULT_SESSION_MAX_AGE_SECONDS, 60, 30 * 86400, problems
+    )
     raw_csrf_key = env.get(p + "CSRF_KEY", "").strip()
     if raw_csrf_key:
         csrf_key = decode_identity_key(raw_csrf_key)
@@ -320,7 +325,7 @@ def session_source_settings_from_env(
     if len(problems) > before or len(csrf_key) < csrf.MIN_KEY_BYTES:
         return None
     return SessionSourceSettings(
-        session=SessionSettings(oauth2_proxy_url=proxy_url, cookie_name=cookie_name),
+        session=SessionSettings(oauth2_proxy_url=proxy_url, cookie_name=cookie_name, max_age_seconds=max_age),
         csrf=csrf.CsrfSettings(key=csrf_key, public_origin=origin, ttl_seconds=ttl),
         redis_url=redis_url,
     )

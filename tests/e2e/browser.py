@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.prerequisites import require_file
 
 CHROMIUM = Path("/usr/bin/chromium")
 USER_DOMAIN = "contoso-dev.example"
@@ -75,8 +76,7 @@ def trusted_spki_pins(origins: list[str], ca_file: Path) -> list[str]:
 @contextmanager
 def launched_chromium(stack: Any) -> Iterator[Browser]:
     """Chromium trusting exactly the certificates the stack's CA issued to its app and devidp."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (`make setup` does)")
+    require_file(CHROMIUM, "install Debian's chromium package")
     topology = stack.topology
     pins = trusted_spki_pins([topology.public_origin, topology.devidp_origin], Path(stack.ca_file))
     with sync_playwright() as playwright:

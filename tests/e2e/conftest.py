@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 import jwt
 import pytest
 
 from stack.launcher import Stack
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 from stack.topology import free_port, free_port_topology
 from tests.e2e import edge_client
 
@@ -81,18 +85,21 @@ def site(stack: Stack) -> dict[str, str]:
 @pytest.fixture
 def alice(stack: Stack) -> Iterator[edge_client.SignIn]:
     """alice (Reader), signed in through the browser flow; the client holds her session cookie."""
-    signed_in = edge_client.sign_in(stack, "alice@contoso-dev.example", "alice-password")
-    try:
+    with edge_client.sign_in(stack, "alice@contoso-dev.example", "alice-password") as signed_in:
         yield signed_in
-    finally:
-        signed_in.client.close()
 
 
 @pytest.fixture
 def bob(stack: Stack) -> Iterator[edge_client.SignIn]:
     """bob (Writer), signed in through the browser flow."""
-    signed_in = edge_client.sign_in(stack, "bob@contoso-dev.example", "bob-password")
-    try:
+    with edge_client.sign_in(stack, "bob@contoso-dev.example", "bob-password") as signed_in:
         yield signed_in
-    finally:
-        signed_in.client.close()
+
+
+@pytest.fixture(scope="module")
+def browser(stack: Stack) -> Iterator[Browser]:
+    """Debian's Chromium trusting the stack's CA, shared by the pages of one test module."""
+    from tests.e2e.browser import launched_chromium  # Playwright only for the modules that drive it
+
+    with launched_chromium(stack) as chromium:
+        yield chromium

@@ -8,11 +8,16 @@ look at every hop. It also fetches tokens from devidp the way Postman or a daemo
 from __future__ import annotations
 
 import re
+import socket
 import ssl
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import unescape
 from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -35,7 +40,7 @@ def _attrs(tag: str) -> dict[str, str]:
 def password_form(html: str) -> tuple[str, dict[str, str]]:
     """The action and fields of devidp's "use a password" form."""
     for form in _FORM.findall(html):
-        if 'name=password' not in form and 'name="password"' not in form:
+        if "name=password" not in form and 'name="password"' not in form:
             continue
         action = _attrs(form[: form.index(">") + 1]).get("action", "")
         fields: dict[str, str] = {}
@@ -58,8 +63,16 @@ class Hop:
 
 @dataclass
 class SignIn:
+    """A signed-in client and the hops that signed it in; ``with`` closes the client."""
+
     client: httpx.Client
     hops: list[Hop] = field(default_factory=list)
+
+    def __enter__(self) -> SignIn:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.client.close()
 
     @property
     def final(self) -> Hop:
@@ -106,8 +119,15 @@ def follow(
     raise AssertionError(f"more than {max_hops} redirects: {[h.url for h in hops]}")
 
 
-def sign_in(stack: Stack, username: str, password: str, *, start_path: str = "/",
-            client: httpx.Client | None = None, stop_at_callback: bool = False) -> SignIn:
+def sign_in(
+    stack: Stack,
+    username: str,
+    password: str,
+    *,
+    start_path: str = "/",
+    client: httpx.Client | None = None,
+    stop_at_callback: bool = False,
+) -> SignIn:
     """Sign in through nginx, oauth2-proxy and devidp's form, as a browser without JavaScript does.
 
     ``stop_at_callback`` stops after oauth2-proxy's answer to /oauth2/callback, so a test can look
@@ -152,33 +172,56 @@ def token_endpoint(stack: Stack, tenant: str | None = None) -> str:
     return f"{t.devidp_origin}/{tenant or t.tenant_id}/oauth2/v2.0/token"
 
 
-def client_credentials_token(stack: Stack, *, client_id: str = DAEMON_CLIENT_ID,
-                             secret: str = DAEMON_CLIENT_SECRET, tenant: str | None = None) -> str:
-    with new_client(stack) as c:
-        r = c.post(token_endpoint(stack, tenant), data={
-            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
-            "scope": f"{stack.topology.api_app_id_uri}/.default",
-        })
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
+def client_credentials_token(
+    stack: Stack,
+    *,
+    client_id: str = DAEMON_CLIENT_ID,
+    secret: str = DAEMON_CLIENT_SECRET,
+    tenant: str | None = None,
+) -> str:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "scope": f"{stack.topology.api_app_id_uri}/.default",
+    }
+    return _access_token(stack, tenant, form)
 
 
-def password_token(stack: Stack, username: str, password: str, *, scope: str | None = None,
-                   tenant: str | None = None, client_id: str = PUBLIC_CLIENT_ID) -> str:
+def password_token(
+    stack: Stack,
+    username: str,
+    password: str,
+    *,
+    scope: str | None = None,
+    tenant: str | None = None,
+    client_id: str = PUBLIC_CLIENT_ID,
+) -> str:
     api = stack.topology.api_app_id_uri
+    form = {
+        "grant_type": "password",
+        "client_id": client_id,
+        "username": username,
+        "password": password,
+        "scope": scope or f"{api}/user.read {api}/user.write",
+    }
+    return _access_token(stack, tenant, form)
+
+
+def _access_token(stack: Stack, tenant: str | None, form: dict[str, str]) -> str:
     with new_client(stack) as c:
-        r = c.post(token_endpoint(stack, tenant), data={
-            "grant_type": "password", "client_id": client_id, "username": username, "password": password,
-            "scope": scope or f"{api}/user.read {api}/user.write",
-        })
+        r = c.post(token_endpoint(stack, tenant), data=form)
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
 
 
 def other_tenant_token(stack: Stack) -> str:
     return password_token(
-        stack, "mallory@fabrikam-dev.example", "mallory-password",
-        scope=f"{stack.topology.api_app_id_uri}/user.read", tenant=SECOND_TENANT_ID,
+        stack,
+        "mallory@fabrikam-dev.example",
+        "mallory-password",
+        scope=f"{stack.topology.api_app_id_uri}/user.read",
+        tenant=SECOND_TENANT_ID,
     )
 
 
@@ -189,3 +232,137 @@ def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.2) 
             return True
         time.sleep(interval)
     return False
+
+
+# --- requests sent byte for byte ---------------------------------------------------------------------
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, list[str]]
+    body: bytes
+
+    def header(self, name: str) -> str:
+        values = self.headers.get(name.lower(), [])
+        assert len(values) == 1, (name, values)
+        return values[0]
+
+
+def raw_request(
+    stack: Stack,
+    target: bytes,
+    *,
+    method: bytes = b"GET",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+) -> RawResponse:
+    """Send one request whose request line is exactly ``method target HTTP/1.1``, over TLS to nginx.
+
+    HTTP clients normalise a path before sending it (httpx resolves ``..``, some re-encode ``%``), so
+    a test about what nginx does with a raw path must write the request line itself.
+    """
+    all_headers = {"Host": stack.topology.public_host, "Connection": "close", **(headers or {})}
+    if body:
+        all_headers["Content-Length"] = str(len(body))
+    head = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in all_headers.items())
+    request = method + b" " + target + b" HTTP/1.1\r\n" + head + b"\r\n" + body
+    context = ssl_context(stack)
+    with socket.create_connection((stack.topology.bind_host, stack.topology.nginx_port), timeout=15) as raw:
+        with context.wrap_socket(raw, server_hostname=stack.topology.public_hostname) as tls:
+            tls.sendall(request)
+            received = b""
+            while chunk := tls.recv(65536):
+                received += chunk
+    head_bytes, _, payload = received.partition(b"\r\n\r\n")
+    lines = head_bytes.decode("latin-1").split("\r\n")
+    parsed: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        parsed.setdefault(name.strip().lower(), []).append(value.strip())
+    if "chunked" in parsed.get("transfer-encoding", []):
+        payload = _dechunk(payload)
+    return RawResponse(int(lines[0].split(" ")[1]), parsed, payload)
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, data = out + data[:size], data[size + 2 :]
+    return out
+
+
+# --- what an upstream receives -------------------------------------------------------------------------
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+
+    def names(self) -> set[str]:
+        return {name.lower() for name, _ in self.headers}
+
+    def value(self, name: str) -> str | None:
+        values = [v for n, v in self.headers if n.lower() == name.lower()]
+        assert len(values) <= 1, (name, values)
+        return values[0] if values else None
+
+
+@contextmanager
+def upstream_recorder(
+    stack: Stack,
+    component: str,
+    port: int,
+    *,
+    status: int = 200,
+    answer_headers: dict[str, str] | None = None,
+) -> Iterator[list[SeenRequest]]:
+    """Stop ``component`` and listen on its port in its place, recording every request nginx sends.
+
+    Answers ``status`` with an empty JSON object. The component is started again on exit, on the
+    same port with the same configuration, and waited for until it answers.
+    """
+    seen: list[SeenRequest] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            seen.append(SeenRequest(self.command, self.path, list(self.headers.items())))
+            body = b"{}"
+            self.send_response(status)
+            for name, value in (answer_headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            # Never kept alive: nginx must not send a later request, meant for the real component,
+            # down a connection to this stand-in.
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    stack.stop_component(component)
+    server = ThreadingHTTPServer((stack.topology.bind_host, port), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        stack.start_component(component)

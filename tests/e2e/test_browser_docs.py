@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response, expect
 
-from tests.e2e.browser import fresh_context, launched_chromium, password, sign_in, upn
+from tests.e2e.browser import fresh_context, password, sign_in, upn
+from tests.prerequisites import require_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -26,16 +27,11 @@ CAROL_OID = "ca201000-0000-4000-8000-000000000003"  # devidp/example.toml
 DEVIDP_SESSION_COOKIE = "devidp_session"
 
 
-@pytest.fixture(scope="module")
-def browser(stack: Any) -> Iterator[Browser]:
-    if not (stack.topology.spa_root / "swagger-ui" / "swagger-ui-bundle.js").exists():
-        pytest.skip("the SPA build has no swagger-ui/: run `npm run build` in spa/")
-    with launched_chromium(stack) as browser:
-        yield browser
-
-
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
+def context(stack: Any, browser: Browser) -> Iterator[BrowserContext]:
+    require_file(
+        stack.topology.spa_root / "swagger-ui" / "swagger-ui-bundle.js", "run `npm run build` in spa/"
+    )
     with fresh_context(browser, height=1000) as context:
         yield context
 

@@ -14,13 +14,15 @@ pytestmark = pytest.mark.e2e
 def test_page_without_session_redirects_to_sign_in_start(client, origin):
     r = client.get(origin + "/projects/42?tab=a")
     assert r.status_code == 302
-    assert r.headers["location"] == "/oauth2/start?rd=/projects/42?tab=a"
+    # The page address is query-escaped in rd, so every parameter of its query survives.
+    assert r.headers["location"] == "/oauth2/start?rd=/projects/42%3Ftab%3Da"
     assert r.headers["content-type"].startswith("text/html") or r.headers.get("content-length") is not None
 
 
 def test_sign_in_flow_uses_pkce_s256_and_lands_on_the_requested_page(stack: Stack):
-    result = edge_client.sign_in(stack, "alice@contoso-dev.example", "alice-password", start_path="/projects")
-    try:
+    with edge_client.sign_in(
+        stack, "alice@contoso-dev.example", "alice-password", start_path="/projects"
+    ) as result:
         authorize = next(h for h in result.hops if "/oauth2/v2.0/authorize" in h.url)
         params = edge_client.query_of(authorize.url)
         assert params["code_challenge_method"] == "S256"
@@ -34,8 +36,6 @@ def test_sign_in_flow_uses_pkce_s256_and_lands_on_the_requested_page(stack: Stac
         # The SPA page itself is served once signed in.
         assert result.final.status == 200
         assert result.final.url == stack.topology.public_origin + "/projects"
-    finally:
-        result.client.close()
 
 
 def test_session_cookie_is_secure_httponly_lax_and_holds_no_token(stack: Stack, alice):
@@ -74,8 +74,7 @@ def test_signed_in_user_gets_her_identity_from_api_me(alice, origin):
 
 
 def test_user_without_email_or_role_can_still_sign_in(stack: Stack, origin):
-    erin = edge_client.sign_in(stack, "erin@contoso-dev.example", "erin-password")
-    try:
+    with edge_client.sign_in(stack, "erin@contoso-dev.example", "erin-password") as erin:
         assert erin.final.status == 200
         r = erin.client.get(origin + "/api/me")
         assert r.status_code == 200, r.text
@@ -84,8 +83,6 @@ def test_user_without_email_or_role_can_still_sign_in(stack: Stack, origin):
         # ... but a Reader-only resource says 403, not 401: she is known, just not allowed.
         r = erin.client.get(origin + "/api/projects")
         assert r.status_code == 403, r.text
-    finally:
-        erin.client.close()
 
 
 def test_login_flow_csrf_cookies_are_per_request_and_locked_down(stack: Stack, client, origin):

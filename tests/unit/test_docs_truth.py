@@ -7,6 +7,7 @@ and their defaults, and the commands the README opens with.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -169,6 +170,16 @@ def test_every_variable_the_verifier_reads_is_documented_with_a_default() -> Non
     assert {name for name in read if not documented[name].strip()} == set()
 
 
+def test_every_variable_the_verifier_readme_documents_is_read() -> None:
+    read = variables_read(settings_from_env, verifier_minimal_env())
+    assert set(documented_variables(VERIFIER_README)) - read == set()
+
+
+def test_every_variable_the_api_doc_documents_is_read(tmp_path: Path) -> None:
+    read = variables_read(ApiSettings.from_env, api_minimal_env(tmp_path))
+    assert set(documented_variables(API_DOC)) - read == set()
+
+
 def test_every_variable_the_api_reads_is_documented_with_a_default(tmp_path: Path) -> None:
     read = variables_read(ApiSettings.from_env, api_minimal_env(tmp_path))
     documented = _documented_in(API_DOCS)
@@ -254,6 +265,16 @@ def readme_code_blocks() -> list[str]:
     return re.findall(r"^```sh\n(.*?)^```", (REPO / "README.md").read_text(encoding="utf-8"), re.M | re.S)
 
 
+def make_dry_run(*args: str) -> subprocess.CompletedProcess[str]:
+    """``make -n`` as a person at a shell runs it: under ``make test`` the parent's MAKEFLAGS and
+    MAKELEVEL would otherwise make the child print "Entering directory" lines around the steps."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=30, check=False, env=env,
+    )  # fmt: skip
+
+
 def first_screen_commands() -> list[list[str]]:
     """The commands of the README's first block (``make run``, ``make test``), comments dropped."""
     commands = []
@@ -272,16 +293,15 @@ def test_the_first_screen_names_make_run_and_make_test() -> None:
 def test_each_first_screen_make_target_exists_and_sets_up_first(command: list[str]) -> None:
     # `make test` is what runs this test; `make run` is the stack itself. Both must exist and set up
     # the machine first, as the README says.
-    dry = subprocess.run([*command, "-n"], cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+    assert command[0] == "make", command
+    dry = make_dry_run(*command[1:])
     assert dry.returncode == 0, dry.stderr
     steps = dry.stdout.splitlines()
     assert steps[0] == "bash scripts/setup.sh", steps
 
 
 def test_make_run_starts_the_launcher_whose_command_line_parses() -> None:
-    dry = subprocess.run(
-        ["make", "-n", "run"], cwd=REPO, capture_output=True, text=True, timeout=30, check=False
-    )
+    dry = make_dry_run("run")
     assert dry.stdout.splitlines()[-1] == ".venv/bin/python -m stack up"
     parsed = subprocess.run(
         [sys.executable, "-m", "stack", "up", "--help"], cwd=REPO, capture_output=True, text=True, timeout=30
@@ -329,3 +349,130 @@ def test_the_edge_template_names_the_spa_root_the_image_and_task_definition_use(
     assert f"/spa/dist/ {documented}/" in (REPO / "deploy" / "docker" / "nginx.Dockerfile").read_text(
         encoding="utf-8"
     )
+
+
+# --- docs/aws.md against the task definition and the code ----------------------------------------
+
+
+def _task_definition() -> dict[str, Any]:
+    return json.loads((REPO / "ecs-taskdefs" / "edge-api.taskdef.json").read_text(encoding="utf-8"))
+
+
+def _aws_doc() -> str:
+    return (REPO / "docs" / "aws.md").read_text(encoding="utf-8")
+
+
+def test_aws_doc_creates_the_roles_the_task_definition_names() -> None:
+    task = _task_definition()
+    for arn in (task["taskRoleArn"], task["executionRoleArn"]):
+        role = arn.rsplit("/", 1)[1]
+        assert f"aws iam create-role --role-name {role} " in _aws_doc(), role
+
+
+def test_aws_doc_creates_the_log_group_and_pushes_the_images_the_task_definition_uses() -> None:
+    containers = _task_definition()["containerDefinitions"]
+    groups = {c["logConfiguration"]["options"]["awslogs-group"] for c in containers}
+    assert len(groups) == 1
+    assert f"aws logs create-log-group --log-group-name {groups.pop()}" in _aws_doc()
+    repositories = {c["image"].split("/", 1)[1].split(":")[0] for c in containers}
+    for repository in repositories:
+        assert f"-t $REGISTRY/{repository}:$TAG" in _aws_doc(), repository
+        assert repository.startswith("entra-bff-edge/")
+    assert "docker push $REGISTRY/entra-bff-edge/$repo:$TAG" in _aws_doc()
+
+
+def test_aws_doc_states_the_token_cache_lifetime_the_cache_uses() -> None:
+    from verifier.token_cache import TOKEN_CACHE_MAX_TTL_SECONDS
+
+    assert TOKEN_CACHE_MAX_TTL_SECONDS == 5 * 60
+    text = " ".join(_aws_doc().split())
+    assert "cached by its hash for at most 5 minutes, never past its expiry" in text
+    assert "until shortly before expiry" not in text
+
+
+def test_aws_doc_says_where_the_api_keeps_state() -> None:
+    api = next(c for c in _task_definition()["containerDefinitions"] if c["name"] == "api")
+    assert not api.get("mountPoints"), "the API keeps no data in the task"
+    secrets = {secret["name"]: secret["valueFrom"] for secret in api["secrets"]}
+    assert secrets["API_DATABASE_URL"] == "${DATABASE_SECRET_ARN}:url::"
+    text = " ".join(_aws_doc().split())
+    assert "SQLite file on the task volume" not in text
+    assert "its data is in RDS PostgreSQL, shared by every task" in text
+    assert '"valueFrom": "${DATABASE_SECRET_ARN}:url::"' in text
+
+
+# --- docs/operations.md ----------------------------------------------------------------------------
+
+
+def test_operations_doc_says_allowed_requests_are_logged_only_at_debug_which_the_launcher_does_not_use(
+    tmp_path: Path,
+) -> None:
+    from stack.render import Secrets, verifier_env
+    from stack.topology import Topology
+
+    env = verifier_env(Topology(run_dir=tmp_path), tmp_path / "ca.pem", Secrets("k" * 43, "c" * 32))
+    assert env["VERIFIER_LOG_LEVEL"] == "info"
+    text = " ".join((REPO / "docs" / "operations.md").read_text(encoding="utf-8").split())
+    assert "one `decision` line per verify" not in text
+    claim = "Allowed requests get one only at `VERIFIER_LOG_LEVEL=debug`; the launcher runs the verifier at"
+    assert f"{claim} `info`" in text
+
+
+def test_operations_doc_does_not_put_fastapi_reasons_in_the_verifiers_log() -> None:
+    text = " ".join((REPO / "docs" / "operations.md").read_text(encoding="utf-8").split())
+    assert "Those reasons are in the response body only" in text
+    # FastAPI's access log has no reason field to show them in.
+    middleware = (REPO / "fastapi_app" / "middleware.py").read_text(encoding="utf-8")
+    access_record = middleware[
+        middleware.index('"event": "access"') : middleware.index("}", middleware.index('"event": "access"'))
+    ]
+    assert '"reason"' not in access_record
+
+
+# --- docs/entra-setup.md -------------------------------------------------------------------------
+
+
+def _entra_doc() -> str:
+    return (REPO / "docs" / "entra-setup.md").read_text(encoding="utf-8")
+
+
+def _compose_variables() -> dict[str, str]:
+    """``{name: "required" | default}`` for every ``${NAME...}`` compose.yaml interpolates."""
+    found: dict[str, str] = {}
+    for name, operator, rest in re.findall(
+        r"\$\{([A-Z][A-Z0-9_]*)(?:(:\?|:-)([^}]*))?\}", (REPO / "compose.yaml").read_text(encoding="utf-8")
+    ):
+        if operator == ":?":
+            found[name] = "required"
+        else:
+            found.setdefault(name, rest if operator == ":-" else "")
+    return found
+
+
+def test_entra_doc_lists_exactly_the_env_file_names_compose_reads_with_their_defaults() -> None:
+    section = _section(_entra_doc(), "### For `docker compose`: the env file")
+    documented = {}
+    for name, required, _ in re.findall(
+        r"^\| `([A-Z][A-Z0-9_]+)` \| ([^|]+) \|([^|]*)\|$", section, re.MULTILINE
+    ):
+        documented[name] = required.strip()
+    compose = _compose_variables()
+    assert set(documented) == set(compose)
+    for name, default in compose.items():
+        if default == "required":
+            assert documented[name] == "yes", name
+        elif default:
+            assert documented[name] == f"no, `{default}`", name
+        else:
+            assert documented[name].startswith("no"), name
+
+
+def test_entra_doc_refers_to_its_own_sections_and_the_current_portal() -> None:
+    text = _entra_doc()
+    headings = re.findall(r"^## (\d+)\. ", text, re.MULTILINE)
+    for step in re.findall(r"assigned in (?:step|section) (\d+)", " ".join(text.split())):
+        assert step in headings, f"the page has no section {step}"
+    for link in re.findall(r"\]\(#(\d+)-[a-z-]+\)", text):
+        assert link in headings
+    assert "Identity > Applications" not in text
+    assert "**Entra ID > App registrations**" in " ".join(text.split())

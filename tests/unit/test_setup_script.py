@@ -91,12 +91,16 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
     (spa / "node_modules" / f".installed-{lock_digest}").touch()
     (spa / "dist").mkdir()
     (spa / "dist" / "index.html").write_text("<!doctype html>\n")
+    postman = checkout / "postman"
+    (postman / "node_modules").mkdir(parents=True)
+    (postman / "package-lock.json").write_text("{}\n")
+    (postman / "node_modules" / f".installed-{lock_digest}").touch()
 
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     calls = tmp_path / "calls.log"
     record = 'echo "$(basename "$0") $*" >> "$CALLS"\n'
-    for program in ("chromium", "wrk", "python3"):
+    for program in ("chromium", "wrk", "python3", "curl", "envsubst"):
         _write_program(fake_bin / program, record)
     _write_program(fake_bin / "nginx", record + 'echo "nginx version: nginx/1.22.1" >&2\n')
     _write_program(fake_bin / "redis-server", record + 'echo "Redis server v=7.0.15 sha=0"\n')
@@ -130,6 +134,13 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
               install)
                 printf '#!/bin/sh\\necho "oauth2-proxy built by {toolchain}"\\n' > "$GOBIN/oauth2-proxy"
                 chmod +x "$GOBIN/oauth2-proxy" ;;
+              mod)
+                mkdir -p {tmp_path}/gomodcache/compose
+                printf '{{\\n\\t"Dir": "%s",\\n}}\\n' {tmp_path}/gomodcache/compose ;;
+              build)
+                while [ "$1" != -o ]; do shift; done
+                printf '#!/bin/sh\\necho "docker-compose built by {toolchain}"\\n' > "$2"
+                chmod +x "$2" ;;
             esac
             """
         )
@@ -160,12 +171,23 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
         + textwrap.dedent(
             """\
             prefix=""
-            while [ $# -gt 0 ]; do [ "$1" = --prefix ] && prefix=$2; last=$1; shift; done
-            case "$last" in node-linux-*@*) ;; *) exit 0 ;; esac
-            package=${last%@*}
-            mkdir -p "$prefix/node_modules/$package/bin"
-            printf '#!/bin/sh\\necho v%s\\n' "${last#*@}" > "$prefix/node_modules/$package/bin/node"
-            chmod +x "$prefix/node_modules/$package/bin/node"
+            specs=""
+            while [ $# -gt 0 ]; do
+              case "$1" in --prefix) prefix=$2; shift ;; *@*) specs="$specs $1" ;; esac
+              shift
+            done
+            [ -n "$specs" ] || exit 0
+            # As npm does: each named package's bin entries are linked into node_modules/.bin.
+            mkdir -p "$prefix/node_modules/.bin"
+            for spec in $specs; do
+              case "$spec" in
+                node-linux-*@*)
+                  printf '#!/bin/sh\\necho v%s\\n' "${spec#*@}" > "$prefix/node_modules/.bin/node" ;;
+                npm@*)
+                  printf '#!/bin/sh\\necho %s\\n' "${spec#*@}" > "$prefix/node_modules/.bin/npm" ;;
+              esac
+            done
+            chmod +x "$prefix"/node_modules/.bin/* 2>/dev/null || true
             """
         ),
     )
@@ -177,8 +199,11 @@ def test_python3_venv_is_installed_even_when_python3_is_present(fresh_debian: Fr
     assert result.returncode == 0, result.stderr
     installs = [line for line in fresh_debian.recorded() if line.startswith("apt-get install")]
     assert len(installs) == 1, fresh_debian.recorded()
-    assert installs[0].split()[-1] == "python3-venv"
-    assert "[setup] installing Debian packages: python3-venv (python3 -m venv for .venv)" in result.stdout
+    assert "python3-venv" in installs[0].split()
+    said = [
+        line for line in result.stdout.splitlines() if line.startswith("[setup] installing Debian packages: ")
+    ]
+    assert len(said) == 1 and "python3-venv (python3 -m venv for .venv)" in said[0], result.stdout
 
 
 def test_go_older_than_the_pinned_toolchain_builds_oauth2_proxy_with_the_toolchain_module(
@@ -199,6 +224,12 @@ def test_go_older_than_the_pinned_toolchain_builds_oauth2_proxy_with_the_toolcha
         [str(fresh_debian.checkout / ".cache" / "bin" / "oauth2-proxy")], capture_output=True, text=True
     )
     assert built.stdout.strip() == f"oauth2-proxy built by {toolchain}"
+    # Docker Compose, the other Go program, is built by the same toolchain, fetched only once.
+    compose = subprocess.run(
+        [str(fresh_debian.checkout / ".cache" / "bin" / "docker-compose")], capture_output=True, text=True
+    )
+    assert compose.stdout.strip() == f"docker-compose built by {toolchain}"
+    assert result.stdout.count("[setup] installing the Go toolchain") == 1, result.stdout
 
 
 def test_node_older_than_20_19_is_replaced_by_the_pinned_registry_package(fresh_debian: FreshDebian) -> None:
@@ -209,8 +240,14 @@ def test_node_older_than_20_19_is_replaced_by_the_pinned_registry_package(fresh_
         f"[setup] installing Node.js {release} from npm's {NODE_PACKAGE} package: the SPA build (Vite 7) "
         "needs 20.19.0 or newer, this machine has v18.20.4"
     ) in result.stdout
-    node = fresh_debian.checkout / ".cache" / "node" / "bin" / "node"
-    assert subprocess.run([str(node)], capture_output=True, text=True).stdout.strip() == f"v{release}"
+    installed = fresh_debian.checkout / ".cache" / "node" / "bin"
+    assert (
+        subprocess.run([str(installed / "node")], capture_output=True, text=True).stdout.strip()
+        == f"v{release}"
+    )
+    # Debian's npm cannot run on another Node.js: the registry's npm comes along.
+    npm = subprocess.run([str(installed / "npm")], capture_output=True, text=True).stdout.strip()
+    assert npm == _setup_value("npm_release")
     assert f"node v{release}" in result.stdout.splitlines()[-1]
 
 

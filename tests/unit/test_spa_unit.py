@@ -10,18 +10,27 @@ from pathlib import Path
 
 import pytest
 
-SPA = Path(__file__).resolve().parents[2] / "spa"
+from tests.prerequisites import missing, require_file
+
+REPO = Path(__file__).resolve().parents[2]
+SPA = REPO / "spa"
 
 
 def _vitest() -> Path:
-    vitest = SPA / "node_modules" / ".bin" / "vitest"
-    if not vitest.exists():
-        pytest.skip(
-            f"{vitest} is missing: run `npm ci` in {SPA} (scripts/setup.sh does) to run the SPA tests"
-        )
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed: the SPA tests need Node.js 20.19 or newer")
+    vitest = require_file(SPA / "node_modules" / ".bin" / "vitest", f"run `npm ci` in {SPA}")
+    node = shutil.which("node", path=_node_path())
+    if node is None:
+        missing("node", "the SPA tests need Node.js 20.19 or newer")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    major, minor = (int(part) for part in version.lstrip("v").split(".")[:2])
+    if (major, minor) < (20, 19):
+        missing("Node.js 20.19 or newer", f"{node} is {version}")
     return vitest
+
+
+def _node_path() -> str:
+    # The Node.js scripts/setup.sh installs when the machine's is too old comes first, as under make.
+    return os.pathsep.join([str(REPO / ".cache" / "node" / "bin"), os.environ.get("PATH", "")])
 
 
 @pytest.mark.timeout(120)
@@ -56,4 +65,5 @@ def test_spa_typechecks() -> None:
 
 def _clean_env() -> dict[str, str]:
     # NODE_OPTIONS from a caller's shell (e.g. an inspector flag) must not change how the suite runs.
-    return {key: value for key, value in os.environ.items() if key != "NODE_OPTIONS"}
+    env = {key: value for key, value in os.environ.items() if key != "NODE_OPTIONS"}
+    return {**env, "PATH": _node_path()}

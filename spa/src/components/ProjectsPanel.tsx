@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useId, useRef, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useId, useRef, useState, type FormEvent, type Ref } from "react";
 import type { ApiClient } from "../api/client";
 import type { Project, ProjectCreate, ProjectPage, ProjectStatus, ProjectUpdate } from "../api/types";
 import { describeError, type ErrorMessage } from "../messages";
@@ -233,36 +233,37 @@ export function ProjectsPanel({ api, allowed }: Props) {
   );
 }
 
-function CreateForm({ busy, onCreate }: { busy: boolean; onCreate: (body: ProjectCreate) => Promise<boolean> }) {
-  const id = useId();
-  const [name, setName] = useState("");
-  const [description, setDescription] = useState("");
-  const nameInput = useRef<HTMLInputElement>(null);
+/** What both project forms edit: a name and a description. */
+type NameAndDescription = { name: string; description: string };
 
-  async function submit(event: FormEvent<HTMLFormElement>) {
-    event.preventDefault();
-    if (await onCreate({ name: name.trim(), description })) {
-      setName("");
-      setDescription("");
-      // Ready for the next one; the submit button was disabled while saving and lost focus.
-      nameInput.current?.focus();
-    }
-  }
-
+/** The name and description inputs of both project forms. */
+function ProjectFields({
+  id,
+  value,
+  onChange,
+  nameRef,
+  autoFocus = false,
+}: {
+  id: string;
+  value: NameAndDescription;
+  onChange: (value: NameAndDescription) => void;
+  nameRef?: Ref<HTMLInputElement>;
+  autoFocus?: boolean;
+}) {
   return (
-    <form className="project-form" onSubmit={(event) => void submit(event)} aria-labelledby={`${id}-legend`}>
-      <h3 id={`${id}-legend`}>New project</h3>
+    <>
       <div className="field">
         <label htmlFor={`${id}-name`}>Name</label>
         <input
-          ref={nameInput}
+          ref={nameRef}
           id={`${id}-name`}
           name="name"
           required
           maxLength={NAME_MAX}
           autoComplete="off"
-          value={name}
-          onChange={(event) => setName(event.target.value)}
+          autoFocus={autoFocus}
+          value={value.name}
+          onChange={(event) => onChange({ ...value, name: event.target.value })}
         />
       </div>
       <div className="field">
@@ -272,12 +273,34 @@ function CreateForm({ busy, onCreate }: { busy: boolean; onCreate: (body: Projec
           name="description"
           rows={2}
           maxLength={DESCRIPTION_MAX}
-          value={description}
-          onChange={(event) => setDescription(event.target.value)}
+          value={value.description}
+          onChange={(event) => onChange({ ...value, description: event.target.value })}
         />
       </div>
+    </>
+  );
+}
+
+function CreateForm({ busy, onCreate }: { busy: boolean; onCreate: (body: ProjectCreate) => Promise<boolean> }) {
+  const id = useId();
+  const [fields, setFields] = useState<NameAndDescription>({ name: "", description: "" });
+  const nameInput = useRef<HTMLInputElement>(null);
+
+  async function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    if (await onCreate({ name: fields.name.trim(), description: fields.description })) {
+      setFields({ name: "", description: "" });
+      // Ready for the next one; the submit button was disabled while saving and lost focus.
+      nameInput.current?.focus();
+    }
+  }
+
+  return (
+    <form className="project-form" onSubmit={(event) => void submit(event)} aria-labelledby={`${id}-legend`}>
+      <h3 id={`${id}-legend`}>New project</h3>
+      <ProjectFields id={id} value={fields} onChange={setFields} nameRef={nameInput} />
       <div className="form-actions">
-        <button type="submit" className="button button-primary" disabled={busy || name.trim() === ""}>
+        <button type="submit" className="button button-primary" disabled={busy || fields.name.trim() === ""}>
           Create project
         </button>
       </div>
@@ -297,13 +320,12 @@ function EditForm({
   onCancel: () => void;
 }) {
   const id = useId();
-  const [name, setName] = useState(project.name);
-  const [description, setDescription] = useState(project.description);
+  const [fields, setFields] = useState<NameAndDescription>({ name: project.name, description: project.description });
   const [status, setStatus] = useState<ProjectStatus>(project.status);
 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
-    void onSave({ name: name.trim(), description, status });
+    void onSave({ name: fields.name.trim(), description: fields.description, status });
   }
 
   return (
@@ -317,27 +339,7 @@ function EditForm({
       }}
       aria-label={`Edit ${project.name}`}
     >
-      <div className="field">
-        <label htmlFor={`${id}-name`}>Name</label>
-        <input
-          id={`${id}-name`}
-          required
-          maxLength={NAME_MAX}
-          autoFocus
-          value={name}
-          onChange={(event) => setName(event.target.value)}
-        />
-      </div>
-      <div className="field">
-        <label htmlFor={`${id}-description`}>Description</label>
-        <textarea
-          id={`${id}-description`}
-          rows={2}
-          maxLength={DESCRIPTION_MAX}
-          value={description}
-          onChange={(event) => setDescription(event.target.value)}
-        />
-      </div>
+      <ProjectFields id={id} value={fields} onChange={setFields} autoFocus />
       <div className="field">
         <label htmlFor={`${id}-status`}>Status</label>
         <select id={`${id}-status`} value={status} onChange={(event) => setStatus(event.target.value as ProjectStatus)}>
@@ -346,7 +348,7 @@ function EditForm({
         </select>
       </div>
       <div className="form-actions">
-        <button type="submit" className="button button-primary" disabled={busy || name.trim() === ""}>
+        <button type="submit" className="button button-primary" disabled={busy || fields.name.trim() === ""}>
           Save
         </button>
         <button type="button" className="button button-secondary" onClick={onCancel}>

@@ -4,7 +4,6 @@ compose would interpolate it, and the templates both must agree with.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -14,6 +13,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from deploy.aws import render as aws_render
+from stack.render import placeholders
 
 REPO = Path(__file__).resolve().parents[3]
 TASKDEF_TEMPLATE = REPO / "ecs-taskdefs" / "edge-api.taskdef.json"
@@ -37,17 +39,22 @@ PLACEHOLDER_SECRETS = {
 }
 
 
-def load_module(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def renderer() -> ModuleType:
-    return load_module(REPO / "ecs-taskdefs" / "render.py", "ecs_taskdef_render")
+    """``ecs-taskdefs/render.py``, as the CloudFormation renderer loads it (one module, one copy)."""
+    return aws_render.taskdef_renderer()
+
+
+@pytest.fixture(scope="module")
+def stack_renderer() -> ModuleType:
+    """``deploy/aws/render.py``, the CloudFormation renderer."""
+    return aws_render
+
+
+@pytest.fixture(scope="module")
+def stack() -> dict[str, Any]:
+    """The CloudFormation template as ``deploy/aws/render.py`` renders it by default."""
+    return aws_render.render_default()
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +83,45 @@ def ecs_environment(container: Mapping[str, Any]) -> dict[str, str]:
 
 def ecs_secret_names(container: Mapping[str, Any]) -> set[str]:
     return {item["name"] for item in container.get("secrets", [])}
+
+
+# --- templates rendered from the environment ------------------------------------------------------
+
+
+# A test module of a template sets TEMPLATE (its path), PREFIX (its variables' prefix) and
+# HEADER_NAME (a pattern finding a documented variable in one line of its leading comment block).
+
+
+@pytest.fixture(scope="module")
+def template_text(request: pytest.FixtureRequest) -> str:
+    return request.module.TEMPLATE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def used(request: pytest.FixtureRequest, template_text: str) -> set[str]:
+    """The ``${PREFIX...}`` variables the template uses; none at all means the wrong file was read."""
+    prefix = request.module.PREFIX
+    names = placeholders(template_text, prefix)
+    assert names, f"the template uses no ${{{prefix}*}} variable: is it the right file?"
+    return names
+
+
+@pytest.fixture(scope="module")
+def documented(request: pytest.FixtureRequest, template_text: str) -> set[str]:
+    """The variables the template's leading comment block documents."""
+    names: set[str] = set()
+    for line in template_text.splitlines():
+        if not line.startswith("#"):
+            break
+        names.update(re.findall(request.module.HEADER_NAME, line + " "))
+    return names
+
+
+def assert_sets_exactly(env: Mapping[str, str], prefix: str, used: set[str]) -> set[str]:
+    """A container's ``PREFIX...`` variables are exactly the template's: none missing, none unknown."""
+    named = {name for name in env if name.startswith(prefix)}
+    assert named == used, f"missing: {sorted(used - named)}, unknown: {sorted(named - used)}"
+    return named
 
 
 # --- compose -------------------------------------------------------------------------------------

@@ -6,20 +6,18 @@ draining agree with what nginx and the task definition do."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pytest
 
 from fastapi_app.routes.docs import OAUTH2_REDIRECT_PATH
 from verifier.csrf import SPENT_KEY_PREFIX
+from verifier.session import SESSION_START_KEY_PREFIX
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY_AWS = REPO / "deploy" / "aws"
@@ -27,21 +25,6 @@ TASKDEF_TEMPLATE = REPO / "ecs-taskdefs" / "edge-api.taskdef.json"
 NGINX_TEMPLATE = REPO / "nginx" / "edge.conf.template"
 PARAMETERS_EXAMPLE = DEPLOY_AWS / "parameters.example.json"
 OPEN_TO_THE_WORLD = {"0.0.0.0/0", "::/0"}
-
-
-@pytest.fixture(scope="module")
-def stack_renderer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_aws_render", DEPLOY_AWS / "render.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def stack(stack_renderer: ModuleType) -> dict[str, Any]:
-    return stack_renderer.render_default()
 
 
 @pytest.fixture(scope="module")
@@ -307,21 +290,14 @@ def test_log_group_and_role_names_are_the_ones_the_task_definition_refers_to(res
 # --- Network exposure ----------------------------------------------------------------------------
 
 
-def ingress_rules(resources: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(security group logical id, rule) for inline and stand-alone ingress rules."""
+def security_group_rules(
+    resources: Mapping[str, Any], direction: Literal["Ingress", "Egress"]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(security group logical id, rule) for inline and stand-alone rules of one direction."""
     for name, sg in of_type(resources, "AWS::EC2::SecurityGroup").items():
-        for rule in sg["Properties"].get("SecurityGroupIngress", []):
+        for rule in sg["Properties"].get(f"SecurityGroup{direction}", []):
             yield name, rule
-    for rule_resource in of_type(resources, "AWS::EC2::SecurityGroupIngress").values():
-        rule = dict(rule_resource["Properties"])
-        yield ref_name(rule.pop("GroupId")) or "?", rule
-
-
-def egress_rules(resources: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, sg in of_type(resources, "AWS::EC2::SecurityGroup").items():
-        for rule in sg["Properties"].get("SecurityGroupEgress", []):
-            yield name, rule
-    for rule_resource in of_type(resources, "AWS::EC2::SecurityGroupEgress").values():
+    for rule_resource in of_type(resources, f"AWS::EC2::SecurityGroup{direction}").values():
         rule = dict(rule_resource["Properties"])
         yield ref_name(rule.pop("GroupId")) or "?", rule
 
@@ -343,7 +319,7 @@ def world_open(rule: Mapping[str, Any]) -> bool:
 def open_ingress(resources: Mapping[str, Any]) -> set[tuple[str, str, int, int]]:
     return {
         (group, str(rule["IpProtocol"]), rule.get("FromPort"), rule.get("ToPort"))
-        for group, rule in ingress_rules(resources)
+        for group, rule in security_group_rules(resources, "Ingress")
         if world_open(rule)
     }
 
@@ -388,7 +364,7 @@ def test_the_http_listener_only_redirects_to_https(resources):
 def test_tasks_admit_nginx_port_from_the_load_balancer_and_data_stores_admit_the_tasks_only(resources):
     rules = {
         (group, rule["IpProtocol"], rule["FromPort"], ref_name(rule.get("SourceSecurityGroupId")))
-        for group, rule in ingress_rules(resources)
+        for group, rule in security_group_rules(resources, "Ingress")
         if group != "AlbSecurityGroup"
     }
     assert rules == {
@@ -406,7 +382,7 @@ def test_egress_is_tasks_to_https_redis_and_postgres_and_load_balancer_to_nginx_
             rule.get("FromPort"),
             ref_name(rule.get("DestinationSecurityGroupId")) or rule.get("CidrIp"),
         )
-        for group, rule in egress_rules(resources)
+        for group, rule in security_group_rules(resources, "Egress")
     }
     assert rules == {
         ("AlbSecurityGroup", "tcp", 8080, "TaskSecurityGroup"),
@@ -552,7 +528,7 @@ def test_redis_requires_tls_and_authenticates_every_client(resources):
     assert props(resources, "RedisAppUser")["AuthenticationMode"]["Type"] == "password"
 
 
-def test_redis_user_may_touch_only_session_and_spent_csrf_keys(resources, source_taskdef):
+def test_redis_user_may_touch_only_session_spent_csrf_and_session_start_keys(resources, source_taskdef):
     access = props(resources, "RedisAppUser")["AccessString"].split()
     patterns = {word[1:] for word in access if word.startswith("~")}
     env = {
@@ -560,7 +536,11 @@ def test_redis_user_may_touch_only_session_and_spent_csrf_keys(resources, source
         for c in source_taskdef["containerDefinitions"]
         for e in c.get("environment", [])
     }
-    assert patterns == {env["O2P_COOKIE_NAME"] + "-*", SPENT_KEY_PREFIX + "*"}
+    assert patterns == {
+        env["O2P_COOKIE_NAME"] + "-*",
+        SPENT_KEY_PREFIX + "*",
+        SESSION_START_KEY_PREFIX + "*",
+    }
     assert "-@dangerous" in access
     assert env["O2P_REDIS_URL"].startswith("rediss://")
     assert props(resources, "RedisAppUser")["UserName"] == {"Ref": "RedisUserName"}

@@ -5,35 +5,17 @@ CloudFormation's own rules, offline. Errors and warnings both fail; informationa
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 # Imported, not skipped when missing: the test extras install it, and a missing linter must fail.
 import cfnlint.api as cfnlint_api
-import pytest
 
 DEPLOY_AWS = Path(__file__).resolve().parents[3] / "deploy" / "aws"
 #: Regions whose resource schemas the template is checked against (one per continent the project
 #: expects to run in; any region with Fargate Spot, ElastiCache RBAC and RDS gp3 would do).
 REGIONS = ["us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-2"]
-
-
-@pytest.fixture(scope="module")
-def stack_renderer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deploy_aws_render_lint", DEPLOY_AWS / "render.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def stack(stack_renderer: ModuleType) -> dict[str, Any]:
-    return stack_renderer.render_default()
 
 
 def findings(stack_renderer: ModuleType, template: dict[str, Any]) -> list[tuple[str, str]]:

@@ -4,11 +4,12 @@ development env file."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.compose_model import cli
+from tests.compose_model.cli import run_compose
 
 REPO = Path(__file__).resolve().parents[3]
 DEV_ENV = REPO / "deploy" / "docker" / "devidp.env"
@@ -133,31 +134,10 @@ def test_build_contexts_and_dockerfiles_exist(compose):
             assert (REPO / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']}"
 
 
-#: The real Docker Compose CLI, built by scripts/setup.sh at its pinned version. Never skipped: a
-#: machine without it has not run `make setup`.
-COMPOSE_CLI = REPO / ".cache" / "bin" / "docker-compose"
-#: No variable of the caller's shell may reach the interpolation: only the env file under test.
-CLEAN_ENV = {
-    "PATH": "/usr/bin:/bin",
-    "HOME": str(REPO / ".cache"),
-    "DOCKER_CONFIG": str(REPO / ".cache" / "docker"),
-}
-
-
-def run_compose(*args: str) -> subprocess.CompletedProcess[str]:
-    assert COMPOSE_CLI.exists(), f"{COMPOSE_CLI} is missing: run `make setup` (scripts/setup.sh builds it)"
-    return subprocess.run(
-        [str(COMPOSE_CLI), "--project-directory", str(REPO), "-f", str(REPO / "compose.yaml"), *args],
-        capture_output=True, text=True, timeout=60, check=False, env=CLEAN_ENV, cwd=REPO,
-    )
-
-
 @pytest.fixture(scope="module")
 def resolved_model() -> dict:
-    """compose.yaml as the real CLI resolves it with the development env file (`config --format json`)."""
-    done = run_compose("--env-file", str(DEV_ENV), "config", "--format", "json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    """compose.yaml as the real CLI resolves it with the development env file."""
+    return cli.resolved_model()
 
 
 def test_docker_compose_accepts_the_file_with_the_dev_env_file():

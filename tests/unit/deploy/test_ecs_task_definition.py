@@ -288,14 +288,19 @@ def test_render_substitutes_inside_strings_without_breaking_json(renderer):
     assert rendered == {"a": 'x-quote" and \\ backslash-y', "b": ['quote" and \\ backslash']}
 
 
-def test_render_cli_prints_valid_json_for_the_example_values(renderer):
-    done = subprocess.run(
-        [sys.executable, str(TASKDEFS / "render.py"), str(TASKDEF_TEMPLATE), "--values", str(EXAMPLE_VALUES)],
+def run_render_cli(values_file: Path) -> subprocess.CompletedProcess[str]:
+    """``python ecs-taskdefs/render.py <template> --values <file>``, as a deployment runs it."""
+    return subprocess.run(
+        [sys.executable, str(TASKDEFS / "render.py"), str(TASKDEF_TEMPLATE), "--values", str(values_file)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_render_cli_prints_valid_json_for_the_example_values(renderer):
+    done = run_render_cli(EXAMPLE_VALUES)
     assert done.returncode == 0, done.stderr
     rendered = json.loads(done.stdout)
     assert rendered["family"] == "entra-bff-edge-api"
@@ -306,13 +311,7 @@ def test_render_cli_exits_non_zero_and_names_the_missing_value(renderer, tmp_pat
     values = {k: v for k, v in example_values.items() if k != "ACCOUNT_ID"}
     values_file = tmp_path / "values.json"
     values_file.write_text(json.dumps(values))
-    done = subprocess.run(
-        [sys.executable, str(TASKDEFS / "render.py"), str(TASKDEF_TEMPLATE), "--values", str(values_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_render_cli(values_file)
     assert done.returncode == 1
     assert "${ACCOUNT_ID} has no value" in done.stderr
     assert done.stdout == ""

@@ -10,42 +10,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from stack.render import nginx_main_conf, placeholders, render_template
 from stack.topology import Topology
+from tests.prerequisites import require_program
+from tests.unit.deploy.conftest import assert_sets_exactly
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "nginx" / "edge.conf.template"
+PREFIX = "EDGE_"
+#: The header documents one variable a line: `#   EDGE_X  what it is`.
+HEADER_NAME = r"^#\s+(EDGE_[A-Z0-9_]+)\s"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
-def header_variables(text: str) -> set[str]:
-    """The EDGE_* names the template's leading comment block documents (one per `#   EDGE_X` line)."""
-    names: set[str] = set()
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        match = re.match(r"#\s+(EDGE_[A-Z0-9_]+)\s", line + " ")
-        if match:
-            names.add(match.group(1))
-    return names
-
-
-@pytest.fixture(scope="module")
-def template_text() -> str:
-    return TEMPLATE.read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def used(template_text: str) -> set[str]:
-    names = placeholders(template_text, "EDGE_")
-    assert names, "the template uses no ${EDGE_*} variable: is it the right file?"
-    return names
-
-
-def test_template_header_documents_exactly_the_variables_it_uses(template_text, used):
-    assert header_variables(template_text) == used
+def test_template_header_documents_exactly_the_variables_it_uses(documented, used):
+    assert documented == used
 
 
 def test_template_uses_no_braced_variable_outside_the_edge_prefix(template_text):
@@ -58,15 +37,13 @@ def test_template_uses_no_braced_variable_outside_the_edge_prefix(template_text)
 
 def test_ecs_nginx_container_sets_exactly_the_template_variables(containers, env_of, used):
     env = env_of(containers["nginx"])
-    edge = {name for name in env if name.startswith("EDGE_")}
-    assert edge == used, f"missing: {sorted(used - edge)}, unknown: {sorted(edge - used)}"
+    edge = assert_sets_exactly(env, "EDGE_", used)
     assert set(env) == edge, "the nginx container needs nothing but EDGE_* variables"
 
 
 def test_compose_nginx_service_sets_exactly_the_template_variables(compose, used):
     env = compose.environment("nginx")
-    edge = {name for name in env if name.startswith("EDGE_")}
-    assert edge == used, f"missing: {sorted(used - edge)}, unknown: {sorted(edge - used)}"
+    edge = assert_sets_exactly(env, "EDGE_", used)
     assert set(env) == edge
 
 
@@ -96,10 +73,10 @@ def _nginx_test(tmp_path: Path, edge_conf_text: str) -> subprocess.CompletedProc
     )
 
 
-@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (scripts/setup.sh installs it)")
 def test_ecs_nginx_environment_renders_a_configuration_nginx_accepts(
     tmp_path, containers, env_of, template_text
 ):
+    require_program("nginx", "nginx")
     env = env_of(containers["nginx"])
     # Paths that only exist inside the image move into the test folder; everything else is verbatim.
     env["EDGE_SPA_ROOT"] = str(tmp_path / "spa")
@@ -111,10 +88,10 @@ def test_ecs_nginx_environment_renders_a_configuration_nginx_accepts(
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (scripts/setup.sh installs it)")
 def test_compose_nginx_environment_with_its_tls_files_renders_a_configuration_nginx_accepts(
     tmp_path, compose, template_text
 ):
+    require_program("nginx", "nginx")
     # Run compose's own tls-init script, with its volume paths moved into the test folder.
     script = compose.services["tls-init"]["command"][2]
     tls_dir = tmp_path / "edge-tls"

@@ -17,9 +17,14 @@ from pathlib import Path
 import pytest
 
 from stack.render import placeholders
+from tests.prerequisites import require_file, require_program
+from tests.unit.deploy.conftest import assert_sets_exactly
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "oauth2-proxy" / "oauth2-proxy.cfg.template"
+PREFIX = "O2P_"
+#: The header names the variables anywhere in its lines.
+HEADER_NAME = r"\b(O2P_[A-Z0-9_]+)\b"
 ENTRYPOINT = REPO / "deploy" / "docker" / "oauth2-proxy-entrypoint.sh"
 OAUTH2_PROXY = REPO / ".cache" / "bin" / "oauth2-proxy"
 REDIS_SERVER = shutil.which("redis-server")
@@ -27,41 +32,16 @@ REDIS_USER = "entra-bff-edge"
 REDIS_PASSWORD = "test-only-redis-password"
 
 
-def header_variables(text: str) -> set[str]:
-    names: set[str] = set()
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        names.update(re.findall(r"\b(O2P_[A-Z0-9_]+)\b", line))
-    return names
-
-
-@pytest.fixture(scope="module")
-def template_text() -> str:
-    return TEMPLATE.read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def used(template_text: str) -> set[str]:
-    names = placeholders(template_text, "O2P_")
-    assert names, "the template uses no ${O2P_*} variable: is it the right file?"
-    return names
-
-
-def test_template_header_documents_exactly_the_variables_it_uses(template_text, used):
-    assert header_variables(template_text) == used
+def test_template_header_documents_exactly_the_variables_it_uses(documented, used):
+    assert documented == used
 
 
 def test_ecs_container_sets_exactly_the_template_variables(containers, env_of, used):
-    env = env_of(containers["oauth2-proxy"])
-    o2p = {name for name in env if name.startswith("O2P_")}
-    assert o2p == used, f"missing: {sorted(used - o2p)}, unknown: {sorted(o2p - used)}"
+    assert_sets_exactly(env_of(containers["oauth2-proxy"]), "O2P_", used)
 
 
 def test_compose_service_sets_exactly_the_template_variables(compose, used):
-    env = compose.environment("oauth2-proxy")
-    o2p = {name for name in env if name.startswith("O2P_")}
-    assert o2p == used, f"missing: {sorted(used - o2p)}, unknown: {sorted(o2p - used)}"
+    assert_sets_exactly(compose.environment("oauth2-proxy"), "O2P_", used)
 
 
 def test_other_variables_are_real_oauth2_proxy_options(containers, env_of, secrets_of, compose):
@@ -135,8 +115,8 @@ def test_entrypoint_refuses_to_start_and_names_every_missing_variable(tmp_path, 
     assert "args:" not in done.stdout, "the binary must not run"
 
 
-@pytest.mark.skipif(shutil.which("envsubst") is None, reason="envsubst (gettext-base) is not installed")
 def test_entrypoint_substitutes_only_o2p_names_and_passes_arguments_through(tmp_path, containers, env_of):
+    require_program("envsubst", "gettext-base")
     template = tmp_path / "t.cfg.template"
     template.write_text('a = "${O2P_A}"\nb = "${HOME}"\nc = "$O2P_A"\nd = "${O2P_B}"\n')
     done = _run_entrypoint(
@@ -164,10 +144,13 @@ def test_template_has_no_unbraced_o2p_reference(template_text):
     assert not re.search(r"\$O2P_", template_text)
 
 
-needs_oauth2_proxy = pytest.mark.skipif(
-    not OAUTH2_PROXY.exists() or shutil.which("envsubst") is None,
-    reason="needs the oauth2-proxy binary (scripts/setup.sh builds it) and envsubst (Debian gettext-base)",
-)
+@pytest.fixture
+def oauth2_proxy_prerequisites() -> None:
+    require_file(OAUTH2_PROXY, "scripts/setup.sh builds it")
+    require_program("envsubst", "gettext-base")
+
+
+needs_oauth2_proxy = pytest.mark.usefixtures("oauth2_proxy_prerequisites")
 
 
 def _free_port() -> int:
@@ -205,8 +188,7 @@ def _wait_until_redis_accepts(proc: subprocess.Popen[bytes], port: int, user: st
 
 @pytest.fixture
 def acl_redis(tmp_path):
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (scripts/setup.sh installs it)")
+    require_program("redis-server", "redis-server")
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -242,8 +224,7 @@ def test_ecs_environment_passes_the_real_oauth2_proxy_config_test(tmp_path, cont
             "O2P_BINARY": str(OAUTH2_PROXY),
         }
     )
-    if not Path(env["O2P_PROVIDER_CA_FILE"]).exists():
-        pytest.skip(f"{env['O2P_PROVIDER_CA_FILE']} does not exist on this machine")
+    require_file(Path(env["O2P_PROVIDER_CA_FILE"]), "install Debian's ca-certificates")
     done = _run_entrypoint(env, "--config-test")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "configuration is valid" in done.stdout

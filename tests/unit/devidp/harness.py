@@ -206,6 +206,11 @@ def authorize_url(
     )
 
 
+def bff_authorize_url(idp: RunningIdp, scope: str, **extra: str) -> str:
+    """The BFF's sign-in request (a web app, no PKCE)."""
+    return authorize_url(idp, BFF, BFF_REDIRECT, scope, **extra)
+
+
 def code_for(
     idp: RunningIdp,
     session: requests.Session,
@@ -222,6 +227,11 @@ def code_for(
         )
     )
     return params["code"]
+
+
+def bff_code(idp: RunningIdp, session: requests.Session, scope: str) -> str:
+    """Alice signs in to the BFF (a web app, no PKCE); the code its redirect URI receives."""
+    return code_for(idp, session, BFF, BFF_REDIRECT, scope, challenge=None)
 
 
 def unverified(token: str) -> dict[str, Any]:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+from tests.unit.devidp import forms
 from tests.unit.devidp.harness import (
     ALICE,
     API,
     API_URI,
-    BFF,
-    BFF_REDIRECT,
-    BFF_SECRET,
     DAEMON,
-    DAEMON_SECRET,
     TENANT,
     RunningIdp,
     assert_entra_error,
-    authorize_url,
-    code_for,
+    bff_authorize_url,
+    bff_code,
     redirect_params,
     validate_as_resource_server,
 )
@@ -30,12 +27,7 @@ def test_admin_endpoints_are_absent_unless_enabled(idp: RunningIdp) -> None:
 
 def test_rotation_publishes_new_key_and_keeps_previous(start_idp) -> None:
     idp = start_idp(admin=True)
-    cc = {
-        "grant_type": "client_credentials",
-        "client_id": DAEMON,
-        "client_secret": DAEMON_SECRET,
-        "scope": f"{API_URI}/.default",
-    }
+    cc = forms.daemon_credentials()
     before = idp.token(cc).json()["access_token"]
     old_kid = idp.runtime.keys.current.kid
     announced_kid = idp.runtime.keys.upcoming.kid
@@ -54,30 +46,13 @@ def test_rotation_publishes_new_key_and_keeps_previous(start_idp) -> None:
 def test_revoking_a_user_ends_session_and_refresh_tokens(start_idp) -> None:
     idp = start_idp(admin=True)
     s = idp.session()
-    code = code_for(idp, s, BFF, BFF_REDIRECT, f"openid offline_access {API_URI}/user.read", challenge=None)
-    tokens = idp.token(
-        {
-            "grant_type": "authorization_code",
-            "client_id": BFF,
-            "client_secret": BFF_SECRET,
-            "code": code,
-            "redirect_uri": BFF_REDIRECT,
-        }
-    ).json()
+    code = bff_code(idp, s, f"openid offline_access {API_URI}/user.read")
+    tokens = idp.token(forms.bff_code_redemption(code)).json()
     r = idp.session().post(idp.url(f"{ADMIN}/tenants/{TENANT}/users/{ALICE}/revoke"), timeout=10)
     assert r.status_code == 200 and r.json()["revoked"] >= 2
-    refresh = idp.token(
-        {
-            "grant_type": "refresh_token",
-            "client_id": BFF,
-            "client_secret": BFF_SECRET,
-            "refresh_token": tokens["refresh_token"],
-        }
-    )
+    refresh = idp.token(forms.bff_refresh(tokens["refresh_token"]))
     assert_entra_error(refresh, 400, "invalid_grant", 50173)
-    silent = s.get(
-        authorize_url(idp, BFF, BFF_REDIRECT, "openid", prompt="none"), allow_redirects=False, timeout=10
-    )
+    silent = s.get(bff_authorize_url(idp, "openid", prompt="none"), allow_redirects=False, timeout=10)
     assert redirect_params(silent)["error"] == "login_required"
 
 
@@ -91,13 +66,12 @@ def test_changing_a_user_changes_the_next_token(start_idp) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["groupCount"] == 201
     token = idp.token(
-        {
-            "grant_type": "password",
-            "client_id": "d3e5f7a9-2b4c-4d6e-9f80-1a2b3c4d5e6f",
-            "username": "alice@contoso-dev.example",
-            "password": "alice-password",
-            "scope": f"{API_URI}/user.read",
-        }
+        forms.password(
+            "alice@contoso-dev.example",
+            "alice-password",
+            f"{API_URI}/user.read",
+            client_id="d3e5f7a9-2b4c-4d6e-9f80-1a2b3c4d5e6f",
+        )
     ).json()["access_token"]
     claims = validate_as_resource_server(idp, token, audience=API)
     assert claims["roles"] == ["Admin"] and "groups" not in claims and "_claim_names" in claims

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+from tests.unit.devidp import forms
 from tests.unit.devidp.harness import (
     ALICE,
     API_URI,
     BFF,
     BFF_REDIRECT,
-    BFF_SECRET,
     FRANK,
     POSTMAN,
     SPA,
@@ -18,6 +18,7 @@ from tests.unit.devidp.harness import (
     TENANT,
     RunningIdp,
     authorize_url,
+    bff_authorize_url,
     form_action,
     form_fields,
     pkce_pair,
@@ -31,7 +32,7 @@ SCOPE = f"openid profile offline_access {API_URI}/user.read"
 
 def test_sign_in_page_is_plain_escaped_html_with_csrf_token(idp: RunningIdp) -> None:
     s = idp.session()
-    page = s.get(authorize_url(idp, BFF, BFF_REDIRECT, SCOPE, login_hint='"><script>x</script>'), timeout=10)
+    page = s.get(bff_authorize_url(idp, SCOPE, login_hint='"><script>x</script>'), timeout=10)
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
@@ -46,7 +47,7 @@ def test_sign_in_page_is_plain_escaped_html_with_csrf_token(idp: RunningIdp) -> 
 
 def test_sign_in_post_without_csrf_cookie_is_refused(idp: RunningIdp) -> None:
     s = idp.session()
-    page = s.get(authorize_url(idp, BFF, BFF_REDIRECT, SCOPE), timeout=10)
+    page = s.get(bff_authorize_url(idp, SCOPE), timeout=10)
     attacker = idp.session()  # no cookie from the page
     r = attacker.post(
         idp.url(form_action(page.text)),
@@ -59,42 +60,28 @@ def test_sign_in_post_without_csrf_cookie_is_refused(idp: RunningIdp) -> None:
 
 def test_code_flow_returns_code_and_state_and_second_authorize_is_silent(idp: RunningIdp) -> None:
     s = idp.session()
-    first = redirect_params(sign_in(idp, s, authorize_url(idp, BFF, BFF_REDIRECT, SCOPE), pick=ALICE))
+    first = redirect_params(sign_in(idp, s, bff_authorize_url(idp, SCOPE), pick=ALICE))
     assert first["state"] == "st-123" and first["code"]
     assert s.cookies.get("devidp_session")
-    again = s.get(authorize_url(idp, BFF, BFF_REDIRECT, SCOPE), allow_redirects=False, timeout=10)
+    again = s.get(bff_authorize_url(idp, SCOPE), allow_redirects=False, timeout=10)
     params = redirect_params(again)
     assert params["code"] != first["code"]
-    tokens = idp.token(
-        {
-            "grant_type": "authorization_code",
-            "client_id": BFF,
-            "client_secret": BFF_SECRET,
-            "code": params["code"],
-            "redirect_uri": BFF_REDIRECT,
-        }
-    ).json()
+    tokens = idp.token(forms.bff_code_redemption(params["code"])).json()
     id_claims = unverified(tokens["id_token"])
     assert id_claims["nonce"] == "n-456" and id_claims["aud"] == BFF and id_claims["oid"] == ALICE
 
 
 def test_prompt_login_shows_the_page_despite_a_session(idp: RunningIdp) -> None:
     s = idp.session()
-    sign_in(idp, s, authorize_url(idp, BFF, BFF_REDIRECT, SCOPE), pick=ALICE)
-    r = s.get(authorize_url(idp, BFF, BFF_REDIRECT, SCOPE, prompt="login"), allow_redirects=False, timeout=10)
+    sign_in(idp, s, bff_authorize_url(idp, SCOPE), pick=ALICE)
+    r = s.get(bff_authorize_url(idp, SCOPE, prompt="login"), allow_redirects=False, timeout=10)
     assert r.status_code == 200 and "Pick an account" in r.text
-    sel = s.get(
-        authorize_url(idp, BFF, BFF_REDIRECT, SCOPE, prompt="select_account"),
-        allow_redirects=False,
-        timeout=10,
-    )
+    sel = s.get(bff_authorize_url(idp, SCOPE, prompt="select_account"), allow_redirects=False, timeout=10)
     assert sel.status_code == 200 and "(signed in)" in sel.text
 
 
 def test_prompt_none_without_session_is_login_required_50058(idp: RunningIdp) -> None:
-    r = idp.session().get(
-        authorize_url(idp, BFF, BFF_REDIRECT, SCOPE, prompt="none"), allow_redirects=False, timeout=10
-    )
+    r = idp.session().get(bff_authorize_url(idp, SCOPE, prompt="none"), allow_redirects=False, timeout=10)
     params = redirect_params(r)
     assert params["error"] == "login_required"
     assert params["error_description"].startswith("AADSTS50058:")
@@ -103,12 +90,9 @@ def test_prompt_none_without_session_is_login_required_50058(idp: RunningIdp) ->
 
 def test_login_hint_for_another_user_is_not_silent(idp: RunningIdp) -> None:
     s = idp.session()
-    sign_in(idp, s, authorize_url(idp, BFF, BFF_REDIRECT, SCOPE), pick=ALICE)
-    r = s.get(
-        authorize_url(idp, BFF, BFF_REDIRECT, SCOPE, login_hint="bob@contoso-dev.example"),
-        allow_redirects=False,
-        timeout=10,
-    )
+    sign_in(idp, s, bff_authorize_url(idp, SCOPE), pick=ALICE)
+    hint = bff_authorize_url(idp, SCOPE, login_hint="bob@contoso-dev.example")
+    r = s.get(hint, allow_redirects=False, timeout=10)
     assert r.status_code == 200 and 'value="bob@contoso-dev.example"' in r.text
 
 
@@ -156,7 +140,7 @@ def test_plain_pkce_method_is_refused(idp: RunningIdp) -> None:
 
 
 def test_scope_not_exposed_at_authorize_goes_to_redirect_uri_650053(idp: RunningIdp) -> None:
-    url = authorize_url(idp, BFF, BFF_REDIRECT, f"openid {API_URI}/nope")
+    url = bff_authorize_url(idp, f"openid {API_URI}/nope")
     params = redirect_params(idp.session().get(url, allow_redirects=False, timeout=10))
     assert params["error"] == "invalid_scope" and params["error_description"].startswith("AADSTS650053:")
 
@@ -173,7 +157,7 @@ def test_public_client_localhost_redirect_matches_any_port(idp: RunningIdp) -> N
 
 def test_form_post_response_mode_posts_code_and_state(idp: RunningIdp) -> None:
     s = idp.session()
-    r = sign_in(idp, s, authorize_url(idp, BFF, BFF_REDIRECT, SCOPE, response_mode="form_post"), pick=ALICE)
+    r = sign_in(idp, s, bff_authorize_url(idp, SCOPE, response_mode="form_post"), pick=ALICE)
     assert r.status_code == 200
     assert f'action="{BFF_REDIRECT}"' in r.text
     fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', r.text))
@@ -184,12 +168,12 @@ def test_form_post_response_mode_posts_code_and_state(idp: RunningIdp) -> None:
 
 def test_disabled_user_cannot_sign_in_on_page_50057(idp: RunningIdp) -> None:
     s = idp.session()
-    r = sign_in(idp, s, authorize_url(idp, BFF, BFF_REDIRECT, SCOPE), pick=FRANK)
+    r = sign_in(idp, s, bff_authorize_url(idp, SCOPE), pick=FRANK)
     assert r.status_code == 200 and "AADSTS50057" in r.text
     bad = sign_in(
         idp,
         s,
-        authorize_url(idp, BFF, BFF_REDIRECT, SCOPE),
+        bff_authorize_url(idp, SCOPE),
         username="alice@contoso-dev.example",
         password="wrong",
     )
@@ -198,7 +182,7 @@ def test_disabled_user_cannot_sign_in_on_page_50057(idp: RunningIdp) -> None:
 
 def test_cancel_sends_access_denied(idp: RunningIdp) -> None:
     s = idp.session()
-    page = s.get(authorize_url(idp, BFF, BFF_REDIRECT, SCOPE), timeout=10)
+    page = s.get(bff_authorize_url(idp, SCOPE), timeout=10)
     r = s.post(
         idp.url(form_action(page.text)),
         data={**form_fields(page.text), "cancel": "1"},
@@ -210,7 +194,7 @@ def test_cancel_sends_access_denied(idp: RunningIdp) -> None:
 
 def test_logout_ends_session_and_redirects_only_to_registered_uri(idp: RunningIdp) -> None:
     s = idp.session()
-    sign_in(idp, s, authorize_url(idp, BFF, BFF_REDIRECT, SCOPE), pick=ALICE)
+    sign_in(idp, s, bff_authorize_url(idp, SCOPE), pick=ALICE)
     bad = s.get(
         idp.url(f"/{TENANT}/oauth2/v2.0/logout"),
         params={"post_logout_redirect_uri": "https://evil.example/"},
@@ -218,7 +202,7 @@ def test_logout_ends_session_and_redirects_only_to_registered_uri(idp: RunningId
         timeout=10,
     )
     assert bad.status_code == 400 and "Location" not in bad.headers
-    sign_in(idp, s, authorize_url(idp, BFF, BFF_REDIRECT, SCOPE), pick=ALICE)
+    sign_in(idp, s, bff_authorize_url(idp, SCOPE), pick=ALICE)
     out = s.get(
         idp.url(f"/{TENANT}/oauth2/v2.0/logout"),
         params={"post_logout_redirect_uri": "https://localhost:8443/", "client_id": BFF, "state": "bye"},
@@ -229,7 +213,5 @@ def test_logout_ends_session_and_redirects_only_to_registered_uri(idp: RunningId
     loc = urlsplit(out.headers["Location"])
     assert loc.netloc == "localhost:8443" and parse_qs(loc.query)["state"] == ["bye"]
     # The session is over: a silent request now needs a sign-in.
-    again = s.get(
-        authorize_url(idp, BFF, BFF_REDIRECT, SCOPE, prompt="none"), allow_redirects=False, timeout=10
-    )
+    again = s.get(bff_authorize_url(idp, SCOPE, prompt="none"), allow_redirects=False, timeout=10)
     assert redirect_params(again)["error"] == "login_required"

@@ -21,20 +21,18 @@ from devidp.app import create_app
 from devidp.config import ConfigError, config_from_mapping
 from devidp.keys import KeyRing
 from devidp.runtime import RUNTIME
+from tests.unit.devidp import forms
 from tests.unit.devidp.harness import (
     ALICE,
     API,
     API_URI,
     BFF,
-    BFF_REDIRECT,
-    BFF_SECRET,
     DAEMON,
-    DAEMON_SECRET,
     POSTMAN,
     TENANT,
     RunningIdp,
     assert_entra_error,
-    authorize_url,
+    bff_authorize_url,
     example_mapping,
     redirect_params,
     sign_in,
@@ -52,13 +50,7 @@ def _api(data: dict[str, Any]) -> dict[str, Any]:
 
 def _ropc(idp: RunningIdp, scope: str, *, tenant: str = TENANT, user: str = ALICE_UPN) -> dict[str, Any]:
     r = idp.token(
-        {
-            "grant_type": "password",
-            "client_id": POSTMAN,
-            "username": user,
-            "password": user.split("@")[0] + "-password",
-            "scope": scope,
-        },
+        forms.password(user, user.split("@")[0] + "-password", scope),
         tenant=tenant,
     )
     assert r.status_code == 200, r.text
@@ -71,17 +63,9 @@ def _header(token: str) -> dict[str, Any]:
 
 def _bff_tokens(idp: RunningIdp, scope: str, **authorize: str) -> dict[str, Any]:
     s = idp.session()
-    page = sign_in(idp, s, authorize_url(idp, BFF, BFF_REDIRECT, scope, **authorize), pick=ALICE)
+    page = sign_in(idp, s, bff_authorize_url(idp, scope, **authorize), pick=ALICE)
     code = redirect_params(page)["code"]
-    r = idp.token(
-        {
-            "grant_type": "authorization_code",
-            "client_id": BFF,
-            "client_secret": BFF_SECRET,
-            "code": code,
-            "redirect_uri": BFF_REDIRECT,
-        }
-    )
+    r = idp.token(forms.bff_code_redemption(code))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -116,14 +100,7 @@ def test_idtyp_is_in_user_tokens_only_with_include_user_token(start_idp: Start) 
     idp = start_idp()  # the example API configures idtyp without additional properties
     user = unverified(_ropc(idp, f"profile {API_URI}/user.read")["access_token"])
     assert "idtyp" not in user
-    app = idp.token(
-        {
-            "grant_type": "client_credentials",
-            "client_id": DAEMON,
-            "client_secret": DAEMON_SECRET,
-            "scope": f"{API_URI}/.default",
-        }
-    ).json()
+    app = idp.token(forms.daemon_credentials()).json()
     assert unverified(app["access_token"])["idtyp"] == "app"
 
     with_user = start_idp(
@@ -180,12 +157,7 @@ def test_refresh_token_is_not_revoked_when_used_and_concurrent_refreshes_succeed
     """Refresh tokens: "Refresh tokens aren't revoked when used to acquire new access tokens"; a used
     one stays valid until it expires, so two refreshes of one session at once both succeed."""
     first = _bff_tokens(idp, f"openid offline_access {API_URI}/user.read")
-    data = {
-        "grant_type": "refresh_token",
-        "client_id": BFF,
-        "client_secret": BFF_SECRET,
-        "refresh_token": first["refresh_token"],
-    }
+    data = forms.bff_refresh(first["refresh_token"])
     second = idp.token(data)
     assert second.status_code == 200 and second.json()["refresh_token"] != first["refresh_token"]
     with ThreadPoolExecutor(4) as pool:
@@ -310,26 +282,10 @@ def test_error_description_trailer_is_separated_by_crlf(idp: RunningIdp) -> None
 def test_two_resources_are_700022_and_a_refresh_naming_two_gets_the_first(idp: RunningIdp) -> None:
     """Error code reference: AADSTS700022 InvalidMultipleResourcesScope; a refresh request with
     scopes of several resources gets a token for the first resource."""
-    r = idp.token(
-        {
-            "grant_type": "password",
-            "client_id": POSTMAN,
-            "username": ALICE_UPN,
-            "password": "alice-password",
-            "scope": f"{API_URI}/user.read User.Read",
-        }
-    )
+    r = idp.token(forms.password(ALICE_UPN, "alice-password", f"{API_URI}/user.read User.Read"))
     assert_entra_error(r, 400, "invalid_scope", 700022)
     first = _bff_tokens(idp, f"openid offline_access {API_URI}/user.read")
-    refreshed = idp.token(
-        {
-            "grant_type": "refresh_token",
-            "client_id": BFF,
-            "client_secret": BFF_SECRET,
-            "refresh_token": first["refresh_token"],
-            "scope": f"{API_URI}/user.write User.Read",
-        }
-    )
+    refreshed = idp.token(forms.bff_refresh(first["refresh_token"], scope=f"{API_URI}/user.write User.Read"))
     assert refreshed.status_code == 200, refreshed.text
     assert unverified(refreshed.json()["access_token"])["aud"] == API
     assert refreshed.json()["scope"] == f"{API_URI}/user.write"
@@ -362,12 +318,7 @@ def test_organizations_discovery_and_multi_tenant_token_endpoints_answer(idp: Ru
         token = _ropc(idp, f"{API_URI}/user.read", tenant=segment)["access_token"]
         assert unverified(token)["tid"] == TENANT
     r = idp.token(
-        {
-            "grant_type": "client_credentials",
-            "client_id": DAEMON,
-            "client_secret": DAEMON_SECRET,
-            "scope": f"{API_URI}/.default",
-        },
+        forms.daemon_credentials(),
         tenant="common",
     )
     assert_entra_error(r, 400, "invalid_request", 50059)

@@ -10,10 +10,8 @@ import requests
 from devidp.state import LOGIN_PAGE_SECONDS
 from tests.unit.devidp.harness import (
     ALICE,
-    BFF,
-    BFF_REDIRECT,
     RunningIdp,
-    authorize_url,
+    bff_authorize_url,
     form_action,
     form_fields,
     redirect_params,
@@ -25,7 +23,7 @@ SCOPE = "openid profile offline_access"
 def _open_pages(idp: RunningIdp, browser: requests.Session, count: int) -> list[tuple[str, dict[str, str]]]:
     pages = []
     for n in range(count):
-        page = browser.get(authorize_url(idp, BFF, BFF_REDIRECT, SCOPE, state=f"tab-{n}"), timeout=10)
+        page = browser.get(bff_authorize_url(idp, SCOPE, state=f"tab-{n}"), timeout=10)
         assert page.status_code == 200, page.text
         pages.append((form_action(page.text), form_fields(page.text)))
     return pages

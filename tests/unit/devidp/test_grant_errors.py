@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 
+from tests.unit.devidp import forms
 from tests.unit.devidp.harness import (
     ALICE,
     API_URI,
     BFF,
     BFF_REDIRECT,
-    BFF_SECRET,
     DAEMON,
     DAEMON_SECRET,
     POSTMAN,
@@ -17,6 +17,7 @@ from tests.unit.devidp.harness import (
     SPA_REDIRECT,
     RunningIdp,
     assert_entra_error,
+    bff_code,
     code_for,
     pkce_pair,
     unverified,
@@ -26,18 +27,11 @@ SCOPE = f"openid profile offline_access {API_URI}/user.read"
 
 
 def _bff_code(idp: RunningIdp) -> str:
-    return code_for(idp, idp.session(), BFF, BFF_REDIRECT, SCOPE, challenge=None)
+    return bff_code(idp, idp.session(), SCOPE)
 
 
 def _redeem_bff(idp: RunningIdp, code: str, **overrides: str):
-    data = {
-        "grant_type": "authorization_code",
-        "client_id": BFF,
-        "client_secret": BFF_SECRET,
-        "code": code,
-        "redirect_uri": BFF_REDIRECT,
-        **overrides,
-    }
+    data = forms.bff_code_redemption(code, **overrides)
     return idp.token({k: v for k, v in data.items() if v is not None})
 
 
@@ -89,14 +83,7 @@ def test_client_credentials_basic_auth_works_and_named_scope_is_1002012(idp: Run
 
 
 def test_client_credentials_unknown_resource_is_500011(idp: RunningIdp) -> None:
-    r = idp.token(
-        {
-            "grant_type": "client_credentials",
-            "client_id": DAEMON,
-            "client_secret": DAEMON_SECRET,
-            "scope": "api://no-such-api/.default",
-        }
-    )
+    r = idp.token(forms.daemon_credentials("api://no-such-api/.default"))
     assert_entra_error(r, 400, "invalid_resource", 500011)
 
 
@@ -118,14 +105,7 @@ def test_code_reused_is_54005_and_revokes_first_refresh_token(idp: RunningIdp) -
     first = _redeem_bff(idp, code)
     assert first.status_code == 200, first.text
     assert_entra_error(_redeem_bff(idp, code), 400, "invalid_grant", 54005)
-    refresh = idp.token(
-        {
-            "grant_type": "refresh_token",
-            "client_id": BFF,
-            "client_secret": BFF_SECRET,
-            "refresh_token": first.json()["refresh_token"],
-        }
-    )
+    refresh = idp.token(forms.bff_refresh(first.json()["refresh_token"]))
     assert_entra_error(refresh, 400, "invalid_grant", 50173)
 
 
@@ -159,13 +139,7 @@ def test_pkce_verifier_mismatch_is_501481(idp: RunningIdp) -> None:
     other_verifier, _ = pkce_pair()
     code = code_for(idp, idp.session(), SPA, SPA_REDIRECT, SCOPE, challenge=challenge)
     r = idp.token(
-        {
-            "grant_type": "authorization_code",
-            "client_id": SPA,
-            "code": code,
-            "redirect_uri": SPA_REDIRECT,
-            "code_verifier": other_verifier,
-        },
+        forms.pkce_redemption(SPA, code, SPA_REDIRECT, other_verifier),
         headers={"Origin": "https://localhost:8443"},
     )
     assert_entra_error(r, 400, "invalid_grant", 501481)
@@ -174,24 +148,10 @@ def test_pkce_verifier_mismatch_is_501481(idp: RunningIdp) -> None:
 def test_spa_code_redeemed_without_origin_is_9002327(idp: RunningIdp) -> None:
     verifier, challenge = pkce_pair()
     code = code_for(idp, idp.session(), SPA, SPA_REDIRECT, SCOPE, challenge=challenge)
-    r = idp.token(
-        {
-            "grant_type": "authorization_code",
-            "client_id": SPA,
-            "code": code,
-            "redirect_uri": SPA_REDIRECT,
-            "code_verifier": verifier,
-        }
-    )
+    r = idp.token(forms.pkce_redemption(SPA, code, SPA_REDIRECT, verifier))
     assert_entra_error(r, 400, "invalid_request", 9002327)
     ok = idp.token(
-        {
-            "grant_type": "authorization_code",
-            "client_id": SPA,
-            "code": code,
-            "redirect_uri": SPA_REDIRECT,
-            "code_verifier": verifier,
-        },
+        forms.pkce_redemption(SPA, code, SPA_REDIRECT, verifier),
         headers={"Origin": "https://localhost:8443"},
     )
     assert ok.status_code == 200, ok.text
@@ -215,14 +175,7 @@ def test_missing_grant_type_is_900144_and_unknown_grant_is_70003(idp: RunningIdp
 def test_refresh_token_expired_is_700082(idp: RunningIdp) -> None:
     first = _redeem_bff(idp, _bff_code(idp)).json()
     idp.clock.offset = idp.runtime.config.lifetimes.refresh_token_seconds + 1
-    r = idp.token(
-        {
-            "grant_type": "refresh_token",
-            "client_id": BFF,
-            "client_secret": BFF_SECRET,
-            "refresh_token": first["refresh_token"],
-        }
-    )
+    r = idp.token(forms.bff_refresh(first["refresh_token"]))
     assert_entra_error(r, 400, "invalid_grant", 700082)
 
 
@@ -230,15 +183,7 @@ def test_refresh_token_expired_is_700082(idp: RunningIdp) -> None:
 
 
 def _ropc(idp: RunningIdp, username: str, password: str, scope: str = f"{API_URI}/user.read"):
-    return idp.token(
-        {
-            "grant_type": "password",
-            "client_id": POSTMAN,
-            "username": username,
-            "password": password,
-            "scope": scope,
-        }
-    )
+    return idp.token(forms.password(username, password, scope))
 
 
 def test_password_wrong_is_50126(idp: RunningIdp) -> None:
@@ -260,13 +205,7 @@ def test_scope_not_exposed_is_650053(idp: RunningIdp) -> None:
 
 def test_password_grant_for_confidential_app_without_secret_is_7000218(idp: RunningIdp) -> None:
     r = idp.token(
-        {
-            "grant_type": "password",
-            "client_id": BFF,
-            "username": "alice@contoso-dev.example",
-            "password": "alice-password",
-            "scope": f"{API_URI}/user.read",
-        }
+        forms.password("alice@contoso-dev.example", "alice-password", f"{API_URI}/user.read", client_id=BFF)
     )
     assert_entra_error(r, 401, "invalid_client", 7000218)
 
@@ -333,14 +272,7 @@ def test_on_behalf_of_exchanges_user_token_for_downstream_token(start_idp) -> No
 
 def test_on_behalf_of_with_token_for_another_audience_is_500131(start_idp) -> None:
     idp = start_idp(_obo_setup)
-    app_token = idp.token(
-        {
-            "grant_type": "client_credentials",
-            "client_id": DAEMON,
-            "client_secret": DAEMON_SECRET,
-            "scope": f"{API_URI}/.default",
-        }
-    ).json()["access_token"]
+    app_token = idp.token(forms.daemon_credentials()).json()["access_token"]
     user_token = _ropc(idp, "alice@contoso-dev.example", "alice-password", "openid profile").json()[
         "access_token"
     ]

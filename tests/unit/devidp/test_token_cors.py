@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import requests
 
+from tests.unit.devidp import forms
 from tests.unit.devidp.harness import (
     API_URI,
-    BFF,
-    BFF_REDIRECT,
-    BFF_SECRET,
-    DAEMON,
-    DAEMON_SECRET,
     POSTMAN,
     SPA,
     RunningIdp,
     assert_entra_error,
+    bff_code,
     code_for,
     pkce_pair,
 )
@@ -32,13 +29,7 @@ DOCS_REDIRECT = f"{APP_ORIGIN}/api/docs/oauth2-redirect"
 def _spa_redemption(idp: RunningIdp, origin: str | None) -> requests.Response:
     verifier, challenge = pkce_pair()
     code = code_for(idp, idp.session(), SPA, DOCS_REDIRECT, SCOPE, challenge=challenge)
-    form = {
-        "grant_type": "authorization_code",
-        "client_id": SPA,
-        "code": code,
-        "redirect_uri": DOCS_REDIRECT,
-        "code_verifier": verifier,
-    }
+    form = forms.pkce_redemption(SPA, code, DOCS_REDIRECT, verifier)
     return idp.token(form, headers={"Origin": origin} if origin else {})
 
 
@@ -72,49 +63,27 @@ def test_spa_refresh_from_a_browser_works_and_without_origin_is_9002327(idp: Run
 
 
 def test_web_platform_code_redeemed_from_a_browser_is_9002326(idp: RunningIdp) -> None:
-    code = code_for(idp, idp.session(), BFF, BFF_REDIRECT, SCOPE, challenge=None)
-    form = {
-        "grant_type": "authorization_code",
-        "client_id": BFF,
-        "client_secret": BFF_SECRET,
-        "code": code,
-        "redirect_uri": BFF_REDIRECT,
-    }
+    code = bff_code(idp, idp.session(), SCOPE)
+    form = forms.bff_code_redemption(code)
     _assert_9002326(idp.token(form, headers={"Origin": APP_ORIGIN}), APP_ORIGIN)
     # Refused before redemption: the same code still works server-side (no Origin).
     ok = idp.token(form)
     assert ok.status_code == 200, ok.text
     assert "Access-Control-Allow-Origin" not in ok.headers
 
-    refresh = {
-        "grant_type": "refresh_token",
-        "client_id": BFF,
-        "client_secret": BFF_SECRET,
-        "refresh_token": ok.json()["refresh_token"],
-    }
+    refresh = forms.bff_refresh(ok.json()["refresh_token"])
     _assert_9002326(idp.token(refresh, headers={"Origin": APP_ORIGIN}), APP_ORIGIN)
 
 
 def test_public_client_code_redeemed_from_a_browser_is_9002326(idp: RunningIdp) -> None:
     verifier, challenge = pkce_pair()
     code = code_for(idp, idp.session(), POSTMAN, "http://localhost", SCOPE, challenge=challenge)
-    form = {
-        "grant_type": "authorization_code",
-        "client_id": POSTMAN,
-        "code": code,
-        "redirect_uri": "http://localhost",
-        "code_verifier": verifier,
-    }
+    form = forms.pkce_redemption(POSTMAN, code, "http://localhost", verifier)
     _assert_9002326(idp.token(form, headers={"Origin": "http://localhost:3000"}), "http://localhost:3000")
 
 
 def test_client_credentials_from_a_browser_is_9002326(idp: RunningIdp) -> None:
-    form = {
-        "grant_type": "client_credentials",
-        "client_id": DAEMON,
-        "client_secret": DAEMON_SECRET,
-        "scope": f"{API_URI}/.default",
-    }
+    form = forms.daemon_credentials()
     _assert_9002326(idp.token(form, headers={"Origin": "https://evil.example"}), "https://evil.example")
 
 

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.devidp import forms
 from tests.unit.devidp.harness import (
     ALICE,
     API,
     API_URI,
     BFF,
-    BFF_REDIRECT,
-    BFF_SECRET,
-    DAEMON,
-    DAEMON_SECRET,
     DAVE,
     OTHER_TENANT,
     POSTMAN,
     TENANT,
     RunningIdp,
-    code_for,
+    bff_code,
     unverified,
     validate_as_resource_server,
 )
@@ -26,13 +23,7 @@ from tests.unit.devidp.harness import (
 
 def _ropc(idp: RunningIdp, user: str, scope: str, client: str = POSTMAN, tenant: str = TENANT) -> dict:
     r = idp.token(
-        {
-            "grant_type": "password",
-            "client_id": client,
-            "username": f"{user}",
-            "password": user.split("@")[0] + "-password",
-            "scope": scope,
-        },
+        forms.password(f"{user}", user.split("@")[0] + "-password", scope, client_id=client),
         tenant=tenant,
     )
     assert r.status_code == 200, r.text
@@ -65,14 +56,7 @@ def test_v1_access_token_when_api_requests_version_1(start_idp) -> None:
     assert claims["aud"] == API_URI and claims["ver"] == "1.0"
     assert claims["appid"] == POSTMAN and claims["appidacr"] == "0" and "azp" not in claims
     assert claims["upn"] == "bob@contoso-dev.example" and claims["unique_name"] == claims["upn"]
-    app = idp.token(
-        {
-            "grant_type": "client_credentials",
-            "client_id": DAEMON,
-            "client_secret": DAEMON_SECRET,
-            "scope": f"{API_URI}/.default",
-        }
-    ).json()
+    app = idp.token(forms.daemon_credentials()).json()
     app_claims = validate_as_resource_server(idp, app["access_token"], audience=API_URI, version=1)
     assert app_claims["appidacr"] == "1" and app_claims["idtyp"] == "app"
 
@@ -98,34 +82,16 @@ def test_user_without_role_or_mail_has_no_roles_or_email(idp: RunningIdp) -> Non
 
 def test_sub_is_pairwise_per_application_and_oid_is_not(idp: RunningIdp) -> None:
     by_postman = unverified(_ropc(idp, "alice@contoso-dev.example", f"{API_URI}/user.read")["access_token"])
-    code = code_for(idp, idp.session(), BFF, BFF_REDIRECT, f"openid {API_URI}/user.read", challenge=None)
-    by_bff = unverified(
-        idp.token(
-            {
-                "grant_type": "authorization_code",
-                "client_id": BFF,
-                "client_secret": BFF_SECRET,
-                "code": code,
-                "redirect_uri": BFF_REDIRECT,
-            }
-        ).json()["access_token"]
-    )
+    code = bff_code(idp, idp.session(), f"openid {API_URI}/user.read")
+    by_bff = unverified(idp.token(forms.bff_code_redemption(code)).json()["access_token"])
     assert by_postman["oid"] == by_bff["oid"] == ALICE
     assert by_postman["sub"] != by_bff["sub"]
     assert by_bff["azpacr"] == "1"
 
 
 def test_id_token_has_nonce_client_audience_and_email_only_with_email_scope(idp: RunningIdp) -> None:
-    code = code_for(idp, idp.session(), BFF, BFF_REDIRECT, "openid profile email", challenge=None)
-    body = idp.token(
-        {
-            "grant_type": "authorization_code",
-            "client_id": BFF,
-            "client_secret": BFF_SECRET,
-            "code": code,
-            "redirect_uri": BFF_REDIRECT,
-        }
-    ).json()
+    code = bff_code(idp, idp.session(), "openid profile email")
+    body = idp.token(forms.bff_code_redemption(code)).json()
     id_claims = validate_as_resource_server(idp, body["id_token"], audience=BFF)
     assert id_claims["nonce"] == "n-456" and id_claims["email"] == "alice@contoso-dev.example"
     assert id_claims["preferred_username"] == "alice@contoso-dev.example"

@@ -24,7 +24,8 @@ from fastapi_app.settings import database_url_for_sqlite
 from fastapi_app.token_check import StaticKeys, VerifierRevalidator
 from stack.postgres import PostgresCluster
 from stack.topology import free_port
-from verifier.identity import HEADER_FORWARDED_TOKEN, Principal, signed_principal_headers
+from tests.unit.fastapi_app.edge_path import edge_headers
+from verifier.identity import Principal, signed_principal_headers
 from verifier.keys import KeySet, tenant_keys_from_jwks
 from verifier.settings import ValidationSettings
 
@@ -168,15 +169,22 @@ class Api:
         uri: str,
         principal: Principal | None = None,
         *,
-        forward_token: bool = False,
+        access_token: str | None = None,
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> Response:
+        """``method uri`` as it reaches FastAPI through the edge when ``principal`` calls it.
+
+        The principal proves itself with ``access_token`` (by default a valid token of its own; empty
+        for a source without one). Whether that token reaches FastAPI is the verifier's and nginx's
+        decision (see ``edge_path``), not the test's.
+        """
         all_headers: dict[str, str] = {}
         if principal is not None:
-            all_headers.update(sign(principal, method, uri))
-            if forward_token:
-                all_headers[HEADER_FORWARDED_TOKEN] = mint_access_token(principal, self.rsa_key)
+            token = mint_access_token(principal, self.rsa_key) if access_token is None else access_token
+            all_headers.update(
+                edge_headers(principal, method, uri, access_token=token, key=KEY, now=int(time.time()))
+            )
         all_headers.update(headers or {})
         return self.client.request(method, uri, headers=all_headers, **kwargs)
 

@@ -107,7 +107,7 @@ def perform(api: Api, action: str, principal: Principal) -> Any:
     method, uri, kwargs = calls[action]
     # Every call carries a real access token for the same principal, so re-validating endpoints
     # reach their decision; the policy alone decides the outcome here.
-    return api.call(method, uri, principal, forward_token=True, **kwargs)
+    return api.call(method, uri, principal, **kwargs)
 
 
 MATRIX = [(name, action) for name in PRINCIPALS for action in ACTIONS]

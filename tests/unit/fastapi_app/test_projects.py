@@ -86,7 +86,7 @@ def test_update_changes_only_given_fields_and_records_who(api: Api) -> None:
 def test_deleted_project_is_gone(api: Api) -> None:
     created = api.create_project(BOB, "Vostok")
     uri = f"/api/projects/{created['id']}"
-    response = api.call("DELETE", uri, CAROL, forward_token=True)
+    response = api.call("DELETE", uri, CAROL)
     assert response.status_code == 204
     assert response.content == b""
     assert api.call("GET", uri, ALICE).status_code == 404
@@ -98,7 +98,7 @@ def test_deleted_project_is_gone(api: Api) -> None:
     [
         ("GET", ALICE, {}),
         ("PATCH", BOB, {"json": {"name": "x"}}),
-        ("DELETE", CAROL, {"forward_token": True}),
+        ("DELETE", CAROL, {}),
     ],
 )
 def test_unknown_project_id_is_not_found(api: Api, method: str, principal, kwargs) -> None:
@@ -193,7 +193,7 @@ def test_admin_settings_start_with_defaults(api: Api) -> None:
 
 def test_admin_settings_change_is_persisted_and_attributed(api: Api) -> None:
     body = {"read_only": False, "max_projects_per_owner": 7, "banner": "Maintenance on Friday"}
-    response = api.call("PUT", "/api/admin/settings", CAROL, json=body, forward_token=True)
+    response = api.call("PUT", "/api/admin/settings", CAROL, json=body)
     assert response.status_code == 200
     assert response.json()["updated_by"] == CAROL.oid
     read = api.call("GET", "/api/admin/settings", CAROL).json()
@@ -212,14 +212,14 @@ def test_admin_settings_change_is_persisted_and_attributed(api: Api) -> None:
     ],
 )
 def test_invalid_admin_settings_are_refused(api: Api, body: dict) -> None:
-    response = api.call("PUT", "/api/admin/settings", CAROL, json=body, forward_token=True)
+    response = api.call("PUT", "/api/admin/settings", CAROL, json=body)
     assert response.status_code == 422
     assert api.call("GET", "/api/admin/settings", CAROL).json()["updated_at"] is None
 
 
 def put_settings(api: Api, **values: object) -> None:
     body = {"read_only": False, "max_projects_per_owner": 1000, "banner": "", **values}
-    assert api.call("PUT", "/api/admin/settings", CAROL, json=body, forward_token=True).status_code == 200
+    assert api.call("PUT", "/api/admin/settings", CAROL, json=body).status_code == 200
 
 
 def test_read_only_mode_refuses_project_changes_with_409(api: Api) -> None:
@@ -229,7 +229,7 @@ def test_read_only_mode_refuses_project_changes_with_409(api: Api) -> None:
     for method, principal, kwargs in (
         ("POST", BOB, {"json": {"name": "late"}}),
         ("PATCH", BOB, {"json": {"name": "late"}}),
-        ("DELETE", CAROL, {"forward_token": True}),
+        ("DELETE", CAROL, {}),
     ):
         response = api.call(method, uri if method != "POST" else "/api/projects", principal, **kwargs)
         assert response.status_code == 409, method

@@ -12,18 +12,21 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
 from fastapi_app import create_app
+from fastapi_app.revalidation import revalidated_principal
 from fastapi_app.token_check import StaticKeys, VerifierRevalidator
 from tests.unit.fastapi_app.conftest import (
     ALICE,
     CAROL,
+    KEY,
     TENANT,
     Api,
     key_set_of,
     make_settings,
     mint_access_token,
-    sign,
     validation_settings,
 )
+from tests.unit.fastapi_app.edge_path import api_header_copies, edge_headers
+from verifier.decision import FORWARDED_TOKEN_ROUTES, OriginalRequest, needs_forwarded_token
 from verifier.identity import HEADER_FORWARDED_TOKEN, Principal
 from verifier.keys import KeySet
 
@@ -33,8 +36,7 @@ SETTINGS_BODY = {"read_only": True, "max_projects_per_owner": 3, "banner": "chan
 def delete_with_token(api: Api, token: str | None, principal: Principal = CAROL) -> Any:
     project = api.create_project(CAROL)
     uri = f"/api/projects/{project['id']}"
-    headers = {HEADER_FORWARDED_TOKEN: token} if token is not None else {}
-    response = api.call("DELETE", uri, principal, headers=headers)
+    response = api.call("DELETE", uri, principal, access_token=token if token is not None else "")
     still_there = api.call("GET", uri, ALICE).status_code == 200
     return response, still_there
 
@@ -134,15 +136,14 @@ def test_authorization_is_decided_before_the_token_is_revalidated(api: Api) -> N
 
 def test_admin_settings_change_with_mismatched_token_is_refused_and_not_applied(api: Api) -> None:
     token = mint_access_token(replace(CAROL, oid="0e0e0e0e-0000-4000-8000-000000000002"), api.rsa_key)
-    response = api.call(
-        "PUT", "/api/admin/settings", CAROL, json=SETTINGS_BODY, headers={HEADER_FORWARDED_TOKEN: token}
-    )
+    response = api.call("PUT", "/api/admin/settings", CAROL, json=SETTINGS_BODY, access_token=token)
     assert_refused(response, "token_identity_mismatch")
     assert api.call("GET", "/api/admin/settings", CAROL).json()["read_only"] is False
 
 
 def test_admin_settings_change_without_token_is_refused(api: Api) -> None:
-    response = api.call("PUT", "/api/admin/settings", CAROL, json=SETTINGS_BODY)
+    # A source that has no access token to pass on (the ALB's header) cannot change settings.
+    response = api.call("PUT", "/api/admin/settings", CAROL, json=SETTINGS_BODY, access_token="")
     assert_refused(response, "missing_forwarded_token")
 
 
@@ -155,10 +156,14 @@ def test_revalidating_endpoint_answers_503_when_revalidation_is_not_configured(
 ) -> None:
     settings = make_settings(tmp_path, revalidation=None)
     with TestClient(create_app(settings)) as client:
-        headers = {
-            **sign(CAROL, "PUT", "/api/admin/settings"),
-            HEADER_FORWARDED_TOKEN: mint_access_token(CAROL, rsa_key),
-        }
+        headers = edge_headers(
+            CAROL,
+            "PUT",
+            "/api/admin/settings",
+            access_token=mint_access_token(CAROL, rsa_key),
+            key=KEY,
+            now=int(time.time()),
+        )
         response = client.put("/api/admin/settings", json=SETTINGS_BODY, headers=headers)
         assert response.status_code == 503
         assert response.json() == {"error": "unavailable", "reason": "revalidation_unavailable"}
@@ -214,3 +219,67 @@ def test_default_revalidator_is_built_from_settings_with_the_verifier_jwks_cache
     revalidator = app.state.revalidator
     assert isinstance(revalidator, VerifierRevalidator)
     assert isinstance(revalidator._keys, JwksCache)
+
+
+# --- the token's way from the verifier through nginx -------------------------------------------------
+
+
+def test_nginx_copies_the_forwarded_token_from_the_verifiers_answer_to_the_api() -> None:
+    assert api_header_copies()[HEADER_FORWARDED_TOKEN] == HEADER_FORWARDED_TOKEN.lower()
+
+
+@pytest.mark.parametrize(
+    ("method", "uri"),
+    [
+        ("GET", "/api/me"),
+        ("GET", "/api/projects"),
+        ("POST", "/api/projects"),
+        ("PATCH", "/api/projects/0b1c2d3e-0000-4000-8000-000000000001"),
+        ("GET", "/api/admin/settings"),
+    ],
+)
+def test_endpoints_that_do_not_revalidate_never_receive_the_token(rsa_key: rsa.RSAPrivateKey, method, uri):
+    headers = edge_headers(
+        CAROL, method, uri, access_token=mint_access_token(CAROL, rsa_key), key=KEY, now=int(time.time())
+    )
+    assert "X-Identity-Signature" in headers
+    assert HEADER_FORWARDED_TOKEN not in headers
+
+
+def _api_routes(routes: list[Any]) -> list[Any]:
+    """Every endpoint route, looking inside included routers (however this FastAPI version nests them)."""
+    found = []
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            found += _api_routes(nested.routes)
+        elif getattr(route, "dependant", None) is not None:
+            found.append(route)
+    return found
+
+
+def _revalidating_routes(routes: list[Any]) -> set[tuple[str, str]]:
+    found = set()
+    for route in routes:
+        stack = list(route.dependant.dependencies)
+        while stack:
+            dependency = stack.pop()
+            if dependency.call is revalidated_principal:
+                found.update((method, route.path) for method in route.methods)
+            stack.extend(dependency.dependencies)
+    return found
+
+
+def test_the_verifier_forwards_the_token_to_exactly_the_endpoints_that_revalidate_it(api: Api) -> None:
+    routes = _api_routes(api.client.app.routes)  # type: ignore[attr-defined]
+    assert len(routes) > 10
+    revalidating = _revalidating_routes(routes)
+    assert revalidating == {("DELETE", "/api/projects/{project_id}"), ("PUT", "/api/admin/settings")}
+    # Every route FastAPI has, with its path parameters filled in: the verifier's list says yes for the
+    # re-validating ones and no for all the others.
+    for route in routes:
+        for method in route.methods:
+            uri = route.path.replace("{project_id}", "0b1c2d3e-0000-4000-8000-000000000001")
+            expected = (method, route.path) in revalidating
+            assert needs_forwarded_token(OriginalRequest(method, uri)) is expected, (method, route.path)
+    assert len(FORWARDED_TOKEN_ROUTES) == len(revalidating)

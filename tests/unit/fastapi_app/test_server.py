@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.unit.fastapi_app.conftest import ALICE, API_URI, BOB, KEY, SPA_CLIENT_ID, TENANT, sign
+from tests.unit.fastapi_app.conftest import ALICE, API_URI, BOB, CAROL, KEY, SPA_CLIENT_ID, TENANT, sign
+from tests.unit.fastapi_app.edge_path import edge_headers
 from verifier.identity import HEADER_FORWARDED_TOKEN
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -110,22 +111,31 @@ def test_real_server_ignores_forwarded_headers_and_hides_its_name(server: tuple[
 
 def test_access_log_is_json_without_query_strings_or_tokens(server: tuple[str, Path]) -> None:
     base, log_path = server
-    secret = "SECRET-QUERY-VALUE"
-    uri = f"/api/me?code={secret}"
-    headers = {**sign(ALICE, "GET", uri), HEADER_FORWARDED_TOKEN: "SECRET-TOKEN-VALUE"}
-    assert httpx.get(f"{base}{uri}", headers=headers).status_code == 200
+    uri = "/api/admin/settings?code=SECRET-QUERY-VALUE"
+    # What the edge sends for this endpoint: signed identity headers and, because it re-validates,
+    # the caller's token (this server has no re-validation configured, so it answers 503).
+    headers = edge_headers(
+        CAROL, "PUT", uri, access_token="SECRET-TOKEN-VALUE", key=KEY, now=int(time.time())
+    )
+    assert headers[HEADER_FORWARDED_TOKEN] == "SECRET-TOKEN-VALUE"
+    body = {"read_only": False, "max_projects_per_owner": 5, "banner": ""}
+    response = httpx.put(f"{base}{uri}", headers=headers, json=body)
+    assert (response.status_code, response.json()["reason"]) == (503, "revalidation_unavailable")
 
-    def access_lines_for_me() -> list[dict[str, object]]:
-        access = [
-            json.loads(line) for line in log_path.read_text().splitlines() if '"event": "access"' in line
-        ]
-        return [line for line in access if line["path"] == "/api/me"]
+    def access_lines() -> list[dict[str, object]]:
+        lines = log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if '"event": "access"' in line and "/api/admin" in line]
 
     # The server writes its access line after answering: wait for it, with a generous deadline.
     deadline = time.monotonic() + 30
-    while not access_lines_for_me():
-        assert time.monotonic() < deadline, f"no access line for /api/me: {log_path.read_text()}"
+    while not access_lines():
+        assert time.monotonic() < deadline, f"no access line for /api/admin/settings: {log_path.read_text()}"
         time.sleep(0.05)
+    (line,) = access_lines()
+    assert (line["method"], line["path"], line["status"], line["oid"]) == (
+        "PUT",
+        "/api/admin/settings",
+        503,
+        CAROL.oid,
+    )
     assert "SECRET" not in log_path.read_text()
-    me = access_lines_for_me()
-    assert me[-1]["status"] == 200 and me[-1]["oid"] == ALICE.oid and me[-1]["method"] == "GET"

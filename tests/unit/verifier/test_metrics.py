@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from prometheus_client import generate_latest
 
 from verifier.app import STATE, create_app
+from verifier.authenticator import TokenAuthenticator
 from verifier.csrf import redis_client
+from verifier.decision import OK, Decision, OriginalRequest
 from verifier.jwks import FETCH_TIMEOUT_SECONDS, JwksCache
-from verifier.metrics import ALLOWED_REASON, DURATION_BUCKETS, VerifierMetrics
+from verifier.metrics import DURATION_BUCKETS, VerifierMetrics
 from verifier.reasons import Reason
 from verifier.session import SessionSettings
 from verifier.testing import (
@@ -55,7 +58,7 @@ def test_buckets_resolve_a_cache_hit_and_reach_past_the_longest_wait_of_a_verify
 
 def test_verify_histogram_exports_every_bucket_and_no_created_series():
     metrics = VerifierMetrics()
-    metrics.record_decision("bearer", 200, ALLOWED_REASON, 0.00002)
+    metrics.record_decision("bearer", 200, OK, 0.00002)
     text = exposition(metrics)
     assert 'verifier_verify_duration_seconds_bucket{le="1e-05",outcome="allow",source="bearer"} 0.0' in text
     assert 'verifier_verify_duration_seconds_bucket{le="2.5e-05",outcome="allow",source="bearer"} 1.0' in text
@@ -146,4 +149,32 @@ def test_readme_lists_every_reason_code_of_the_enum_and_no_other():
 
 def test_allowed_reason_is_not_a_refusal_code():
     # ``ok`` shares the reason label with the refusal codes, so it must never become one.
-    assert ALLOWED_REASON not in {str(reason) for reason in Reason}
+    assert OK not in {str(reason) for reason in Reason}
+
+
+class FailingSource:
+    """A credential source whose backend raises: the app must answer 500 with a listed reason."""
+
+    name = "session"
+
+    def present(self, request: web.Request) -> bool:
+        return "X-Broken" in request.headers
+
+    async def decide(
+        self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
+    ) -> Decision:
+        raise RuntimeError("backend exploded")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_failing_source_is_counted_with_the_listed_reason_internal_error(aiohttp_client, jwks_server):
+    app = create_app(verifier_settings(jwks_server.base_url), sources=(FailingSource(),))
+    client = await aiohttp_client(app)
+    original = {"X-Original-Method": "GET", "X-Original-URI": "/api/me"}
+    async with client.get("/verify", headers={**original, "X-Broken": "1"}) as response:
+        assert response.status == 500
+    registry = app[STATE].metrics.registry
+    labels = {"source": "session", "outcome": "error", "reason": str(Reason.INTERNAL_ERROR)}
+    assert registry.get_sample_value("verifier_decisions_total", labels) == 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -23,6 +22,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
+
+from tests.prerequisites import missing, require_program
 
 from .oauth2_proxy_cookie import Ticket, session_state
 
@@ -63,11 +64,9 @@ class RedisServer:
             self.process.wait(timeout=10)
 
 
-def start_redis(workdir: Path) -> RedisServer:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
+def start_redis(workdir: Path, *, port: int | None = None) -> RedisServer:
+    binary = require_program("redis-server", "redis-server")
+    port = port or free_port()
     process = subprocess.Popen(
         [
             binary,
@@ -111,7 +110,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 def oauth2_proxy_binary() -> str:
     candidate = os.environ.get("OAUTH2_PROXY_BIN") or str(REPO / ".cache" / "bin" / "oauth2-proxy")
     if not os.access(candidate, os.X_OK):
-        pytest.skip(f"oauth2-proxy binary not found at {candidate}; run scripts/setup.sh")
+        missing(f"the oauth2-proxy binary {candidate}", "scripts/setup.sh builds it")
     return candidate
 
 
@@ -173,42 +172,65 @@ def launch(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
 
 
+def oauth2_proxy_argv(port: int, issuer: str, redis_url: str) -> list[str]:
+    return [
+        oauth2_proxy_binary(),
+        f"--http-address=127.0.0.1:{port}",
+        "--provider=oidc",
+        f"--oidc-issuer-url={issuer}/",
+        "--skip-oidc-discovery",
+        f"--login-url={issuer}/authorize",
+        f"--redeem-url={issuer}/token",
+        f"--oidc-jwks-url={issuer}/jwks",
+        "--client-id=bff-test-client",
+        "--client-secret=bff-test-secret",
+        f"--cookie-secret={COOKIE_SECRET}",
+        f"--cookie-name={NAME}",
+        "--cookie-secure=true",
+        "--cookie-refresh=1m",
+        "--cookie-expire=1h",
+        "--session-store-type=redis",
+        f"--redis-connection-url={redis_url}",
+        "--email-domain=*",
+        "--upstream=static://202",
+        "--set-xauthrequest",
+        "--pass-access-token",
+    ]
+
+
 @pytest.fixture
 async def oauth2_proxy(
     idp: tuple[IdentityProvider, TestServer], redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> AsyncIterator[OAuth2Proxy]:
     _, server = idp
-    issuer = f"http://127.0.0.1:{server.port}"
     port = free_port()
-    process = launch(
-        [
-            oauth2_proxy_binary(),
-            f"--http-address=127.0.0.1:{port}",
-            "--provider=oidc",
-            f"--oidc-issuer-url={issuer}/",
-            "--skip-oidc-discovery",
-            f"--login-url={issuer}/authorize",
-            f"--redeem-url={issuer}/token",
-            f"--oidc-jwks-url={issuer}/jwks",
-            "--client-id=bff-test-client",
-            "--client-secret=bff-test-secret",
-            f"--cookie-secret={COOKIE_SECRET}",
-            f"--cookie-name={NAME}",
-            "--cookie-secure=true",
-            "--cookie-refresh=1m",
-            "--cookie-expire=1h",
-            "--session-store-type=redis",
-            f"--redis-connection-url={redis_server.url}",
-            "--email-domain=*",
-            "--upstream=static://202",
-            "--set-xauthrequest",
-            "--pass-access-token",
-        ],
-        tmp_path / "oauth2-proxy.log",
-    )
+    argv = oauth2_proxy_argv(port, f"http://127.0.0.1:{server.port}", redis_server.url)
+    process = launch(argv, tmp_path / "oauth2-proxy.log")
     try:
         await asyncio.to_thread(wait_for_port, port)
         yield OAuth2Proxy(url=f"http://127.0.0.1:{port}", redis=redis)
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 10)
+
+
+@pytest.fixture
+async def oauth2_proxy_with_own_redis(
+    idp: tuple[IdentityProvider, TestServer], tmp_path: Path
+) -> AsyncIterator[tuple[OAuth2Proxy, RedisServer]]:
+    """oauth2-proxy over a Redis of its own, which a test may stop (and the shared one stays up)."""
+    _, server = idp
+    own = start_redis(tmp_path)
+    client = Redis.from_url(own.url)
+    port = free_port()
+    process = launch(
+        oauth2_proxy_argv(port, f"http://127.0.0.1:{server.port}", own.url), tmp_path / "o2p.log"
+    )
+    try:
+        await asyncio.to_thread(wait_for_port, port)
+        yield OAuth2Proxy(url=f"http://127.0.0.1:{port}", redis=client), own
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 10)
+        await client.aclose()
+        own.stop()

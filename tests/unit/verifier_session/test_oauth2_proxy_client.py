@@ -167,14 +167,14 @@ async def bad_backend() -> AsyncIterator[tuple[BadBackend, str]]:
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 404, 400, 204])
-async def test_unexpected_status_is_backend_unavailable_with_status_500(
+async def test_unexpected_status_is_backend_unavailable_with_status_503(
     bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient], status: int
 ) -> None:
     backend, url = bad_backend
     backend.status = status
     backend.headers = {"X-Auth-Request-Access-Token": "at-should-not-be-used"}
     rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
-    assert (rejected.reason, rejected.status) == (Reason.SESSION_BACKEND_UNAVAILABLE, 500)
+    assert (rejected.reason, rejected.status) == (Reason.SESSION_BACKEND_UNAVAILABLE, 503)
     assert rejected.set_cookie is None
 
 
@@ -205,7 +205,7 @@ async def test_unreachable_backend_is_backend_unavailable(
     make_client: Callable[..., OAuth2ProxyClient],
 ) -> None:
     rejected = await lookup_reason(make_client(f"http://127.0.0.1:{free_port()}"), f"{NAME}=v|1|s")
-    assert (rejected.reason, rejected.status) == (Reason.SESSION_BACKEND_UNAVAILABLE, 500)
+    assert (rejected.reason, rejected.status) == (Reason.SESSION_BACKEND_UNAVAILABLE, 503)
     assert "v|1|s" not in str(rejected)
 
 

@@ -38,6 +38,7 @@ def test_defaults_are_the_local_stack_and_the_csrf_key_is_derived_from_the_ident
     assert session.csrf.public_origin == "https://localhost:8443"
     assert session.csrf.ttl_seconds == 600
     assert session.csrf.key == derive_csrf_key(IDENTITY_TEXT.encode())
+    assert session.session.max_age_seconds == 3600
 
 
 def test_every_session_variable_is_read() -> None:
@@ -49,6 +50,7 @@ def test_every_session_variable_is_read() -> None:
         "VERIFIER_PUBLIC_ORIGIN": "https://App.Example.com:443/",
         "VERIFIER_CSRF_TTL_SECONDS": "120",
         "VERIFIER_CSRF_KEY": "c" * 43,
+        "VERIFIER_SESSION_MAX_AGE_SECONDS": "28800",
     }
     session = settings_from_env(env).session
     assert session is not None
@@ -58,6 +60,7 @@ def test_every_session_variable_is_read() -> None:
     assert session.csrf.public_origin == "https://app.example.com"
     assert session.csrf.ttl_seconds == 120
     assert len(session.csrf.key) == 32 and session.csrf.key != derive_csrf_key(IDENTITY_TEXT.encode())
+    assert session.session.max_age_seconds == 28800
 
 
 def test_settings_repr_shows_neither_the_csrf_key_nor_the_redis_password() -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from verifier.app import STATE, create_app
 from verifier.csrf import CsrfSettings, derive_csrf_key, verify_token
@@ -29,9 +31,9 @@ from verifier.session import (
     session_binding,
 )
 from verifier.settings import VerifierSettings
-from verifier.testing import SigningKey, TokenForge, key_set_for, validation_settings
+from verifier.testing import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
 
-from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port
+from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port, start_redis
 
 AUTHORITY = "https://login.example.test"
 IDENTITY_KEY = b"identity-signing-key-for-tests-0123456789"
@@ -67,7 +69,13 @@ async def verifier(
     """Build a verifier app with the session source against ``oauth2_proxy_url`` and ``redis_url``."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def build(oauth2_proxy_url: str, redis_url: str | None = None) -> TestClient[Any, Any]:
+    async def build(
+        oauth2_proxy_url: str,
+        redis_url: str | None = None,
+        *,
+        max_age_seconds: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> TestClient[Any, Any]:
         template = f"{AUTHORITY}/{{tenantid}}/v2.0"
         keys = FixedKeys(
             key_set_for({"7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b": [signing_key]}, key_issuer=template)
@@ -76,13 +84,15 @@ async def verifier(
         metrics = VerifierMetrics()
         source = build_session_source(
             SessionSourceSettings(
-                session=SessionSettings(oauth2_proxy_url=oauth2_proxy_url, cookie_name=NAME),
+                session=SessionSettings(
+                    oauth2_proxy_url=oauth2_proxy_url, cookie_name=NAME, max_age_seconds=max_age_seconds
+                ),
                 csrf=CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC),
                 redis_url=redis_url or redis_server.url,
             ),
             metrics=metrics,
         )
-        app = create_app(settings, sources=[source], keys=keys, metrics=metrics)
+        app = create_app(settings, sources=[source], keys=keys, metrics=metrics, clock=clock)
         client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         clients.append(client)
@@ -182,7 +192,8 @@ async def test_csrf_token_is_accepted_once_and_each_answer_carries_the_next_one(
     labels = {"source": "session", "outcome": "forbidden", "reason": "csrf_token_spent"}
     assert registry.get_sample_value("verifier_decisions_total", labels) == 1.0
     assert upstream_count(client, "oauth2_proxy", "ok") == 4
-    assert upstream_count(client, "redis", "ok") == 2
+    # Four reads of the sign-in's start time, two tokens spent; the replayed one refused.
+    assert upstream_count(client, "redis", "ok") == 4 + 2
     assert upstream_count(client, "redis", "refused") == 1
 
 
@@ -269,23 +280,26 @@ async def test_session_with_an_expired_access_token_is_401_with_the_token_reason
     assert_no_identity(response)
 
 
-async def test_oauth2_proxy_down_is_500_session_backend_unavailable(verifier: VerifyClient) -> None:
+async def test_oauth2_proxy_down_is_503_session_backend_unavailable(verifier: VerifyClient) -> None:
     client = await verifier(f"http://127.0.0.1:{free_port()}")
     response = await verify(client, "GET", "djIuYQ|1800000000|c2ln")
-    await assert_refused_without_challenge(response, 500, "session_backend_unavailable")
+    await assert_refused_without_challenge(response, 503, "session_backend_unavailable")
     assert upstream_count(client, "oauth2_proxy", "error") == 1
 
 
-async def test_csrf_store_down_refuses_unsafe_requests_with_500_but_serves_safe_ones(
+async def test_verifier_redis_down_refuses_session_requests_with_503_safe_or_not(
     oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
 ) -> None:
+    # The verifier's Redis holds each sign-in's start time (the absolute lifetime) as well as spent
+    # CSRF tokens: without it no session request can be judged. In a deployment it is the same Redis
+    # as oauth2-proxy's, so sessions are down with it anyway.
     cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
     client = await verifier(oauth2_proxy.url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     get = await verify(client, "GET", cookie)
-    assert get.status == 200
-    post = await verify(client, "POST", cookie, **browser(get.headers["X-CSRF-Token"]))
-    await assert_refused_without_challenge(post, 500, "csrf_store_unavailable")
-    assert upstream_count(client, "redis", "error") == 1
+    await assert_refused_without_challenge(get, 503, "session_backend_unavailable")
+    post = await verify(client, "POST", cookie, **browser("v1.irrelevant"))
+    await assert_refused_without_challenge(post, 503, "session_backend_unavailable")
+    assert upstream_count(client, "redis", "error") == 2
 
 
 async def test_bearer_token_wins_over_a_cookie_and_needs_no_csrf_token(
@@ -310,3 +324,137 @@ async def test_cookies_without_the_session_cookie_are_missing_token(
         headers={"X-Original-Method": "GET", "X-Original-URI": URI, "Cookie": f"theme=dark; {NAME}_csrf=x"},
     )
     assert (response.status, await reason_of(response)) == (401, "missing_token")
+
+
+async def test_session_store_down_is_503_and_the_cookie_is_not_deleted_then_the_session_works_again(
+    oauth2_proxy_with_own_redis: tuple[OAuth2Proxy, RedisServer],
+    forge: TokenForge,
+    verifier: VerifyClient,
+    tmp_path: Path,
+) -> None:
+    # oauth2-proxy answers a session it cannot load with 401 and a Set-Cookie that deletes the cookie;
+    # while its store is down that would sign the user out for good.
+    proxy, store = oauth2_proxy_with_own_redis
+    cookie = await proxy.sign_in(access_token=forge.mint())
+    client = await verifier(proxy.url)
+    assert (await verify(client, "GET", cookie)).status == 200
+    sessions = {key: await proxy.redis.get(key) for key in await proxy.redis.keys("*")}
+    assert sessions
+    store.stop()
+    during = await verify(client, "GET", cookie)
+    await assert_refused_without_challenge(during, 503, "session_backend_unavailable")
+    assert "Set-Cookie" not in during.headers
+    # The store comes back on the same address with the same data, and so does the session.
+    (tmp_path / "revived").mkdir()
+    revived = start_redis(tmp_path / "revived", port=store.port)
+    try:
+        writer = Redis.from_url(revived.url)
+        for key, value in sessions.items():
+            await writer.set(key, value, ex=3600)
+        await writer.aclose()
+        after = await verify(client, "GET", cookie)
+        assert after.status == 200
+        assert principal_from_headers(after.headers).auth_source == "session"
+    finally:
+        revived.stop()
+
+
+async def test_unknown_session_with_the_store_up_is_still_401_no_session_with_the_clearing_cookie(
+    oauth2_proxy_with_own_redis: tuple[OAuth2Proxy, RedisServer], verifier: VerifyClient
+) -> None:
+    # The control for the test above: the readiness check changes nothing while the store answers.
+    proxy, _ = oauth2_proxy_with_own_redis
+    client = await verifier(proxy.url)
+    response = await verify(client, "GET", "djIuYWJj.ZGVm|1800000000|c2ln")
+    assert (response.status, await reason_of(response)) == (401, "no_session")
+    assert response.headers["Set-Cookie"].startswith(f"{NAME}=;")
+
+
+async def _answer(client: TestClient[Any, Any], method: str, uri: str, **headers: str) -> ClientResponse:
+    sent = {"X-Original-Method": method, "X-Original-URI": uri}
+    sent.update({k.replace("_", "-"): v for k, v in headers.items()})
+    response = await client.get("/verify", headers=sent)
+    await response.read()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("method", "uri", "forwarded"),
+    [
+        ("DELETE", "/api/projects/0b1c2d3e-0000-4000-8000-000000000001", True),
+        ("PUT", "/api/admin/settings", True),
+        ("PUT", "/api/admin/settings?x=1", True),
+        ("DELETE", "/api/other/../projects/0b1c2d3e", True),
+        ("GET", "/api/projects/0b1c2d3e-0000-4000-8000-000000000001", False),
+        ("GET", "/api/admin/settings", False),
+        ("PATCH", "/api/projects/0b1c2d3e", False),
+        ("POST", "/api/projects", False),
+        ("GET", "/api/me", False),
+        ("GET", "/", False),
+        ("DELETE", "/api/projects/0b1c2d3e/extra", False),
+    ],
+)
+async def test_access_token_is_in_the_answer_only_for_the_endpoints_that_revalidate_it(
+    oauth2_proxy: OAuth2Proxy,
+    forge: TokenForge,
+    verifier: VerifyClient,
+    method: str,
+    uri: str,
+    forwarded: bool,
+) -> None:
+    session_token = forge.mint(forge.user_claims(name="Session User"))
+    cookie = await oauth2_proxy.sign_in(access_token=session_token)
+    client = await verifier(oauth2_proxy.url)
+    bearer_token = forge.mint(forge.user_claims(name="Bearer User"))
+    bearer = await _answer(client, method, uri, Authorization=f"Bearer {bearer_token}")
+    assert bearer.status == 200
+    assert bearer.headers.get("X-Forwarded-Access-Token") == (bearer_token if forwarded else None)
+    safe = await _answer(client, "GET", "/api/me", Cookie=f"{NAME}={cookie}")
+    session = await _answer(
+        client, method, uri, Cookie=f"{NAME}={cookie}", **browser(safe.headers["X-CSRF-Token"])
+    )
+    assert session.status == 200
+    assert session.headers.get("X-Forwarded-Access-Token") == (session_token if forwarded else None)
+
+
+async def test_a_session_ends_its_max_age_after_first_use_however_often_it_was_used_or_refreshed(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    # oauth2-proxy resets a session's creation time on every refresh, so its cookie_expire is no
+    # absolute lifetime; the verifier counts from the first request it saw for the sign-in.
+    clock = ManualClock(time.time())
+    cookie = await oauth2_proxy.sign_in(
+        access_token=forge.mint(forge.user_claims(exp=int(time.time()) + 7200))
+    )
+    client = await verifier(oauth2_proxy.url, max_age_seconds=600, clock=clock)
+    for _ in range(3):
+        assert (await verify(client, "GET", cookie)).status == 200
+        clock.advance(200)
+    # 600 s after the first request (and it was in use all along): over.
+    response = await verify(client, "GET", cookie)
+    assert (response.status, await reason_of(response)) == (401, "session_expired")
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer realm="api", error="invalid_token", error_description="session_expired"'
+    )
+    # The browser is told to drop the cookie, and oauth2-proxy no longer has the session (nor its
+    # refresh token): even with the clock turned back it is gone.
+    assert response.headers["Set-Cookie"].startswith(f"{NAME}=;")
+    fresh_clock_client = await verifier(oauth2_proxy.url, max_age_seconds=600)
+    after = await verify(fresh_clock_client, "GET", cookie)
+    assert (after.status, await reason_of(after)) == (401, "no_session")
+
+
+async def test_a_new_sign_in_gets_its_own_lifetime(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    clock = ManualClock(time.time())
+    client = await verifier(oauth2_proxy.url, max_age_seconds=600, clock=clock)
+    token = forge.mint(forge.user_claims(exp=int(time.time()) + 7200))
+    first = await oauth2_proxy.sign_in(access_token=token)
+    assert (await verify(client, "GET", first)).status == 200
+    clock.advance(599)
+    second = await oauth2_proxy.sign_in(access_token=token)
+    assert (await verify(client, "GET", second)).status == 200
+    clock.advance(2)
+    assert (await reason_of(await verify(client, "GET", first))) == "session_expired"
+    assert (await verify(client, "GET", second)).status == 200
