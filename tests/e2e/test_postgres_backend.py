@@ -1,5 +1,6 @@
-"""The API on PostgreSQL, through the whole edge: projects are kept in the database every task shares,
-and a database that stops is a 503 with its reason until it is back, without restarting anything.
+"""The API on PostgreSQL, through the whole edge: projects and settings are kept in the database
+every task shares (create, read, list, update, delete; the admin settings), and a database that
+stops is a 503 with its reason until it is back, without restarting anything.
 
 This module starts its own stack (``database="postgres"``: a throw-away PostgreSQL cluster, the
 migration step, then the API on ``API_DATABASE_URL``) beside the session's SQLite one.
@@ -45,7 +46,11 @@ def edge(postgres_stack: Stack) -> Iterator[httpx.Client]:
 
 
 def _bearer(stack: Stack, user: str) -> dict[str, str]:
-    token = edge_client.password_token(stack, f"{user}@contoso-dev.example", f"{user}-password")
+    api = stack.topology.api_app_id_uri
+    token = edge_client.password_token(
+        stack, f"{user}@contoso-dev.example", f"{user}-password",
+        scope=f"{api}/user.read {api}/user.write {api}/admin",
+    )  # fmt: skip
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -86,6 +91,22 @@ def test_projects_are_created_read_listed_and_changed_in_postgresql_through_the_
     assert changed.json()["status"] == "archived"
     assert _rows_in_postgres(postgres_stack, project["id"]) == [("Kept in PostgreSQL", "archived")]
     assert not (postgres_stack.topology.run_dir / "api.sqlite3").exists()
+
+
+def test_an_admin_changes_settings_and_deletes_a_project_in_postgresql_through_the_edge(
+    postgres_stack: Stack, edge: httpx.Client
+) -> None:
+    writer, admin = _bearer(postgres_stack, "bob"), _bearer(postgres_stack, "carol")
+    project = edge.post("/api/projects", headers=writer, json={"name": "To be deleted"}).json()
+    body = {"read_only": False, "max_projects_per_owner": 500, "banner": "Kept in PostgreSQL"}
+    changed = edge.put("/api/admin/settings", headers=admin, json=body)
+    assert changed.status_code == 200, changed.text
+    assert edge.get("/api/admin/settings", headers=admin).json()["banner"] == "Kept in PostgreSQL"
+
+    deleted = edge.delete(f"/api/projects/{project['id']}", headers=admin)
+    assert deleted.status_code == 204, deleted.text
+    assert edge.get(f"/api/projects/{project['id']}", headers=admin).status_code == 404
+    assert _rows_in_postgres(postgres_stack, project["id"]) == []
 
 
 def test_bad_input_is_still_a_422_on_postgresql(postgres_stack: Stack, edge: httpx.Client) -> None:
