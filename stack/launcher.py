@@ -124,6 +124,8 @@ class Stack:
     def prepare(self) -> None:
         """Check programs, make the CA and certificate, render every config. Starts nothing."""
         t = self.topology
+        if t.database not in ("sqlite", "postgres"):
+            raise StackError(f"the API's database must be sqlite or postgres, not {t.database!r}")
         nginx = find_program("nginx", "Install it (`apt-get install nginx`) or run `make setup`.")
         redis = find_program("redis-server", "Install it (`apt-get install redis-server`) or `make setup`.")
         o2p = find_program("oauth2-proxy", SETUP_HINT, explicit=self.oauth2_proxy_binary)
@@ -156,8 +158,6 @@ class Stack:
         devidp_conf = t.conf_dir / "devidp.toml"
         devidp_conf.write_text(render.devidp_config_text(t.devidp_config.read_text(encoding="utf-8"), t))
 
-        if t.database not in ("sqlite", "postgres"):
-            raise StackError(f"the API's database must be sqlite or postgres, not {t.database!r}")
         # PostgreSQL (when asked for): a throw-away cluster, initialised now, started like the others.
         if t.database == "postgres" and self.postgres is None:
             self.postgres = PostgresCluster(
