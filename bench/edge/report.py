@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import platform
 import re
 import statistics
@@ -108,6 +109,10 @@ class Report:
         m = self.medians()
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines = [
+            *METHOD,
+            "",
+            f"Served as ours: uvicorn with the {server_flavour()}.",
+            "",
             f"Run {now}: {self.cores} cores shared by wrk and every server, `wrk -t1 -c{self.connections} "
             f"-d{self.duration:g}s`, {self.repetitions} interleaved repetitions, medians; Python "
             f"{platform.python_version()}. Load average (1, 5, 15 min) before {self.load_before}, "
@@ -153,6 +158,50 @@ class Report:
             cells = " | ".join(f"{table[key][c]:,.0f}" if table[key][c] >= 0.5 else "" for c in shown)
             lines.append(f"| {label} | {cells} |")
         return "\n".join(lines) + "\n"
+
+
+METHOD = [
+    "## The edge against validating in the app (`make bench-edge`)",
+    "",
+    "```",
+    "make bench-edge                      # python -m bench.edge; about 6 minutes; needs wrk",
+    "make bench-edge BENCH_EDGE_ARGS='--profile 6'   # also py-spy summaries into bench/profiles/",
+    "```",
+    "",
+    "One run starts the real stack with the launcher on free ports and, beside it, every comparison",
+    "design; wrk drives each row with the rows interleaved, and CPU per request is the utime + stime",
+    "of every server process (all their workers and threads, from `/proc`; wrk excluded) divided by",
+    "the requests the row got. On Fargate CPU per request is the bill and, at saturation, the",
+    "throughput; req/s and latency here also depend on wrk and the other engineers' load sharing the",
+    "same cores.",
+    "",
+    "- **TLS**: none, for every design. In production the ALB ends TLS for all of them and nginx",
+    "  listens on plain HTTP (`EDGE_LISTEN=8080`), so the edge is `nginx/edge.conf.template` rendered",
+    "  as the ECS task renders it (plain HTTP, no TLS include) in front of the stack's own verifier,",
+    "  API and oauth2-proxy. The stack's TLS nginx is used only to sign in. TLS on loopback would add",
+    "  the same cost to every row and burn the shared cores in wrk too.",
+    "- **Cores**: the machine's cores are shared by everything, so nothing is pinned with taskset:",
+    "  pinning a design to one core would just hand it less than ours gets. The in-app designs run as",
+    "  many uvicorn workers as there are cores (ours is nginx with 2 workers, one verifier, one API",
+    "  process). Multi-worker uvicorn loses TCP_NODELAY (uvicorn issue 3149: a ~40 ms stall per",
+    "  keep-alive request), so the in-app apps bind their listener with the protocol set.",
+    "- **Rows**: nginx's static `/healthz`; a bare FastAPI endpoint served as ours (same uvicorn",
+    "  options, loop, parser, one worker); our API's `/api/healthz` straight, to split nginx from the",
+    "  API; the in-app design (FastAPI validating the bearer with PyJWT in-process, keys fetched from",
+    "  devidp's JWKS at start-up) and the same with `fastapi-azure-auth` (pointed at devidp through",
+    "  `openid_config_url` and an `ssl.SSLContext`, unpatched); the plain oauth2-proxy design (nginx",
+    "  `auth_request` straight to oauth2-proxy `/oauth2/auth`, the session's access token forwarded",
+    "  in `Authorization` to the in-app app, which validates it itself); our edge's bearer, cookie and",
+    "  page paths; 10,000 distinct valid tokens per repetition (devidp's claims re-signed with its",
+    "  own key, a fresh `uti` each: every request a verifier cache miss); a refused token (bad",
+    "  signature) on both designs.",
+]
+
+
+def server_flavour() -> str:
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} loop and the {http} HTTP parser (what `uvicorn` without `[standard]` picks)"
 
 
 def write_readme_section(readme: Path, table: str) -> None:
