@@ -146,6 +146,9 @@ def build(
     ]
     say(f"minted {len(minted):,} distinct tokens in {time.monotonic() - started:.0f}s")
 
+    # The smallest hashed build file: what a page load fetches several of, each through auth_request.
+    asset = min((topology.spa_root / "assets").iterdir(), key=lambda f: f.stat().st_size)
+    asset_path = f"/assets/{asset.name}"
     edge_url = f"http://127.0.0.1:{edge.port}"
     plain_url = f"http://127.0.0.1:{plain.port}"
     cookie_env = {"BENCH_COOKIE": cookie}
@@ -166,16 +169,41 @@ def build(
             "`/api/me` cookie", plain_url, "/api/me", cookie_env),
         Row("plain_page", "plain oauth2-proxy: nginx auth_request -> /oauth2/auth, SPA page `/` cookie",
             plain_url, "/", cookie_env),
+        Row("plain_asset", f"plain oauth2-proxy: hashed build file ({asset.stat().st_size:,} B), cookie",
+            plain_url, asset_path, cookie_env),
         Row("edge_healthz", "edge `GET /api/healthz` (nginx -> FastAPI, no auth)", edge_url, "/api/healthz"),
         Row("edge_bearer", "edge `GET /api/me`, bearer (verifier cache hit)", edge_url, "/api/me",
             bearer_env),
         Row("edge_cookie", "edge `GET /api/me`, session cookie", edge_url, "/api/me", cookie_env),
         Row("edge_page", "edge `GET /` (SPA page), session cookie", edge_url, "/", cookie_env),
+        Row("edge_asset", f"edge hashed build file ({asset.stat().st_size:,} B), session cookie", edge_url,
+            asset_path, cookie_env),
         Row("edge_miss", f"edge `GET /api/me`, {token_count:,} distinct tokens (cache miss)", edge_url,
             "/api/me", {"BENCH_TOKENS": str(miss_files[0])}, tokens_per_repetition=miss_files),
         Row("edge_refused", "edge `GET /api/me`, refused token (bad signature)", edge_url, "/api/me",
             {"BENCH_TOKENS": str(refused)}, expect=401),
     ]  # fmt: skip
+
+
+FILLER_HEADERS = 200
+
+
+def many_headers_note(rows: list[Row]) -> str:
+    """What the edge answers a valid bearer request that also carries 200 harmless headers.
+
+    Browsers and corporate proxies add headers; the auth subrequest copies every client header to
+    the verifier, so the request's size is paid twice and can exceed the subrequest's buffers.
+    """
+    row = next(r for r in rows if r.key == "edge_bearer")
+    token = Path(row.env["BENCH_TOKENS"]).read_text().split("\n", 1)[0]
+    headers = {f"X-Filler-{i:03d}": "f" * 24 for i in range(FILLER_HEADERS)}
+    headers["Authorization"] = f"Bearer {token}"
+    response = httpx.get(row.base + row.path, headers=headers, timeout=10.0, trust_env=False)
+    size = sum(len(k) + len(v) + 4 for k, v in headers.items())
+    return (
+        f"A valid bearer `GET /api/me` with {FILLER_HEADERS} extra headers ({size:,} B of headers) got "
+        f"{response.status_code} from the edge ({response.text[:80].strip()!r})."
+    )
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -305,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"wrk -t1 -c{args.connections}")  # fmt: skip
             results = measure(rows, running, repetitions=args.repetitions, duration=args.duration,
                               connections=args.connections, say=say)  # fmt: skip
+            notes = (many_headers_note(rows),)
             if args.profile:
                 _profile(rows, running, args.profile, Path(folder), say)
             if args.hold:
@@ -325,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before=" ".join(load_before),
         load_after=" ".join(load_after),
         token_count=args.tokens,
+        notes=notes,
     )
     text = table.render()
     print(text)

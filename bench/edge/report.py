@@ -73,6 +73,8 @@ class Report:
     load_before: str
     load_after: str
     token_count: int
+    #: one-off observations printed under the table (e.g. what a request with many headers gets)
+    notes: tuple[str, ...] = ()
 
     def medians(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -129,6 +131,7 @@ class Report:
                 f"{r['cpu_min']:,.0f}, {r['cpu_max']:,.0f} |"
             )
         miss = m["edge_miss"]["requests"]
+        lines += [f"\n{note}" for note in self.notes]
         lines += [
             "",
             f"The cache-miss row sent a median {miss:,.0f} requests per repetition over {self.token_count:,} "
