@@ -263,21 +263,49 @@ def _profile(
     verifier = running.stack.processes["verifier"].pid
     bare, in_app = running.peers[0].pid, running.peers[1].pid
     assert api and verifier and bare and in_app
+    api_focus = (
+        "ping (fastapi_app/store.py)",
+        "Path.resolve (pathlib.py)",
+        "(logging/",
+        "(json/",
+        "authenticate (fastapi_app/authentication.py)",
+        "run_sync (anyio/to_thread.py)",
+        "WorkerThread.run",
+        "_write_to_self",
+        "(h11/",
+        "_SelectorSocketTransport.write",
+    )
+    verifier_focus = (
+        "handle_verify",
+        "OAuth2ProxyClient.lookup",
+        "ClientSession._request",
+        "_log_decision",
+        "(logging/",
+        "verify_access_token",
+        "_canonical",
+        "(prometheus_client/",
+        "_SelectorSocketTransport.write",
+    )
     plan = [
-        ("api_healthz", "our API (python -m fastapi_app) under edge GET /api/healthz", api, "edge_healthz"),
-        ("api_me_bearer", "our API under edge GET /api/me with a bearer token", api, "edge_bearer"),
+        ("api_healthz", "our API (python -m fastapi_app) under edge GET /api/healthz", api, "edge_healthz",
+         api_focus),
+        ("api_me_bearer", "our API under edge GET /api/me with a bearer token", api, "edge_bearer",
+         api_focus),
         ("verifier_bearer", "the verifier under edge GET /api/me with a bearer token (cache hit)", verifier,
-         "edge_bearer"),
+         "edge_bearer", verifier_focus),
         ("verifier_cookie", "the verifier under edge GET /api/me with a session cookie", verifier,
-         "edge_cookie"),
-        ("bare_fastapi", "the bare FastAPI endpoint (reference: the framework alone)", bare, "bare"),
+         "edge_cookie", verifier_focus),
+        ("verifier_refused", "the verifier under edge GET /api/me with a refused token", verifier,
+         "edge_refused", verifier_focus),
+        ("bare_fastapi", "the bare FastAPI endpoint (reference: the framework alone)", bare, "bare",
+         ("(h11/", "(starlette/", "(fastapi/", "_SelectorSocketTransport.write")),
         ("in_app_pyjwt", "the in-app design's workers under GET /api/me with a bearer token", in_app,
-         "in_app"),
+         "in_app", ("(jwt/", "RSAAlgorithm.verify", "(h11/", "_SelectorSocketTransport.write")),
     ]  # fmt: skip
     scenarios = [
         profiles.Scenario(name, title, pid, by_key[key].base + by_key[key].path,
-                          {"BENCH_PATH": by_key[key].path, **by_key[key].env})
-        for name, title, pid, key in plan
+                          {"BENCH_PATH": by_key[key].path, **by_key[key].env}, focus)
+        for name, title, pid, key, focus in plan
     ]  # fmt: skip
     for path in profiles.run(scenarios, seconds, work, say):
         say(f"  wrote {path.relative_to(REPO_ROOT)}")
@@ -301,7 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
-    parser.add_argument("--repetitions", type=int, default=3, help="interleaved repetitions (default 3)")
+    parser.add_argument(
+        "--repetitions",
+        type=int,
+        default=3,
+        help="interleaved repetitions (default 3; 0 with --profile: profiles only)",
+    )
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--tokens", type=int, default=10_000, help="distinct tokens per repetition")
     parser.add_argument("--no-readme", action="store_true", help="print only; leave bench/README.md alone")
@@ -328,11 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     running = Running()
     with _terminate_as_exit(), tempfile.TemporaryDirectory(prefix="bench-edge-") as folder:
         try:
-            rows = build(Path(folder), running, args.tokens, args.repetitions, say)
-            say(f"measuring: {len(rows)} rows x {args.repetitions} repetitions x {args.duration:g}s, "
-                f"wrk -t1 -c{args.connections}")  # fmt: skip
-            results = measure(rows, running, repetitions=args.repetitions, duration=args.duration,
-                              connections=args.connections, say=say)  # fmt: skip
+            rows = build(Path(folder), running, args.tokens, max(1, args.repetitions), say)
+            results: dict[str, list[LoadResult]] = {}
+            if args.repetitions:
+                say(f"measuring: {len(rows)} rows x {args.repetitions} repetitions x {args.duration:g}s, "
+                    f"wrk -t1 -c{args.connections}")  # fmt: skip
+                results = measure(rows, running, repetitions=args.repetitions, duration=args.duration,
+                                  connections=args.connections, say=say)  # fmt: skip
             notes = (many_headers_note(rows),)
             if args.profile:
                 _profile(rows, running, args.profile, Path(folder), say)
@@ -343,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
             leftover = running.listening_ports()
             if leftover:
                 say(f"WARNING: ports still listening after stop: {leftover}")
+    if not results:
+        return 0
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     table = report.Report(
         rows=[(row.key, row.label) for row in rows],

@@ -45,6 +45,8 @@ class Scenario:
     pid: int
     url: str
     env: Mapping[str, str]
+    #: functions whose share including callees is worth naming (substrings of "function (file)")
+    focus: tuple[str, ...] = ()
 
 
 def py_spy() -> str:
@@ -54,13 +56,14 @@ def py_spy() -> str:
     return found
 
 
-def record(scenario: Scenario, seconds: float, out: Path) -> None:
-    """Sample ``scenario.pid`` for ``seconds`` while wrk keeps it busy."""
+def record(scenario: Scenario, seconds: float, out: Path) -> float:
+    """Sample ``scenario.pid`` for ``seconds`` while wrk keeps it busy; wrk's req/s over its run."""
     wrk = subprocess.Popen(
-        ["wrk", "-t1", "-c16", f"-d{seconds + 4:g}s", "--timeout", "5s", "-s", str(LUA_SCRIPT), scenario.url],
+        ["wrk", "-t1", "-c16", f"-d{seconds + 2:g}s", "--timeout", "5s", "-s", str(LUA_SCRIPT), scenario.url],
         env={**os.environ, **scenario.env},
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         time.sleep(1.0)  # past wrk's connection set-up
@@ -70,9 +73,13 @@ def record(scenario: Scenario, seconds: float, out: Path) -> None:
              "--output", str(out)],
             check=True, capture_output=True, timeout=seconds + 60,
         )  # fmt: skip
+        out_text, _ = wrk.communicate(timeout=seconds + 30)
     finally:
-        wrk.terminate()
-        wrk.wait(timeout=10)
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait(timeout=10)
+    match = re.search(r"BENCH requests=(\d+) duration_us=(\d+)", out_text)
+    return int(match.group(1)) / (int(match.group(2)) / 1e6) if match else float("nan")
 
 
 def _frame_name(frame: str) -> tuple[str, str]:
@@ -85,13 +92,21 @@ def _frame_name(frame: str) -> tuple[str, str]:
     return f"{match.group('function')} ({file})", package
 
 
-def summarise(raw: Path, title: str, seconds: float, top: int = 25) -> str:
+def summarise(
+    raw: Path,
+    title: str,
+    seconds: float,
+    top: int = 25,
+    focus: tuple[str, ...] = (),
+    rps: float = float("nan"),
+) -> str:
     self_time: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     packages: Counter[str] = Counter()
     threads: Counter[str] = Counter()
     total = 0
     waiting = 0
+    focused: Counter[str] = Counter()
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -113,6 +128,9 @@ def summarise(raw: Path, title: str, seconds: float, top: int = 25) -> str:
         packages[names[-1][1]] += count
         for name in {n for n, _ in names}:
             inclusive[name] += count
+        for wanted in focus:
+            if any(wanted in n for n, _ in names):
+                focused[wanted] += count
 
     def pct(n: int) -> str:
         return f"{100 * n / total:5.1f}%"
@@ -122,12 +140,17 @@ def summarise(raw: Path, title: str, seconds: float, top: int = 25) -> str:
         f"{total} running samples at {SAMPLE_RATE} Hz over {seconds:g} s "
         f"(= {total / SAMPLE_RATE / seconds:.2f} cores busy; {waiting} samples of threads waiting in a lock, "
         "a queue or epoll left out). Percentages are of the running samples.",
+        f"wrk drove {rps:,.0f} req/s meanwhile: about {total / SAMPLE_RATE / seconds / rps * 1e6:,.0f} µs "
+        "of sampled running time per request (py-spy pauses the process to sample, which slows it).",
         "",
         "Self time by package (the file's top folder; stdlib modules by name):",
     ]
     lines += [f"  {pct(n)}  {name}" for name, n in packages.most_common(15)]
     lines += ["", "Self time by thread:"]
     lines += [f"  {pct(n)}  {name}" for name, n in threads.most_common(6)]
+    if focus:
+        lines += ["", "Named costs, including callees (a sample counts once per name):"]
+        lines += [f"  {pct(focused[wanted])}  {wanted}" for wanted in focus]
     lines += ["", f"Top {top} functions by self time:"]
     lines += [f"  {pct(n)}  {name}" for name, n in self_time.most_common(top)]
     lines += ["", f"Top {top} functions including callees:"]
@@ -141,8 +164,8 @@ def run(scenarios: list[Scenario], seconds: float, work: Path, say) -> list[Path
     for scenario in scenarios:
         raw = work / f"{scenario.name}.raw"
         say(f"profiling {scenario.name} ({seconds:g}s) ...")
-        record(scenario, seconds, raw)
+        rps = record(scenario, seconds, raw)
         target = PROFILES_DIR / f"{scenario.name}.txt"
-        target.write_text(summarise(raw, scenario.title, seconds))
+        target.write_text(summarise(raw, scenario.title, seconds, focus=scenario.focus, rps=rps))
         written.append(target)
     return written
