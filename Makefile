@@ -22,7 +22,7 @@ bench: setup
 	$(PYTHON) -m bench.verify
 
 # The whole edge against validating in the app (about 6 minutes; not part of `make test`). The bench
-# extra (py-spy, fastapi-azure-auth) is installed into .venv first; `BENCH_EDGE_ARGS=--profile 6`
+# extra (py-spy, fastapi-azure-auth) is installed into .venv first; `BENCH_EDGE_ARGS='--profile 8'`
 # also writes py-spy summaries into bench/profiles/.
 bench-edge: setup
 	$(PYTHON) -m pip install --quiet -e '.[bench]'
