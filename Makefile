@@ -4,7 +4,7 @@ PYTHON := .venv/bin/python
 # The Node.js scripts/setup.sh installs when the machine's is too old for the SPA comes first.
 export PATH := $(CURDIR)/.cache/node/bin:$(PATH)
 
-.PHONY: setup run test test-fast bench lint e2e-compose
+.PHONY: setup run test test-fast bench bench-edge lint e2e-compose
 
 setup:
 	@bash scripts/setup.sh
@@ -20,6 +20,13 @@ test-fast: setup
 
 bench: setup
 	$(PYTHON) -m bench.verify
+
+# The whole edge against validating in the app (about 6 minutes; not part of `make test`). The bench
+# extra (py-spy, fastapi-azure-auth) is installed into .venv first; `BENCH_EDGE_ARGS='--profile 8'`
+# also writes py-spy summaries into bench/profiles/.
+bench-edge: setup
+	$(PYTHON) -m pip install --quiet -e '.[bench]'
+	$(PYTHON) -m bench.edge $(BENCH_EDGE_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .

@@ -1,0 +1,1 @@
+"""The edge benchmark: ``python -m bench.edge`` (see ``__main__``)."""
