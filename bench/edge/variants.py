@@ -44,12 +44,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def _api_app():  # type: ignore[no-untyped-def]
     from fastapi_app.__main__ import configure_logging
     from fastapi_app.app import create_app
-    from fastapi_app.settings import ApiSettings
+    from fastapi_app.settings import ApiSettings, database_url_for_sqlite
 
     access_log = os.environ["BENCH_API_ACCESS_LOG"] == "1"
     settings = ApiSettings(
         signing_keys=(secrets.token_bytes(32),),
-        database_path=Path(os.environ["BENCH_API_DATABASE"]),
+        database_url=database_url_for_sqlite(Path(os.environ["BENCH_API_DATABASE"])),
         authority_url=f"https://localhost:1/{PRIMARY_TENANT_ID}",
         openapi_client_id=SPA_CLIENT_ID,
         scope_prefix=API_APP_ID_URI,
