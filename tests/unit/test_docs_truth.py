@@ -18,7 +18,10 @@ from typing import Any
 
 import pytest
 
+from devidp.discovery import openid_document
 from fastapi_app.settings import ApiSettings, SettingsError
+from stack.pki import make_dev_pki
+from stack.topology import Topology
 from verifier.reasons import Reason
 from verifier.settings import ConfigError, settings_from_env
 
@@ -476,3 +479,24 @@ def test_entra_doc_refers_to_its_own_sections_and_the_current_portal() -> None:
         assert link in headings
     assert "Identity > Applications" not in text
     assert "**Entra ID > App registrations**" in " ".join(text.split())
+
+
+# --- paths the docs name ------------------------------------------------------------------------------
+
+
+def test_devidp_doc_names_the_tls_files_the_launcher_writes(tmp_path: Path) -> None:
+    topology = Topology(run_dir=tmp_path / "run")
+    files = make_dev_pki(topology.tls_dir)
+    named = {
+        f"run/{path.relative_to(topology.run_dir).as_posix()}"
+        for path in (files.cert, files.key)
+    }
+    for doc in (REPO / "docs" / "devidp.md", REPO / "devidp" / "example.toml"):
+        mentioned = set(re.findall(r"run/[\w./-]+\.pem", doc.read_text(encoding="utf-8")))
+        assert mentioned and mentioned <= named, (doc.name, mentioned, named)
+
+
+def test_spa_doc_names_devidps_discovered_logout_path() -> None:
+    document = openid_document("https://idp.example", "<tenant>", "<tenant>", v2=True)
+    path = document["end_session_endpoint"].removeprefix("https://idp.example")
+    assert f"`{path}`" in (REPO / "docs" / "spa.md").read_text(encoding="utf-8"), path
