@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 
 from fastapi_app.authentication import current_principal
 from fastapi_app.errors import Unauthenticated, Unavailable
-from verifier.identity import HEADER_FORWARDED_TOKEN, Principal
+from verifier.core.identity import HEADER_FORWARDED_TOKEN, Principal
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from stack.processes import ManagedProcess
 from tests.security.edge import start_api, start_edge
-from verifier.app import SERVER_LIMITS, STATE, create_app
-from verifier.testing import (
+from tests.support.token_forge import (
     TENANT_A,
     TENANT_B,
     TEST_IDENTITY_KEY,
@@ -22,6 +21,7 @@ from verifier.testing import (
     TokenForge,
     verifier_settings,
 )
+from verifier.service.app import SERVER_LIMITS, STATE, create_app
 
 ORIGINAL = {"X-Original-Method": "GET", "X-Original-URI": "/api/projects?page=1"}
 

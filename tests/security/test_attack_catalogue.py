@@ -20,8 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from verifier.identity import IDENTITY_HEADERS
-from verifier.testing import (
+from tests.support.token_forge import (
     API_APP_ID_URI,
     API_CLIENT_ID,
     DROP,
@@ -33,6 +32,7 @@ from verifier.testing import (
     b64json,
     b64url,
 )
+from verifier.core.identity import IDENTITY_HEADERS
 
 from .conftest import Target
 

@@ -9,7 +9,7 @@ import uuid
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from verifier.testing import TENANT_A, JwksServer, ManualClock, SigningKey, TokenForge
+from tests.support.token_forge import TENANT_A, JwksServer, ManualClock, SigningKey, TokenForge
 
 from .conftest import ORIGINAL
 

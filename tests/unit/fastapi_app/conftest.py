@@ -19,9 +19,9 @@ from jwt.algorithms import RSAAlgorithm
 from fastapi_app import ApiSettings, create_app
 from fastapi_app.token_check import StaticKeys, VerifierRevalidator
 from tests.unit.fastapi_app.edge_path import edge_headers
-from verifier.identity import Principal, signed_principal_headers
-from verifier.keys import KeySet, tenant_keys_from_jwks
-from verifier.settings import ValidationSettings
+from verifier.core.access_tokens import ValidationSettings
+from verifier.core.identity import Principal, signed_principal_headers
+from verifier.core.jwk import KeySet, tenant_keys_from_jwks
 
 KEY = b"current-identity-signing-key-0123456789abcdef"
 PREVIOUS_KEY = b"previous-identity-signing-key-0123456789abcdef"

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from fastapi_app.authentication import current_principal
 from fastapi_app.errors import install_error_handlers
 from tests.unit.fastapi_app.conftest import ALICE, KEY, PREVIOUS_KEY, Api, make_settings, sign
-from verifier.identity import HEADER_SIGNATURE, Principal, principal_headers, sign_headers
+from verifier.core.identity import HEADER_SIGNATURE, Principal, principal_headers, sign_headers
 
 
 def assert_unauthenticated(response, reason: str) -> None:

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from verifier.testing import TENANT_A, TENANT_B, SigningKey, TokenForge, key_set_for, validation_settings
+from tests.support.token_forge import (
+    TENANT_A,
+    TENANT_B,
+    SigningKey,
+    TokenForge,
+    key_set_for,
+    validation_settings,
+)
 
 NOW = 1_700_000_000
 AUTHORITY = "https://login.example.test"

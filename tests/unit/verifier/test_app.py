@@ -13,13 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from verifier.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
-from verifier.authenticator import TokenAuthenticator
-from verifier.decision import Decision, OriginalRequest
-from verifier.identity import check_signature, principal_from_headers
-from verifier.logs import JsonFormatter
-from verifier.policy import policy_from_mapping
-from verifier.testing import (
+from service_runtime.logs import JsonFormatter
+from tests.support.token_forge import (
     TENANT_A,
     TEST_IDENTITY_KEY,
     JwksServer,
@@ -27,6 +22,11 @@ from verifier.testing import (
     TokenForge,
     verifier_settings,
 )
+from verifier.core.decision import Decision, OriginalRequest
+from verifier.core.identity import check_signature, principal_from_headers
+from verifier.core.policy import policy_from_mapping
+from verifier.service.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
+from verifier.sources.access_token import TokenAuthenticator
 
 ORIGINAL = {"X-Original-Method": "POST", "X-Original-URI": "/api/projects/7?x=1"}
 
@@ -78,7 +78,7 @@ async def test_allowed_request_gets_identity_headers_signed_over_method_and_uri(
 
 
 async def test_identity_signature_does_not_vouch_for_another_uri(client, live_forge):
-    from verifier.identity import SignatureError
+    from verifier.core.identity import SignatureError
 
     headers = {**ORIGINAL, "Authorization": f"Bearer {live_forge.mint()}"}
     async with client.get("/verify", headers=headers) as response:
@@ -238,10 +238,10 @@ class HeaderTokenSource:
     def present(self, request: web.Request) -> bool:
         return "X-Test-Session" in request.headers
 
-    async def decide(
+    async def check_credentials(
         self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
     ) -> Decision:
-        decision = await tokens.decide(request.headers["X-Test-Session"], original, source="session")
+        decision = await tokens.check_token(request.headers["X-Test-Session"], original, source="session")
         return decision.with_headers(("Set-Cookie", "s=refreshed; Secure; HttpOnly"))
 
     async def close(self) -> None:
@@ -252,7 +252,7 @@ class BrokenSource(HeaderTokenSource):
     def present(self, request: web.Request) -> bool:
         return "X-Broken" in request.headers
 
-    async def decide(
+    async def check_credentials(
         self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
     ) -> Decision:
         raise RuntimeError("backend exploded")
@@ -291,7 +291,7 @@ async def test_extra_credential_source_reuses_token_validation_and_answers_as_se
 
 
 async def test_cache_hit_headers_equal_the_contract_encoding(client, live_forge):
-    from verifier.identity import principal_from_headers as decode
+    from verifier.core.identity import principal_from_headers as decode
 
     headers = {
         **ORIGINAL,

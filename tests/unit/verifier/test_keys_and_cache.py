@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from verifier.identity import Principal
-from verifier.keys import JwksError, tenant_keys_from_jwks
-from verifier.testing import TENANT_A, SigningKey
-from verifier.token_cache import VerifiedIdentity, VerifiedTokenCache, token_digest
+from tests.support.token_forge import TENANT_A, SigningKey
+from verifier.core.identity import Principal
+from verifier.core.jwk import JwksError, tenant_keys_from_jwks
+from verifier.sources.access_token import VerifiedIdentity, VerifiedTokenCache, token_digest
 
 
 def test_jwks_keys_are_built_once_into_public_key_objects_with_their_issuer(signing_key):

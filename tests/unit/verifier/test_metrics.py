@@ -12,15 +12,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import generate_latest
 
-from verifier.app import STATE, create_app
-from verifier.authenticator import TokenAuthenticator
-from verifier.csrf import redis_client
-from verifier.decision import OK, Decision, OriginalRequest
-from verifier.jwks import FETCH_TIMEOUT_SECONDS, JwksCache
-from verifier.metrics import DURATION_BUCKETS, VerifierMetrics
-from verifier.reasons import Reason
-from verifier.session import SessionSettings
-from verifier.testing import (
+from tests.support.token_forge import (
     TENANT_A,
     TENANT_B,
     JwksServer,
@@ -28,6 +20,14 @@ from verifier.testing import (
     validation_settings,
     verifier_settings,
 )
+from verifier.core.decision import OK, Decision, OriginalRequest
+from verifier.core.reasons import Reason
+from verifier.keys.jwks import FETCH_TIMEOUT_SECONDS, JwksCache
+from verifier.service.app import STATE, create_app
+from verifier.service.metrics import DURATION_BUCKETS, VerifierMetrics
+from verifier.sources.access_token import TokenAuthenticator
+from verifier.sources.csrf import redis_client
+from verifier.sources.session import SessionSettings
 
 README = Path(__file__).resolve().parents[3] / "verifier" / "README.md"
 
@@ -137,7 +137,7 @@ async def test_ready_gauge_follows_readyz(aiohttp_client, jwks_server):
 def _readme_reason_codes() -> list[str]:
     text = README.read_text(encoding="utf-8")
     section = text.split("### Reason codes", 1)[1].split("\n## ", 1)[0]
-    listing = section.split("(`verifier.reasons.Reason`)", 1)[0]
+    listing = section.split("(`verifier.core.reasons.Reason`)", 1)[0]
     return re.findall(r"`([a-z0-9_]+)`", listing)
 
 
@@ -160,7 +160,7 @@ class FailingSource:
     def present(self, request: web.Request) -> bool:
         return "X-Broken" in request.headers
 
-    async def decide(
+    async def check_credentials(
         self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
     ) -> Decision:
         raise RuntimeError("backend exploded")

@@ -6,8 +6,9 @@ import base64
 
 import pytest
 
-from verifier.settings import ConfigError, decode_identity_key, settings_from_env
-from verifier.testing import API_APP_ID_URI, TENANT_A, TENANT_B
+from tests.support.token_forge import API_APP_ID_URI, TENANT_A, TENANT_B
+from verifier.core.identity import decode_identity_key
+from verifier.service.settings import ConfigError, settings_from_env
 
 KEY = base64.urlsafe_b64encode(bytes(range(32))).rstrip(b"=").decode()
 

@@ -13,15 +13,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from verifier.alb import ALB_HEADER, AlbKeyCache, AlbRejected, AlbSource, build_alb_source
-from verifier.app import create_app
-from verifier.identity import check_signature, principal_from_headers
-from verifier.keys import KeySet
-from verifier.metrics import VerifierMetrics
-from verifier.policy import RoutePolicy, RouteRule
-from verifier.reasons import Reason
-from verifier.settings import VerifierSettings
-from verifier.testing import ManualClock, validation_settings
+from tests.support.token_forge import ManualClock, validation_settings
+from verifier.core.alb_token import ALB_HEADER, AlbRejected
+from verifier.core.identity import check_signature, principal_from_headers
+from verifier.core.jwk import KeySet
+from verifier.core.policy import RoutePolicy, RouteRule
+from verifier.core.reasons import Reason
+from verifier.keys.alb_keys import AlbKeyCache
+from verifier.service.app import create_app
+from verifier.service.metrics import VerifierMetrics
+from verifier.service.settings import VerifierSettings
+from verifier.sources.alb import AlbSource, build_alb_source
 
 from .forge import KID, NOW, TENANT, AlbForge, pem_of, settings
 
@@ -333,6 +335,6 @@ async def test_bearer_header_wins_over_the_alb_header(
 
 
 def test_alb_source_is_a_credential_source() -> None:
-    from verifier.sources import CredentialSource
+    from verifier.sources.credential_source import CredentialSource
 
     assert isinstance(AlbSource(settings(), AlbKeyCache(settings())), CredentialSource)

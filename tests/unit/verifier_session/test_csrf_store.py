@@ -8,7 +8,8 @@ import hashlib
 import pytest
 from redis.asyncio import Redis
 
-from verifier.csrf import (
+from verifier.core.reasons import Reason
+from verifier.sources.csrf import (
     CsrfGuard,
     CsrfRejected,
     CsrfSettings,
@@ -18,7 +19,6 @@ from verifier.csrf import (
     redis_client,
     spent_key,
 )
-from verifier.reasons import Reason
 
 from .conftest import RedisServer, free_port, start_redis
 

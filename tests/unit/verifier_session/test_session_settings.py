@@ -14,10 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from verifier.csrf import derive_csrf_key, verify_token
-from verifier.session import session_binding
-from verifier.settings import ConfigError, settings_from_env
-from verifier.testing import TENANT_A, JwksServer, SigningKey, TokenForge
+from tests.support.token_forge import TENANT_A, JwksServer, SigningKey, TokenForge
+from verifier.service.settings import ConfigError, settings_from_env
+from verifier.sources.csrf import derive_csrf_key, verify_token
+from verifier.sources.session import session_binding
 
 from .conftest import NAME, REPO, OAuth2Proxy, RedisServer, free_port, wait_for_port
 

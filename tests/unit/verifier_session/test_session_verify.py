@@ -19,19 +19,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from verifier.app import STATE, create_app
-from verifier.csrf import CsrfSettings, derive_csrf_key, verify_token
-from verifier.identity import check_signature, principal_from_headers
-from verifier.keys import KeySet
-from verifier.metrics import VerifierMetrics
-from verifier.session import (
+from tests.support.token_forge import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
+from verifier.core.identity import check_signature, principal_from_headers
+from verifier.core.jwk import KeySet
+from verifier.service.app import STATE, create_app
+from verifier.service.metrics import VerifierMetrics
+from verifier.service.settings import VerifierSettings
+from verifier.sources.csrf import CsrfSettings, derive_csrf_key, verify_token
+from verifier.sources.session import (
     SessionSettings,
     SessionSourceSettings,
     build_session_source,
     session_binding,
 )
-from verifier.settings import VerifierSettings
-from verifier.testing import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
 
 from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port, start_redis
 

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jwt.algorithms import RSAAlgorithm
 
-from verifier.keys import KeySet, tenant_keys_from_jwks
-from verifier.settings import ValidationSettings
+from verifier.core.access_tokens import ValidationSettings
+from verifier.core.jwk import KeySet, tenant_keys_from_jwks
 
 TENANT_A = "7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 TENANT_B = "0b6c7d8e-9f01-4a23-b456-789abcdef012"
@@ -274,9 +274,9 @@ def verifier_settings(
     route_policy: Any = None,
     token_cache_size: int = 10_000,
 ) -> Any:
-    """:class:`~verifier.settings.VerifierSettings` trusting a :class:`JwksServer` at ``authority``."""
-    from verifier.policy import RoutePolicy
-    from verifier.settings import VerifierSettings
+    """:class:`~verifier.service.settings.VerifierSettings` trusting a :class:`JwksServer` at ``authority``."""
+    from verifier.core.policy import RoutePolicy
+    from verifier.service.settings import VerifierSettings
 
     return VerifierSettings(
         validation=validation_settings(authority, tenants=tenants, versions=versions, leeway=leeway),
