@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from stack.processes import ManagedProcess
 from tests.security.edge import start_api, start_edge
+from tests.support.readiness import wait_ready
 from tests.support.token_forge import (
     TENANT_A,
     TENANT_B,
@@ -52,15 +52,6 @@ async def jwks_server(key_a: SigningKey, key_b: SigningKey) -> AsyncIterator[Jwk
 @pytest.fixture
 def forge(jwks_server: JwksServer, key_a: SigningKey) -> TokenForge:
     return TokenForge(key_a, authority=jwks_server.base_url, v1_issuer_base=f"{jwks_server.base_url}/sts")
-
-
-async def wait_ready(client: TestClient) -> None:
-    async with asyncio.timeout(5.0):
-        while True:
-            async with client.get("/readyz") as response:
-                if response.status == 200:
-                    return
-            await asyncio.sleep(0.02)
 
 
 VerifierFactory = Callable[..., Awaitable[TestClient]]

@@ -41,11 +41,7 @@ MAX_TOKEN_BYTES = 16 * 1024
 
 #: The bearer token's header rules: RS256 from the tenant's JWKS, nothing else.
 BEARER_HEADER_RULES = HeaderRules(
-    alg="RS256",
-    unsupported_alg=Reason.UNSUPPORTED_ALG,
-    forbidden_header=Reason.FORBIDDEN_HEADER,
-    crit=Reason.CRIT_NOT_SUPPORTED,
-    bad_kid=Reason.MISSING_KID,
+    "RS256", Reason.UNSUPPORTED_ALG, Reason.FORBIDDEN_HEADER, Reason.CRIT_NOT_SUPPORTED, Reason.MISSING_KID
 )
 
 
@@ -70,9 +66,6 @@ class ValidationSettings:
 
     def v2_issuer(self, tenant_id: str) -> str:
         return f"{self._v2_prefix}{tenant_id}/v2.0"
-
-    def v1_issuer(self, tenant_id: str) -> str:
-        return f"{self._v1_prefix}{tenant_id}/"
 
     def parse_issuer(self, iss: str) -> tuple[IssuerVersion, str] | None:
         """``("v2", tid)`` / ``("v1", tid)`` when ``iss`` has one of the two Entra shapes, else None."""

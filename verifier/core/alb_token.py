@@ -60,12 +60,7 @@ ALB_ARN = re.compile(
 )
 #: The ALB's header rules: ES256, keys only from the regional endpoint, the kid a UUID.
 ALB_HEADER_RULES = HeaderRules(
-    alg="ES256",
-    unsupported_alg=Reason.ALB_UNSUPPORTED_ALG,
-    forbidden_header=Reason.ALB_MALFORMED,
-    crit=Reason.ALB_MALFORMED,
-    bad_kid=Reason.ALB_BAD_KID,
-    kid_pattern=_KID,
+    "ES256", Reason.ALB_UNSUPPORTED_ALG, Reason.ALB_MALFORMED, Reason.ALB_MALFORMED, Reason.ALB_BAD_KID, _KID
 )
 _PAYLOAD_STRINGS = ("oid", "name", "email", "preferred_username")
 

@@ -50,13 +50,13 @@ class Reason(StrEnum):
     # Authorization (route policy).
     INSUFFICIENT_SCOPE = "insufficient_scope"
     INSUFFICIENT_ROLE = "insufficient_role"
-    # The oauth2-proxy session (verifier.session).
+    # The oauth2-proxy session (verifier.sources.session).
     NO_SESSION = "no_session"
     SESSION_FORBIDDEN = "session_forbidden"
     SESSION_BACKEND_UNAVAILABLE = "session_backend_unavailable"
     SESSION_TOKEN_MISSING = "session_token_missing"
     SESSION_EXPIRED = "session_expired"
-    # CSRF on cookie-authenticated unsafe requests (verifier.csrf).
+    # CSRF on cookie-authenticated unsafe requests (verifier.sources.csrf).
     CSRF_TOKEN_MISSING = "csrf_token_missing"
     CSRF_TOKEN_MALFORMED = "csrf_token_malformed"
     CSRF_TOKEN_BAD_MAC = "csrf_token_bad_mac"
@@ -65,7 +65,7 @@ class Reason(StrEnum):
     CSRF_ORIGIN_MISMATCH = "csrf_origin_mismatch"
     CSRF_CROSS_SITE = "csrf_cross_site"
     CSRF_STORE_UNAVAILABLE = "csrf_store_unavailable"
-    # The ALB's x-amzn-oidc-data header (verifier.alb).
+    # The ALB's x-amzn-oidc-data header (verifier.sources.alb, verifier.core.alb_token).
     ALB_MALFORMED = "alb_malformed"
     ALB_UNSUPPORTED_ALG = "alb_unsupported_alg"
     ALB_BAD_KID = "alb_bad_kid"

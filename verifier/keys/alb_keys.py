@@ -40,13 +40,7 @@ class AlbKeyCache:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self._http = LazyHttpClient(
-            HttpClientOptions(
-                timeout_seconds=settings.timeout_seconds,
-                connect_timeout_seconds=min(1.0, settings.timeout_seconds),
-            ),
-            http,
-        )
+        self._http = LazyHttpClient(HttpClientOptions.failing_fast(settings.timeout_seconds), http)
         self._metrics = metrics
         self._keys: TTLCache[str, ec.EllipticCurvePublicKey] = TTLCache(
             maxsize=settings.key_cache_size, ttl=settings.key_ttl_seconds, timer=monotonic
@@ -60,8 +54,6 @@ class AlbKeyCache:
             max_per_minute=settings.max_new_kids_per_minute,
             monotonic=monotonic,
         )
-        #: Completed fetches (tests and metrics read it).
-        self.fetch_count = 0
 
     async def close(self) -> None:
         await self._fetcher.close()
@@ -93,8 +85,6 @@ class AlbKeyCache:
                 raise AlbRejected(
                     Reason.ALB_KEYS_UNAVAILABLE, "the ALB's public key could not be fetched"
                 ) from None
-            finally:
-                self.fetch_count += 1
             call.result = "ok"
         self._keys[kid] = key
         return key

@@ -26,6 +26,12 @@ class HttpClientOptions:
     #: localhost upstreams never do).
     trust_env: bool = False
 
+    @classmethod
+    def failing_fast(cls, timeout_seconds: float, **options: object) -> HttpClientOptions:
+        """A client for a request a caller is waiting on: connected within a second (or the whole
+        timeout, if shorter), answered within ``timeout_seconds``."""
+        return cls(timeout_seconds, min(1.0, timeout_seconds), **options)  # type: ignore[arg-type]
+
 
 class LazyHttpClient:
     def __init__(self, options: HttpClientOptions, http: aiohttp.ClientSession | None = None) -> None:

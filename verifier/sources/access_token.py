@@ -85,9 +85,6 @@ class VerifiedTokenCache:
         if self._enabled and identity.principal.expires_at > self._clock():
             self._cache[digest] = identity
 
-    def __len__(self) -> int:
-        return len(self._cache)
-
 
 class TokenAuthenticator:
     def __init__(
@@ -106,15 +103,6 @@ class TokenAuthenticator:
         self.metrics = metrics
         self.policy = policy if policy is not None else RoutePolicy()
         self.clock = clock
-
-    async def authenticate(self, token: str, *, source: AuthSource = "bearer") -> Principal:
-        """The principal ``token`` proves; raises :class:`TokenRejected`.
-
-        A cache hit costs a SHA-256 and a dict lookup. On a miss the token is validated in full; a
-        ``kid`` the tenant's key set lacks triggers at most one (rate-limited, shared) JWKS refetch.
-        Only successes are cached.
-        """
-        return (await self._identity(token, source)).principal
 
     async def _identity(self, token: str, source: AuthSource) -> VerifiedIdentity:
         if len(token) > self.settings.max_token_bytes:

@@ -238,12 +238,6 @@ class SpentTokenStore:
         if not first_use:
             raise CsrfRejected(Reason.CSRF_TOKEN_SPENT, "token was already used")
 
-    async def ping(self) -> bool:
-        try:
-            return bool(await self._redis.ping())
-        except (RedisError, OSError, TimeoutError):
-            return False
-
     async def close(self) -> None:
         await self._redis.aclose()
 

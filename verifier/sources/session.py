@@ -276,9 +276,8 @@ class OAuth2ProxyClient:
         # The shared client never remembers cookies: it serves every user's requests, and a jar
         # would send one user's refreshed session cookie along with the next user's request.
         self._http = LazyHttpClient(
-            HttpClientOptions(
-                timeout_seconds=settings.timeout_seconds,
-                connect_timeout_seconds=min(1.0, settings.timeout_seconds),
+            HttpClientOptions.failing_fast(
+                settings.timeout_seconds,
                 max_connections=settings.max_connections,
                 keepalive_seconds=30,
                 max_field_size=MAX_RESPONSE_HEADER_BYTES,

@@ -52,13 +52,13 @@ def user(name: str, roles: tuple[str, ...], scopes: tuple[str, ...], **extra: An
 
 
 def app_principal(name: str, roles: tuple[str, ...]) -> Principal:
-    return Principal(
-        oid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
-        tid=TENANT,
+    return replace(
+        user(name, roles, ()),
         principal_type="app",
         auth_source="bearer",
         client_id=DAEMON_CLIENT_ID,
-        roles=roles,
+        name="",
+        email="",
     )
 
 

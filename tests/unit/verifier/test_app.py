@@ -7,13 +7,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from service_runtime.logs import JsonFormatter
+from tests.support.fake_sources import BrokenSource, HeaderTokenSource
 from tests.support.token_forge import (
     TENANT_A,
     TEST_IDENTITY_KEY,
@@ -22,21 +22,11 @@ from tests.support.token_forge import (
     TokenForge,
     verifier_settings,
 )
-from verifier.core.decision import Decision, OriginalRequest
 from verifier.core.identity import check_signature, principal_from_headers
 from verifier.core.policy import policy_from_mapping
 from verifier.service.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
-from verifier.sources.access_token import TokenAuthenticator
 
 ORIGINAL = {"X-Original-Method": "POST", "X-Original-URI": "/api/projects/7?x=1"}
-
-
-@pytest.fixture
-async def jwks_server(signing_key: SigningKey) -> AsyncIterator[JwksServer]:
-    server = JwksServer({TENANT_A: [signing_key]})
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
@@ -224,38 +214,6 @@ async def test_successes_are_logged_only_at_debug_level(client, live_forge, capl
     await client.get("/verify", headers={**ORIGINAL, "Authorization": f"Bearer {live_forge.mint()}"})
     records = [r for r in caplog.records if r.name == "verifier.decision"]
     assert len(records) == 1 and records[0].levelno == logging.DEBUG
-
-
-class HeaderTokenSource:
-    """An extra credential source of the kind the session source is: it finds a token elsewhere and
-    hands it to the shared authenticator as ``source="session"``."""
-
-    name = "session"
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def present(self, request: web.Request) -> bool:
-        return "X-Test-Session" in request.headers
-
-    async def check_credentials(
-        self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
-    ) -> Decision:
-        decision = await tokens.check_token(request.headers["X-Test-Session"], original, source="session")
-        return decision.with_headers(("Set-Cookie", "s=refreshed; Secure; HttpOnly"))
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-class BrokenSource(HeaderTokenSource):
-    def present(self, request: web.Request) -> bool:
-        return "X-Broken" in request.headers
-
-    async def check_credentials(
-        self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
-    ) -> Decision:
-        raise RuntimeError("backend exploded")
 
 
 async def test_extra_credential_source_reuses_token_validation_and_answers_as_session(

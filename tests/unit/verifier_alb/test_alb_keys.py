@@ -105,7 +105,6 @@ async def test_a_hundred_concurrent_requests_for_a_new_kid_cause_one_fetch(
     keys = await asyncio.gather(*(cache.get(KID) for _ in range(100)))
     assert len({id(k) for k in keys}) == 1
     assert key_server.hits == [KID]
-    assert cache.fetch_count == 1
 
 
 async def test_unknown_kid_is_refused_and_not_fetched_again_during_the_cooldown(
