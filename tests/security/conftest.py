@@ -160,15 +160,25 @@ def _target_factory(
     return start, edges
 
 
+def _serve_targets(
+    kind: Literal["verifier", "nginx"],
+    start_verifier: VerifierFactory,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> Iterator[TargetFactory]:
+    """Yield a factory of targets of ``kind``; stop the nginx edges it started afterwards."""
+    start, edges = _target_factory(kind, start_verifier, request, tmp_path)
+    yield start
+    for edge in edges:
+        edge.stop()
+
+
 @pytest.fixture(params=["verifier", "nginx"])
 def start_target(
     request: pytest.FixtureRequest, start_verifier: VerifierFactory, tmp_path: Path
 ) -> Iterator[TargetFactory]:
     """Start a verifier (settings as for ``start_verifier``) and address it directly or via nginx."""
-    start, edges = _target_factory(request.param, start_verifier, request, tmp_path)
-    yield start
-    for edge in edges:
-        edge.stop()
+    yield from _serve_targets(request.param, start_verifier, request, tmp_path)
 
 
 @pytest.fixture
@@ -186,10 +196,7 @@ async def verifier_only(start_verifier: VerifierFactory) -> Target:
 def start_nginx_target(
     request: pytest.FixtureRequest, start_verifier: VerifierFactory, tmp_path: Path
 ) -> Iterator[TargetFactory]:
-    start, edges = _target_factory("nginx", start_verifier, request, tmp_path)
-    yield start
-    for edge in edges:
-        edge.stop()
+    yield from _serve_targets("nginx", start_verifier, request, tmp_path)
 
 
 @pytest.fixture

@@ -92,9 +92,8 @@ class Decision:
 
     ``reason`` is ``"ok"`` for an allowed request, otherwise a reason code (:class:`Reason` or a
     source's own code). ``headers`` are extra response headers, such as a refreshed session cookie.
-    ``challenge`` is
-    False for refusals no bearer token would change (a CSRF failure on a cookie session): they get no
-    ``WWW-Authenticate`` and name their reason in ``X-Auth-Reason`` instead.
+    ``challenge`` is False for refusals no bearer token would change (a CSRF failure on a cookie
+    session): they get no ``WWW-Authenticate`` and name their reason in ``X-Auth-Reason`` instead.
     """
 
     status: int

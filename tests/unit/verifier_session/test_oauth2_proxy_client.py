@@ -209,22 +209,24 @@ async def test_unreachable_backend_is_backend_unavailable(
     assert "v|1|s" not in str(rejected)
 
 
-async def test_accepted_without_access_token_is_token_missing_with_status_500(
-    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient]
+@pytest.mark.parametrize(
+    ("answer", "reason", "status"),
+    [
+        pytest.param(202, Reason.SESSION_TOKEN_MISSING, 500, id="accepted-without-access-token"),
+        pytest.param(403, Reason.SESSION_FORBIDDEN, 403, id="forbidden-by-oauth2-proxy"),
+    ],
+)
+async def test_oauth2_proxy_answer_maps_to_its_session_reason_and_status(
+    bad_backend: tuple[BadBackend, str],
+    make_client: Callable[..., OAuth2ProxyClient],
+    answer: int,
+    reason: Reason,
+    status: int,
 ) -> None:
     backend, url = bad_backend
-    backend.status = 202
+    backend.status = answer
     rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
-    assert (rejected.reason, http_status(rejected.reason)) == (Reason.SESSION_TOKEN_MISSING, 500)
-
-
-async def test_forbidden_from_oauth2_proxy_is_session_forbidden_with_status_403(
-    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient]
-) -> None:
-    backend, url = bad_backend
-    backend.status = 403
-    rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
-    assert (rejected.reason, http_status(rejected.reason)) == (Reason.SESSION_FORBIDDEN, 403)
+    assert (rejected.reason, http_status(rejected.reason)) == (reason, status)
 
 
 async def test_only_session_cookies_are_forwarded_and_none_are_remembered_between_users(
