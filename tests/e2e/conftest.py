@@ -77,18 +77,12 @@ def site(stack: Stack) -> dict[str, str]:
 @pytest.fixture
 def alice(stack: Stack) -> Iterator[edge_client.SignIn]:
     """alice (Reader), signed in through the browser flow; the client holds her session cookie."""
-    signed_in = edge_client.sign_in(stack, "alice@contoso-dev.example", "alice-password")
-    try:
+    with edge_client.signed_in(stack, "alice@contoso-dev.example", "alice-password") as signed_in:
         yield signed_in
-    finally:
-        signed_in.client.close()
 
 
 @pytest.fixture
 def bob(stack: Stack) -> Iterator[edge_client.SignIn]:
     """bob (Writer), signed in through the browser flow."""
-    signed_in = edge_client.sign_in(stack, "bob@contoso-dev.example", "bob-password")
-    try:
+    with edge_client.signed_in(stack, "bob@contoso-dev.example", "bob-password") as signed_in:
         yield signed_in
-    finally:
-        signed_in.client.close()

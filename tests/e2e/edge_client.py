@@ -141,6 +141,16 @@ def sign_in(
     return result
 
 
+@contextmanager
+def signed_in(stack: Stack, username: str, password: str) -> Iterator[SignIn]:
+    """:func:`sign_in`, with the client closed when the block ends."""
+    result = sign_in(stack, username, password)
+    try:
+        yield result
+    finally:
+        result.client.close()
+
+
 def session_cookie_attributes(set_cookie: str) -> dict[str, str | bool]:
     jar = SimpleCookie()
     jar.load(set_cookie)
@@ -171,18 +181,8 @@ def client_credentials_token(
     secret: str = DAEMON_CLIENT_SECRET,
     tenant: str | None = None,
 ) -> str:
-    with new_client(stack) as c:
-        r = c.post(
-            token_endpoint(stack, tenant),
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": secret,
-                "scope": f"{stack.topology.api_app_id_uri}/.default",
-            },
-        )
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
+    grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    return _access_token(stack, tenant, {**grant, "scope": f"{stack.topology.api_app_id_uri}/.default"})
 
 
 def password_token(
@@ -195,17 +195,14 @@ def password_token(
     client_id: str = PUBLIC_CLIENT_ID,
 ) -> str:
     api = stack.topology.api_app_id_uri
+    grant = {"grant_type": "password", "client_id": client_id, "username": username, "password": password}
+    return _access_token(stack, tenant, {**grant, "scope": scope or f"{api}/user.read {api}/user.write"})
+
+
+def _access_token(stack: Stack, tenant: str | None, form: dict[str, str]) -> str:
+    """The access token devidp's token endpoint answers ``form`` with (the test fails otherwise)."""
     with new_client(stack) as c:
-        r = c.post(
-            token_endpoint(stack, tenant),
-            data={
-                "grant_type": "password",
-                "client_id": client_id,
-                "username": username,
-                "password": password,
-                "scope": scope or f"{api}/user.read {api}/user.write",
-            },
-        )
+        r = c.post(token_endpoint(stack, tenant), data=form)
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
 

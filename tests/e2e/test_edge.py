@@ -426,11 +426,8 @@ def test_sign_in_asks_for_a_nonce_so_oauth2_proxy_checks_it_in_the_id_token(clie
 def test_sign_in_log_lines_carry_the_oid_but_no_name_email_or_groups(stack: Stack):
     log = stack.topology.logs_dir / "oauth2-proxy.log"
     before = log.stat().st_size
-    carol = edge_client.sign_in(stack, "carol@contoso-dev.example", "carol-password")
-    try:
+    with edge_client.signed_in(stack, "carol@contoso-dev.example", "carol-password") as carol:
         oid = carol.client.get(stack.topology.public_origin + "/api/me").json()["oid"]
-    finally:
-        carol.client.close()
     with log.open("rb") as f:
         f.seek(before)
         written = f.read().decode("utf-8", "replace")

@@ -88,11 +88,8 @@ def test_redis_stopped_an_open_browser_session_gets_503_keeps_its_cookie_and_wor
     assert r.json()["auth_source"] == "session"
     assert browser.cookies.get(name) is not None
     # New sign-ins work too.
-    erin = edge_client.sign_in(stack, "erin@contoso-dev.example", "erin-password")
-    try:
+    with edge_client.signed_in(stack, "erin@contoso-dev.example", "erin-password") as erin:
         assert erin.client.get(origin + "/api/me").status_code == 200
-    finally:
-        erin.client.close()
     assert stack.processes["nginx"].pid == nginx_pid
 
 

@@ -23,8 +23,7 @@ def test_session_keeps_working_past_access_token_expiry_with_a_refreshed_cookie(
     name = stack.topology.session_cookie_name
     origin = stack.topology.public_origin
     signed_in_at = time.time()
-    carol = edge_client.sign_in(stack, "carol@contoso-dev.example", "carol-password")
-    try:
+    with edge_client.signed_in(stack, "carol@contoso-dev.example", "carol-password") as carol:
         first_cookie = _cookie_value(carol.session_set_cookie(name))
         r = carol.client.get(origin + "/api/me")
         assert r.status_code == 200, r.text
@@ -42,15 +41,12 @@ def test_session_keeps_working_past_access_token_expiry_with_a_refreshed_cookie(
         assert carol.client.cookies.get(name) == attrs["value"]
         # And the session keeps working with the cookie the client now holds.
         assert carol.client.get(origin + "/api/me").status_code == 200
-    finally:
-        carol.client.close()
 
 
 def test_after_sign_out_the_old_cookie_gets_401(stack: Stack):
     name = stack.topology.session_cookie_name
     origin = stack.topology.public_origin
-    dave = edge_client.sign_in(stack, "dave@contoso-dev.example", "dave-password")
-    try:
+    with edge_client.signed_in(stack, "dave@contoso-dev.example", "dave-password") as dave:
         old = dave.client.cookies.get(name)
         assert old
         assert dave.client.get(origin + "/api/me").status_code == 200
@@ -68,8 +64,6 @@ def test_after_sign_out_the_old_cookie_gets_401(stack: Stack):
             r = replay.get(origin + "/", headers={"Cookie": f"{name}={old}"})
             assert r.status_code == 302
             assert r.headers["location"].startswith("/oauth2/start")
-    finally:
-        dave.client.close()
 
 
 def _session_keys(stack: Stack) -> set[bytes]:
@@ -85,8 +79,7 @@ def test_page_load_passes_a_refreshed_session_cookie_to_the_browser(stack: Stack
     # must reach the browser too, or its next request presents a cookie oauth2-proxy has replaced.
     name = stack.topology.session_cookie_name
     origin = stack.topology.public_origin
-    erin = edge_client.sign_in(stack, "erin@contoso-dev.example", "erin-password")
-    try:
+    with edge_client.signed_in(stack, "erin@contoso-dev.example", "erin-password") as erin:
         before = erin.client.cookies.get(name)
         time.sleep(COOKIE_REFRESH_SECONDS + 1.5)
         r = erin.client.get(origin + "/some/client/route")
@@ -94,8 +87,6 @@ def test_page_load_passes_a_refreshed_session_cookie_to_the_browser(stack: Stack
         refreshed = [c for c in r.headers.get_list("set-cookie") if c.startswith(name + "=")]
         assert refreshed, "a refresh on a page load must reach the browser"
         assert erin.client.cookies.get(name) != before
-    finally:
-        erin.client.close()
 
 
 def test_expired_token_is_rejected_with_reason_expired(stack: Stack, early_daemon_token, client, origin):
@@ -109,8 +100,7 @@ def test_expired_token_is_rejected_with_reason_expired(stack: Stack, early_daemo
 
 def test_sign_out_ends_the_provider_session_too_so_the_next_visit_asks_for_a_password(stack: Stack):
     origin = stack.topology.public_origin
-    bob = edge_client.sign_in(stack, "bob@contoso-dev.example", "bob-password")
-    try:
+    with edge_client.signed_in(stack, "bob@contoso-dev.example", "bob-password") as bob:
         # The client's own rd is ignored: sign-out always continues to the provider's logout.
         sign_out = origin + "/oauth2/sign_out?rd=https%3A%2F%2Fevil.example%2F"
         hops = edge_client.follow(bob.client, "GET", sign_out)
@@ -122,5 +112,3 @@ def test_sign_out_ends_the_provider_session_too_so_the_next_visit_asks_for_a_pas
         final = hops[-1]
         assert final.status == 200 and final.url.startswith(stack.topology.devidp_origin), urls
         edge_client.password_form(final.body)  # type: ignore[attr-defined]
-    finally:
-        bob.client.close()

@@ -75,8 +75,7 @@ def test_signed_in_user_gets_her_identity_from_api_me(alice, origin):
 
 
 def test_user_without_email_or_role_can_still_sign_in(stack: Stack, origin):
-    erin = edge_client.sign_in(stack, "erin@contoso-dev.example", "erin-password")
-    try:
+    with edge_client.signed_in(stack, "erin@contoso-dev.example", "erin-password") as erin:
         assert erin.final.status == 200
         r = erin.client.get(origin + "/api/me")
         assert r.status_code == 200, r.text
@@ -85,8 +84,6 @@ def test_user_without_email_or_role_can_still_sign_in(stack: Stack, origin):
         # ... but a Reader-only resource says 403, not 401: she is known, just not allowed.
         r = erin.client.get(origin + "/api/projects")
         assert r.status_code == 403, r.text
-    finally:
-        erin.client.close()
 
 
 def test_login_flow_csrf_cookies_are_per_request_and_locked_down(stack: Stack, client, origin):

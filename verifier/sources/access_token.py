@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 from cachetools import TLRUCache
@@ -86,23 +87,17 @@ class VerifiedTokenCache:
             self._cache[digest] = identity
 
 
+@dataclass(slots=True)
 class TokenAuthenticator:
-    def __init__(
-        self,
-        settings: ValidationSettings,
-        keys: KeyProvider,
-        *,
-        cache: VerifiedTokenCache,
-        metrics: TokenCacheMetrics,
-        policy: RoutePolicy | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.settings = settings
-        self.keys = keys
-        self.cache = cache
-        self.metrics = metrics
-        self.policy = policy if policy is not None else RoutePolicy()
-        self.clock = clock
+    """The token rules, the keys, the cache and the route policy every credential source shares."""
+
+    settings: ValidationSettings
+    keys: KeyProvider
+    _: KW_ONLY
+    cache: VerifiedTokenCache
+    metrics: TokenCacheMetrics
+    policy: RoutePolicy = field(default_factory=RoutePolicy)
+    clock: Callable[[], float] = time.time
 
     async def _identity(self, token: str, source: AuthSource) -> VerifiedIdentity:
         if len(token) > self.settings.max_token_bytes:
