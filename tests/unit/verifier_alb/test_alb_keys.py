@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.support.app_clients import AppClients
 from tests.support.token_forge import ManualClock, validation_settings
 from verifier.core.alb_token import ALB_HEADER, AlbRejected
 from verifier.core.identity import check_signature, principal_from_headers
@@ -20,6 +21,7 @@ from verifier.core.jwk import KeySet
 from verifier.core.policy import RoutePolicy, RouteRule
 from verifier.core.reasons import Reason
 from verifier.keys.alb_keys import AlbKeyCache
+from verifier.keys.provider import StaticKeys
 from verifier.service.app import create_app
 from verifier.service.metrics import VerifierMetrics
 from verifier.service.settings import VerifierSettings
@@ -172,15 +174,6 @@ async def test_key_server_down_is_keys_unavailable(cache_for: Callable[..., AlbK
 # --- through the verifier app ------------------------------------------------------------------------
 
 
-class NoKeys:
-    """The bearer source's key provider; these tests send no bearer tokens."""
-
-    keys = KeySet({})
-
-    async def refetch_for_unknown_kid(self, tenant_id: str, kid: str) -> bool:
-        return False
-
-
 URI = "/api/me?x=1"
 
 VerifierFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -188,7 +181,7 @@ VerifierFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 @pytest.fixture
 async def verifier() -> AsyncIterator[VerifierFactory]:
-    clients: list[TestClient[Any, Any]] = []
+    clients = AppClients()
 
     async def build(template: str, *, policy: RoutePolicy | None = None) -> TestClient[Any, Any]:
         metrics = VerifierMetrics()
@@ -199,16 +192,16 @@ async def verifier() -> AsyncIterator[VerifierFactory]:
         )
         source = build_alb_source(settings(key_url_template=template), metrics=metrics)
         app = create_app(
-            verifier_settings, sources=(source,), keys=NoKeys(), metrics=metrics, clock=lambda: NOW
+            verifier_settings,
+            sources=(source,),
+            keys=StaticKeys(KeySet()),
+            metrics=metrics,
+            clock=lambda: NOW,
         )
-        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
-        return client
+        return await clients.start(app)
 
     yield build
-    for client in clients:
-        await client.close()
+    await clients.close()
 
 
 async def ask(client: TestClient[Any, Any], token: str | None, **extra: str) -> Any:
