@@ -125,12 +125,13 @@ async def policy_client(aiohttp_server, aiohttp_client, jwks_server) -> TestClie
     return await start(aiohttp_server, aiohttp_client, create_app(settings))
 
 
+def bearer_request(method: str, uri: str, token: str) -> dict[str, str]:
+    """The headers nginx sends /verify for ``method uri`` carrying ``token``."""
+    return {"X-Original-Method": method, "X-Original-URI": uri, "Authorization": f"Bearer {token}"}
+
+
 async def test_route_policy_denies_a_missing_scope_with_403_insufficient_scope(policy_client, live_forge):
-    headers = {
-        "X-Original-Method": "GET",
-        "X-Original-URI": "/api/admin/settings",
-        "Authorization": f"Bearer {live_forge.mint()}",
-    }
+    headers = bearer_request("GET", "/api/admin/settings", live_forge.mint())
     async with policy_client.get("/verify", headers=headers) as response:
         assert response.status == 403
         assert response.headers["WWW-Authenticate"] == (
@@ -149,11 +150,7 @@ async def test_route_policy_denies_an_app_without_the_role_with_403_insufficient
     policy_client, live_forge
 ):
     token = live_forge.mint(live_forge.app_claims(roles=["Reader"]))
-    headers = {
-        "X-Original-Method": "POST",
-        "X-Original-URI": "/api/projects",
-        "Authorization": f"Bearer {token}",
-    }
+    headers = bearer_request("POST", "/api/projects", token)
     async with policy_client.get("/verify", headers=headers) as response:
         assert response.status == 403
         assert response.headers["WWW-Authenticate"] == (
@@ -164,11 +161,7 @@ async def test_route_policy_denies_an_app_without_the_role_with_403_insufficient
 
 async def test_route_policy_allows_the_holder_of_the_role(policy_client, live_forge):
     token = live_forge.mint(live_forge.app_claims(roles=["Writer"]))
-    headers = {
-        "X-Original-Method": "POST",
-        "X-Original-URI": "/api/projects",
-        "Authorization": f"Bearer {token}",
-    }
+    headers = bearer_request("POST", "/api/projects", token)
     async with policy_client.get("/verify", headers=headers) as response:
         assert response.status == 200
         assert response.headers["X-Principal-Type"] == "app"
