@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 
 import pytest
 from aiohttp import web
@@ -32,6 +33,12 @@ ORIGINAL = {"X-Original-Method": "POST", "X-Original-URI": "/api/projects/7?x=1"
 @pytest.fixture
 def live_forge(jwks_server: JwksServer, signing_key: SigningKey) -> TokenForge:
     return TokenForge(signing_key, authority=jwks_server.base_url)
+
+
+def check_signed_for_original(headers: Mapping[str, str]) -> None:
+    """The identity headers carry a fresh signature over ``ORIGINAL``'s method and URI."""
+    uri = ORIGINAL["X-Original-URI"]
+    check_signature(headers, keys=(TEST_IDENTITY_KEY,), method="POST", uri=uri, now=int(time.time()))
 
 
 async def start(aiohttp_server, aiohttp_client, app: web.Application) -> TestClient:
@@ -219,13 +226,7 @@ async def test_extra_credential_source_reuses_token_validation_and_answers_as_se
         assert response.status == 200
         assert response.headers["X-Auth-Source"] == "session"
         assert response.headers["Set-Cookie"] == "s=refreshed; Secure; HttpOnly"
-        check_signature(
-            response.headers,
-            keys=(TEST_IDENTITY_KEY,),
-            method="POST",
-            uri=ORIGINAL["X-Original-URI"],
-            now=int(time.time()),
-        )
+        check_signed_for_original(response.headers)
     async with client.get("/verify", headers={**ORIGINAL, "X-Test-Session": "eA.eA.eA"}) as response:
         assert response.status == 401
         assert (await response.json())["reason"] == "bad_json"
@@ -253,10 +254,4 @@ async def test_cache_hit_headers_equal_the_contract_encoding(client, live_forge)
     for name in ("X-User-Name", "X-User-Email", "X-Scopes", "X-Roles", "X-User-Oid"):
         assert first.headers[name] == second.headers[name]
     assert decode(second.headers).name == "Zoë, Ünïcode"
-    check_signature(
-        second.headers,
-        keys=(TEST_IDENTITY_KEY,),
-        method="POST",
-        uri=ORIGINAL["X-Original-URI"],
-        now=int(time.time()),
-    )
+    check_signed_for_original(second.headers)

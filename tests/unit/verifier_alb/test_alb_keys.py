@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.support.app_clients import AppClients
@@ -86,6 +86,13 @@ async def cache_for() -> AsyncIterator[Callable[..., AlbKeyCache]]:
     yield build
     for cache in caches:
         await cache.close()
+
+
+def assert_refused_401(response: ClientResponse, reason: str) -> None:
+    """Refused with 401 and ``reason``, and no identity of any kind handed on."""
+    assert response.status == 401
+    assert response.headers["X-Auth-Reason"] == reason
+    assert "X-Identity-Signature" not in response.headers and "X-User-Oid" not in response.headers
 
 
 async def test_key_is_fetched_once_and_then_served_from_the_cache(
@@ -261,9 +268,7 @@ async def test_self_signed_header_copying_the_signer_is_401_bad_signature(
 ) -> None:
     client = await verifier(key_server.template)
     response = await ask(client, AlbForge().token())  # our signer, iss, client and kid; another key
-    assert response.status == 401
-    assert response.headers["X-Auth-Reason"] == "alb_bad_signature"
-    assert "X-User-Oid" not in response.headers
+    assert_refused_401(response, "alb_bad_signature")
 
 
 async def test_traversal_kid_is_refused_before_any_fetch(
@@ -271,8 +276,7 @@ async def test_traversal_kid_is_refused_before_any_fetch(
 ) -> None:
     client = await verifier(key_server.template)
     response = await ask(client, forge.token(header=forge.header(kid="../../admin")))
-    assert response.status == 401
-    assert response.headers["X-Auth-Reason"] == "alb_bad_kid"
+    assert_refused_401(response, "alb_bad_kid")
     assert key_server.hits == []
 
 
@@ -287,9 +291,7 @@ async def test_key_server_down_is_401_keys_unavailable_never_200(
     client = await verifier(f"http://127.0.0.1:{port}/{{kid}}")
     for _ in range(3):
         response = await ask(client, forge.token())
-        assert response.status == 401
-        assert response.headers["X-Auth-Reason"] == "alb_keys_unavailable"
-        assert "X-Identity-Signature" not in response.headers
+        assert_refused_401(response, "alb_keys_unavailable")
 
 
 async def test_two_alb_headers_are_refused_as_malformed(
@@ -302,8 +304,7 @@ async def test_two_alb_headers_are_refused_as_malformed(
     headers.add(ALB_HEADER, forge.token())
     headers.add(ALB_HEADER, forge.token())
     response = await client.get("/verify", headers=headers)
-    assert response.status == 401
-    assert response.headers["X-Auth-Reason"] == "alb_malformed"
+    assert_refused_401(response, "alb_malformed")
 
 
 async def test_route_needing_a_role_refuses_an_alb_user_with_403(
@@ -321,8 +322,7 @@ async def test_bearer_header_wins_over_the_alb_header(
 ) -> None:
     client = await verifier(key_server.template)
     response = await ask(client, forge.token(), Authorization="Bearer not-a-token")
-    assert response.status == 401
-    assert response.headers["X-Auth-Reason"] == "malformed_token"
+    assert_refused_401(response, "malformed_token")
     assert key_server.hits == []
 
 
