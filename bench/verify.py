@@ -43,9 +43,9 @@ async def _serve(role: str, key_pem: bytes, cache_size: int) -> None:
     from aiohttp import web
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from verifier.app import SERVER_LIMITS, STATE, create_app
-    from verifier.logs import configure_logging
-    from verifier.testing import TENANT_A, JwksServer, SigningKey, verifier_settings
+    from service_runtime.logs import configure_logging
+    from tests.support.token_forge import TENANT_A, JwksServer, SigningKey, verifier_settings
+    from verifier.service.app import SERVER_LIMITS, STATE, create_app
 
     if role == "baseline":
 
@@ -166,9 +166,16 @@ def micro_benchmarks(key_pem: bytes, tokens: list[str], authority: str) -> dict[
     import jwt
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from verifier.testing import API_APP_ID_URI, TENANT_A, SigningKey, key_set_for, validation_settings
-    from verifier.token_cache import VerifiedIdentity, VerifiedTokenCache, token_digest
-    from verifier.tokens import _RS256, parse_compact_jws, verify_access_token
+    from tests.support.token_forge import (
+        API_APP_ID_URI,
+        TENANT_A,
+        SigningKey,
+        key_set_for,
+        validation_settings,
+    )
+    from verifier.core.access_tokens import _RS256, verify_access_token
+    from verifier.core.jose import parse_compact_jws
+    from verifier.sources.access_token import VerifiedIdentity, VerifiedTokenCache, token_digest
 
     key = SigningKey(KID, load_pem_private_key(key_pem, password=None))  # type: ignore[arg-type]
     settings = validation_settings(authority)
@@ -219,7 +226,7 @@ def main(*, write_readme: bool = True) -> int:
         raise SystemExit("wrk is not installed (Debian package 'wrk')")
     from cryptography.hazmat.primitives import serialization
 
-    from verifier.testing import SigningKey, TokenForge
+    from tests.support.token_forge import SigningKey, TokenForge
 
     started = time.monotonic()
     load_at_start = os.getloadavg()[0]

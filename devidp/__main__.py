@@ -18,6 +18,7 @@ from aiohttp import web
 
 from devidp.app import PathOnlyAccessLogger, create_app
 from devidp.config import ConfigError, DevIdpConfig, load_config
+from service_runtime.logs import configure_logging
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -79,7 +80,7 @@ def apply_overrides(config: DevIdpConfig, args: argparse.Namespace) -> DevIdpCon
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(args.log_level, stream=sys.stderr)
     try:
         config = apply_overrides(load_config(args.config), args)
     except ConfigError as exc:

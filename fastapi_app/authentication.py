@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fastapi_app.errors import Unauthenticated, unauthenticated_response
 from fastapi_app.routes.docs import DOCS_PATHS
 from fastapi_app.settings import ApiSettings
-from verifier.identity import (
+from verifier.core.identity import (
     IDENTITY_HEADERS,
     Principal,
     SignatureError,

@@ -31,7 +31,7 @@ from fastapi import Depends
 
 from fastapi_app.authentication import current_principal
 from fastapi_app.errors import Forbidden
-from verifier.identity import Principal
+from verifier.core.identity import Principal
 
 PrincipalDependency = Callable[[Principal], Principal]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

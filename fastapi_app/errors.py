@@ -18,37 +18,32 @@ MAX_VALIDATION_ERRORS = 10
 _MAX_MESSAGE_CHARS = 200
 
 
-class Unauthenticated(Exception):
-    """The caller's identity cannot be established or trusted (401)."""
+class Refusal(Exception):
+    """A refusal with a stable reason code; each subclass is answered with its own status."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-class Forbidden(Exception):
+class Unauthenticated(Refusal):
+    """The caller's identity cannot be established or trusted (401)."""
+
+
+class Forbidden(Refusal):
     """The caller is known but lacks a permission (403)."""
 
     def __init__(self, reason: str, required: tuple[str, ...] = ()) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.required = required
 
 
-class Conflict(Exception):
+class Conflict(Refusal):
     """The request is valid but the current state refuses it (409), e.g. read-only mode or a quota."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
-
-class Unavailable(Exception):
+class Unavailable(Refusal):
     """A dependency the decision needs is unavailable (503); the request is refused, never waved through."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def unauthenticated_response(reason: str) -> JSONResponse:

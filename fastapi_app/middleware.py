@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -11,6 +12,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastapi_app.authentication import principal_of
 
 access_log = logging.getLogger("fastapi_app.access")
+#: A request id worth logging: what nginx generates or passes on, nothing a client could shape into
+#: a fake log line.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
 
 class BodyLimit:
@@ -74,7 +78,8 @@ class BodyLimit:
 
 
 class AccessLog:
-    """One JSON line per request: method, path (never the query string), status, duration, caller oid.
+    """One JSON line per request (:mod:`service_runtime.logs`): request id, method, path (never the
+    query string), status, duration, caller oid.
 
     Query strings, headers, cookies and bodies are never logged: they are where tokens and personal
     data travel.
@@ -101,14 +106,23 @@ class AccessLog:
         finally:
             principal = principal_of(scope)
             access_log.info(
-                json.dumps(
-                    {
-                        "event": "access",
-                        "method": scope["method"],
-                        "path": scope["path"][:512],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                        "oid": principal.oid if principal else "",
-                    }
-                )
+                "access",
+                extra={
+                    "event": "access",
+                    "request_id": _request_id(scope),
+                    "method": scope["method"],
+                    "path": scope["path"][:512],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "oid": principal.oid if principal else "",
+                },
             )
+
+
+def _request_id(scope: Scope) -> str:
+    """nginx's ``X-Request-ID``, when it has the shape nginx gives it (it is logged as is)."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if REQUEST_ID.fullmatch(text) else ""
+    return ""

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from verifier.identity import Principal
+from verifier.core.identity import Principal
 
 ProjectStatus = Literal["active", "archived"]
 

@@ -17,8 +17,8 @@ from typing import Annotated, Protocol, runtime_checkable
 from fastapi import Depends, Request
 
 from fastapi_app.authentication import current_principal
-from fastapi_app.errors import Unauthenticated, Unavailable
-from verifier.identity import HEADER_FORWARDED_TOKEN, Principal
+from fastapi_app.errors import Refusal, Unauthenticated, Unavailable
+from verifier.core.identity import HEADER_FORWARDED_TOKEN, Principal
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,8 @@ log = logging.getLogger(__name__)
 MAX_FORWARDED_TOKEN_BYTES = 16 * 1024
 
 
-class TokenRejected(Exception):
+class TokenRejected(Refusal):
     """The forwarded token is not valid. ``reason`` is the validation library's stable reason code."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class RevalidationUnavailable(Unavailable):

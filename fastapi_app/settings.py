@@ -7,8 +7,6 @@ on the request path re-reads the environment.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,10 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from verifier.settings import ValidationSettings, decode_identity_key, validation_settings_from_env
+from service_runtime.env import EnvReader
+from verifier.core.access_tokens import ValidationSettings, validation_settings_from_env
+from verifier.core.identity import decode_identity_key
+from verifier.core.jose import GUID
 
 MIN_SIGNING_KEY_BYTES = 32
 DEFAULT_DATABASE_PATH = "run/api.sqlite3"
@@ -31,7 +32,6 @@ _DATABASE_SCHEMES = {
     "sqlite": "sqlite+aiosqlite",
     "sqlite+aiosqlite": "sqlite+aiosqlite",
 }
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -46,7 +46,7 @@ class SettingsError(ValueError):
 def decode_signing_key(text: str) -> bytes:
     """The HMAC key for the identity signature, from the IDENTITY_SIGNING_KEY text.
 
-    Decoding is the verifier's own :func:`verifier.settings.decode_identity_key` (base64url when the
+    Decoding is the verifier's own :func:`verifier.core.identity.decode_identity_key` (base64url when the
     value looks like it, else the UTF-8 text), so the signer and this checker cannot disagree about
     the key bytes. Raises ``ValueError`` with a message that never contains the key.
     """
@@ -113,8 +113,8 @@ class ApiSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
         """Validate every variable; raise :class:`SettingsError` listing all problems at once."""
-        problems: list[str] = []
-        reader = _EnvReader(env, problems)
+        reader = _EnvReader(env)
+        problems = reader.problems
 
         keys: list[bytes] = []
         current = reader.raw("IDENTITY_SIGNING_KEY")
@@ -127,7 +127,7 @@ class ApiSettings:
             keys.extend(reader.key("IDENTITY_SIGNING_KEY_PREVIOUS", previous))
 
         values: dict[str, Any] = {
-            "host": reader.host("API_HOST", "127.0.0.1"),
+            "host": reader.ip_host("API_HOST", "127.0.0.1"),
             "port": reader.integer("API_PORT", 8000, 1, 65535),
             "database_url": reader.database_url(
                 "API_DATABASE_URL", Path(reader.text("API_DATABASE_PATH", DEFAULT_DATABASE_PATH))
@@ -144,8 +144,8 @@ class ApiSettings:
         # Re-validation reads the verifier's own variables with the verifier's own reader, so the two
         # cannot drift apart; it is configured when either of its mandatory variables is present.
         if reader.raw("VERIFIER_TENANT_IDS") or reader.raw("VERIFIER_AUDIENCES"):
-            values["revalidation"] = validation_settings_from_env(env, problems)
-            values["jwks_ca_file"] = reader.existing_file("VERIFIER_CA_FILE")
+            values["revalidation"] = validation_settings_from_env(reader)
+            values["jwks_ca_file"] = reader.existing_file("VERIFIER_CA_FILE", "a PEM CA bundle")
             values["jwks_refresh_seconds"] = float(
                 reader.integer("VERIFIER_JWKS_REFRESH_SECONDS", 43_200, 60, 7 * 86_400)
             )
@@ -159,29 +159,16 @@ class ApiSettings:
 
 def database_url_from_env(env: Mapping[str, str]) -> str:
     """Only the database URL (the migration step needs nothing else); SettingsError when it is bad."""
-    problems: list[str] = []
-    reader = _EnvReader(env, problems)
+    reader = _EnvReader(env)
     sqlite_default = Path(reader.text("API_DATABASE_PATH", DEFAULT_DATABASE_PATH))
     url = reader.database_url("API_DATABASE_URL", sqlite_default)
-    if problems:
-        raise SettingsError(problems)
+    if reader.problems:
+        raise SettingsError(reader.problems)
     return url
 
 
-class _EnvReader:
-    """Reads one variable at a time, recording problems instead of raising on the first one."""
-
-    def __init__(self, env: Mapping[str, str], problems: list[str]) -> None:
-        self._env = env
-        self._problems = problems
-
-    def raw(self, name: str) -> str | None:
-        value = self._env.get(name)
-        return value if value else None
-
-    def text(self, name: str, default: str) -> str:
-        value = self._env.get(name, "").strip()
-        return value or default
+class _EnvReader(EnvReader):
+    """The shared reader, plus the API's own kinds of value."""
 
     def database_url(self, name: str, default_sqlite_path: Path) -> str:
         """``name``'s URL with the async driver in its scheme; unset: SQLite at ``default_sqlite_path``.
@@ -189,17 +176,17 @@ class _EnvReader:
         libpq's ``sslmode`` (what the database secret holds, and what ``psql`` reads) becomes asyncpg's
         ``ssl``, which takes the same mode names. Problems never repeat the URL: it holds a password.
         """
-        text = self._env.get(name, "").strip()
+        text = self.env.get(name, "").strip()
         if not text:
             return database_url_for_sqlite(default_sqlite_path)
         try:
             url = make_url(text)
         except ArgumentError:
-            self._problems.append(f"{name} is not a database URL (expected postgresql://user:password@host/db)")
+            self.problem(f"{name} is not a database URL (expected postgresql://user:password@host/db)")
             return text
         driver = _DATABASE_SCHEMES.get(url.drivername)
         if driver is None:
-            self._problems.append(
+            self.problem(
                 f"{name} has the scheme {url.drivername[:30]!r}; expected postgresql:// (or "
                 "postgresql+asyncpg://) or sqlite+aiosqlite:///path"
             )
@@ -207,101 +194,50 @@ class _EnvReader:
         url = url.set(drivername=driver)
         if driver.startswith("postgresql"):
             if not url.host or not url.database:
-                self._problems.append(f"{name} must name a host and a database (postgresql://user@host/db)")
+                self.problem(f"{name} must name a host and a database (postgresql://user@host/db)")
             query = dict(url.query)
             if "sslmode" in query:
                 query.setdefault("ssl", query.pop("sslmode"))
                 url = url.set(query=query)
         elif not url.database or url.database == ":memory:":
             # Every connection of the pool would see its own empty in-memory database.
-            self._problems.append(f"{name} must name a SQLite file (sqlite+aiosqlite:///path/to/api.sqlite3)")
+            self.problem(f"{name} must name a SQLite file (sqlite+aiosqlite:///path/to/api.sqlite3)")
         return url.render_as_string(hide_password=False)
-
-    def existing_file(self, name: str) -> Path | None:
-        text = self._env.get(name, "").strip()
-        if not text:
-            return None
-        if not Path(text).is_file():
-            self._problems.append(f"{name}={text!r}: no such file (a PEM CA bundle is expected)")
-        return Path(text)
 
     def key(self, name: str, text: str) -> list[bytes]:
         try:
             return [decode_signing_key(text)]
         except ValueError as exc:
-            self._problems.append(f"{name} {exc}")
+            self.problem(f"{name} {exc}")
             return []
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        text = self._env.get(name, "").strip()
-        if not text:
-            return default
-        if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
-            self._problems.append(f"{name} must be an integer from {low} to {high}, got {text[:20]!r}")
-            return default
-        return int(text)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        text = self._env.get(name, "").strip().lower()
-        if not text:
-            return default
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        self._problems.append(f"{name} must be true or false, got {text[:20]!r}")
-        return default
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        text = self._env.get(name, "").strip().lower()
-        if not text:
-            return default
-        if text not in allowed:
-            self._problems.append(f"{name} must be one of {', '.join(allowed)}, got {text[:20]!r}")
-            return default
-        return text
-
-    def host(self, name: str, default: str) -> str:
-        text = self._env.get(name, "").strip() or default
-        try:
-            ipaddress.ip_address(text)
-        except ValueError:
-            if text != "localhost":
-                self._problems.append(f"{name} must be an IP address (or localhost), got {text[:40]!r}")
-        return text
-
     def https_url(self, name: str) -> str:
-        text = self._env.get(name, "").strip().rstrip("/")
+        text = self.env.get(name, "").strip().rstrip("/")
         if not text:
-            self._problems.append(
+            self.problem(
                 f"{name} is required (the authority the docs page signs in with, "
                 "e.g. https://login.microsoftonline.com/<tenant id>)"
             )
             return ""
         parts = urlsplit(text)
         if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
-            self._problems.append(f"{name} must be an https URL without query or fragment, got {text[:80]!r}")
+            self.problem(f"{name} must be an https URL without query or fragment, got {text[:80]!r}")
         return text
 
     def guid(self, name: str) -> str:
-        text = self._env.get(name, "").strip()
-        if not text:
-            self._problems.append(f"{name} is required (an application (client) id, a GUID)")
-        elif not _GUID.match(text):
-            self._problems.append(f"{name} must be a GUID, got {text[:40]!r}")
-        return text
+        return self.matching(name, GUID, "a GUID", required="an application (client) id, a GUID")
 
     def guid_list(self, name: str) -> tuple[str, ...]:
-        items = tuple(item.strip() for item in self._env.get(name, "").split(",") if item.strip())
-        bad = [item for item in items if not _GUID.match(item)]
+        items = tuple(item.strip() for item in self.env.get(name, "").split(",") if item.strip())
+        bad = [item for item in items if not GUID.match(item.lower())]
         if bad:
-            self._problems.append(f"{name} must be a comma-separated list of group object ids (GUIDs)")
+            self.problem(f"{name} must be a comma-separated list of group object ids (GUIDs)")
         return tuple(item.lower() for item in items)
 
     def scope_prefix(self, name: str) -> str:
-        text = self._env.get(name, "").strip().rstrip("/")
+        text = self.env.get(name, "").strip().rstrip("/")
         if not text:
-            self._problems.append(f"{name} is required (the API's App ID URI, e.g. api://<app id>)")
+            self.problem(f"{name} is required (the API's App ID URI, e.g. api://<app id>)")
         elif not (text.startswith("api://") or text.startswith("https://")) or " " in text:
-            self._problems.append(f"{name} must be an App ID URI such as api://<app id>, got {text[:80]!r}")
+            self.problem(f"{name} must be an App ID URI such as api://<app id>, got {text[:80]!r}")
         return text

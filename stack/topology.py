@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
-from verifier.identity import IDENTITY_HEADERS
+from verifier.core.identity import IDENTITY_HEADERS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,6 +15,7 @@ COPY deploy/docker/requirements.lock ./
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml ./
+COPY service_runtime/ service_runtime/
 COPY devidp/ devidp/
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation --no-index . \
  && /opt/venv/bin/pip check \

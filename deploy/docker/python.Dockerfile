@@ -22,6 +22,7 @@ COPY deploy/docker/requirements.lock ./
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml ./
+COPY service_runtime/ service_runtime/
 COPY verifier/ verifier/
 COPY fastapi_app/ fastapi_app/
 # A regular (non-editable) install into its own virtual environment, byte-compiled at build time so

@@ -14,7 +14,7 @@ import pytest
 
 from stack.launcher import Stack
 from tests.e2e import edge_client
-from verifier.identity import IDENTITY_HEADERS, Principal, signed_principal_headers
+from verifier.core.identity import IDENTITY_HEADERS, Principal, signed_principal_headers
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from stack.processes import ManagedProcess
 from tests.security.edge import start_api, start_edge
-from verifier.app import SERVER_LIMITS, STATE, create_app
-from verifier.testing import (
+from tests.support.readiness import wait_ready
+from tests.support.token_forge import (
     TENANT_A,
     TENANT_B,
     TEST_IDENTITY_KEY,
@@ -22,6 +21,7 @@ from verifier.testing import (
     TokenForge,
     verifier_settings,
 )
+from verifier.service.app import SERVER_LIMITS, STATE, create_app
 
 ORIGINAL = {"X-Original-Method": "GET", "X-Original-URI": "/api/projects?page=1"}
 
@@ -52,15 +52,6 @@ async def jwks_server(key_a: SigningKey, key_b: SigningKey) -> AsyncIterator[Jwk
 @pytest.fixture
 def forge(jwks_server: JwksServer, key_a: SigningKey) -> TokenForge:
     return TokenForge(key_a, authority=jwks_server.base_url, v1_issuer_base=f"{jwks_server.base_url}/sts")
-
-
-async def wait_ready(client: TestClient) -> None:
-    async with asyncio.timeout(5.0):
-        while True:
-            async with client.get("/readyz") as response:
-                if response.status == 200:
-                    return
-            await asyncio.sleep(0.02)
 
 
 VerifierFactory = Callable[..., Awaitable[TestClient]]
@@ -169,15 +160,25 @@ def _target_factory(
     return start, edges
 
 
+def _serve_targets(
+    kind: Literal["verifier", "nginx"],
+    start_verifier: VerifierFactory,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> Iterator[TargetFactory]:
+    """Yield a factory of targets of ``kind``; stop the nginx edges it started afterwards."""
+    start, edges = _target_factory(kind, start_verifier, request, tmp_path)
+    yield start
+    for edge in edges:
+        edge.stop()
+
+
 @pytest.fixture(params=["verifier", "nginx"])
 def start_target(
     request: pytest.FixtureRequest, start_verifier: VerifierFactory, tmp_path: Path
 ) -> Iterator[TargetFactory]:
     """Start a verifier (settings as for ``start_verifier``) and address it directly or via nginx."""
-    start, edges = _target_factory(request.param, start_verifier, request, tmp_path)
-    yield start
-    for edge in edges:
-        edge.stop()
+    yield from _serve_targets(request.param, start_verifier, request, tmp_path)
 
 
 @pytest.fixture
@@ -195,10 +196,7 @@ async def verifier_only(start_verifier: VerifierFactory) -> Target:
 def start_nginx_target(
     request: pytest.FixtureRequest, start_verifier: VerifierFactory, tmp_path: Path
 ) -> Iterator[TargetFactory]:
-    start, edges = _target_factory("nginx", start_verifier, request, tmp_path)
-    yield start
-    for edge in edges:
-        edge.stop()
+    yield from _serve_targets("nginx", start_verifier, request, tmp_path)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import uuid
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from verifier.testing import TENANT_A, JwksServer, ManualClock, SigningKey, TokenForge
+from tests.support.readiness import wait_ready
+from tests.support.token_forge import TENANT_A, JwksServer, ManualClock, SigningKey, TokenForge
 
 from .conftest import ORIGINAL
 
@@ -126,12 +127,7 @@ async def test_before_any_keys_readyz_is_503_and_tokens_are_refused_never_allowe
 
     # The issuer comes back: the start-up retry loads the keys and the verifier turns ready.
     jwks_server.available = True
-    async with asyncio.timeout(5):
-        while True:
-            async with client.get("/readyz") as response:
-                if response.status == 200:
-                    break
-            await asyncio.sleep(0.05)
+    await wait_ready(client)
     assert await storm(client, [forge.mint()]) == [(200, "ok")]
 
 

@@ -22,8 +22,8 @@ from devidp.discovery import openid_document
 from fastapi_app.settings import ApiSettings, SettingsError
 from stack.pki import make_dev_pki
 from stack.topology import Topology
-from verifier.reasons import Reason
-from verifier.settings import ConfigError, settings_from_env
+from verifier.core.reasons import Reason
+from verifier.service.settings import ConfigError, settings_from_env
 
 REPO = Path(__file__).resolve().parents[2]
 VERIFIER_README = REPO / "verifier" / "README.md"
@@ -45,7 +45,7 @@ def _section(text: str, heading: str) -> str:
 
 def documented_reason_codes() -> set[str]:
     section = _section(VERIFIER_README.read_text(encoding="utf-8"), "### Reason codes")
-    listing = section[: section.index("(`verifier.reasons.Reason`)")]
+    listing = section[: section.index("(`verifier.core.reasons.Reason`)")]
     return set(re.findall(r"`([a-z][a-z0-9_]*)`", listing))
 
 
@@ -59,7 +59,7 @@ def test_every_reason_is_documented() -> None:
 
 def test_internal_error_is_a_reason_and_the_app_emits_it() -> None:
     assert Reason("internal_error") is Reason.INTERNAL_ERROR
-    assert "Reason.INTERNAL_ERROR" in (REPO / "verifier" / "app.py").read_text(encoding="utf-8")
+    assert "Reason.INTERNAL_ERROR" in (REPO / "verifier" / "service" / "app.py").read_text(encoding="utf-8")
 
 
 # --- environment variables -----------------------------------------------------------------------
@@ -169,7 +169,7 @@ def _documented_in(docs: tuple[Path, ...]) -> dict[str, str]:
 def test_every_variable_the_verifier_reads_is_documented_with_a_default() -> None:
     read = variables_read(settings_from_env, verifier_minimal_env())
     documented = _documented_in(VERIFIER_DOCS)
-    assert read - set(documented) == set(), "read by verifier.settings but not in verifier/README.md"
+    assert read - set(documented) == set(), "read by verifier.service.settings but not in verifier/README.md"
     assert {name for name in read if not documented[name].strip()} == set()
 
 
@@ -385,7 +385,7 @@ def test_aws_doc_creates_the_log_group_and_pushes_the_images_the_task_definition
 
 
 def test_aws_doc_states_the_token_cache_lifetime_the_cache_uses() -> None:
-    from verifier.token_cache import TOKEN_CACHE_MAX_TTL_SECONDS
+    from verifier.sources.access_token import TOKEN_CACHE_MAX_TTL_SECONDS
 
     assert TOKEN_CACHE_MAX_TTL_SECONDS == 5 * 60
     text = " ".join(_aws_doc().split())

@@ -75,7 +75,13 @@ def test_the_production_python_image_does_not_contain_devidp(dockerfiles):
     python = dockerfiles["python"]
     sources = [c.split()[:-1] for c in python.all("COPY") if not c.startswith("--from")]
     copied = {s.rstrip("/") for parts in sources for s in parts if not s.startswith("--")}
-    assert copied == {"deploy/docker/requirements.lock", "pyproject.toml", "verifier", "fastapi_app"}
+    assert copied == {
+        "deploy/docker/requirements.lock",
+        "pyproject.toml",
+        "service_runtime",
+        "verifier",
+        "fastapi_app",
+    }
     assert "devidp" not in (DOCKER / "python.Dockerfile.dockerignore").read_text().replace("# ", "")
 
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests import prometheus_files as files
-from verifier.metrics import VerifierMetrics
+from verifier.service.metrics import VerifierMetrics
 
 #: Series from outside the verifier: Prometheus's own per-target series and oauth2-proxy's.
 EXTERNAL_SERIES = {"up"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fastapi_app.settings import ApiSettings
-from verifier.settings import VerifierSettings, settings_from_env
+from verifier.service.settings import VerifierSettings, settings_from_env
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -30,9 +30,9 @@ def test_ecs_verifier_environment_builds_valid_verifier_settings(
     assert settings.validation.audiences == {f"api://{api}", api}
     assert settings.validation.authority == "https://login.microsoftonline.com"
     assert settings.validation.v2_issuer("t") == "https://login.microsoftonline.com/t/v2.0"
-    assert settings.validation.v1_issuer("t") == "https://sts.windows.net/t/"
+    assert settings.validation.parse_issuer("https://sts.windows.net/t/") == ("v1", "t")
+    # Metrics listen on the same host: never reachable from outside the task.
     assert (settings.host, settings.port, settings.metrics_port) == ("127.0.0.1", 9000, 9100)
-    assert settings.metrics_host == "127.0.0.1", "metrics must never be reachable from outside the task"
     assert settings.ca_file is None, "on AWS the system CA bundle verifies login.microsoftonline.com"
 
 

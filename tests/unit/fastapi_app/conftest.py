@@ -25,9 +25,9 @@ from fastapi_app.token_check import StaticKeys, VerifierRevalidator
 from stack.postgres import PostgresCluster
 from stack.topology import free_port
 from tests.unit.fastapi_app.edge_path import edge_headers
-from verifier.identity import Principal, signed_principal_headers
-from verifier.keys import KeySet, tenant_keys_from_jwks
-from verifier.settings import ValidationSettings
+from verifier.core.access_tokens import ValidationSettings
+from verifier.core.identity import Principal, signed_principal_headers
+from verifier.core.jwk import KeySet, tenant_keys_from_jwks
 
 KEY = b"current-identity-signing-key-0123456789abcdef"
 PREVIOUS_KEY = b"previous-identity-signing-key-0123456789abcdef"
@@ -58,13 +58,13 @@ def user(name: str, roles: tuple[str, ...], scopes: tuple[str, ...], **extra: An
 
 
 def app_principal(name: str, roles: tuple[str, ...]) -> Principal:
-    return Principal(
-        oid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
-        tid=TENANT,
+    return replace(
+        user(name, roles, ()),
         principal_type="app",
         auth_source="bearer",
         client_id=DAEMON_CLIENT_ID,
-        roles=roles,
+        name="",
+        email="",
     )
 
 

@@ -1,7 +1,7 @@
 """The headers FastAPI receives for a request that came through the edge, built by the edge's own code.
 
 A request reaches FastAPI with headers that two parts of the chain chose: the verifier's answer to
-nginx's ``auth_request`` (:func:`verifier.decision.render`, which decides among other things whether
+nginx's ``auth_request`` (:func:`verifier.service.app.render`, which decides among other things whether
 the caller's access token goes along) and nginx's ``/api/`` location, which copies some of that
 answer's headers onto the proxied request (``auth_request_set $v $upstream_http_...`` then
 ``proxy_set_header Name $v``). The unit tests build their requests the same way: render the verifier's
@@ -15,8 +15,9 @@ import re
 from functools import cache
 from pathlib import Path
 
-from verifier.decision import Decision, OriginalRequest, render
-from verifier.identity import Principal
+from verifier.core.decision import Decision, OriginalRequest
+from verifier.core.identity import Principal
+from verifier.service.app import render
 
 EDGE_TEMPLATE = Path(__file__).resolve().parents[3] / "nginx" / "edge.conf.template"
 

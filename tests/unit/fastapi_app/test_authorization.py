@@ -24,7 +24,7 @@ from tests.unit.fastapi_app.conftest import (
     sign,
     user,
 )
-from verifier.identity import Principal
+from verifier.core.identity import Principal
 
 ALL_SCOPES = ("user.read", "user.write", "admin")
 

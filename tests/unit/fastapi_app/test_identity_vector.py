@@ -1,6 +1,6 @@
 """FastAPI accepts exactly the known-answer vector (tests/fixtures/identity_signature_v1.json).
 
-The headers here are the vector's literal bytes, not the output of verifier.identity, so the API is
+The headers here are the vector's literal bytes, not the output of verifier.core.identity, so the API is
 held to the wire format itself: if the verifier's signing or the API's checking drifted, one of the
 two vector tests would fail.
 """

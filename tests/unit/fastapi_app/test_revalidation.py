@@ -26,9 +26,9 @@ from tests.unit.fastapi_app.conftest import (
     validation_settings,
 )
 from tests.unit.fastapi_app.edge_path import api_header_copies, edge_headers
-from verifier.decision import FORWARDED_TOKEN_ROUTES, OriginalRequest, needs_forwarded_token
-from verifier.identity import HEADER_FORWARDED_TOKEN, Principal
-from verifier.keys import KeySet
+from verifier.core.decision import FORWARDED_TOKEN_ROUTES, OriginalRequest, needs_forwarded_token
+from verifier.core.identity import HEADER_FORWARDED_TOKEN, Principal
+from verifier.core.jwk import KeySet
 
 SETTINGS_BODY = {"read_only": True, "max_projects_per_owner": 3, "banner": "changed"}
 
@@ -212,7 +212,7 @@ async def test_revalidator_reports_unavailable_when_keys_cannot_be_loaded(rsa_ke
 
 
 def test_default_revalidator_is_built_from_settings_with_the_verifier_jwks_cache(tmp_path: Path) -> None:
-    from verifier.jwks import JwksCache
+    from verifier.keys.jwks import JwksCache
 
     # Built, not started (no lifespan), so no key fetch leaves the machine.
     app = create_app(make_settings(tmp_path, revalidation=validation_settings()))

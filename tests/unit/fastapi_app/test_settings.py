@@ -6,7 +6,7 @@ import pytest
 
 from fastapi_app.settings import ApiSettings, SettingsError, decode_signing_key
 from tests.unit.fastapi_app.conftest import API_URI, SPA_CLIENT_ID, TENANT
-from verifier.settings import decode_identity_key
+from verifier.core.identity import decode_identity_key
 
 RAW_KEY = "a-raw-text-identity-signing-key-with-enough-bytes"
 B64_KEY = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0VniQEjRW"

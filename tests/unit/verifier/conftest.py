@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
-from verifier.testing import TENANT_A, TENANT_B, SigningKey, TokenForge, key_set_for, validation_settings
+from tests.support.token_forge import (
+    TENANT_A,
+    TENANT_B,
+    JwksServer,
+    SigningKey,
+    TokenForge,
+    key_set_for,
+    validation_settings,
+)
 
 NOW = 1_700_000_000
 AUTHORITY = "https://login.example.test"
@@ -43,3 +53,12 @@ def keys(signing_key: SigningKey, tenant_b_key: SigningKey):
 @pytest.fixture
 def now() -> int:
     return NOW
+
+
+@pytest.fixture
+async def jwks_server(signing_key: SigningKey) -> AsyncIterator[JwksServer]:
+    """A local discovery and JWKS server holding ``signing_key`` for tenant A."""
+    server = JwksServer({TENANT_A: [signing_key]})
+    await server.start()
+    yield server
+    await server.stop()

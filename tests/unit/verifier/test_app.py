@@ -7,19 +7,15 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from verifier.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
-from verifier.authenticator import TokenAuthenticator
-from verifier.decision import Decision, OriginalRequest
-from verifier.identity import check_signature, principal_from_headers
-from verifier.logs import JsonFormatter
-from verifier.policy import policy_from_mapping
-from verifier.testing import (
+from service_runtime.logs import JsonFormatter
+from tests.support.fake_sources import BrokenSource, HeaderTokenSource
+from tests.support.token_forge import (
     TENANT_A,
     TEST_IDENTITY_KEY,
     JwksServer,
@@ -27,21 +23,22 @@ from verifier.testing import (
     TokenForge,
     verifier_settings,
 )
+from verifier.core.identity import check_signature, principal_from_headers
+from verifier.core.policy import policy_from_mapping
+from verifier.service.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
 
 ORIGINAL = {"X-Original-Method": "POST", "X-Original-URI": "/api/projects/7?x=1"}
 
 
 @pytest.fixture
-async def jwks_server(signing_key: SigningKey) -> AsyncIterator[JwksServer]:
-    server = JwksServer({TENANT_A: [signing_key]})
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 def live_forge(jwks_server: JwksServer, signing_key: SigningKey) -> TokenForge:
     return TokenForge(signing_key, authority=jwks_server.base_url)
+
+
+def check_signed_for_original(headers: Mapping[str, str]) -> None:
+    """The identity headers carry a fresh signature over ``ORIGINAL``'s method and URI."""
+    uri = ORIGINAL["X-Original-URI"]
+    check_signature(headers, keys=(TEST_IDENTITY_KEY,), method="POST", uri=uri, now=int(time.time()))
 
 
 async def start(aiohttp_server, aiohttp_client, app: web.Application) -> TestClient:
@@ -78,7 +75,7 @@ async def test_allowed_request_gets_identity_headers_signed_over_method_and_uri(
 
 
 async def test_identity_signature_does_not_vouch_for_another_uri(client, live_forge):
-    from verifier.identity import SignatureError
+    from verifier.core.identity import SignatureError
 
     headers = {**ORIGINAL, "Authorization": f"Bearer {live_forge.mint()}"}
     async with client.get("/verify", headers=headers) as response:
@@ -135,12 +132,13 @@ async def policy_client(aiohttp_server, aiohttp_client, jwks_server) -> TestClie
     return await start(aiohttp_server, aiohttp_client, create_app(settings))
 
 
+def bearer_request(method: str, uri: str, token: str) -> dict[str, str]:
+    """The headers nginx sends /verify for ``method uri`` carrying ``token``."""
+    return {"X-Original-Method": method, "X-Original-URI": uri, "Authorization": f"Bearer {token}"}
+
+
 async def test_route_policy_denies_a_missing_scope_with_403_insufficient_scope(policy_client, live_forge):
-    headers = {
-        "X-Original-Method": "GET",
-        "X-Original-URI": "/api/admin/settings",
-        "Authorization": f"Bearer {live_forge.mint()}",
-    }
+    headers = bearer_request("GET", "/api/admin/settings", live_forge.mint())
     async with policy_client.get("/verify", headers=headers) as response:
         assert response.status == 403
         assert response.headers["WWW-Authenticate"] == (
@@ -159,11 +157,7 @@ async def test_route_policy_denies_an_app_without_the_role_with_403_insufficient
     policy_client, live_forge
 ):
     token = live_forge.mint(live_forge.app_claims(roles=["Reader"]))
-    headers = {
-        "X-Original-Method": "POST",
-        "X-Original-URI": "/api/projects",
-        "Authorization": f"Bearer {token}",
-    }
+    headers = bearer_request("POST", "/api/projects", token)
     async with policy_client.get("/verify", headers=headers) as response:
         assert response.status == 403
         assert response.headers["WWW-Authenticate"] == (
@@ -174,11 +168,7 @@ async def test_route_policy_denies_an_app_without_the_role_with_403_insufficient
 
 async def test_route_policy_allows_the_holder_of_the_role(policy_client, live_forge):
     token = live_forge.mint(live_forge.app_claims(roles=["Writer"]))
-    headers = {
-        "X-Original-Method": "POST",
-        "X-Original-URI": "/api/projects",
-        "Authorization": f"Bearer {token}",
-    }
+    headers = bearer_request("POST", "/api/projects", token)
     async with policy_client.get("/verify", headers=headers) as response:
         assert response.status == 200
         assert response.headers["X-Principal-Type"] == "app"
@@ -226,38 +216,6 @@ async def test_successes_are_logged_only_at_debug_level(client, live_forge, capl
     assert len(records) == 1 and records[0].levelno == logging.DEBUG
 
 
-class HeaderTokenSource:
-    """An extra credential source of the kind the session source is: it finds a token elsewhere and
-    hands it to the shared authenticator as ``source="session"``."""
-
-    name = "session"
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def present(self, request: web.Request) -> bool:
-        return "X-Test-Session" in request.headers
-
-    async def decide(
-        self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
-    ) -> Decision:
-        decision = await tokens.decide(request.headers["X-Test-Session"], original, source="session")
-        return decision.with_headers(("Set-Cookie", "s=refreshed; Secure; HttpOnly"))
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-class BrokenSource(HeaderTokenSource):
-    def present(self, request: web.Request) -> bool:
-        return "X-Broken" in request.headers
-
-    async def decide(
-        self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
-    ) -> Decision:
-        raise RuntimeError("backend exploded")
-
-
 async def test_extra_credential_source_reuses_token_validation_and_answers_as_session(
     aiohttp_server, aiohttp_client, jwks_server, live_forge
 ):
@@ -268,13 +226,7 @@ async def test_extra_credential_source_reuses_token_validation_and_answers_as_se
         assert response.status == 200
         assert response.headers["X-Auth-Source"] == "session"
         assert response.headers["Set-Cookie"] == "s=refreshed; Secure; HttpOnly"
-        check_signature(
-            response.headers,
-            keys=(TEST_IDENTITY_KEY,),
-            method="POST",
-            uri=ORIGINAL["X-Original-URI"],
-            now=int(time.time()),
-        )
+        check_signed_for_original(response.headers)
     async with client.get("/verify", headers={**ORIGINAL, "X-Test-Session": "eA.eA.eA"}) as response:
         assert response.status == 401
         assert (await response.json())["reason"] == "bad_json"
@@ -291,7 +243,7 @@ async def test_extra_credential_source_reuses_token_validation_and_answers_as_se
 
 
 async def test_cache_hit_headers_equal_the_contract_encoding(client, live_forge):
-    from verifier.identity import principal_from_headers as decode
+    from verifier.core.identity import principal_from_headers as decode
 
     headers = {
         **ORIGINAL,
@@ -302,10 +254,4 @@ async def test_cache_hit_headers_equal_the_contract_encoding(client, live_forge)
     for name in ("X-User-Name", "X-User-Email", "X-Scopes", "X-Roles", "X-User-Oid"):
         assert first.headers[name] == second.headers[name]
     assert decode(second.headers).name == "Zoë, Ünïcode"
-    check_signature(
-        second.headers,
-        keys=(TEST_IDENTITY_KEY,),
-        method="POST",
-        uri=ORIGINAL["X-Original-URI"],
-        now=int(time.time()),
-    )
+    check_signed_for_original(second.headers)

@@ -1,4 +1,4 @@
-"""The identity header contract: value encoding, signing and checking (verifier/identity.py)."""
+"""The identity header contract: value encoding, signing and checking (verifier/core/identity.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from verifier.identity import (
+from verifier.core.identity import (
     HEADER_NAME,
     HEADER_ROLES,
     HEADER_SIGNATURE,

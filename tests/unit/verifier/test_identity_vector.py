@@ -1,6 +1,6 @@
 """The verifier signs exactly the known-answer vector (tests/fixtures/identity_signature_v1.json).
 
-Round trips through verifier.identity cannot notice a change of the wire format, since signer and
+Round trips through verifier.core.identity cannot notice a change of the wire format, since signer and
 checker change together; this vector was computed outside the module and is shared with the API's
 tests, so both sides are held to the same bytes.
 """
@@ -14,17 +14,17 @@ import hmac
 import pytest
 
 from tests.fixtures import identity_signature_vector
-from verifier.identity import (
+from verifier.core.identity import (
     HEADER_SIGNATURE,
     SIGNED_HEADERS,
     Principal,
     SignatureError,
     check_signature,
+    decode_identity_key,
     principal_headers,
     sign_headers,
     signed_principal_headers,
 )
-from verifier.settings import decode_identity_key
 
 VECTOR = identity_signature_vector()
 KEY = bytes.fromhex(VECTOR["key_hex"])

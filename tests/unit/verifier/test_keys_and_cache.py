@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from verifier.identity import Principal
-from verifier.keys import JwksError, tenant_keys_from_jwks
-from verifier.testing import TENANT_A, SigningKey
-from verifier.token_cache import VerifiedIdentity, VerifiedTokenCache, token_digest
+from tests.support.token_forge import TENANT_A, SigningKey
+from verifier.core.identity import Principal
+from verifier.core.jwk import JwksError, tenant_keys_from_jwks
+from verifier.sources.access_token import VerifiedIdentity, VerifiedTokenCache, token_digest
 
 
 def test_jwks_keys_are_built_once_into_public_key_objects_with_their_issuer(signing_key):
@@ -87,14 +87,14 @@ def test_cached_principal_never_outlives_its_token():
 def test_token_already_past_exp_is_not_cached():
     cache = VerifiedTokenCache(10, clock=Clock(2000.0))
     cache.put(token_digest("t"), principal(expires_at=1990))  # still inside the validation leeway
-    assert len(cache) == 0
+    assert cache.get(token_digest("t")) is None
 
 
 def test_cache_size_is_bounded():
     cache = VerifiedTokenCache(3, clock=Clock(1000.0))
     for i in range(10):
         cache.put(token_digest(str(i)), principal(expires_at=5000))
-    assert len(cache) == 3
+    assert sum(cache.get(token_digest(str(i))) is not None for i in range(10)) == 3
 
 
 def test_cache_size_zero_disables_caching():

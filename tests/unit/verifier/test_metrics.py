@@ -5,39 +5,26 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from aiohttp import web
 from prometheus_client import generate_latest
 
-from verifier.app import STATE, create_app
-from verifier.authenticator import TokenAuthenticator
-from verifier.csrf import redis_client
-from verifier.decision import OK, Decision, OriginalRequest
-from verifier.jwks import FETCH_TIMEOUT_SECONDS, JwksCache
-from verifier.metrics import DURATION_BUCKETS, VerifierMetrics
-from verifier.reasons import Reason
-from verifier.session import SessionSettings
-from verifier.testing import (
+from tests.support.fake_sources import BrokenSource
+from tests.support.token_forge import (
     TENANT_A,
     TENANT_B,
-    JwksServer,
-    SigningKey,
     validation_settings,
     verifier_settings,
 )
+from verifier.core.decision import OK
+from verifier.core.reasons import Reason
+from verifier.keys.jwks import FETCH_TIMEOUT_SECONDS, JwksCache
+from verifier.service.app import STATE, create_app
+from verifier.service.metrics import DURATION_BUCKETS, VerifierMetrics
+from verifier.sources.csrf import redis_client
+from verifier.sources.session import SessionSettings
 
 README = Path(__file__).resolve().parents[3] / "verifier" / "README.md"
-
-
-@pytest.fixture
-async def jwks_server(signing_key: SigningKey) -> AsyncIterator[JwksServer]:
-    server = JwksServer({TENANT_A: [signing_key]})
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def exposition(metrics: VerifierMetrics) -> str:
@@ -137,7 +124,7 @@ async def test_ready_gauge_follows_readyz(aiohttp_client, jwks_server):
 def _readme_reason_codes() -> list[str]:
     text = README.read_text(encoding="utf-8")
     section = text.split("### Reason codes", 1)[1].split("\n## ", 1)[0]
-    listing = section.split("(`verifier.reasons.Reason`)", 1)[0]
+    listing = section.split("(`verifier.core.reasons.Reason`)", 1)[0]
     return re.findall(r"`([a-z0-9_]+)`", listing)
 
 
@@ -152,25 +139,8 @@ def test_allowed_reason_is_not_a_refusal_code():
     assert OK not in {str(reason) for reason in Reason}
 
 
-class FailingSource:
-    """A credential source whose backend raises: the app must answer 500 with a listed reason."""
-
-    name = "session"
-
-    def present(self, request: web.Request) -> bool:
-        return "X-Broken" in request.headers
-
-    async def decide(
-        self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
-    ) -> Decision:
-        raise RuntimeError("backend exploded")
-
-    async def close(self) -> None:
-        return None
-
-
 async def test_a_failing_source_is_counted_with_the_listed_reason_internal_error(aiohttp_client, jwks_server):
-    app = create_app(verifier_settings(jwks_server.base_url), sources=(FailingSource(),))
+    app = create_app(verifier_settings(jwks_server.base_url), sources=(BrokenSource(),))
     client = await aiohttp_client(app)
     original = {"X-Original-Method": "GET", "X-Original-URI": "/api/me"}
     async with client.get("/verify", headers={**original, "X-Broken": "1"}) as response:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from verifier.identity import Principal
-from verifier.policy import PolicyError, RoutePolicy, load_policy, normalize_path, policy_from_mapping
-from verifier.reasons import Forbidden, Reason
+from verifier.core.identity import Principal
+from verifier.core.policy import PolicyError, RoutePolicy, load_policy, normalize_path, policy_from_mapping
+from verifier.core.reasons import Forbidden, Reason
 
 POLICY_TOML = """
 [[route]]

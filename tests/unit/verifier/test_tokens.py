@@ -6,9 +6,7 @@ import json
 
 import pytest
 
-from verifier.keys import KeySet
-from verifier.reasons import Reason, TokenRejected, UnknownKid
-from verifier.testing import (
+from tests.support.token_forge import (
     API_APP_ID_URI,
     API_CLIENT_ID,
     DAEMON_CLIENT_ID,
@@ -23,7 +21,9 @@ from verifier.testing import (
     key_set_for,
     validation_settings,
 )
-from verifier.tokens import verify_access_token
+from verifier.core.access_tokens import verify_access_token
+from verifier.core.jwk import KeySet
+from verifier.core.reasons import Reason, TokenRejected, UnknownKid
 
 AUTHORITY = "https://login.example.test"
 V1_BASE = "https://sts.example.test"

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from verifier.alb import AlbSettings
+from verifier.core.alb_token import AlbSettings
 
 REGION = "eu-west-1"
 ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/edge-alb/50dc6c495c0c9188"

@@ -8,7 +8,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from verifier.alb import (
+from verifier.core.alb_token import (
     P256_ORDER,
     AlbRejected,
     AlbToken,
@@ -17,7 +17,7 @@ from verifier.alb import (
     load_alb_public_key,
     verify_alb_signature,
 )
-from verifier.reasons import Reason
+from verifier.core.reasons import Reason
 
 from .forge import ARN, CLIENT, ISSUER, KID, NOW, TENANT, AlbForge, padded, pem_of, settings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from verifier.csrf import CsrfRejected, check_request_origin, is_unsafe_method, normalize_origin
-from verifier.reasons import Reason
+from verifier.core.reasons import Reason
+from verifier.sources.csrf import CsrfRejected, check_request_origin, is_unsafe_method, normalize_origin
 
 PUBLIC = "https://localhost:8443"
 

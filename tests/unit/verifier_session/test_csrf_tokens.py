@@ -8,7 +8,8 @@ import hmac
 
 import pytest
 
-from verifier.csrf import (
+from verifier.core.reasons import Reason
+from verifier.sources.csrf import (
     MIN_KEY_BYTES,
     CsrfRejected,
     CsrfSettings,
@@ -16,7 +17,6 @@ from verifier.csrf import (
     mint_token,
     verify_token,
 )
-from verifier.reasons import Reason
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32

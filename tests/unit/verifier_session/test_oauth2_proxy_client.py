@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from verifier.reasons import Reason
-from verifier.session import (
+from verifier.core.reasons import Reason, http_status
+from verifier.sources.session import (
     OAuth2ProxyClient,
     SessionLookup,
     SessionRejected,
@@ -87,7 +87,7 @@ async def test_revoked_refresh_is_no_session_and_passes_back_the_clearing_cookie
     cookie = await oauth2_proxy.sign_in(age=120, refresh_token="rt-revoked")
     rejected = await lookup_reason(make_client(oauth2_proxy.url), f"{NAME}={cookie}")
     assert rejected.reason == Reason.NO_SESSION
-    assert rejected.status == 401
+    assert http_status(rejected.reason) == 401
     assert rejected.set_cookie is not None and rejected.set_cookie.startswith(f"{NAME}=;")
     assert "Max-Age=0" in rejected.set_cookie
 
@@ -97,7 +97,7 @@ async def test_forged_cookie_is_no_session_with_a_clearing_cookie(
 ) -> None:
     forged = Ticket.new(NAME).cookie_value("another-secret-of-32-characters!", int(time.time()))
     rejected = await lookup_reason(make_client(oauth2_proxy.url), f"{NAME}={forged}")
-    assert (rejected.reason, rejected.status) == (Reason.NO_SESSION, 401)
+    assert (rejected.reason, http_status(rejected.reason)) == (Reason.NO_SESSION, 401)
     assert rejected.set_cookie is not None and "Max-Age=0" in rejected.set_cookie
 
 
@@ -107,7 +107,7 @@ async def test_signed_cookie_whose_session_left_redis_is_no_session(
     cookie = await oauth2_proxy.sign_in()
     await oauth2_proxy.redis.flushdb()
     rejected = await lookup_reason(make_client(oauth2_proxy.url), f"{NAME}={cookie}")
-    assert (rejected.reason, rejected.status) == (Reason.NO_SESSION, 401)
+    assert (rejected.reason, http_status(rejected.reason)) == (Reason.NO_SESSION, 401)
 
 
 async def test_large_access_token_is_carried_whole(
@@ -123,7 +123,7 @@ async def test_request_without_session_cookie_is_no_session_without_asking_anyon
     make_client: Callable[..., OAuth2ProxyClient],
 ) -> None:
     rejected = await lookup_reason(make_client(f"http://127.0.0.1:{free_port()}"), "theme=dark")
-    assert (rejected.reason, rejected.status) == (Reason.NO_SESSION, 401)
+    assert (rejected.reason, http_status(rejected.reason)) == (Reason.NO_SESSION, 401)
 
 
 # --- failures a healthy oauth2-proxy does not produce -------------------------------------------------
@@ -174,7 +174,7 @@ async def test_unexpected_status_is_backend_unavailable_with_status_503(
     backend.status = status
     backend.headers = {"X-Auth-Request-Access-Token": "at-should-not-be-used"}
     rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
-    assert (rejected.reason, rejected.status) == (Reason.SESSION_BACKEND_UNAVAILABLE, 503)
+    assert (rejected.reason, http_status(rejected.reason)) == (Reason.SESSION_BACKEND_UNAVAILABLE, 503)
     assert rejected.set_cookie is None
 
 
@@ -205,26 +205,28 @@ async def test_unreachable_backend_is_backend_unavailable(
     make_client: Callable[..., OAuth2ProxyClient],
 ) -> None:
     rejected = await lookup_reason(make_client(f"http://127.0.0.1:{free_port()}"), f"{NAME}=v|1|s")
-    assert (rejected.reason, rejected.status) == (Reason.SESSION_BACKEND_UNAVAILABLE, 503)
+    assert (rejected.reason, http_status(rejected.reason)) == (Reason.SESSION_BACKEND_UNAVAILABLE, 503)
     assert "v|1|s" not in str(rejected)
 
 
-async def test_accepted_without_access_token_is_token_missing_with_status_500(
-    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient]
+@pytest.mark.parametrize(
+    ("answer", "reason", "status"),
+    [
+        pytest.param(202, Reason.SESSION_TOKEN_MISSING, 500, id="accepted-without-access-token"),
+        pytest.param(403, Reason.SESSION_FORBIDDEN, 403, id="forbidden-by-oauth2-proxy"),
+    ],
+)
+async def test_oauth2_proxy_answer_maps_to_its_session_reason_and_status(
+    bad_backend: tuple[BadBackend, str],
+    make_client: Callable[..., OAuth2ProxyClient],
+    answer: int,
+    reason: Reason,
+    status: int,
 ) -> None:
     backend, url = bad_backend
-    backend.status = 202
+    backend.status = answer
     rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
-    assert (rejected.reason, rejected.status) == (Reason.SESSION_TOKEN_MISSING, 500)
-
-
-async def test_forbidden_from_oauth2_proxy_is_session_forbidden_with_status_403(
-    bad_backend: tuple[BadBackend, str], make_client: Callable[..., OAuth2ProxyClient]
-) -> None:
-    backend, url = bad_backend
-    backend.status = 403
-    rejected = await lookup_reason(make_client(url), f"{NAME}=v|1|s")
-    assert (rejected.reason, rejected.status) == (Reason.SESSION_FORBIDDEN, 403)
+    assert (rejected.reason, http_status(rejected.reason)) == (reason, status)
 
 
 async def test_only_session_cookies_are_forwarded_and_none_are_remembered_between_users(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from verifier.session import (
+from verifier.sources.session import (
     MAX_COOKIE_CHUNKS,
     SessionSettings,
     cookie_name_of,

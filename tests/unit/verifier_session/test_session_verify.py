@@ -19,19 +19,20 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from verifier.app import STATE, create_app
-from verifier.csrf import CsrfSettings, derive_csrf_key, verify_token
-from verifier.identity import check_signature, principal_from_headers
-from verifier.keys import KeySet
-from verifier.metrics import VerifierMetrics
-from verifier.session import (
+from tests.support.app_clients import AppClients
+from tests.support.token_forge import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
+from verifier.core.identity import check_signature, principal_from_headers
+from verifier.keys.provider import StaticKeys
+from verifier.service.app import STATE, create_app
+from verifier.service.metrics import VerifierMetrics
+from verifier.service.settings import VerifierSettings
+from verifier.sources.csrf import CsrfSettings, derive_csrf_key, verify_token
+from verifier.sources.session import (
     SessionSettings,
     SessionSourceSettings,
     build_session_source,
     session_binding,
 )
-from verifier.settings import VerifierSettings
-from verifier.testing import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
 
 from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port, start_redis
 
@@ -39,14 +40,6 @@ AUTHORITY = "https://login.example.test"
 IDENTITY_KEY = b"identity-signing-key-for-tests-0123456789"
 PUBLIC = "https://localhost:8443"
 URI = "/api/projects/7?view=full"
-
-
-class FixedKeys:
-    def __init__(self, keys: KeySet) -> None:
-        self.keys = keys
-
-    async def refetch_for_unknown_kid(self, tenant_id: str, kid: str) -> bool:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +60,7 @@ async def verifier(
     signing_key: SigningKey, redis_server: RedisServer
 ) -> AsyncIterator[Callable[..., Awaitable[TestClient[Any, Any]]]]:
     """Build a verifier app with the session source against ``oauth2_proxy_url`` and ``redis_url``."""
-    clients: list[TestClient[Any, Any]] = []
+    clients = AppClients()
 
     async def build(
         oauth2_proxy_url: str,
@@ -77,7 +70,7 @@ async def verifier(
         clock: Callable[[], float] = time.time,
     ) -> TestClient[Any, Any]:
         template = f"{AUTHORITY}/{{tenantid}}/v2.0"
-        keys = FixedKeys(
+        keys = StaticKeys(
             key_set_for({"7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b": [signing_key]}, key_issuer=template)
         )
         settings = VerifierSettings(validation=validation_settings(AUTHORITY), identity_key=IDENTITY_KEY)
@@ -93,14 +86,10 @@ async def verifier(
             metrics=metrics,
         )
         app = create_app(settings, sources=[source], keys=keys, metrics=metrics, clock=clock)
-        client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        clients.append(client)
-        return client
+        return await clients.start(app)
 
     yield build
-    for client in clients:
-        await client.close()
+    await clients.close()
 
 
 async def verify(

@@ -11,9 +11,9 @@ import inspect
 import re
 from pathlib import Path
 
-from verifier.csrf import redis_client
-from verifier.jwks import FETCH_TIMEOUT_SECONDS
-from verifier.session import READY_TIMEOUT_SECONDS, SessionSettings
+from verifier.keys.jwks import FETCH_TIMEOUT_SECONDS
+from verifier.sources.csrf import redis_client
+from verifier.sources.session import READY_TIMEOUT_SECONDS, SessionSettings
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "nginx" / "edge.conf.template"
 

@@ -56,11 +56,6 @@ class KeySet:
     def with_tenant(self, tenant_keys: TenantKeys) -> KeySet:
         return KeySet({**self.tenants, tenant_keys.tenant_id: tenant_keys})
 
-    @classmethod
-    def from_jwks(cls, jwks_by_tenant: Mapping[str, Mapping[str, Any]]) -> KeySet:
-        """Build a key set from ``{tenant_id: jwks_document}``."""
-        return cls({tid: tenant_keys_from_jwks(tid, doc) for tid, doc in jwks_by_tenant.items()})
-
 
 class JwksError(ValueError):
     """The JWKS document is unusable as a whole (not an object, no ``keys`` list)."""

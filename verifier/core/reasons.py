@@ -9,6 +9,7 @@ add new ones, never rename.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -49,13 +50,13 @@ class Reason(StrEnum):
     # Authorization (route policy).
     INSUFFICIENT_SCOPE = "insufficient_scope"
     INSUFFICIENT_ROLE = "insufficient_role"
-    # The oauth2-proxy session (verifier.session).
+    # The oauth2-proxy session (verifier.sources.session).
     NO_SESSION = "no_session"
     SESSION_FORBIDDEN = "session_forbidden"
     SESSION_BACKEND_UNAVAILABLE = "session_backend_unavailable"
     SESSION_TOKEN_MISSING = "session_token_missing"
     SESSION_EXPIRED = "session_expired"
-    # CSRF on cookie-authenticated unsafe requests (verifier.csrf).
+    # CSRF on cookie-authenticated unsafe requests (verifier.sources.csrf).
     CSRF_TOKEN_MISSING = "csrf_token_missing"
     CSRF_TOKEN_MALFORMED = "csrf_token_malformed"
     CSRF_TOKEN_BAD_MAC = "csrf_token_bad_mac"
@@ -64,7 +65,7 @@ class Reason(StrEnum):
     CSRF_ORIGIN_MISMATCH = "csrf_origin_mismatch"
     CSRF_CROSS_SITE = "csrf_cross_site"
     CSRF_STORE_UNAVAILABLE = "csrf_store_unavailable"
-    # The ALB's x-amzn-oidc-data header (verifier.alb).
+    # The ALB's x-amzn-oidc-data header (verifier.sources.alb, verifier.core.alb_token).
     ALB_MALFORMED = "alb_malformed"
     ALB_UNSUPPORTED_ALG = "alb_unsupported_alg"
     ALB_BAD_KID = "alb_bad_kid"
@@ -84,8 +85,46 @@ REQUEST_REASONS: frozenset[Reason] = frozenset(
     {Reason.MULTIPLE_AUTHORIZATION_HEADERS, Reason.UNSUPPORTED_SCHEME, Reason.MISSING_ORIGINAL_REQUEST}
 )
 
-#: Reasons that mean "authenticated, but not allowed here" (HTTP 403).
-FORBIDDEN_REASONS: frozenset[Reason] = frozenset({Reason.INSUFFICIENT_SCOPE, Reason.INSUFFICIENT_ROLE})
+#: The HTTP status /verify answers for each reason that is not 401. The one table: every source,
+#: the app and the renderer ask :func:`http_status`, none picks a status of its own.
+_STATUS_OTHER_THAN_401: Mapping[Reason, int] = {
+    # Nothing sound to sign without the original request: the caller (nginx) is misconfigured.
+    Reason.MISSING_ORIGINAL_REQUEST: 400,
+    # Authenticated, but the route policy or oauth2-proxy's own rules say no.
+    Reason.INSUFFICIENT_SCOPE: 403,
+    Reason.INSUFFICIENT_ROLE: 403,
+    Reason.SESSION_FORBIDDEN: 403,
+    # A cookie-authenticated unsafe request that failed a CSRF check.
+    Reason.CSRF_TOKEN_MISSING: 403,
+    Reason.CSRF_TOKEN_MALFORMED: 403,
+    Reason.CSRF_TOKEN_BAD_MAC: 403,
+    Reason.CSRF_TOKEN_EXPIRED: 403,
+    Reason.CSRF_TOKEN_SPENT: 403,
+    Reason.CSRF_ORIGIN_MISMATCH: 403,
+    Reason.CSRF_CROSS_SITE: 403,
+    # Not the caller's fault and not fixable by signing in again: a backend is down.
+    Reason.SESSION_BACKEND_UNAVAILABLE: 503,
+    Reason.CSRF_STORE_UNAVAILABLE: 503,
+    # The deployment is broken (oauth2-proxy without --pass-access-token, a failing source).
+    Reason.SESSION_TOKEN_MISSING: 500,
+    Reason.INTERNAL_ERROR: 500,
+}
+
+#: Refusals that no bearer token would change (oauth2-proxy's own refusal, a CSRF failure): answered
+#: without a ``WWW-Authenticate`` challenge, naming their reason in ``X-Auth-Reason`` only.
+UNCHALLENGED_REASONS: frozenset[Reason] = frozenset(
+    {Reason.SESSION_FORBIDDEN}
+    | {
+        reason
+        for reason, status in _STATUS_OTHER_THAN_401.items()
+        if reason.startswith("csrf_") and status == 403
+    }
+)
+
+
+def http_status(reason: Reason) -> int:
+    """The status /verify answers a refusal for ``reason`` with: 401 unless the table says otherwise."""
+    return _STATUS_OTHER_THAN_401.get(reason, 401)
 
 
 class Rejection(Exception):
@@ -106,16 +145,32 @@ class TokenRejected(Rejection):
     """The token itself failed validation."""
 
 
-class UnknownKid(TokenRejected):
-    """The token names a key the tenant's key set does not hold (yet).
+class KeyNotHeld(TokenRejected):
+    """The token names a key this process does not hold (yet): one refetch of the tenant's JWKS
+    may fix it. Carries the tenant and kid so the caller can ask for exactly that."""
 
-    Carries the tenant and kid so the caller can refetch that tenant's JWKS once and retry.
-    """
-
-    def __init__(self, tenant_id: str, kid: str, *, oid: str = "") -> None:
-        super().__init__(Reason.UNKNOWN_KID, f"no key with this kid in tenant {tenant_id}'s JWKS", oid=oid)
+    def __init__(self, reason: Reason, detail: str, tenant_id: str, kid: str, *, oid: str = "") -> None:
+        super().__init__(reason, detail, oid=oid)
         self.tenant_id = tenant_id
         self.kid = kid
+
+
+class UnknownKid(KeyNotHeld):
+    """The tenant's key set is loaded but lacks the token's ``kid``."""
+
+    def __init__(self, tenant_id: str, kid: str, *, oid: str = "") -> None:
+        super().__init__(
+            Reason.UNKNOWN_KID, f"no key with this kid in tenant {tenant_id}'s JWKS", tenant_id, kid, oid=oid
+        )
+
+
+class KeysNotLoaded(KeyNotHeld):
+    """No key set of the token's (allowed) tenant is loaded at all yet."""
+
+    def __init__(self, tenant_id: str, kid: str, *, oid: str = "") -> None:
+        super().__init__(
+            Reason.KEYS_UNAVAILABLE, "the tenant's signing keys are not loaded yet", tenant_id, kid, oid=oid
+        )
 
 
 class Forbidden(Rejection):

@@ -1,29 +1,28 @@
-"""What /verify answers: a :class:`Decision`, rendered as nginx ``auth_request`` expects it.
+"""What /verify answers, before it becomes HTTP: a :class:`Decision` and the RFC 6750 challenge.
 
 A decision is made by a credential source (bearer token, oauth2-proxy session, ...) and rendered in
-one place, so every source answers with the same identity headers, the same RFC 6750 challenge and
-the same small JSON body carrying the reason code (never the token).
+one place (:func:`verifier.service.app.render`), so every source answers with the same identity
+headers, the same RFC 6750 challenge and the same small JSON body carrying the reason code (never
+the token). Its status comes from :func:`verifier.core.reasons.http_status`. Pure.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
-from aiohttp import web
-
-from verifier.identity import (
-    HEADER_FORWARDED_TOKEN,
-    HEADER_SIGNATURE,
-    Principal,
-    sign_headers,
-    signed_principal_headers,
+from verifier.core.identity import Principal
+from verifier.core.policy import normalize_path
+from verifier.core.reasons import (
+    REQUEST_REASONS,
+    UNCHALLENGED_REASONS,
+    Forbidden,
+    Reason,
+    Rejection,
+    http_status,
 )
-from verifier.policy import normalize_path
-from verifier.reasons import REQUEST_REASONS, Forbidden, Reason, Rejection
 
 HEADER_ORIGINAL_METHOD = "X-Original-Method"
 HEADER_ORIGINAL_URI = "X-Original-URI"
@@ -93,9 +92,8 @@ class Decision:
 
     ``reason`` is ``"ok"`` for an allowed request, otherwise a reason code (:class:`Reason` or a
     source's own code). ``headers`` are extra response headers, such as a refreshed session cookie.
-    ``error`` overrides the RFC 6750 error code chosen from the status and reason. ``challenge`` is
-    False for refusals no bearer token would change (a CSRF failure on a cookie session): they get no
-    ``WWW-Authenticate`` and name their reason in ``X-Auth-Reason`` instead.
+    ``challenge`` is False for refusals no bearer token would change (a CSRF failure on a cookie
+    session): they get no ``WWW-Authenticate`` and name their reason in ``X-Auth-Reason`` instead.
     """
 
     status: int
@@ -106,7 +104,6 @@ class Decision:
     oid: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     required: tuple[str, ...] = ()
-    error: str | None = None
     #: ``principal_headers(principal)``, when already encoded (a token cache hit); never set otherwise.
     identity_headers: Mapping[str, str] | None = None
     challenge: bool = True
@@ -139,22 +136,19 @@ class Decision:
         )
 
     @classmethod
-    def reject(cls, rejection: Rejection, *, source: str) -> Decision:
-        status = (
-            403
-            if isinstance(rejection, Forbidden)
-            else 400
-            if rejection.reason is Reason.MISSING_ORIGINAL_REQUEST
-            else 401
-        )
-        required = rejection.required if isinstance(rejection, Forbidden) else ()
+    def reject(
+        cls, rejection: Rejection, *, source: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> Decision:
+        """Refuse with the status :func:`http_status` gives ``rejection.reason``."""
         return cls(
-            status,
+            http_status(rejection.reason),
             source,
             str(rejection.reason),
             detail=rejection.detail,
             oid=rejection.oid,
-            required=required,
+            headers=headers,
+            required=rejection.required if isinstance(rejection, Forbidden) else (),
+            challenge=rejection.reason not in UNCHALLENGED_REASONS,
         )
 
     def with_headers(self, *headers: tuple[str, str]) -> Decision:
@@ -169,8 +163,8 @@ def sign_in_redirect(uri: str) -> str:
 
 def rfc6750_error(decision: Decision) -> str | None:
     """The RFC 6750 ``error`` code, or None when no credentials came (RFC 6750 section 3.1)."""
-    if decision.error is not None:
-        return decision.error
+    if decision.reason == Reason.INTERNAL_ERROR:
+        return "server_error"
     if decision.status == 403:
         return "insufficient_scope"
     if decision.status != 401 or decision.reason == Reason.MISSING_TOKEN:
@@ -189,47 +183,3 @@ def bearer_challenge(decision: Decision) -> str:
     if decision.status == 403 and decision.required and decision.reason == Reason.INSUFFICIENT_SCOPE:
         params.append(f'scope="{" ".join(decision.required)}"')
     return "Bearer " + ", ".join(params)
-
-
-def render(
-    decision: Decision, original: OriginalRequest | None, *, identity_key: bytes, now: int
-) -> web.Response:
-    """The HTTP answer for ``decision``; identity headers are signed over ``original``."""
-    if decision.allowed and original is not None:
-        assert decision.principal is not None
-        if decision.identity_headers is not None:
-            # The same values signed_principal_headers would encode, encoded once per cached token.
-            headers = dict(decision.identity_headers)
-            headers[HEADER_SIGNATURE] = sign_headers(
-                headers, key=identity_key, method=original.method, uri=original.uri, now=now
-            )
-        else:
-            headers = signed_principal_headers(
-                decision.principal, key=identity_key, method=original.method, uri=original.uri, now=now
-            )
-        if decision.access_token and needs_forwarded_token(original):
-            headers[HEADER_FORWARDED_TOKEN] = decision.access_token
-        headers["Cache-Control"] = "no-store"
-        response = web.Response(status=200, headers=headers)
-    else:
-        status = 500 if decision.status == 200 else decision.status
-        body: dict[str, object] = {"status": status, "reason": decision.reason}
-        error = rfc6750_error(decision) if decision.challenge else None
-        if error is not None:
-            body["error"] = error
-        response = web.Response(
-            status=status,
-            body=json.dumps(body, separators=(",", ":")).encode(),
-            content_type="application/json",
-            headers={"Cache-Control": "no-store"},
-        )
-        if status in (401, 403) and decision.challenge:
-            response.headers["WWW-Authenticate"] = bearer_challenge(decision)
-        # Every refusal names its reason for nginx's JSON error body, including the ones whose
-        # challenge carries no error_description (no credentials at all, RFC 6750 section 3.1).
-        response.headers[HEADER_AUTH_REASON] = decision.reason
-        if status == 401 and original is not None:
-            response.headers[HEADER_SIGN_IN_REDIRECT] = sign_in_redirect(original.uri)
-    for name, value in decision.headers:
-        response.headers.add(name, value)
-    return response

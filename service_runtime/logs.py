@@ -1,4 +1,9 @@
-"""JSON log lines. Fields are chosen explicitly, so no token, cookie or secret can ride along."""
+"""The one JSON log schema of every service: one line per record, the same field names everywhere.
+
+Every line has ``time`` (UTC, milliseconds), ``level``, ``logger`` and ``message``; a line about a
+request adds ``request_id`` when one came. Further fields are taken from a logging call's ``extra=``
+only when their name is in :data:`FIELDS`, so no token, cookie or secret can ride along by accident.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from typing import TextIO
 
 #: ``extra=`` fields copied into the JSON line; anything else passed as extra is dropped.
 FIELDS: tuple[str, ...] = (
@@ -23,17 +29,18 @@ FIELDS: tuple[str, ...] = (
     "path",
     "duration_ms",
     "tenant",
+    "kid",
 )
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "message": record.getMessage(),
         }
         for name in FIELDS:
             value = record.__dict__.get(name)
@@ -45,11 +52,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
+    """Send every record to ``stream`` (stdout by default) as one JSON line, at ``level`` and above."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiohttp's access log would print every URI, query strings (and whatever they carry) included.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -45,10 +45,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from time import perf_counter
-from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -56,23 +54,19 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from verifier.csrf import (
+from verifier.core.decision import Decision, OriginalRequest
+from verifier.core.reasons import Reason, Rejection
+from verifier.keys.http_client import HttpClientOptions, LazyHttpClient
+from verifier.keys.upstream import UpstreamMetrics, timed_upstream
+from verifier.sources.access_token import TokenAuthenticator
+from verifier.sources.csrf import (
     HEADER_CSRF_TOKEN,
     CsrfGuard,
     CsrfRejected,
     CsrfSettings,
-    CsrfStoreUnavailable,
     SpentTokenStore,
     redis_client,
 )
-from verifier.decision import Decision, OriginalRequest
-from verifier.metrics import VerifierMetrics
-from verifier.reasons import Reason, Rejection
-
-if TYPE_CHECKING:
-    # Only a type here; importing it for real would close the loop settings -> session -> authenticator
-    # -> settings.
-    from verifier.authenticator import TokenAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +98,8 @@ MAX_FORWARDED_COOKIE_BYTES = 16 * 1024
 MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 
 
-#: HTTP status the verifier answers for each reason.
-SESSION_STATUS: Mapping[Reason, int] = {
-    Reason.NO_SESSION: 401,
-    Reason.SESSION_FORBIDDEN: 403,
-    # Not the caller's fault and not fixable by signing in again: a broken or misconfigured backend.
-    Reason.SESSION_BACKEND_UNAVAILABLE: 503,
-    Reason.SESSION_TOKEN_MISSING: 500,
-    Reason.SESSION_EXPIRED: 401,
-}
-
-
 class SessionRejected(Rejection):
-    """No usable session. ``reason`` is one of :data:`SESSION_STATUS`; ``set_cookie`` is a
+    """No usable session. ``reason`` is one of the ``session_*`` codes; ``set_cookie`` is a
     ``Set-Cookie`` value oauth2-proxy sent with its refusal (it clears a broken cookie) that should
     still reach the browser.
     """
@@ -124,10 +107,6 @@ class SessionRejected(Rejection):
     def __init__(self, reason: Reason, detail: str, *, set_cookie: str | None = None) -> None:
         super().__init__(reason, detail)
         self.set_cookie = set_cookie
-
-    @property
-    def status(self) -> int:
-        return SESSION_STATUS[self.reason]
 
 
 # --- pure parts -------------------------------------------------------------------------------------
@@ -291,32 +270,24 @@ class OAuth2ProxyClient:
         settings: SessionSettings,
         http: aiohttp.ClientSession | None = None,
         *,
-        metrics: VerifierMetrics | None = None,
+        metrics: UpstreamMetrics | None = None,
     ) -> None:
         self.settings = settings
-        self._http = http
-        self._owns_http = http is None
+        # The shared client never remembers cookies: it serves every user's requests, and a jar
+        # would send one user's refreshed session cookie along with the next user's request.
+        self._http = LazyHttpClient(
+            HttpClientOptions.failing_fast(
+                settings.timeout_seconds,
+                max_connections=settings.max_connections,
+                keepalive_seconds=30,
+                max_field_size=MAX_RESPONSE_HEADER_BYTES,
+            ),
+            http,
+        )
         self._metrics = metrics
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=30),
-                timeout=aiohttp.ClientTimeout(
-                    total=self.settings.timeout_seconds, connect=min(1.0, self.settings.timeout_seconds)
-                ),
-                # Never remember cookies: the client is shared by every user's requests, and a jar
-                # would send one user's refreshed session cookie along with the next user's request.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                max_field_size=MAX_RESPONSE_HEADER_BYTES,
-                trust_env=False,
-            )
-        return self._http
-
     async def close(self) -> None:
-        if self._http is not None and self._owns_http:
-            await self._http.close()
-        self._http = None
+        await self._http.close()
 
     def cookies_from(self, cookie_headers: Iterable[str]) -> tuple[tuple[str, str], ...]:
         """The session cookie(s) in a request's ``Cookie`` headers; empty when there are none."""
@@ -361,7 +332,7 @@ class OAuth2ProxyClient:
         """
         cookie_header = "; ".join(f"{name}={value}" for name, value in cookies)
         try:
-            async with self._client().get(
+            async with self._http.get().get(
                 self.settings.sign_out_url, headers={"Cookie": cookie_header}, allow_redirects=False
             ) as response:
                 await response.read()
@@ -376,7 +347,7 @@ class OAuth2ProxyClient:
         """oauth2-proxy's ``/ready``: whether its session store answers. Asked only after a 401, so a
         live session costs nothing extra; an unreachable oauth2-proxy counts as not ready."""
         try:
-            async with self._client().get(
+            async with self._http.get().get(
                 self.settings.ready_url,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(
@@ -390,30 +361,25 @@ class OAuth2ProxyClient:
 
     async def _ask(self, cookie_header: str) -> tuple[int, str | None, str]:
         """One ``/oauth2/auth`` round trip: status, the session ``Set-Cookie`` and the access token."""
-        started = perf_counter()
-        result = "error"
-        try:
-            async with self._client().get(
-                self.settings.auth_url,
-                headers={"Cookie": cookie_header, "Accept": "application/json"},
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                set_cookie = pick_session_set_cookie(
-                    response.headers.getall("Set-Cookie", ()), self.settings.cookie_name
-                )
-                access_token = response.headers.get(HEADER_ACCESS_TOKEN, "").strip()
-                # Drain the (tiny) body so the connection goes back to the pool for the next request.
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise SessionRejected(
-                Reason.SESSION_BACKEND_UNAVAILABLE, f"oauth2-proxy did not answer ({type(exc).__name__})"
-            ) from None
-        else:
-            result = "ok" if status in (200, 202) else "refused" if status in (401, 403) else "error"
-        finally:
-            if self._metrics is not None:
-                self._metrics.record_upstream("oauth2_proxy", result, perf_counter() - started)
+        with timed_upstream(self._metrics, "oauth2_proxy") as call:
+            try:
+                async with self._http.get().get(
+                    self.settings.auth_url,
+                    headers={"Cookie": cookie_header, "Accept": "application/json"},
+                    allow_redirects=False,
+                ) as response:
+                    status = response.status
+                    set_cookie = pick_session_set_cookie(
+                        response.headers.getall("Set-Cookie", ()), self.settings.cookie_name
+                    )
+                    access_token = response.headers.get(HEADER_ACCESS_TOKEN, "").strip()
+                    # Drain the (tiny) body so the connection goes back to the pool for the next request.
+                    await response.read()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise SessionRejected(
+                    Reason.SESSION_BACKEND_UNAVAILABLE, f"oauth2-proxy did not answer ({type(exc).__name__})"
+                ) from None
+            call.result = "ok" if status in (200, 202) else "refused" if status in (401, 403) else "error"
         return status, set_cookie, access_token
 
 
@@ -437,31 +403,28 @@ class SessionStartStore:
     racing on the first request agree on one value (the script runs atomically).
     """
 
-    def __init__(self, redis: Redis, *, metrics: VerifierMetrics | None = None) -> None:
+    def __init__(self, redis: Redis, *, metrics: UpstreamMetrics | None = None) -> None:
         self._redis = redis
         self._metrics = metrics
         self._script = redis.register_script(_START_SCRIPT)
 
     async def started_at(self, binding: bytes, *, now: int, keep_seconds: int) -> int:
-        started = perf_counter()
-        result = "error"
         key = SESSION_START_KEY_PREFIX + binding.hex()
-        try:
+        with timed_upstream(self._metrics, "redis") as call:
             try:
-                stored = await self._script(keys=[key], args=[now, keep_seconds])
-            except RedisConnectionError:
-                # A pooled connection Redis closed (a restart, an idle timeout) fails once and is
-                # dropped from the pool; one more try on a fresh connection tells that apart from an
-                # outage. Safe to repeat: the script only ever stores the first value.
-                stored = await self._script(keys=[key], args=[now, keep_seconds])
-            result = "ok"
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise SessionRejected(
-                Reason.SESSION_BACKEND_UNAVAILABLE, f"session start store unreachable ({type(exc).__name__})"
-            ) from None
-        finally:
-            if self._metrics is not None:
-                self._metrics.record_upstream("redis", result, perf_counter() - started)
+                try:
+                    stored = await self._script(keys=[key], args=[now, keep_seconds])
+                except RedisConnectionError:
+                    # A pooled connection Redis closed (a restart, an idle timeout) fails once and is
+                    # dropped from the pool; one more try on a fresh connection tells that apart from
+                    # an outage. Safe to repeat: the script only ever stores the first value.
+                    stored = await self._script(keys=[key], args=[now, keep_seconds])
+            except (RedisError, OSError, TimeoutError) as exc:
+                raise SessionRejected(
+                    Reason.SESSION_BACKEND_UNAVAILABLE,
+                    f"session start store unreachable ({type(exc).__name__})",
+                ) from None
+            call.result = "ok"
         return int(stored)
 
 
@@ -494,44 +457,28 @@ class SessionSource:
     def present(self, request: web.Request) -> bool:
         return bool(self.client.cookies_from(request.headers.getall("Cookie", ())))
 
-    async def decide(
+    async def check_credentials(
         self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
     ) -> Decision:
         cookies = self.client.cookies_from(request.headers.getall("Cookie", ()))
         try:
             lookup = await self.client.lookup(cookies)
         except SessionRejected as rejected:
-            refused = Decision(
-                rejected.status,
-                self.name,
-                str(rejected.reason),
-                detail=rejected.detail,
-                # Only "no session" is answered with a challenge: a bearer token would do instead.
-                challenge=rejected.status == 401,
-            )
-            return _with_cookie(refused, rejected.set_cookie)
+            return Decision.reject(rejected, source=self.name, headers=_set_cookie(rejected.set_cookie))
         expired = await self._expired(cookies, lookup, now=int(tokens.clock()))
         if expired is not None:
             return expired
-        decision = await tokens.decide(lookup.access_token, original, source="session")
+        decision = await tokens.check_token(lookup.access_token, original, source="session")
         if decision.allowed:
             now = int(tokens.clock())
             try:
                 await self.csrf.check(original.method, request.headers, lookup.binding, now=now)
             except CsrfRejected as rejected:
-                # A store outage is not the caller's doing: 503, like any other unavailable backend.
-                status = 503 if isinstance(rejected, CsrfStoreUnavailable) else 403
-                decision = Decision(
-                    status,
-                    self.name,
-                    str(rejected.reason),
-                    detail=rejected.detail,
-                    oid=decision.oid,
-                    challenge=False,
-                )
+                rejected.oid = decision.oid
+                decision = Decision.reject(rejected, source=self.name)
             else:
                 decision = decision.with_headers((HEADER_CSRF_TOKEN, self.csrf.mint(lookup.binding, now=now)))
-        return _with_cookie(decision, lookup.set_cookie)
+        return decision.with_headers(*_set_cookie(lookup.set_cookie))
 
     async def _expired(
         self, cookies: Sequence[tuple[str, str]], lookup: SessionLookup, *, now: int
@@ -543,24 +490,21 @@ class SessionSource:
                 lookup.binding, now=now, keep_seconds=max_age + SESSION_START_KEEP_SECONDS
             )
         except SessionRejected as rejected:
-            return Decision(
-                rejected.status, self.name, str(rejected.reason), detail=rejected.detail, challenge=False
-            )
+            return Decision.reject(rejected, source=self.name)
         if now - started < max_age:
             return None
         cleared = await self.client.sign_out(cookies)
-        refused = Decision(
-            401, self.name, str(Reason.SESSION_EXPIRED), detail=f"signed in more than {max_age} s ago"
-        )
-        return _with_cookie(refused, cleared)
+        expired = SessionRejected(Reason.SESSION_EXPIRED, f"signed in more than {max_age} s ago")
+        return Decision.reject(expired, source=self.name, headers=_set_cookie(cleared))
 
     async def close(self) -> None:
         await self.client.close()
         await self.csrf.store.close()
 
 
-def _with_cookie(decision: Decision, set_cookie: str | None) -> Decision:
-    return decision.with_headers(("Set-Cookie", set_cookie)) if set_cookie else decision
+def _set_cookie(value: str | None) -> tuple[tuple[str, str], ...]:
+    """The ``Set-Cookie`` header oauth2-proxy asked to pass on, if any."""
+    return (("Set-Cookie", value),) if value else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,7 +518,7 @@ class SessionSourceSettings:
 
 
 def build_session_source(
-    settings: SessionSourceSettings, *, metrics: VerifierMetrics | None = None
+    settings: SessionSourceSettings, *, metrics: UpstreamMetrics | None = None
 ) -> SessionSource:
     """The production session source: pooled HTTP to oauth2-proxy, pooled Redis for spent tokens.
 

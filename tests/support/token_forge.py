@@ -1,8 +1,8 @@
 """A token forge and a local OIDC discovery + JWKS server, for tests and benchmarks only.
 
-The verifier never imports this module. It mints Entra-shaped access tokens with keys generated on
-the spot and serves their JWKS on 127.0.0.1, so tests exercise the real validation path without a
-network or an identity provider. Nothing here is trusted by the verifier unless a test configures it
+Lives under tests/: the verifier never imports it. It mints Entra-shaped access tokens with keys
+generated on the spot and serves their JWKS on 127.0.0.1, so tests exercise the real validation path
+without a network or an identity provider. Nothing here is trusted by the verifier unless a test configures it
 as the authority.
 """
 
@@ -22,8 +22,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jwt.algorithms import RSAAlgorithm
 
-from verifier.keys import KeySet, tenant_keys_from_jwks
-from verifier.settings import ValidationSettings
+from verifier.core.access_tokens import ValidationSettings
+from verifier.core.jwk import KeySet, tenant_keys_from_jwks
+from verifier.core.policy import RoutePolicy
+from verifier.service.settings import VerifierSettings
 
 TENANT_A = "7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 TENANT_B = "0b6c7d8e-9f01-4a23-b456-789abcdef012"
@@ -273,10 +275,8 @@ def verifier_settings(
     refresh_seconds: float = 43_200.0,
     route_policy: Any = None,
     token_cache_size: int = 10_000,
-) -> Any:
-    """:class:`~verifier.settings.VerifierSettings` trusting a :class:`JwksServer` at ``authority``."""
-    from verifier.policy import RoutePolicy
-    from verifier.settings import VerifierSettings
+) -> VerifierSettings:
+    """:class:`VerifierSettings` trusting a :class:`JwksServer` at ``authority``."""
 
     return VerifierSettings(
         validation=validation_settings(authority, tenants=tenants, versions=versions, leeway=leeway),

@@ -7,6 +7,7 @@ which the load balancer never reaches.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -17,14 +18,31 @@ from time import perf_counter
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from verifier.authenticator import KeyProvider, TokenAuthenticator
-from verifier.decision import HEADER_REQUEST_ID, Decision, OriginalRequest, render
-from verifier.jwks import JwksCache
-from verifier.metrics import VerifierMetrics, outcome_for_status
-from verifier.reasons import Reason, TokenRejected
-from verifier.settings import VerifierSettings
-from verifier.sources import BearerSource, CredentialSource
-from verifier.token_cache import VerifiedTokenCache
+from verifier.core.decision import (
+    HEADER_AUTH_REASON,
+    HEADER_REQUEST_ID,
+    HEADER_SIGN_IN_REDIRECT,
+    Decision,
+    OriginalRequest,
+    bearer_challenge,
+    needs_forwarded_token,
+    rfc6750_error,
+    sign_in_redirect,
+)
+from verifier.core.identity import (
+    HEADER_FORWARDED_TOKEN,
+    HEADER_SIGNATURE,
+    sign_headers,
+    signed_principal_headers,
+)
+from verifier.core.reasons import Reason, TokenRejected
+from verifier.keys.jwks import JwksCache
+from verifier.keys.provider import KeyProvider
+from verifier.service.metrics import VerifierMetrics, outcome_for_status
+from verifier.service.settings import VerifierSettings
+from verifier.sources.access_token import TokenAuthenticator, VerifiedTokenCache
+from verifier.sources.bearer import BearerSource
+from verifier.sources.credential_source import CredentialSource
 
 log = logging.getLogger("verifier.decision")
 
@@ -137,16 +155,20 @@ async def _stop(app: web.Application) -> None:
         await state.jwks.close()
 
 
-async def decide(state: VerifierState, request: web.Request, original: OriginalRequest) -> Decision:
+async def decision_of_first_present_source(
+    state: VerifierState, request: web.Request, original: OriginalRequest
+) -> Decision:
     """The first source whose credentials the request carries decides; none means ``missing_token``."""
     for source in state.sources:
         if source.present(request):
             try:
-                return await source.decide(request, original, state.tokens)
+                return await source.check_credentials(request, original, state.tokens)
             except Exception:
                 # Fail closed: a bug or an unexpected upstream answer never lets a request through.
                 log.exception("credential source %s failed", source.name, extra={"source": source.name})
-                return Decision(500, source.name, Reason.INTERNAL_ERROR, error="server_error")
+                return Decision.reject(
+                    TokenRejected(Reason.INTERNAL_ERROR, "the credential source failed"), source=source.name
+                )
     return Decision.reject(TokenRejected(Reason.MISSING_TOKEN, "no credentials"), source="none")
 
 
@@ -162,7 +184,7 @@ async def handle_verify(request: web.Request) -> web.Response:
             source="none",
         )
     else:
-        decision = await decide(state, request, original)
+        decision = await decision_of_first_present_source(state, request, original)
     response = render(decision, original, identity_key=state.settings.identity_key, now=int(state.clock()))
     elapsed = perf_counter() - started
     state.metrics.record_decision(decision.source, response.status, decision.reason, elapsed)
@@ -208,3 +230,47 @@ async def handle_readyz(request: web.Request) -> web.Response:
     if request.app[STATE].ready:
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "not_ready", "reason": "keys_unavailable"}, status=503)
+
+
+def render(
+    decision: Decision, original: OriginalRequest | None, *, identity_key: bytes, now: int
+) -> web.Response:
+    """The HTTP answer for ``decision``; identity headers are signed over ``original``."""
+    if decision.allowed and original is not None:
+        assert decision.principal is not None
+        if decision.identity_headers is not None:
+            # The same values signed_principal_headers would encode, encoded once per cached token.
+            headers = dict(decision.identity_headers)
+            headers[HEADER_SIGNATURE] = sign_headers(
+                headers, key=identity_key, method=original.method, uri=original.uri, now=now
+            )
+        else:
+            headers = signed_principal_headers(
+                decision.principal, key=identity_key, method=original.method, uri=original.uri, now=now
+            )
+        if decision.access_token and needs_forwarded_token(original):
+            headers[HEADER_FORWARDED_TOKEN] = decision.access_token
+        headers["Cache-Control"] = "no-store"
+        response = web.Response(status=200, headers=headers)
+    else:
+        status = 500 if decision.status == 200 else decision.status
+        body: dict[str, object] = {"status": status, "reason": decision.reason}
+        error = rfc6750_error(decision) if decision.challenge else None
+        if error is not None:
+            body["error"] = error
+        response = web.Response(
+            status=status,
+            body=json.dumps(body, separators=(",", ":")).encode(),
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+        if status in (401, 403) and decision.challenge:
+            response.headers["WWW-Authenticate"] = bearer_challenge(decision)
+        # Every refusal names its reason for nginx's JSON error body, including the ones whose
+        # challenge carries no error_description (no credentials at all, RFC 6750 section 3.1).
+        response.headers[HEADER_AUTH_REASON] = decision.reason
+        if status == 401 and original is not None:
+            response.headers[HEADER_SIGN_IN_REDIRECT] = sign_in_redirect(original.uri)
+    for name, value in decision.headers:
+        response.headers.add(name, value)
+    return response

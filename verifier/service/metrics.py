@@ -1,7 +1,8 @@
 """Prometheus metrics, one registry per app so tests (and benchmarks) can build several apps.
 
 Label values are bounded: ``source`` is a credential source name, ``outcome`` one of
-:data:`OUTCOMES`, ``reason`` ``ok`` (``verifier.decision.OK``) or a :class:`~verifier.reasons.Reason`,
+:data:`OUTCOMES`, ``reason`` ``ok`` (``verifier.core.decision.OK``) or a
+:class:`~verifier.core.reasons.Reason`,
 ``tenant`` a configured tenant id; no label ever carries a user-controlled string.
 
 The metric names, labels and buckets are a contract with ``deploy/prometheus/`` (recording and
@@ -27,7 +28,7 @@ OUTCOMES = ("allow", "deny", "forbidden", "error")
 
 #: From 10 µs, where a token cache hit is answered (tens of microseconds in-process), to 30 s, past
 #: the longest a /verify can wait: an unknown ``kid`` refetches discovery and JWKS (10 s timeout
-#: each, ``verifier.jwks.FETCH_TIMEOUT_SECONDS``) and a session adds oauth2-proxy (2 s) and Redis
+#: each, ``verifier.keys.jwks.FETCH_TIMEOUT_SECONDS``) and a session adds oauth2-proxy (2 s) and Redis
 #: (1 s) round trips. Anything slower lands in ``+Inf``, where it is still counted.
 DURATION_BUCKETS = (
     0.00001,

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from verifier.identity import Principal
-from verifier.reasons import Forbidden, Reason
+from verifier.core.identity import Principal
+from verifier.core.reasons import Forbidden, Reason
 
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

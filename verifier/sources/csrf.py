@@ -35,7 +35,6 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from time import perf_counter
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
@@ -43,8 +42,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from verifier.metrics import VerifierMetrics
-from verifier.reasons import Reason, Rejection
+from verifier.core.reasons import Reason, Rejection
+from verifier.keys.upstream import UpstreamMetrics, timed_upstream
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def _mac(key: bytes, binding: bytes, nonce: str, expires_at: int) -> bytes:
 
 
 def mint_token(*, key: bytes, binding: bytes, now: int, ttl: int, nonce: bytes | None = None) -> str:
-    """A fresh token bound to ``binding`` (see :func:`verifier.session.session_binding`), valid for
+    """A fresh token bound to ``binding`` (see :func:`verifier.sources.session.session_binding`), valid for
     ``ttl`` seconds from ``now``. ``nonce`` is for tests; production draws 16 random bytes."""
     nonce_text = _b64(nonce if nonce is not None else secrets.token_bytes(NONCE_BYTES))
     expires_at = now + ttl
@@ -224,30 +223,20 @@ class SpentTokenStore:
     so the store never grows beyond the tokens spent in the last ``ttl`` seconds.
     """
 
-    def __init__(self, redis: Redis, *, metrics: VerifierMetrics | None = None) -> None:
+    def __init__(self, redis: Redis, *, metrics: UpstreamMetrics | None = None) -> None:
         self._redis = redis
         self._metrics = metrics
 
     async def spend(self, token: CsrfToken, *, now: int) -> None:
         remaining = max(1, token.expires_at - now)
-        started = perf_counter()
-        result = "error"
-        try:
-            first_use = await self._redis.set(spent_key(token.nonce), b"1", nx=True, ex=remaining)
-            result = "ok" if first_use else "refused"
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise CsrfStoreUnavailable(f"spent-token store unreachable ({type(exc).__name__})") from None
-        finally:
-            if self._metrics is not None:
-                self._metrics.record_upstream("redis", result, perf_counter() - started)
+        with timed_upstream(self._metrics, "redis") as call:
+            try:
+                first_use = await self._redis.set(spent_key(token.nonce), b"1", nx=True, ex=remaining)
+            except (RedisError, OSError, TimeoutError) as exc:
+                raise CsrfStoreUnavailable(f"spent-token store unreachable ({type(exc).__name__})") from None
+            call.result = "ok" if first_use else "refused"
         if not first_use:
             raise CsrfRejected(Reason.CSRF_TOKEN_SPENT, "token was already used")
-
-    async def ping(self) -> bool:
-        try:
-            return bool(await self._redis.ping())
-        except (RedisError, OSError, TimeoutError):
-            return False
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -2,14 +2,15 @@
 
 PyJWT's ``PyJWKClient`` uses blocking ``urllib`` and would stall the event loop for every request
 while a fetch is under way, so keys are fetched here with aiohttp and handed to PyJWT as ready key
-objects (see :mod:`verifier.keys`).
+objects (see :mod:`verifier.core.jwk`).
 
 Behaviour:
 
 * fetched at start, then refreshed every ``refresh_seconds`` (Entra rolls keys over days, with
   overlap); while a tenant has no keys yet, retried with a short backoff;
 * refetched on an unknown ``kid`` at most once per ``min_refetch_seconds`` per tenant, single-flight:
-  a thousand concurrent requests naming a new ``kid`` share one fetch;
+  a thousand concurrent requests naming a new ``kid`` share one fetch
+  (:class:`~verifier.keys.single_flight.SingleFlightFetcher`);
 * a failed fetch keeps the keys already held (an outage of the identity provider does not turn
   valid tokens away).
 """
@@ -20,19 +21,19 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from verifier.keys import JwksError, KeySet, tenant_keys_from_jwks
-from verifier.metrics import VerifierMetrics
-from verifier.settings import ValidationSettings
+from verifier.core.access_tokens import ValidationSettings
+from verifier.core.jwk import JwksError, KeySet, tenant_keys_from_jwks
+from verifier.keys.http_client import HttpClientOptions, LazyHttpClient
+from verifier.keys.single_flight import SingleFlightFetcher
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,12 @@ FETCH_TIMEOUT_SECONDS = 2.0
 #: Backoff while a tenant has no keys at all (start-up against an unreachable issuer).
 INITIAL_RETRY_SECONDS = 1.0
 MAX_INITIAL_RETRY_SECONDS = 30.0
+
+
+class JwksMetrics(Protocol):
+    def track_tenants(self, tenant_ids: Iterable[str]) -> None: ...
+
+    def record_jwks_fetch(self, tenant_id: str, *, success: bool, keys_held: int) -> None: ...
 
 
 class FetchError(Exception):
@@ -72,23 +79,29 @@ class JwksCache:
         refresh_seconds: float = 43_200.0,
         min_refetch_seconds: float = 60.0,
         ca_file: Path | None = None,
-        metrics: VerifierMetrics | None = None,
+        metrics: JwksMetrics | None = None,
         http: aiohttp.ClientSession | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.refresh_seconds = refresh_seconds
         self.min_refetch_seconds = min_refetch_seconds
-        self._ca_file = ca_file
         self._metrics = metrics
         if metrics is not None:
             metrics.track_tenants(settings.tenant_ids)
-        self._http = http
-        self._owns_http = http is None
-        self._monotonic = monotonic
+        self._http = LazyHttpClient(
+            HttpClientOptions(
+                timeout_seconds=FETCH_TIMEOUT_SECONDS,
+                max_connections=8,
+                ssl_context=make_ssl_context(ca_file),
+                trust_env=True,
+            ),
+            http,
+        )
         self._keys = KeySet()
-        self._inflight: dict[str, asyncio.Task[bool]] = {}
-        self._last_attempt: dict[str, float] = {}
+        self._fetcher: SingleFlightFetcher[str, bool] = SingleFlightFetcher(
+            self._fetch_tenant, name="jwks-fetch", per_key_interval=min_refetch_seconds, monotonic=monotonic
+        )
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- state -------------------------------------------------------------------------------------
@@ -111,16 +124,13 @@ class JwksCache:
             self._loop_task = asyncio.create_task(self._refresh_loop(), name="jwks-refresh")
 
     async def close(self) -> None:
-        tasks = [t for t in (self._loop_task, *self._inflight.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._loop_task
         self._loop_task = None
-        if self._http is not None and self._owns_http:
-            await self._http.close()
-            self._http = None
+        await self._fetcher.close()
+        await self._http.close()
 
     async def _refresh_loop(self) -> None:
         retry = INITIAL_RETRY_SECONDS
@@ -140,14 +150,7 @@ class JwksCache:
 
     async def refresh(self, tenant_id: str) -> bool:
         """Fetch ``tenant_id``'s keys now (joining a fetch already under way). True on success."""
-        task = self._inflight.get(tenant_id)
-        if task is None:
-            # Registered before the first await, so every concurrent caller finds it.
-            self._last_attempt[tenant_id] = self._monotonic()
-            task = asyncio.create_task(self._fetch_tenant(tenant_id), name=f"jwks-fetch-{tenant_id}")
-            self._inflight[tenant_id] = task
-            task.add_done_callback(lambda _t, tid=tenant_id: self._inflight.pop(tid, None))
-        return await asyncio.shield(task)
+        return await self._fetcher.fetch(tenant_id)
 
     async def refetch_for_unknown_kid(self, tenant_id: str, kid: str) -> bool:
         """Refetch after a token named an unknown ``kid``, if the cooldown allows. True if it is known now."""
@@ -155,10 +158,8 @@ class JwksCache:
             return False
         if self._has(tenant_id, kid):
             return True
-        if tenant_id not in self._inflight:
-            last = self._last_attempt.get(tenant_id, -math.inf)
-            if self._monotonic() - last < self.min_refetch_seconds:
-                return False
+        if not self._fetcher.in_flight(tenant_id) and self._fetcher.may_start(tenant_id) is not None:
+            return False
         await self.refresh(tenant_id)
         return self._has(tenant_id, kid)
 
@@ -207,19 +208,9 @@ class JwksCache:
             raise FetchError("discovery jwks_uri is not on the authority's origin")
         return jwks_uri
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=make_ssl_context(self._ca_file), limit=8),
-                timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_SECONDS),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=True,
-            )
-        return self._http
-
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            async with self._client().get(
+            async with self._http.get().get(
                 url, allow_redirects=False, headers={"Accept": "application/json"}
             ) as response:
                 if response.status != 200:

@@ -1,47 +1,89 @@
 """Entra ID access token validation: a pure function of (token, keys, settings, now).
 
 No I/O, no clock of its own, no globals: :func:`verify_access_token` returns a
-:class:`~verifier.identity.Principal` or raises :class:`~verifier.reasons.TokenRejected` whose
-``reason`` names the first check that failed. FastAPI imports this module for its re-validation.
-
-Why the parse is written out here instead of calling ``jwt.decode``: PyJWT's decode path parses the
-header twice when a caller needs the ``kid`` first (``get_unverified_header`` then ``decode``),
-checks the base64url alphabet one character at a time in Python, and accepts shapes Entra never
-sends (``aud`` as a list, a missing ``nbf``/``iat``, numeric claims absent). Parsing once with a
-compiled regular expression, checking the header rules before any key is touched, and verifying with
-PyJWT's own ``RSAAlgorithm`` over a key object built once per JWKS key is several times faster and
-stricter, while the cryptography stays in PyJWT/cryptography. The checks run in the order of RFC 7515
-/ RFC 7519 and Microsoft's validation: shape, header, key, signature, claims.
+:class:`~verifier.core.identity.Principal` or raises :class:`~verifier.core.reasons.TokenRejected`
+whose ``reason`` names the first check that failed. FastAPI imports this module for its
+re-validation. The token is parsed by :mod:`verifier.core.jose` and verified with PyJWT's own
+``RSAAlgorithm`` over a key object built once per JWKS key; the checks run in the order of RFC 7515 /
+RFC 7519 and Microsoft's validation: shape, header, key, signature, claims.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from jwt.algorithms import RSAAlgorithm
 
-from verifier.identity import AuthSource, Principal, PrincipalType
-from verifier.keys import TENANT_TEMPLATE, KeySet, VerificationKey
-from verifier.reasons import Reason, TokenRejected, UnknownKid
-from verifier.settings import ValidationSettings
+from service_runtime.env import EnvReader
+from verifier.core.identity import AuthSource, Principal, PrincipalType
+from verifier.core.jose import GUID, HeaderRules, check_header, is_number, parse_compact_jws
+from verifier.core.jwk import TENANT_TEMPLATE, KeySet, VerificationKey
+from verifier.core.reasons import KeysNotLoaded, Reason, TokenRejected, UnknownKid
 
-__all__ = ["ParsedToken", "classify_principal_type", "parse_compact_jws", "verify_access_token"]
+__all__ = [
+    "ValidationSettings",
+    "classify_principal_type",
+    "validation_settings_from_env",
+    "verify_access_token",
+]
 
-# Unpadded base64url, as RFC 7515 requires for compact serialization.
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
-# In the last character of a segment whose length is 2 or 3 (mod 4), the bits that do not belong to
-# a whole byte must be zero; otherwise two spellings decode to the same bytes (a malleability PyJWT
-# 2.14 also closes).
-_LAST_CHAR_2 = frozenset("AQgw")
-_LAST_CHAR_3 = frozenset("AEIMQUYcgkosw048")
+P = "VERIFIER_"
 
-#: Header parameters that would let the token choose its own verification key.
-FORBIDDEN_HEADERS: tuple[str, ...] = ("jku", "x5u", "jwk", "x5c")
+IssuerVersion = Literal["v1", "v2"]
+
+DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_V1_ISSUER_BASE = "https://sts.windows.net"
+DEFAULT_LEEWAY_SECONDS = 60
+#: Entra access tokens are a few KiB even with many groups; 16 KiB bounds all parsing work.
+MAX_TOKEN_BYTES = 16 * 1024
+
+#: The bearer token's header rules: RS256 from the tenant's JWKS, nothing else.
+BEARER_HEADER_RULES = HeaderRules(
+    "RS256", Reason.UNSUPPORTED_ALG, Reason.FORBIDDEN_HEADER, Reason.CRIT_NOT_SUPPORTED, Reason.MISSING_KID
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationSettings:
+    """What a token must look like to be accepted; see :func:`verify_access_token`."""
+
+    tenant_ids: frozenset[str]
+    audiences: frozenset[str]
+    authority: str = DEFAULT_AUTHORITY
+    v1_issuer_base: str = DEFAULT_V1_ISSUER_BASE
+    issuer_versions: frozenset[IssuerVersion] = frozenset({"v2"})
+    leeway_seconds: int = DEFAULT_LEEWAY_SECONDS
+    max_token_bytes: int = MAX_TOKEN_BYTES
+    # Issuer prefix/suffix pairs, derived once so the hot path only slices strings.
+    _v2_prefix: str = field(init=False, repr=False, compare=False)
+    _v1_prefix: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_v2_prefix", self.authority.rstrip("/") + "/")
+        object.__setattr__(self, "_v1_prefix", self.v1_issuer_base.rstrip("/") + "/")
+
+    def v2_issuer(self, tenant_id: str) -> str:
+        return f"{self._v2_prefix}{tenant_id}/v2.0"
+
+    def parse_issuer(self, iss: str) -> tuple[IssuerVersion, str] | None:
+        """``("v2", tid)`` / ``("v1", tid)`` when ``iss`` has one of the two Entra shapes, else None."""
+        if iss.startswith(self._v2_prefix) and iss.endswith("/v2.0"):
+            tenant = iss[len(self._v2_prefix) : -len("/v2.0")]
+            if tenant and "/" not in tenant:
+                return "v2", tenant
+        if iss.startswith(self._v1_prefix) and iss.endswith("/"):
+            tenant = iss[len(self._v1_prefix) : -1]
+            if tenant and "/" not in tenant:
+                return "v1", tenant
+        return None
+
+    def discovery_url(self, tenant_id: str) -> str:
+        """The v2 OpenID configuration; its keys also sign the tenant's v1 tokens."""
+        return f"{self._v2_prefix}{tenant_id}/v2.0/.well-known/openid-configuration"
+
+
 REQUIRED_CLAIMS: tuple[str, ...] = ("iss", "aud", "exp", "nbf", "iat", "tid", "oid", "sub")
 _NUMERIC_CLAIMS: tuple[str, ...] = ("exp", "nbf", "iat")
 _STRING_CLAIMS: tuple[str, ...] = ("iss", "tid", "oid", "sub")
@@ -65,90 +107,34 @@ _ID_TOKEN_CLAIMS: tuple[str, ...] = ("nonce", "at_hash", "c_hash")
 _RS256 = RSAAlgorithm(RSAAlgorithm.SHA256)
 
 
-class ParsedToken:
-    """A compact JWS split and decoded once. Nothing in it is verified."""
-
-    __slots__ = ("header", "payload", "signature", "signing_input")
-
-    def __init__(
-        self, header: dict[str, Any], payload: dict[str, Any], signing_input: bytes, signature: bytes
-    ):
-        self.header = header
-        self.payload = payload
-        self.signing_input = signing_input
-        self.signature = signature
-
-
-def _b64decode(segment: str, part: str) -> bytes:
-    rem = len(segment) % 4
-    if (
-        rem == 1
-        or not _B64URL.fullmatch(segment)
-        or (rem == 2 and segment[-1] not in _LAST_CHAR_2)
-        or (rem == 3 and segment[-1] not in _LAST_CHAR_3)
-    ):
-        raise TokenRejected(Reason.BAD_BASE64, f"the {part} is not canonical unpadded base64url")
-    try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):  # unreachable after the checks above; kept to fail closed
-        raise TokenRejected(Reason.BAD_BASE64, f"the {part} is not base64url") from None
-
-
-def _json_object(data: bytes, part: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError):
-        raise TokenRejected(Reason.BAD_JSON, f"the {part} is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise TokenRejected(Reason.BAD_JSON, f"the {part} is not a JSON object")
-    return value
-
-
-def parse_compact_jws(token: str, *, max_bytes: int) -> ParsedToken:
-    """Split and decode a compact JWS, strictly. Raises :class:`TokenRejected` on any shape problem."""
-    if len(token) > max_bytes:
-        raise TokenRejected(Reason.TOKEN_TOO_LARGE, f"tokens longer than {max_bytes} bytes are refused")
-    if not token.isascii():
-        raise TokenRejected(Reason.MALFORMED_TOKEN, "the token is not ASCII")
-    segments = token.split(".")
-    if len(segments) == 5:
-        raise TokenRejected(Reason.JWE_NOT_SUPPORTED, "encrypted tokens (JWE) are not accepted")
-    # An empty signature segment parses (alg "none" tokens have one) so that the header rules, not
-    # the shape check, name what is wrong with such a token.
-    if len(segments) != 3 or not segments[0] or not segments[1]:
-        raise TokenRejected(Reason.MALFORMED_TOKEN, "expected three dot-separated segments")
-    header_b64, payload_b64, signature_b64 = segments
-    header = _json_object(_b64decode(header_b64, "header"), "header")
-    payload = _json_object(_b64decode(payload_b64, "payload"), "payload")
-    signature = _b64decode(signature_b64, "signature")
-    signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
-    return ParsedToken(header, payload, signing_input, signature)
-
-
-def _check_header(header: Mapping[str, Any]) -> str:
-    """Apply the JOSE header rules; return the ``kid``."""
-    alg = header.get("alg")
-    if alg != "RS256":
-        # ``none``, every HS* (the RSA public key used as an HMAC secret), ES*/PS*: all refused.
-        shown = alg if isinstance(alg, str) and len(alg) <= 16 else "?"
-        raise TokenRejected(Reason.UNSUPPORTED_ALG, f"alg {shown!r} is not accepted; only RS256")
-    for name in FORBIDDEN_HEADERS:
-        if name in header:
-            raise TokenRejected(
-                Reason.FORBIDDEN_HEADER, f"header parameter {name!r} is refused: keys come only from the JWKS"
-            )
-    if "crit" in header:
-        # RFC 7515 4.1.11: a recipient that does not understand a critical extension must reject.
-        raise TokenRejected(Reason.CRIT_NOT_SUPPORTED, "the 'crit' header parameter is not supported")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise TokenRejected(Reason.MISSING_KID, "the header has no 'kid' string")
-    return kid
-
-
-def _is_number(value: object) -> bool:
-    # bool is an int in Python, and JSON true is not a NumericDate.
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def validation_settings_from_env(reader: EnvReader) -> ValidationSettings:
+    """The token rules from ``VERIFIER_*`` variables; problems go to ``reader``. The verifier and the
+    API's re-validation both read them here, so the two cannot drift apart."""
+    tenants = [t.lower() for t in reader.items(P + "TENANT_IDS")]
+    if not tenants:
+        reader.problem(f"{P}TENANT_IDS is empty: set the allowed Entra tenant ids, comma-separated")
+    for tenant in tenants:
+        if not GUID.match(tenant):
+            reader.problem(f"{P}TENANT_IDS: {tenant!r} is not a tenant id (a GUID)")
+    audiences = reader.items(P + "AUDIENCES")
+    if not audiences:
+        reader.problem(f"{P}AUDIENCES is empty: set the API's App ID URI and/or client id, comma-separated")
+    authority = reader.base_url(P + "AUTHORITY", DEFAULT_AUTHORITY)
+    v1_base = reader.base_url(P + "V1_ISSUER_BASE", DEFAULT_V1_ISSUER_BASE)
+    versions_text = reader.env.get(P + "ISSUER_VERSIONS", "v2")
+    versions_raw = [v.strip() for v in versions_text.lower().split(",") if v.strip()]
+    versions = frozenset(v for v in versions_raw if v in ("v1", "v2"))
+    if not versions_raw or len(versions) != len(set(versions_raw)):
+        reader.problem(f"{P}ISSUER_VERSIONS={versions_text!r}: expected 'v2', 'v1' or 'v1,v2'")
+    leeway = reader.integer(P + "LEEWAY_SECONDS", DEFAULT_LEEWAY_SECONDS, 0, 600)
+    return ValidationSettings(
+        tenant_ids=frozenset(tenants),
+        audiences=frozenset(audiences),
+        authority=authority,
+        v1_issuer_base=v1_base,
+        issuer_versions=versions or frozenset({"v2"}),  # type: ignore[arg-type]
+        leeway_seconds=leeway,
+    )
 
 
 def _check_claim_types(payload: Mapping[str, Any], oid: str) -> None:
@@ -156,7 +142,7 @@ def _check_claim_types(payload: Mapping[str, Any], oid: str) -> None:
         if name not in payload:
             raise TokenRejected(Reason.MISSING_CLAIM, f"required claim {name!r} is missing", oid=oid)
     for name in _NUMERIC_CLAIMS:
-        if not _is_number(payload[name]):
+        if not is_number(payload[name]):
             raise TokenRejected(Reason.BAD_CLAIM_TYPE, f"claim {name!r} must be a number", oid=oid)
     for name in _STRING_CLAIMS:
         if not isinstance(payload[name], str) or not payload[name]:
@@ -271,7 +257,7 @@ def verify_access_token(
     caller may refetch that tenant's JWKS once and call again).
     """
     parsed = parse_compact_jws(token, max_bytes=settings.max_token_bytes)
-    kid = _check_header(parsed.header)
+    kid = check_header(parsed.header, BEARER_HEADER_RULES)
     payload = parsed.payload
     raw_oid = payload.get("oid")
     oid = raw_oid[:64] if isinstance(raw_oid, str) else ""
@@ -287,7 +273,7 @@ def verify_access_token(
         raise TokenRejected(Reason.TENANT_NOT_ALLOWED, "the token's tenant is not allowed", oid=oid)
     tenant_keys = keys.for_tenant(tid)
     if tenant_keys is None:
-        raise TokenRejected(Reason.KEYS_UNAVAILABLE, "the tenant's signing keys are not loaded yet", oid=oid)
+        raise KeysNotLoaded(tid, kid, oid=oid)
     key = tenant_keys.get(kid)
     if key is None:
         raise UnknownKid(tid, kid, oid=oid)

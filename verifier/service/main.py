@@ -1,0 +1,84 @@
+"""The verifier process: read the environment, refuse to start on any problem, then serve.
+
+``python -m verifier`` runs :func:`main`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from service_runtime.logs import configure_logging
+from verifier.service.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
+from verifier.service.metrics import VerifierMetrics
+from verifier.service.settings import ConfigError, VerifierSettings, settings_from_env
+from verifier.sources.alb import build_alb_source
+from verifier.sources.credential_source import CredentialSource
+from verifier.sources.session import build_session_source
+
+log = logging.getLogger("verifier")
+
+
+async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSource] | None = None) -> None:
+    """Run the /verify app and the metrics app until SIGTERM or SIGINT.
+
+    ``sources`` defaults to what the settings configure: the oauth2-proxy session source, then the
+    ALB OIDC source when enabled, built here inside the event loop their connection pools will
+    belong to.
+    """
+    metrics = VerifierMetrics()
+    if sources is None:
+        configured: list[CredentialSource] = []
+        if settings.session is not None:
+            configured.append(build_session_source(settings.session, metrics=metrics))
+        if settings.alb is not None:
+            configured.append(build_alb_source(settings.alb, metrics=metrics))
+        sources = tuple(configured)
+    app = create_app(settings, sources=sources, metrics=metrics)
+    metrics_app = create_metrics_app(app[STATE].metrics)
+    runner = web.AppRunner(app, access_log=None, **SERVER_LIMITS)
+    metrics_runner = web.AppRunner(metrics_app, access_log=None)
+    await runner.setup()
+    await metrics_runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        await web.TCPSite(metrics_runner, settings.host, settings.metrics_port).start()
+        log.info(
+            "verifier listening on %s:%d (metrics on %s:%d)",
+            settings.host,
+            settings.port,
+            settings.host,
+            settings.metrics_port,
+        )
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await metrics_runner.cleanup()
+        await runner.cleanup()
+
+
+def main() -> int:
+    try:
+        settings = settings_from_env()
+    except ConfigError as exc:
+        print("verifier: refusing to start; fix these settings:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,243 @@
+"""The verifier's settings: plain dataclasses, read from the environment once and checked all at once.
+
+:func:`settings_from_env` reads every ``VERIFIER_*`` variable through the shared
+:class:`~service_runtime.env.EnvReader`, which collects *every* problem with the variable's name
+before giving up, so one start-up attempt shows everything that is wrong. The token rules
+(:class:`~verifier.core.access_tokens.ValidationSettings`) are read by
+:func:`validation_settings_from_env`, which the API uses too for its re-validation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from service_runtime.env import EnvReader
+from verifier.core.access_tokens import ValidationSettings, validation_settings_from_env
+from verifier.core.alb_token import ALB_ARN, DEFAULT_KEY_URL_TEMPLATE, REGION, AlbSettings
+from verifier.core.identity import MIN_IDENTITY_KEY_BYTES, decode_identity_key
+from verifier.core.jose import GUID
+from verifier.core.policy import PolicyError, RoutePolicy, load_policy
+from verifier.sources import csrf
+from verifier.sources.access_token import DEFAULT_TOKEN_CACHE_SIZE
+from verifier.sources.session import (
+    DEFAULT_COOKIE_NAME,
+    DEFAULT_OAUTH2_PROXY_URL,
+    DEFAULT_SESSION_MAX_AGE_SECONDS,
+    SessionSettings,
+    SessionSourceSettings,
+    is_cookie_name,
+)
+
+P = "VERIFIER_"
+__all__ = [
+    "ConfigError",
+    "VerifierSettings",
+    "alb_settings_from_env",
+    "session_source_settings_from_env",
+    "settings_from_env",
+    "validation_settings_from_env",
+]
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6380/0"
+DEFAULT_PUBLIC_ORIGIN = "https://localhost:8443"
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable. ``problems`` lists each one, naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierSettings:
+    validation: ValidationSettings
+    identity_key: bytes = field(repr=False)
+    #: Listen address of /verify and of the metrics port.
+    host: str = "127.0.0.1"
+    port: int = 9000
+    metrics_port: int = 9100
+    ca_file: Path | None = None
+    jwks_refresh_seconds: float = 43_200.0
+    jwks_min_refetch_seconds: float = 60.0
+    route_policy: RoutePolicy = field(default_factory=RoutePolicy)
+    token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
+    log_level: str = "info"
+    #: The oauth2-proxy session source and its CSRF rules; None serves bearer tokens only.
+    session: SessionSourceSettings | None = None
+    #: The ALB OIDC source (``x-amzn-oidc-data``); None unless ``VERIFIER_ALB_ARN`` is set.
+    alb: AlbSettings | None = None
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
+    """Build :class:`VerifierSettings` from the environment; :class:`ConfigError` lists all problems."""
+    reader = EnvReader(os.environ if env is None else env)
+    validation = validation_settings_from_env(reader)
+
+    raw_key = reader.raw("IDENTITY_SIGNING_KEY") or ""
+    identity_key = decode_identity_key(raw_key) if raw_key else b""
+    if len(identity_key) < MIN_IDENTITY_KEY_BYTES:
+        reader.problem(
+            f"IDENTITY_SIGNING_KEY is {'missing' if not raw_key else 'too short'}: at least "
+            f"{MIN_IDENTITY_KEY_BYTES} bytes are required (e.g. 43+ random base64url characters)"
+        )
+
+    host = reader.text(P + "HOST", "127.0.0.1")
+    port = reader.integer(P + "PORT", 9000, 1, 65535)
+    metrics_port = reader.integer(P + "METRICS_PORT", 9100, 1, 65535)
+    if metrics_port == port and not any(f"{P}PORT" in s for s in reader.problems):
+        reader.problem(f"{P}METRICS_PORT={metrics_port}: must differ from {P}PORT")
+    ca_file = reader.existing_file(P + "CA_FILE", "a PEM CA bundle")
+    refresh = reader.integer(P + "JWKS_REFRESH_SECONDS", 43_200, 60, 7 * 86_400)
+    min_refetch = reader.integer(P + "JWKS_MIN_REFETCH_SECONDS", 60, 1, 86_400)
+
+    route_policy = RoutePolicy()
+    policy_file = reader.text(P + "ROUTE_POLICY_FILE", "")
+    if policy_file:
+        try:
+            route_policy = load_policy(Path(policy_file))
+        except PolicyError as exc:
+            for problem in exc.problems:
+                reader.problem(f"{P}ROUTE_POLICY_FILE: {problem}")
+
+    cache_size = reader.integer(P + "TOKEN_CACHE_SIZE", DEFAULT_TOKEN_CACHE_SIZE, 0, 10_000_000)
+    log_level = reader.choice(P + "LOG_LEVEL", "info", _LOG_LEVELS)
+    session = session_source_settings_from_env(reader, identity_key)
+    alb = alb_settings_from_env(reader, leeway_seconds=validation.leeway_seconds)
+
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return VerifierSettings(
+        validation=validation,
+        identity_key=identity_key,
+        host=host,
+        port=port,
+        metrics_port=metrics_port,
+        ca_file=ca_file,
+        jwks_refresh_seconds=float(refresh),
+        jwks_min_refetch_seconds=float(min_refetch),
+        route_policy=route_policy,
+        token_cache_size=cache_size,
+        log_level=log_level,
+        session=session,
+        alb=alb,
+    )
+
+
+def session_source_settings_from_env(reader: EnvReader, identity_key: bytes) -> SessionSourceSettings | None:
+    """The session source's settings from ``VERIFIER_*`` variables; problems go to ``reader``.
+
+    The CSRF MAC key is ``VERIFIER_CSRF_KEY`` when set, else derived from ``IDENTITY_SIGNING_KEY``
+    (HKDF, see :func:`verifier.sources.csrf.derive_csrf_key`): one secret fewer to provision and
+    rotate. Returns None only together with a problem (a short ``IDENTITY_SIGNING_KEY`` is the
+    caller's).
+    """
+    before = len(reader.problems)
+    proxy_url = reader.base_url(P + "OAUTH2_PROXY_URL", DEFAULT_OAUTH2_PROXY_URL)
+    cookie_name = reader.env.get(P + "SESSION_COOKIE_NAME", DEFAULT_COOKIE_NAME).strip()
+    if not is_cookie_name(cookie_name):
+        reader.problem(
+            f"{P}SESSION_COOKIE_NAME={cookie_name!r}: expected oauth2-proxy's cookie name, "
+            f"e.g. {DEFAULT_COOKIE_NAME}"
+        )
+    redis_url = reader.env.get(P + "REDIS_URL", DEFAULT_REDIS_URL).strip()
+    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        # Only the scheme is named: the URL may carry a password.
+        reader.problem(f"{P}REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    origin = ""
+    try:
+        origin = csrf.normalize_origin(reader.env.get(P + "PUBLIC_ORIGIN", DEFAULT_PUBLIC_ORIGIN))
+    except ValueError as exc:
+        reader.problem(f"{P}PUBLIC_ORIGIN: {exc}")
+    ttl = reader.integer(P + "CSRF_TTL_SECONDS", csrf.DEFAULT_TTL_SECONDS, 30, 3600)
+    # The absolute session lifetime (verifier/sources/session.py): at least a minute, at most 30 days.
+    max_age = reader.integer(P + "SESSION_MAX_AGE_SECONDS", DEFAULT_SESSION_MAX_AGE_SECONDS, 60, 30 * 86400)
+    raw_csrf_key = reader.text(P + "CSRF_KEY", "")
+    if raw_csrf_key:
+        csrf_key = decode_identity_key(raw_csrf_key)
+        if len(csrf_key) < csrf.MIN_KEY_BYTES:
+            reader.problem(
+                f"{P}CSRF_KEY is too short: at least {csrf.MIN_KEY_BYTES} bytes are required, "
+                "or leave it unset to derive the key from IDENTITY_SIGNING_KEY"
+            )
+    elif len(identity_key) >= csrf.MIN_KEY_BYTES:
+        csrf_key = csrf.derive_csrf_key(identity_key)
+    else:
+        csrf_key = b""
+    if len(reader.problems) > before or len(csrf_key) < csrf.MIN_KEY_BYTES:
+        return None
+    return SessionSourceSettings(
+        session=SessionSettings(oauth2_proxy_url=proxy_url, cookie_name=cookie_name, max_age_seconds=max_age),
+        csrf=csrf.CsrfSettings(key=csrf_key, public_origin=origin, ttl_seconds=ttl),
+        redis_url=redis_url,
+    )
+
+
+def _check_key_url_template(reader: EnvReader, name: str, template: str, region: str) -> None:
+    probe_kid = "00000000-0000-0000-0000-000000000000"
+    try:
+        url = template.format(region=region or "us-east-1", kid=probe_kid)
+    except (KeyError, IndexError, ValueError):
+        reader.problem(f"{name}={template!r}: only the placeholders {{region}} and {{kid}} may appear")
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if template.count("{kid}") != 1 or probe_kid not in parts.path:
+        reader.problem(f"{name}={template!r}: must contain {{kid}} exactly once, in the path")
+    elif parts.scheme == "https" and host:
+        pass
+    elif parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1"):
+        pass  # a local key server in tests
+    else:
+        reader.problem(f"{name}={template!r}: expected an https:// URL (plain http only for loopback)")
+    if parts.query or parts.fragment:
+        reader.problem(f"{name}={template!r}: must not carry a query or fragment")
+
+
+def alb_settings_from_env(reader: EnvReader, *, leeway_seconds: int = 60) -> AlbSettings | None:
+    """The ALB source's settings from ``VERIFIER_ALB_*``; None (source off) unless ``VERIFIER_ALB_ARN``
+    is set. When it is, every other required variable must be valid too; problems go to ``reader``."""
+    arn = reader.text(P + "ALB_ARN", "")
+    if not arn:
+        return None
+    before = len(reader.problems)
+    if not ALB_ARN.match(arn):
+        reader.problem(
+            f"{P}ALB_ARN={arn!r}: expected the load balancer's ARN, "
+            "arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/app/<name>/<id>"
+        )
+    region = reader.text(P + "ALB_REGION", "")
+    if not REGION.match(region):
+        reader.problem(f"{P}ALB_REGION={region!r}: expected the ALB's AWS region, e.g. eu-west-1")
+    elif ALB_ARN.match(arn) and arn.split(":")[3] != region:
+        reader.problem(f"{P}ALB_REGION={region!r}: differs from the region in {P}ALB_ARN")
+    template = reader.text(P + "ALB_KEY_URL_TEMPLATE", DEFAULT_KEY_URL_TEMPLATE)
+    _check_key_url_template(reader, P + "ALB_KEY_URL_TEMPLATE", template, region)
+    issuer = reader.text(P + "ALB_ISSUER", "")
+    if not issuer.startswith("https://"):
+        reader.problem(
+            f"{P}ALB_ISSUER={issuer!r}: expected the identity provider's issuer as the ALB's OIDC action "
+            "has it, e.g. https://login.microsoftonline.com/<tenant>/v2.0"
+        )
+    client_id = reader.text(P + "ALB_CLIENT_ID", "")
+    if not client_id:
+        reader.problem(f"{P}ALB_CLIENT_ID is empty: set the client id of the ALB's OIDC action")
+    tenant_id = reader.text(P + "ALB_TENANT_ID", "").lower()
+    if not GUID.match(tenant_id):
+        reader.problem(f"{P}ALB_TENANT_ID={tenant_id!r}: expected the Entra tenant id (a GUID)")
+    if len(reader.problems) > before:
+        return None
+    return AlbSettings(
+        region=region,
+        signer_arn=arn,
+        issuer=issuer,
+        client_id=client_id,
+        tenant_id=tenant_id,
+        key_url_template=template,
+        leeway_seconds=leeway_seconds,
+    )
