@@ -23,7 +23,8 @@ OK = (200, "")
 def _jwks_fetches(stack: ScaleOutStack, index: int) -> int:
     """verifier_jwks_fetch_total{result="success"} of task ``index``'s verifier (its metrics port)."""
     metrics = httpx.get(stack.tasks[index].topology.metrics_url + "/metrics", timeout=5.0, trust_env=False)
-    found = re.search(r'^verifier_jwks_fetch_total\{result="success"\} ([0-9.e+]+)$', metrics.text, re.MULTILINE)
+    pattern = r'^verifier_jwks_fetch_total\{result="success"\} ([0-9.e+]+)$'
+    found = re.search(pattern, metrics.text, re.MULTILINE)
     return int(float(found.group(1))) if found else 0
 
 
