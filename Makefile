@@ -4,7 +4,7 @@ PYTHON := .venv/bin/python
 # The Node.js scripts/setup.sh installs when the machine's is too old for the SPA comes first.
 export PATH := $(CURDIR)/.cache/node/bin:$(PATH)
 
-.PHONY: setup run test test-fast bench bench-edge lint e2e-compose
+.PHONY: setup run test test-fast bench bench-edge soak lint e2e-compose
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,11 @@ bench: setup
 bench-edge: setup
 	$(PYTHON) -m pip install --quiet -e '.[bench]'
 	$(PYTHON) -m bench.edge $(BENCH_EDGE_ARGS)
+
+# Two tasks behind HAProxy for 10 minutes at 70 % of their measured capacity (about 12 minutes; not
+# part of `make test`); the figures go into bench/README.md.
+soak: setup
+	$(PYTHON) -m bench.soak --write $(SOAK_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .

@@ -41,6 +41,7 @@ command -v redis-server >/dev/null 2>&1 || want redis-server "sessions and spent
 debian_package_installed postgresql || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || want postgresql "the API's PostgreSQL backend: a throw-away cluster in the tests"
 command -v chromium >/dev/null 2>&1 || want chromium "the browser tests"
 command -v wrk >/dev/null 2>&1 || want wrk "the benchmark"
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || want haproxy "the load balancer in front of the multi-task stack (the scale-out tests)"
 command -v promtool >/dev/null 2>&1 || want prometheus "the metrics rules and scrape tests (promtool, a real Prometheus)"
 command -v curl >/dev/null 2>&1 || want curl "the README's bearer example, run by the tests"
 command -v envsubst >/dev/null 2>&1 || want gettext-base "envsubst, for the nginx and oauth2-proxy entrypoints the tests run"

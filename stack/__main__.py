@@ -12,6 +12,7 @@ from pathlib import Path
 
 from stack.launcher import Stack
 from stack.processes import StackError
+from stack.scaleout import ScaleOutStack
 from stack.topology import REPO_ROOT, Topology, base_port_topology
 
 
@@ -36,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the API's database: a SQLite file in the run folder (default), or a throw-away PostgreSQL "
         "cluster on 127.0.0.1 (Debian's postgresql package; port 5433, or base port + 7)",
     )
+    up.add_argument(
+        "--tasks",
+        type=int,
+        default=1,
+        help="N > 1: N complete edge tasks (nginx, oauth2-proxy, verifier, FastAPI) behind HAProxy, "
+        "sharing one Redis (TLS and a password), one PostgreSQL and devidp, all on free ports",
+    )
     return parser
 
 
@@ -49,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     topology = replace(topology, database=args.database)
     if args.base_port is not None:
         topology = replace(topology, postgres_port=args.base_port + 7)
-    stack = Stack(topology)
+    stack: Stack | ScaleOutStack
+    if args.tasks > 1:
+        stack = ScaleOutStack(topology, args.tasks, balancer_port=topology.nginx_port)
+    else:
+        stack = Stack(topology)
     stopping = threading.Event()
     # SIGTERM (e.g. from a process supervisor) stops as cleanly as Ctrl-C. SIGINT is reinstated
     # explicitly because a shell starting us in the background (`&`) hands us SIGINT ignored.
@@ -61,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(stack.banner(), flush=True)
         print("  Press Ctrl-C to stop.", flush=True)
         while not stopping.wait(0.5):
-            for name, proc in stack.processes.items():
+            running = stack.processes() if isinstance(stack, ScaleOutStack) else stack.processes
+            for name, proc in running.items():
                 if not proc.running:
                     raise StackError(f"{name} stopped unexpectedly; see {proc.log_path}")
     except StackError as exc:

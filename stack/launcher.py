@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tomllib
@@ -31,6 +32,7 @@ from stack.processes import (
     find_program,
     http_probe,
     redis_probe,
+    redis_url_probe,
 )
 from stack.topology import BFF_CLIENT_SECRET, Topology
 
@@ -104,7 +106,10 @@ class Stack:
         *,
         python: str = sys.executable,
         oauth2_proxy_binary: Path | None = None,
+        database_url: str | None = None,
     ) -> None:
+        """``database_url``: a PostgreSQL database another stack runs (the multi-task stack's tasks
+        share one); None starts this stack's own cluster when the topology asks for PostgreSQL."""
         self.topology = topology
         self.python = python
         default_binary = topology.repo_root / ".cache" / "bin" / "oauth2-proxy"
@@ -113,6 +118,7 @@ class Stack:
         self.tls: TlsFiles | None = None
         self.secrets: render.Secrets | None = None
         self.postgres: PostgresCluster | None = None
+        self.database_url = database_url
 
     # --- preparation (files only) --------------------------------------------------------------
     @property
@@ -137,7 +143,7 @@ class Stack:
         for folder in (t.run_dir, t.conf_dir, t.logs_dir, t.run_dir / "nginx", t.run_dir / "redis"):
             folder.mkdir(parents=True, exist_ok=True)
         self.tls = make_dev_pki(t.tls_dir)
-        self.secrets = load_or_make_secrets(t.run_dir / "secrets.json")
+        self.secrets = load_or_make_secrets(t.secrets_path)
 
         # nginx
         (t.conf_dir / "nginx-tls.conf").write_text(render.nginx_tls_conf(self.tls.cert, self.tls.key))
@@ -159,24 +165,27 @@ class Stack:
         devidp_conf.write_text(render.devidp_config_text(t.devidp_config.read_text(encoding="utf-8"), t))
 
         # PostgreSQL (when asked for): a throw-away cluster, initialised now, started like the others.
-        if t.database == "postgres" and self.postgres is None:
+        if t.database == "postgres" and self.postgres is None and self.database_url is None:
             self.postgres = PostgresCluster(
                 t.postgres_port, host=t.bind_host, log_path=t.logs_dir / "postgres.log"
             )
             self.postgres.init()
-        postgres_url = self.postgres.url() if self.postgres is not None else None
+        postgres_url = self.postgres.url() if self.postgres is not None else self.database_url
         api_env = render.api_env(t, self.tls.ca_cert, self.secrets, postgres_url=postgres_url)
 
         py_env = {"PYTHONUNBUFFERED": "1", **dict(t.extra_env)}
-        o2p_args = ["--config", str(o2p_conf)]
+        o2p_args = ["--config", str(o2p_conf), *render.oauth2_proxy_redis_args(t, self.tls.ca_cert)]
         if t.oauth2_proxy_metrics_port is not None:
             o2p_args.append(f"--metrics-address={t.bind_host}:{t.oauth2_proxy_metrics_port}")
         host = t.bind_host
         logs = t.logs_dir
         self.processes = {
             "redis": ManagedProcess(
-                "Redis", [str(redis), *render.redis_args(t, t.run_dir / "redis")], t.redis_port,
-                redis_probe(host, t.redis_port), logs / "redis.log",
+                "Redis",
+                [str(redis), *render.redis_args(t, t.run_dir / "redis", (self.tls.cert, self.tls.key))],
+                t.redis_port,
+                redis_url_probe(t.redis_client_url) if t.redis_tls else redis_probe(host, t.redis_port),
+                logs / "redis.log",
             ),
             "devidp": ManagedProcess(
                 "devidp",
@@ -188,7 +197,10 @@ class Stack:
             "oauth2-proxy": ManagedProcess(
                 "oauth2-proxy", [str(o2p), *o2p_args], t.oauth2_proxy_port,
                 http_probe(f"{t.oauth2_proxy_url}/ready"), logs / "oauth2-proxy.log",
-                env=render.oauth2_proxy_env(BFF_CLIENT_SECRET, self.secrets.cookie_secret),
+                env={
+                    **render.oauth2_proxy_env(BFF_CLIENT_SECRET, self.secrets.cookie_secret),
+                    **render.oauth2_proxy_redis_env(t),
+                },
             ),
             "verifier": ManagedProcess(
                 "verifier", [self.python, "-m", "verifier"], t.verifier_port,
@@ -206,8 +218,11 @@ class Stack:
                 [str(nginx), "-e", "stderr", "-p", str(t.run_dir / "nginx"), "-c", str(main_conf),
                  "-g", "daemon off; error_log stderr notice;"],
                 t.nginx_port,
-                http_probe(f"{t.public_origin}/healthz", ca_file=self.tls.ca_cert),
+                http_probe(f"https://{t.bind_host}:{t.nginx_port}/readyz", ca_file=self.tls.ca_cert),
                 logs / "nginx.log",
+                # SIGQUIT is nginx's graceful shutdown (the official image's STOPSIGNAL): it stops
+                # accepting, lets in-flight requests finish, then exits. SIGTERM would cut them off.
+                stop_signal=signal.SIGQUIT,
             ),
         }  # fmt: skip
         if self.postgres is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import redis
 
 #: Where Debian puts nginx (not on a normal user's PATH).
 _SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
@@ -83,6 +84,19 @@ def redis_probe(host: str, port: int) -> Probe:
                 s.sendall(b"PING\r\n")
                 return s.recv(64).startswith(b"+PONG")
         except OSError:
+            return False
+
+    return probe
+
+
+def redis_url_probe(url: str) -> Probe:
+    """PING through redis-py, for a Redis that wants TLS and a password (the URL carries both)."""
+
+    def probe() -> bool:
+        try:
+            with redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5) as client:
+                return bool(client.ping())
+        except (redis.RedisError, OSError):
             return False
 
     return probe

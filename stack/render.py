@@ -199,7 +199,7 @@ def verifier_env(topo: Topology, ca_file: Path, secrets: Secrets) -> dict[str, s
         "VERIFIER_METRICS_PORT": str(topo.verifier_metrics_port),
         "VERIFIER_OAUTH2_PROXY_URL": topo.oauth2_proxy_url,
         "VERIFIER_SESSION_COOKIE_NAME": topo.session_cookie_name,
-        "VERIFIER_REDIS_URL": topo.redis_url,
+        "VERIFIER_REDIS_URL": topo.redis_client_url,
         "VERIFIER_PUBLIC_ORIGIN": topo.public_origin,
         # The absolute session lifetime: what oauth2-proxy's cookie_expire only appears to be.
         "VERIFIER_SESSION_MAX_AGE_SECONDS": str(topo.cookie_expire_seconds),
@@ -232,11 +232,41 @@ def api_env(
     }
 
 
-def redis_args(topo: Topology, data_dir: Path) -> list[str]:
-    """Redis with an RDB snapshot on shutdown, so a restarted Redis still holds the sessions."""
+def oauth2_proxy_redis_args(topo: Topology, ca_file: Path) -> list[str]:
+    """TLS to Redis checked against the development CA (ElastiCache's is in the system bundle)."""
+    return [f"--redis-ca-path={ca_file}"] if topo.redis_tls else []
+
+
+def oauth2_proxy_redis_env(topo: Topology) -> dict[str, str]:
+    return {"OAUTH2_PROXY_REDIS_PASSWORD": topo.redis_password} if topo.redis_password else {}
+
+
+def redis_args(topo: Topology, data_dir: Path, tls_files: tuple[Path, Path] | None = None) -> list[str]:
+    """Redis with an RDB snapshot on shutdown, so a restarted Redis still holds the sessions.
+
+    With ``topo.redis_tls`` it listens with TLS only (``tls_files`` is the certificate and key) and,
+    with ``topo.redis_password``, asks every client for it: what ElastiCache's in-transit encryption
+    and AUTH do. The password is passed on the command line, readable only by this user's processes
+    on a development machine; production never runs this.
+    """
+    if topo.redis_tls:
+        if tls_files is None:
+            raise TemplateError("Redis with TLS needs a certificate and key")
+        cert, key = tls_files
+        listen = [
+            "--port", "0",
+            "--tls-port", str(topo.redis_port),
+            "--tls-cert-file", str(cert),
+            "--tls-key-file", str(key),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
+    else:
+        listen = ["--port", str(topo.redis_port)]
+    auth = ["--requirepass", topo.redis_password] if topo.redis_password else []
     return [
         "--bind", topo.bind_host,
-        "--port", str(topo.redis_port),
+        *listen,
+        *auth,
         "--protected-mode", "yes",
         "--dir", str(data_dir),
         "--dbfilename", "sessions.rdb",
@@ -261,6 +291,8 @@ __all__ = [
     "nginx_main_conf",
     "nginx_tls_conf",
     "oauth2_proxy_env",
+    "oauth2_proxy_redis_args",
+    "oauth2_proxy_redis_env",
     "oauth2_proxy_values",
     "placeholders",
     "redis_args",

@@ -79,11 +79,22 @@ class Topology:
     #: (deleting needs the Admin role as well as the `admin` scope).
     api_scopes: tuple[str, ...] = ("user.read", "user.write", "admin")
     extra_env: tuple[tuple[str, str], ...] = field(default=())
+    #: The port browsers use when a load balancer sits in front (the multi-task stack, see
+    #: stack.scaleout); None: nginx's own port is the public one.
+    public_port: int | None = None
+    #: Where the CA, certificates and secrets live when several tasks share them (the multi-task
+    #: stack); None: the run folder itself.
+    shared_dir: Path | None = None
+    #: Redis as ElastiCache runs it in production: TLS in transit (certificate from the development
+    #: CA) and a password. Off for `make run`; the multi-task stack turns it on.
+    redis_tls: bool = False
+    redis_password: str | None = field(default=None, repr=False)
 
     # --- derived addresses -------------------------------------------------------------------
     @property
     def public_host(self) -> str:
-        return self.public_hostname if self.nginx_port == 443 else f"{self.public_hostname}:{self.nginx_port}"
+        port = self.public_port if self.public_port is not None else self.nginx_port
+        return self.public_hostname if port == 443 else f"{self.public_hostname}:{port}"
 
     @property
     def public_origin(self) -> str:
@@ -147,7 +158,21 @@ class Topology:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{self.bind_host}:{self.redis_port}/0"
+        """Redis without its password (oauth2-proxy's file; the password goes in its environment)."""
+        scheme = "rediss" if self.redis_tls else "redis"
+        return f"{scheme}://{self.bind_host}:{self.redis_port}/0"
+
+    @property
+    def redis_client_url(self) -> str:
+        """The verifier's Redis URL: with the password and the CA to check the server with.
+
+        A secret: it goes in the verifier's environment only (on ECS, from Secrets Manager).
+        """
+        if not self.redis_tls:
+            return self.redis_url
+        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        ca = quote(str(self.tls_dir / "dev-ca.pem"), safe="/")
+        return f"rediss://{auth}{self.bind_host}:{self.redis_port}/0?ssl_ca_certs={ca}&ssl_cert_reqs=required"
 
     @property
     def scope(self) -> str:
@@ -170,7 +195,11 @@ class Topology:
     # --- run folder layout ---------------------------------------------------------------------
     @property
     def tls_dir(self) -> Path:
-        return self.run_dir / "tls"
+        return (self.shared_dir or self.run_dir) / "tls"
+
+    @property
+    def secrets_path(self) -> Path:
+        return (self.shared_dir or self.run_dir) / "secrets.json"
 
     @property
     def logs_dir(self) -> Path:

@@ -207,14 +207,15 @@ def test_target_group_health_check_path_is_the_one_nginx_health_check_requests(r
     urls = [urlsplit(arg) for arg in nginx["healthCheck"]["command"] if arg.startswith("http://")]
     assert len(urls) == 1
     tg = props(resources, "TargetGroup")
-    assert tg["HealthCheckPath"] == urls[0].path == "/healthz"
+    assert tg["HealthCheckPath"] == urls[0].path == "/readyz"
     assert tg["Matcher"] == {"HttpCode": "200"}
-    # nginx itself answers it, without auth_request: the load balancer has no credentials.
+    # nginx answers it from the task's own sidecars (the verifier's readiness, oauth2-proxy's ping),
+    # never from the caller's credentials: the load balancer has none.
     conf = NGINX_TEMPLATE.read_text(encoding="utf-8")
-    block = re.search(r"location = /healthz \{(?P<body>[^}]*)\}", conf)
+    block = re.search(r"location = /readyz \{(?P<body>[^}]*)\}", conf)
     assert block is not None
-    assert "return 200" in block.group("body")
-    assert "auth_request" not in block.group("body")
+    assert "proxy_pass http://edge_verifier/readyz;" in block.group("body")
+    assert "proxy_pass_request_headers off;" in block.group("body")
 
 
 def test_target_group_and_service_send_traffic_to_nginx_port_only(resources, source_taskdef):

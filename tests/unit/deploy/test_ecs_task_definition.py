@@ -148,7 +148,7 @@ def test_every_container_has_a_health_check_on_its_own_listening_port(containers
 
 
 def test_nginx_health_check_uses_the_alb_health_check_path(containers):
-    assert containers["nginx"]["healthCheck"]["command"][-1] == "http://127.0.0.1:8080/healthz"
+    assert containers["nginx"]["healthCheck"]["command"][-1] == "http://127.0.0.1:8080/readyz"
 
 
 def test_nginx_starts_only_after_verifier_oauth2_proxy_and_api_are_healthy(containers):

@@ -1,0 +1,50 @@
+"""Two Fargate-shaped tasks behind HAProxy, sharing Redis (TLS, password), PostgreSQL and devidp.
+
+One multi-task stack for the whole ``scaleout`` set (starting one takes about 20 s). It overrides the
+single stack of tests/e2e/conftest.py: the helpers in edge_client take either, since both have a
+``topology`` whose public origin is where browsers go (here the balancer) and a ``ca_file``.
+Lifetimes are shortened as in the single stack, so the refresh test needs no long waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack.scaleout import ScaleOutStack
+from stack.topology import free_port, free_port_topology
+
+ACCESS_TOKEN_SECONDS = 20
+COOKIE_REFRESH_SECONDS = 5
+LEEWAY_SECONDS = 1
+#: The verifier may refetch a JWKS at most this often (an unknown kid after a key rotation).
+JWKS_MIN_REFETCH_SECONDS = 1
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleOutStack]:
+    topology = free_port_topology(
+        Path(tmp_path_factory.mktemp("scaleout")),
+        access_token_lifetime_seconds=ACCESS_TOKEN_SECONDS,
+        cookie_refresh_seconds=COOKIE_REFRESH_SECONDS,
+        verifier_leeway_seconds=LEEWAY_SECONDS,
+        postgres_port=free_port(),
+        extra_env=(("VERIFIER_JWKS_MIN_REFETCH_SECONDS", str(JWKS_MIN_REFETCH_SECONDS)),),
+    )
+    running = ScaleOutStack(topology, tasks=2)
+    running.shared.prepare()
+    # The key-rotation test rotates devidp's signing keys through its admin endpoint.
+    running.shared.processes["devidp"].argv.append("--enable-admin")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def early_daemon_token() -> None:
+    """The single stack's early token is not needed here (and would start that stack)."""
+    return None
