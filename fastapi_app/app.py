@@ -116,10 +116,9 @@ def create_app(
         app.include_router(area.build_router(settings), dependencies=docs_security)
 
     # Each add wraps the previous one, so at run time the order is AccessLog -> IdentityGuard ->
-    # BodyLimit -> routes: everything is logged, and unsigned requests are refused before any body
-    # is read.
+    # BodyLimit -> routes: everything is logged (every request, or only refusals and errors, see
+    # AccessLog), and unsigned requests are refused before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(IdentityGuard, settings=settings, clock=clock)
-    if settings.access_log:
-        app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, every_request=settings.access_log)
     return app
