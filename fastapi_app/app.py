@@ -95,6 +95,11 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
         lifespan=_lifespan,
         openapi_url=OPENAPI_PATH,
+        # FastAPI's built-in OpenTelemetry instrumentation, off: nothing here exports traces, metrics
+        # or logs through OpenTelemetry (nginx and the logs carry the request id), and with it on,
+        # every request asks the global providers whether anyone listens (about a tenth of /api/me's
+        # time in the app in a profile).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         # No redirect from /api/projects/ to /api/projects: uvicorn does not believe forwarded headers
         # (see __main__), so the redirect would send the browser to http://, off TLS. Each path is
         # answered as it is: an unknown one is 404.

@@ -29,10 +29,20 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        announced = False
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await self._too_large(send)
-                return
+            if name == b"content-length":
+                announced = True
+                if not value.isdigit() or int(value) > self.max_bytes:
+                    await self._too_large(send)
+                    return
+            elif name == b"transfer-encoding":
+                announced = True
+        if not announced:
+            # Neither Content-Length nor Transfer-Encoding: an HTTP/1.1 request without a body
+            # (RFC 9112, section 6.3), like every GET. Nothing to bound or replay.
+            await self.app(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         more = True
