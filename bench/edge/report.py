@@ -205,7 +205,8 @@ METHOD = [
 def server_flavour() -> str:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    return f"{loop} loop and the {http} HTTP parser (what `uvicorn` without `[standard]` picks)"
+    # What uvicorn's "auto" picks from what is installed; fastapi_app names uvloop and httptools.
+    return f"{loop} loop and the {http} HTTP parser"
 
 
 def write_readme_section(readme: Path, table: str) -> None:
