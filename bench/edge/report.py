@@ -169,6 +169,7 @@ METHOD = [
     "```",
     "make bench-edge                      # python -m bench.edge; about 6 minutes; needs wrk",
     "make bench-edge BENCH_EDGE_ARGS='--profile 8'   # also py-spy summaries into bench/profiles/",
+    "python -m bench.edge.compare OLD_CHECKOUT NEW_CHECKOUT --pairs 3   # old against new, alternating",
     "```",
     "",
     "One run starts the real stack with the launcher on free ports and, beside it, every comparison",
