@@ -5,6 +5,9 @@ address or scheme from ``X-Forwarded-*`` headers a client could have sent. uvico
 is off; the app writes JSON access lines (the schema every service shares, :mod:`service_runtime.logs`)
 without query strings, headers or bodies.
 
+``API_WORKERS``: uvicorn worker processes sharing one listener, as many as the task has vCPUs (see
+:func:`tcp_listener` for the one thing uvicorn's own multi-worker start gets wrong).
+
 ``timeout_keep_alive``: nginx keeps idle connections to the API open for up to 60 s
 (``keepalive_timeout`` of ``upstream edge_api`` in nginx/edge.conf.template). uvicorn must wait longer
 than that before it closes one, or nginx may send a request down a connection uvicorn is closing; a
@@ -14,9 +17,12 @@ POST on such a connection is not retried and the user sees an error.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from fastapi_app.app import create_app
 from fastapi_app.settings import ApiSettings, SettingsError
@@ -26,6 +32,13 @@ from service_runtime.logs import configure_logging
 KEEP_ALIVE_SECONDS = 75
 
 
+def app_from_environment() -> FastAPI:
+    """uvicorn's app factory in each worker process (``API_WORKERS`` > 1); main() validated the env."""
+    settings = ApiSettings.from_env(os.environ)
+    configure_logging(settings.log_level, stream=sys.stderr)
+    return create_app(settings)
+
+
 def main() -> int:
     try:
         settings = ApiSettings.from_env(os.environ)
@@ -33,11 +46,16 @@ def main() -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, stream=sys.stderr)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
+    config = uvicorn.Config(
+        create_app(settings) if settings.workers == 1 else "fastapi_app.__main__:app_from_environment",
+        factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,
+        workers=settings.workers,
+        # Named, not "auto": a missing uvloop or httptools must fail the start, not quietly run the
+        # pure-Python asyncio loop and h11 parser at twice the CPU per request.
+        loop="uvloop",
+        http="httptools",
         proxy_headers=False,
         access_log=False,
         server_header=False,
@@ -45,7 +63,23 @@ def main() -> int:
         log_config=None,
         log_level=settings.log_level,
     )
+    if settings.workers == 1:
+        uvicorn.Server(config).run()
+        return 0
+    Multiprocess(config, sockets=[tcp_listener(config)]).run()
     return 0
+
+
+def tcp_listener(config: uvicorn.Config) -> socket.socket:
+    """The shared listening socket for the workers, bound as uvicorn binds it, with its protocol set.
+
+    ``Config.bind_socket()`` creates the socket with protocol 0. Accepted sockets inherit it, and
+    asyncio (uvloop too) sets TCP_NODELAY only on sockets whose protocol is TCP, so with workers every
+    keep-alive response after the first would wait about 40 ms for the peer's delayed ACK (uvicorn
+    issue 3149, open for 0.54). A single worker binds its own socket and is not affected.
+    """
+    bound = config.bind_socket()
+    return socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
 
 
 if __name__ == "__main__":

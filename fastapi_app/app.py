@@ -95,6 +95,11 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
         lifespan=_lifespan,
         openapi_url=OPENAPI_PATH,
+        # FastAPI's built-in OpenTelemetry instrumentation, off: nothing here exports traces, metrics
+        # or logs through OpenTelemetry (nginx and the logs carry the request id), and with it on,
+        # every request asks the global providers whether anyone listens (about a tenth of /api/me's
+        # time in the app in a profile).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         # No redirect from /api/projects/ to /api/projects: uvicorn does not believe forwarded headers
         # (see __main__), so the redirect would send the browser to http://, off TLS. Each path is
         # answered as it is: an unknown one is 404.
@@ -116,10 +121,9 @@ def create_app(
         app.include_router(area.build_router(settings), dependencies=docs_security)
 
     # Each add wraps the previous one, so at run time the order is AccessLog -> IdentityGuard ->
-    # BodyLimit -> routes: everything is logged, and unsigned requests are refused before any body
-    # is read.
+    # BodyLimit -> routes: everything is logged (every request, or only refusals and errors, see
+    # AccessLog), and unsigned requests are refused before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(IdentityGuard, settings=settings, clock=clock)
-    if settings.access_log:
-        app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, every_request=settings.access_log)
     return app

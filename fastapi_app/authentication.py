@@ -14,10 +14,9 @@ established, or performs the check itself when an app is assembled without the g
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from fastapi import Request
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_app.errors import Unauthenticated, unauthenticated_response
@@ -37,7 +36,8 @@ Clock = Callable[[], float]
 PUBLIC_PATHS = frozenset({"/api/healthz"}) | DOCS_PATHS
 
 _STATE_KEY = "principal"
-_IDENTITY_HEADER_NAMES = frozenset(name.lower().encode("latin-1") for name in IDENTITY_HEADERS)
+#: Lower-case wire name -> the spelling :mod:`verifier.identity` looks the header up by.
+_IDENTITY_HEADER_NAMES = {name.lower().encode("latin-1"): name for name in IDENTITY_HEADERS}
 
 
 def request_target(scope: Scope) -> str:
@@ -60,25 +60,30 @@ def request_target(scope: Scope) -> str:
         raise Unauthenticated("malformed_request_uri") from None
 
 
-def _has_duplicate_identity_header(raw_headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    # A second copy of a signed header would be ignored by the signature check (which reads the
-    # first) and could be read by a careless consumer; nginx never sends two, so two means tampering.
-    seen: set[bytes] = set()
-    for name, _ in raw_headers:
-        lowered = name.lower()
-        if lowered in _IDENTITY_HEADER_NAMES:
-            if lowered in seen:
-                return True
-            seen.add(lowered)
-    return False
+def identity_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's identity headers by the names :mod:`verifier.identity` reads, in one pass.
+
+    A plain dict rather than Starlette's ``Headers``: that one scans every header of the request on
+    each lookup, and checking and reading the identity takes about two dozen lookups (a tenth of the
+    API's time per request in a profile). Every name the check reads is one of ``IDENTITY_HEADERS``.
+    """
+    found: dict[str, str] = {}
+    for name, value in raw_headers:
+        canonical = _IDENTITY_HEADER_NAMES.get(name.lower())
+        if canonical is None:
+            continue
+        if canonical in found:
+            # A second copy of a signed header would be ignored by the signature check (which reads
+            # the first) and could be read by a careless consumer; nginx never sends two, so two
+            # means tampering.
+            raise Unauthenticated("duplicate_identity_header")
+        found[canonical] = value.decode("latin-1")
+    return found
 
 
 def authenticate(scope: Scope, settings: ApiSettings, now: int) -> Principal:
     """The principal the verifier vouched for on this request, or :class:`Unauthenticated`."""
-    raw_headers = scope.get("headers", [])
-    if _has_duplicate_identity_header(raw_headers):
-        raise Unauthenticated("duplicate_identity_header")
-    headers: Mapping[str, str] = Headers(raw=raw_headers)
+    headers = identity_headers(scope.get("headers", []))
     try:
         check_signature(
             headers,
@@ -128,8 +133,12 @@ def principal_of(scope: Scope) -> Principal | None:
     return principal if isinstance(principal, Principal) else None
 
 
-def current_principal(request: Request) -> Principal:
-    """Dependency: the signed-header principal of this request (401 when it cannot be trusted)."""
+async def current_principal(request: Request) -> Principal:
+    """Dependency: the signed-header principal of this request (401 when it cannot be trusted).
+
+    ``async`` although it awaits nothing: it does no blocking I/O (an HMAC at most), and a plain
+    ``def`` dependency costs a trip to AnyIO's thread pool and back on every protected request.
+    """
     principal = principal_of(request.scope)
     if principal is not None:
         return principal

@@ -24,7 +24,7 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends
@@ -33,7 +33,8 @@ from fastapi_app.authentication import current_principal
 from fastapi_app.errors import Forbidden
 from verifier.core.identity import Principal
 
-PrincipalDependency = Callable[[Principal], Principal]
+#: ``async``: the checks do no I/O, so they run on the event loop instead of a thread-pool trip each.
+PrincipalDependency = Callable[[Principal], Awaitable[Principal]]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
@@ -48,7 +49,7 @@ def require_roles(*roles: str) -> PrincipalDependency:
     """The caller (user or application) holds at least one of ``roles``."""
     required = tuple(roles)
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
         if not set(principal.roles).intersection(required):
             raise Forbidden("missing_role", required)
         return principal
@@ -60,7 +61,7 @@ def require_scopes(*scopes: str, allow_app_tokens: bool = False) -> PrincipalDep
     """A delegated token carries at least one of ``scopes``; app-only tokens see the docstring above."""
     required = tuple(scopes)
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.principal_type == "app":
             if allow_app_tokens:
                 return principal
@@ -79,7 +80,7 @@ def require_groups(*group_ids: str) -> PrincipalDependency:
     """
     required = tuple(group_id.lower() for group_id in group_ids)
 
-    def dependency(principal: CurrentPrincipal) -> Principal:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.groups_overage:
             raise Forbidden("groups_overage", required)
         if not {group.lower() for group in principal.groups}.intersection(required):

@@ -32,10 +32,20 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        announced = False
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await self._too_large(send)
-                return
+            if name == b"content-length":
+                announced = True
+                if not value.isdigit() or int(value) > self.max_bytes:
+                    await self._too_large(send)
+                    return
+            elif name == b"transfer-encoding":
+                announced = True
+        if not announced:
+            # Neither Content-Length nor Transfer-Encoding: an HTTP/1.1 request without a body
+            # (RFC 9112, section 6.3), like every GET. Nothing to bound or replay.
+            await self.app(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -77,16 +87,38 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
+#: A refusal's body is small JSON; longer ones are not read for a reason.
+_REASON_BODY_LIMIT = 4096
+_REASON = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def _reason_of(body: bytes) -> str:
+    """The ``reason`` code of one of our JSON error bodies, or "" (never free text from a body)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return ""
+    reason = payload.get("reason") if isinstance(payload, dict) else None
+    return reason if isinstance(reason, str) and _REASON.fullmatch(reason) else ""
+
+
 class AccessLog:
-    """One JSON line per request (:mod:`service_runtime.logs`): request id, method, path (never the
-    query string), status, duration, caller oid.
+    """JSON access lines (:mod:`service_runtime.logs`): request id, method, path (never the query
+    string), status, duration, caller oid.
+
+    ``every_request=True`` writes one line per request. Behind nginx (``API_ACCESS_LOG=false``, the
+    default) nginx already writes one per request with the request id, status and oid, so only the
+    answers nginx cannot explain get one here: status 400 and above, with the ``reason`` code of
+    FastAPI's own refusal (a 401 for a bad identity signature, a 403 of an endpoint's policy, a 503
+    of the database), which exists nowhere else but in the response body.
 
     Query strings, headers, cookies and bodies are never logged: they are where tokens and personal
-    data travel.
+    data travel (only a refusal's ``reason`` code is taken from its body, checked to be ``[a-z0-9_]``).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, every_request: bool = True) -> None:
         self.app = app
+        self.every_request = every_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,20 +126,22 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        body = b""
 
         async def send_and_record(message: Message) -> None:
-            nonlocal status
+            nonlocal status, body
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif status >= 400 and len(body) < _REASON_BODY_LIMIT:
+                body += message.get("body", b"")
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            principal = principal_of(scope)
-            access_log.info(
-                "access",
-                extra={
+            if self.every_request or status >= 400:
+                principal = principal_of(scope)
+                fields: dict[str, object] = {
                     "event": "access",
                     "request_id": _request_id(scope),
                     "method": scope["method"],
@@ -115,8 +149,10 @@ class AccessLog:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     "oid": principal.oid if principal else "",
-                },
-            )
+                }
+                if status >= 400:
+                    fields["reason"] = _reason_of(body[:_REASON_BODY_LIMIT])
+                access_log.info("access", extra=fields)
 
 
 def _request_id(scope: Scope) -> str:

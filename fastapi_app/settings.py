@@ -83,7 +83,11 @@ class ApiSettings:
     #: Groups whose members may read the project report (any of them). Empty: nobody may.
     report_group_ids: tuple[str, ...] = ()
     max_body_bytes: int = 65536
-    access_log: bool = True
+    #: True: one access line per request. False (the default, behind nginx, which logs every request
+    #: with its id, status and oid): lines only for answers of status 400 and above, with their reason.
+    access_log: bool = False
+    #: uvicorn worker processes: as many as the task has vCPUs (1 locally).
+    workers: int = 1
     log_level: str = "info"
     #: Token rules for re-validating the forwarded access token (the verifier's ``VERIFIER_*``
     #: variables). None: re-validation is not configured and endpoints that demand it answer 503.
@@ -138,7 +142,8 @@ class ApiSettings:
             "scope_prefix": reader.scope_prefix("API_SCOPE_PREFIX"),
             "report_group_ids": reader.guid_list("API_REPORT_GROUP_IDS"),
             "max_body_bytes": reader.integer("API_MAX_BODY_BYTES", 65536, 1024, 10 * 1024 * 1024),
-            "access_log": reader.boolean("API_ACCESS_LOG", True),
+            "access_log": reader.boolean("API_ACCESS_LOG", False),
+            "workers": reader.integer("API_WORKERS", 1, 1, 64),
             "log_level": reader.choice("API_LOG_LEVEL", "info", _LOG_LEVELS),
         }
         # Re-validation reads the verifier's own variables with the verifier's own reader, so the two

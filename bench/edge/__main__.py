@@ -146,7 +146,8 @@ def build(
     ]
     say(f"minted {len(minted):,} distinct tokens in {time.monotonic() - started:.0f}s")
 
-    # The smallest hashed build file: what a page load fetches several of, each through auth_request.
+    # The smallest hashed build file: what a page load fetches several of (through auth_request in
+    # the plain design; public, outside auth_request, at our edge).
     asset = min((topology.spa_root / "assets").iterdir(), key=lambda f: f.stat().st_size)
     asset_path = f"/assets/{asset.name}"
     edge_url = f"http://127.0.0.1:{edge.port}"
@@ -176,8 +177,8 @@ def build(
             bearer_env),
         Row("edge_cookie", "edge `GET /api/me`, session cookie", edge_url, "/api/me", cookie_env),
         Row("edge_page", "edge `GET /` (SPA page), session cookie", edge_url, "/", cookie_env),
-        Row("edge_asset", f"edge hashed build file ({asset.stat().st_size:,} B), session cookie", edge_url,
-            asset_path, cookie_env),
+        Row("edge_asset", f"edge hashed build file ({asset.stat().st_size:,} B), public (no auth_request)",
+            edge_url, asset_path, cookie_env),
         Row("edge_miss", f"edge `GET /api/me`, {token_count:,} distinct tokens (cache miss)", edge_url,
             "/api/me", {"BENCH_TOKENS": str(miss_files[0])}, tokens_per_repetition=miss_files),
         Row("edge_refused", "edge `GET /api/me`, refused token (bad signature)", edge_url, "/api/me",

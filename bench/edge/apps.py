@@ -141,7 +141,8 @@ FACTORIES = {"bare": "bare_app", "in_app": "in_app", "azure_auth": "azure_auth_a
 
 
 def main(kind: str) -> None:
-    # The same uvicorn options as fastapi_app/__main__.py; loop and http stay "auto", as ours.
+    # The same uvicorn options as fastapi_app/__main__.py: loop and http "auto", which picks uvloop
+    # and httptools where they are installed (ours names them; on the base commit neither is).
     config = uvicorn.Config(
         f"bench.edge.apps:{FACTORIES[kind]}",
         factory=True,

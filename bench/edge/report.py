@@ -169,6 +169,7 @@ METHOD = [
     "```",
     "make bench-edge                      # python -m bench.edge; about 6 minutes; needs wrk",
     "make bench-edge BENCH_EDGE_ARGS='--profile 8'   # also py-spy summaries into bench/profiles/",
+    "python -m bench.edge.compare OLD_CHECKOUT NEW_CHECKOUT --pairs 3   # old against new, alternating",
     "```",
     "",
     "One run starts the real stack with the launcher on free ports and, beside it, every comparison",
@@ -205,7 +206,8 @@ METHOD = [
 def server_flavour() -> str:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    return f"{loop} loop and the {http} HTTP parser (what `uvicorn` without `[standard]` picks)"
+    # What uvicorn's "auto" picks from what is installed; fastapi_app names uvloop and httptools.
+    return f"{loop} loop and the {http} HTTP parser"
 
 
 def write_readme_section(readme: Path, table: str) -> None:

@@ -141,15 +141,15 @@ def build_router(settings: ApiSettings, *, title: str, scopes: str) -> APIRouter
     script = init_script(settings, title=title, scopes=scopes)
 
     @router.get(DOCS_PATH)
-    def docs_page() -> HTMLResponse:
+    async def docs_page() -> HTMLResponse:
         return HTMLResponse(page, headers=headers)
 
     @router.get(DOCS_INIT_PATH)
-    def docs_init() -> Response:
+    async def docs_init() -> Response:
         return Response(script, media_type="text/javascript; charset=utf-8", headers=headers)
 
     @router.get(OAUTH2_REDIRECT_PATH)
-    def oauth2_redirect() -> HTMLResponse:
+    async def oauth2_redirect() -> HTMLResponse:
         return HTMLResponse(_OAUTH2_REDIRECT_HTML, headers=headers)
 
     return router

@@ -16,7 +16,7 @@ def build_router(settings: ApiSettings) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["identity"])
 
     @router.get("/me")
-    def me(principal: Annotated[Principal, Depends(current_principal)]) -> Me:
+    async def me(principal: Annotated[Principal, Depends(current_principal)]) -> Me:
         return Me.of(principal)
 
     return router

@@ -19,6 +19,7 @@ from verifier.core.identity import IDENTITY_HEADERS, Principal, signed_principal
 pytestmark = pytest.mark.e2e
 
 CAROL_OID_GUESS = "ca401000-0000-4000-8000-000000000003"
+ALICE_OID = "a11ce000-0000-4000-8000-000000000001"
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -434,18 +435,53 @@ def test_sign_in_log_lines_carry_the_oid_but_no_name_email_or_groups(stack: Stac
 # --- caching ---------------------------------------------------------------------------------------
 
 
-def test_unauthenticated_asset_request_gets_an_uncacheable_redirect(stack: Stack, client, origin):
-    r = client.get(origin + "/assets/index-anything.js")
-    assert r.status_code == 302
-    assert r.headers.get_list("cache-control") == ["no-store"]
-    # A real asset, signed in, is still cached for a year.
+def test_hashed_build_files_are_public_and_cached_while_pages_stay_behind_sign_in(
+    stack: Stack, client, origin
+):
     token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
     index = client.get(origin + "/", headers=_bearer(token)).text
     asset = re.search(r'src="(/assets/[^"]+\.js)"', index)
     assert asset is not None, index
-    r = client.get(origin + asset.group(1), headers=_bearer(token))
-    assert r.status_code == 200
+    # No credentials at all: a real hashed build file is served, and cached for a year.
+    r = client.get(origin + asset.group(1))
+    assert r.status_code == 200, r.text
+    assert "javascript" in r.headers["content-type"]
     assert r.headers["cache-control"] == "private, max-age=31536000, immutable"
+    # A name that does not exist is a 404 page that is never stored, not the SPA and not a sign-in.
+    for missing in ("/assets/index-anything.js", "/assets/"):
+        r = client.get(origin + missing)
+        assert r.status_code == 404, missing
+        assert r.headers["content-type"].startswith("text/html"), missing
+        assert r.headers.get_list("cache-control") == ["no-store"], missing
+    # Everything else still needs a session: the page itself, unhashed files, the API.
+    for page in ("/", "/index.html", "/swagger-ui/swagger-ui-bundle.js"):
+        r = client.get(origin + page)
+        assert r.status_code == 302, page
+        assert r.headers["location"].startswith("/oauth2/start"), page
+        assert r.headers.get_list("cache-control") == ["no-store"], page
+    assert client.get(origin + "/api/me").status_code == 401
+
+
+def test_a_request_with_200_extra_headers_is_decided_like_any_other(stack: Stack, client, origin):
+    # The auth subrequest carries only what the verifier reads, so the client's other headers cannot
+    # overflow the verifier's header limit (before, this request was a 503 upstream_unavailable).
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    extra = {f"X-Extra-{i:03d}": "v" * 32 for i in range(200)}
+    r = client.get(origin + "/api/me", headers={**extra, **_bearer(token)})
+    assert r.status_code == 200, r.text
+    assert (r.json()["oid"], r.json()["auth_source"]) == (ALICE_OID, "bearer")
+    # The same headers without a credential are still refused for the credential, not the headers.
+    r = client.get(origin + "/api/me", headers=extra)
+    assert r.status_code == 401, r.text
+    assert r.json()["reason"] == "missing_token"
+
+
+def test_a_repeated_authorization_header_is_refused_before_any_decision(stack: Stack, client, origin):
+    token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
+    twice = [("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")]
+    r = client.get(origin + "/api/me", headers=twice)
+    assert r.status_code == 400, r.text
+    assert r.json() == {"error": "bad_request", "reason": "bad_request"}
 
 
 def test_api_answers_and_nginx_json_errors_are_never_stored_and_vary_by_credentials(

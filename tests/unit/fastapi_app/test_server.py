@@ -13,7 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
+from fastapi_app.__main__ import tcp_listener
 from tests.unit.fastapi_app.conftest import ALICE, API_URI, BOB, CAROL, KEY, SPA_CLIENT_ID, TENANT, sign
 from tests.unit.fastapi_app.edge_path import edge_headers
 from verifier.core.identity import HEADER_FORWARDED_TOKEN
@@ -58,12 +60,17 @@ def test_bad_configuration_exits_2_listing_every_problem(tmp_path: Path) -> None
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    for base, log_path, _pid in serve(tmp_path):
+        yield base, log_path
+
+
+def serve(tmp_path: Path, **extra_env: str) -> Iterator[tuple[str, Path, int]]:
     port = free_port()
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "fastapi_app"],
-            env=server_env(tmp_path, port),
+            env={**server_env(tmp_path, port), **extra_env},
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -80,7 +87,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"server did not start: {log_path.read_text()}")
             time.sleep(0.1)
-        yield base, log_path
+        yield base, log_path, process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -132,10 +139,61 @@ def test_access_log_is_json_without_query_strings_or_tokens(server: tuple[str, P
         assert time.monotonic() < deadline, f"no access line for /api/admin/settings: {log_path.read_text()}"
         time.sleep(0.05)
     (line,) = access_lines()
-    assert (line["method"], line["path"], line["status"], line["oid"]) == (
+    assert (line["method"], line["path"], line["status"], line["oid"], line["reason"]) == (
         "PUT",
         "/api/admin/settings",
         503,
         CAROL.oid,
+        "revalidation_unavailable",
     )
     assert "SECRET" not in log_path.read_text()
+
+
+def child_pids(parent: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[1]) == parent:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
+    yield from serve(tmp_path, API_WORKERS="2")
+
+
+def test_api_workers_start_that_many_processes_each_serving_the_app(
+    two_workers: tuple[str, Path, int],
+) -> None:
+    base, log_path, supervisor = two_workers
+    # uvicorn's workers are multiprocessing "spawn" children (beside them: multiprocessing's
+    # resource tracker).
+    workers = [pid for pid in child_pids(supervisor) if b"spawn_main" in _cmdline(pid)]
+    assert len(workers) == 2, log_path.read_text()
+    with httpx.Client(base_url=base) as client:
+        for _ in range(4):
+            me = client.get("/api/me", headers=sign(ALICE, "GET", "/api/me"))
+            assert (me.status_code, me.json()["oid"]) == (200, ALICE.oid)
+
+
+def test_the_workers_shared_listener_declares_tcp_so_accepted_sockets_get_tcp_nodelay() -> None:
+    config = uvicorn.Config(lambda *_: None, host="127.0.0.1", port=0)
+    with tcp_listener(config) as listener:
+        listener.listen()
+        assert listener.proto == socket.IPPROTO_TCP
+        with socket.create_connection(listener.getsockname()[:2]):
+            accepted, _ = listener.accept()
+            with accepted:
+                # asyncio and uvloop turn TCP_NODELAY on only for sockets whose protocol says TCP.
+                assert accepted.proto == socket.IPPROTO_TCP

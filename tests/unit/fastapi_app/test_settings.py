@@ -42,7 +42,8 @@ def test_minimal_environment_gives_the_documented_defaults() -> None:
     assert settings.signing_keys == (RAW_KEY.encode(),)
     assert settings.revalidation is None
     assert settings.report_group_ids == ()
-    assert settings.access_log is True
+    assert settings.access_log is False
+    assert settings.workers == 1
 
 
 def test_every_variable_is_read() -> None:
@@ -54,7 +55,8 @@ def test_every_variable_is_read() -> None:
         API_IDENTITY_MAX_AGE_SECONDS="10",
         API_REPORT_GROUP_IDS="0A1B2C3D-1111-4222-8333-444455556666, 11111111-2222-4333-8444-555555555555",
         API_MAX_BODY_BYTES="4096",
-        API_ACCESS_LOG="off",
+        API_ACCESS_LOG="on",
+        API_WORKERS="2",
         API_LOG_LEVEL="DEBUG",
         VERIFIER_TENANT_IDS=TENANT,
         VERIFIER_AUDIENCES=API_URI,
@@ -71,7 +73,8 @@ def test_every_variable_is_read() -> None:
         "11111111-2222-4333-8444-555555555555",
     )
     assert settings.max_body_bytes == 4096
-    assert settings.access_log is False
+    assert settings.access_log is True
+    assert settings.workers == 2
     assert settings.log_level == "debug"
     assert settings.revalidation is not None
     assert settings.revalidation.tenant_ids == frozenset({TENANT})
@@ -103,6 +106,7 @@ def test_empty_environment_reports_every_missing_variable_at_once() -> None:
         ("API_REPORT_GROUP_IDS", "admins"),
         ("API_MAX_BODY_BYTES", "10"),
         ("API_ACCESS_LOG", "maybe"),
+        ("API_WORKERS", "0"),
         ("API_LOG_LEVEL", "loud"),
         ("IDENTITY_SIGNING_KEY_PREVIOUS", "short"),
         ("VERIFIER_TENANT_IDS", "not-a-guid"),
