@@ -79,21 +79,26 @@ def in_app() -> FastAPI:
 
     @app.get("/api/me")
     async def me(claims: Annotated[dict[str, Any], Depends(bearer_claims)]) -> Me:
-        return Me(
-            oid=claims["oid"],
-            tid=claims["tid"],
-            name=claims.get("name", ""),
-            email=claims.get("preferred_username", ""),
-            principal_type="user" if "scp" in claims else "app",
-            auth_source="bearer",
-            client_id=claims.get("azp", claims.get("appid", "")),
-            roles=list(claims.get("roles", [])),
-            scopes=claims.get("scp", "").split(),
-            groups=list(claims.get("groups", [])),
-            groups_overage=False,
-        )
+        return me_from_claims(claims)
 
     return app
+
+
+def me_from_claims(claims: dict[str, Any]) -> Me:
+    """What our ``/api/me`` answers, built from validated claims as an in-app design has them."""
+    return Me(
+        oid=claims["oid"],
+        tid=claims["tid"],
+        name=claims.get("name", ""),
+        email=claims.get("preferred_username", ""),
+        principal_type="user" if "scp" in claims else "app",
+        auth_source="bearer",
+        client_id=claims.get("azp", claims.get("appid", "")),
+        roles=list(claims.get("roles", [])),
+        scopes=claims.get("scp", "").split(),
+        groups=list(claims.get("groups", [])),
+        groups_overage=False,
+    )
 
 
 def azure_auth_app() -> FastAPI:
@@ -119,20 +124,7 @@ def azure_auth_app() -> FastAPI:
 
     @app.get("/api/me")
     async def me(user: Annotated[User, Security(auth)]) -> Me:
-        claims = user.claims
-        return Me(
-            oid=claims["oid"],
-            tid=claims["tid"],
-            name=claims.get("name", ""),
-            email=claims.get("preferred_username", ""),
-            principal_type="user" if "scp" in claims else "app",
-            auth_source="bearer",
-            client_id=claims.get("azp", claims.get("appid", "")),
-            roles=list(claims.get("roles", [])),
-            scopes=claims.get("scp", "").split(),
-            groups=list(claims.get("groups", [])),
-            groups_overage=False,
-        )
+        return me_from_claims(user.claims)
 
     return app
 

@@ -42,12 +42,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         database=os.environ.get("E2E_API_DATABASE", "sqlite"),
         postgres_port=free_port(),
     )
-    running = Stack(topology)
-    running.start()
-    try:
+    with Stack(topology) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @dataclass(frozen=True)

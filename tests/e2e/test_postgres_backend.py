@@ -31,12 +31,8 @@ def postgres_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     topology = free_port_topology(
         tmp_path_factory.mktemp("postgres-stack"), database="postgres", postgres_port=free_port()
     )
-    running = Stack(topology)
-    running.start()
-    try:
+    with Stack(topology) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
