@@ -21,22 +21,12 @@ from types import TracebackType
 from stack.haproxy import Balancer, Target
 from stack.launcher import Stack
 from stack.processes import ManagedProcess, StackError
-from stack.topology import Topology, free_port
+from stack.topology import Topology, distinct_free_ports
 
 #: What one ECS task runs, in start order (stop order is the reverse: nginx first, so its in-flight
 #: requests still reach the sidecars while it finishes them).
 TASK_COMPONENTS: tuple[str, ...] = ("oauth2-proxy", "verifier", "api", "nginx")
 SHARED_COMPONENTS: tuple[str, ...] = ("redis", "postgres", "devidp")
-
-
-def _free_ports(count: int, taken: set[int]) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in taken:
-            taken.add(port)
-            ports.append(port)
-    return ports
 
 
 def task_name(index: int) -> str:
@@ -51,7 +41,7 @@ class ScaleOutStack:
             raise StackError("the multi-task stack needs at least one task")
         run_dir = base.run_dir
         taken = set(base.ports().values())
-        self.balancer_port = balancer_port or _free_ports(1, taken)[0]
+        self.balancer_port = balancer_port or distinct_free_ports(1, taken)[0]
         shared = replace(
             base,
             run_dir=run_dir / "shared",
@@ -65,7 +55,7 @@ class ScaleOutStack:
         self.shared = Stack(shared)
         self.tasks: list[Stack] = []
         for index in range(tasks):
-            nginx, o2p, verifier, metrics, api = _free_ports(5, taken)
+            nginx, o2p, verifier, metrics, api = distinct_free_ports(5, taken)
             topology = replace(
                 shared,
                 run_dir=run_dir / task_name(index),

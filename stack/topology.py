@@ -217,12 +217,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def distinct_free_ports(count: int, taken: set[int] | None = None) -> list[int]:
+    """``count`` free ports, none repeated and none in ``taken`` (which records them as taken)."""
+    taken = set() if taken is None else taken
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in taken:
+            taken.add(port)
+            ports.append(port)
+    return ports
+
+
 def free_port_topology(run_dir: Path, **overrides: object) -> Topology:
     """A topology on kernel-chosen free ports, for tests that run beside a ``make run`` stack."""
-    ports: set[int] = set()
-    while len(ports) < 7:
-        ports.add(free_port())
-    nginx, devidp, o2p, verifier, metrics, api, redis = sorted(ports)
+    nginx, devidp, o2p, verifier, metrics, api, redis = sorted(distinct_free_ports(7))
     base = Topology(
         run_dir=run_dir,
         nginx_port=nginx,
