@@ -1,8 +1,8 @@
 """The verifier's aiohttp applications, built by factories that take their settings and collaborators.
 
-``create_app`` serves ``/verify`` (nginx ``auth_request``), ``/healthz`` (liveness) and ``/readyz``
-(503 until signing keys are loaded); ``create_metrics_app`` serves ``/metrics`` on its own port,
-which the load balancer never reaches.
+``create_app`` serves ``/verify`` (nginx ``auth_request``), ``/session-ended`` (asked by nginx before a
+sign-out), ``/healthz`` (liveness) and ``/readyz`` (503 until signing keys are loaded);
+``create_metrics_app`` serves ``/metrics`` on its own port, which the load balancer never reaches.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from verifier.service.settings import VerifierSettings
 from verifier.sources.access_token import TokenAuthenticator, VerifiedTokenCache
 from verifier.sources.bearer import BearerSource
 from verifier.sources.credential_source import CredentialSource
+from verifier.sources.session import SessionSource
 
 log = logging.getLogger("verifier.decision")
 
@@ -123,6 +124,7 @@ def create_app(
     app = web.Application()
     app[STATE] = state
     app.router.add_route("*", "/verify", handle_verify)
+    app.router.add_route("*", "/session-ended", handle_session_ended)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
     app.on_startup.append(_start)
@@ -145,6 +147,9 @@ async def _start(app: web.Application) -> None:
     state = app[STATE]
     if state.jwks is not None:
         await state.jwks.start()
+    for source in state.sources:
+        if isinstance(source, SessionSource):
+            source.start()
 
 
 async def _stop(app: web.Application) -> None:
@@ -220,6 +225,17 @@ def _log_decision(
             "duration_ms": round(elapsed * 1000, 3),
         },
     )
+
+
+async def handle_session_ended(request: web.Request) -> web.Response:
+    """A browser is signing out: nginx asks here (``auth_request``) before it passes
+    ``/oauth2/sign_out`` to oauth2-proxy, so that no verifier task answers for that session from
+    memory any more (:mod:`verifier.sources.session_cache`). Always 204: a cookie can only end what
+    it would itself have been allowed to use, and nothing is revealed."""
+    for source in request.app[STATE].sources:
+        if isinstance(source, SessionSource):
+            await source.end(request.headers.getall("Cookie", ()))
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
 
 
 async def handle_healthz(_request: web.Request) -> web.Response:

@@ -126,6 +126,12 @@ class VerifierMetrics:
             ("result",),
             registry=self.registry,
         )
+        self.session_cache = Counter(
+            "verifier_session_cache_total",
+            "Remembered-session lookups of cookie requests, by result (miss: oauth2-proxy was asked).",
+            ("result",),
+            registry=self.registry,
+        )
         self.upstream_duration = Histogram(
             "verifier_upstream_duration_seconds",
             "Time waiting on the session source's upstreams (oauth2_proxy, redis), by result.",
@@ -136,6 +142,8 @@ class VerifierMetrics:
         # Pre-bound children for the hot path: labels() costs a dict lookup and a lock each call.
         self.cache_hit = self.token_cache.labels(result="hit")
         self.cache_miss = self.token_cache.labels(result="miss")
+        self.session_cache_hit = self.session_cache.labels(result="hit")
+        self.session_cache_miss = self.session_cache.labels(result="miss")
         self.jwks_success = self.jwks_fetch.labels(result="success")
         self.jwks_failure = self.jwks_fetch.labels(result="failure")
         self._durations: dict[tuple[str, str], Histogram] = {}

@@ -31,6 +31,11 @@ from verifier.sources.session import (
     SessionSourceSettings,
     is_cookie_name,
 )
+from verifier.sources.session_cache import (
+    DEFAULT_SESSION_CACHE_SECONDS,
+    DEFAULT_SESSION_CACHE_SIZE,
+    MAX_SESSION_CACHE_SECONDS,
+)
 
 P = "VERIFIER_"
 __all__ = [
@@ -157,6 +162,12 @@ def session_source_settings_from_env(reader: EnvReader, identity_key: bytes) -> 
     ttl = reader.integer(P + "CSRF_TTL_SECONDS", csrf.DEFAULT_TTL_SECONDS, 30, 3600)
     # The absolute session lifetime (verifier/sources/session.py): at least a minute, at most 30 days.
     max_age = reader.integer(P + "SESSION_MAX_AGE_SECONDS", DEFAULT_SESSION_MAX_AGE_SECONDS, 60, 30 * 86400)
+    # How long a live session is remembered (verifier/sources/session_cache.py): the bound on how long
+    # a session ended through another task keeps working on this one. 0 turns the cache off.
+    cache_seconds = reader.integer(
+        P + "SESSION_CACHE_SECONDS", DEFAULT_SESSION_CACHE_SECONDS, 0, MAX_SESSION_CACHE_SECONDS
+    )
+    cache_size = reader.integer(P + "SESSION_CACHE_SIZE", DEFAULT_SESSION_CACHE_SIZE, 1, 10_000_000)
     raw_csrf_key = reader.text(P + "CSRF_KEY", "")
     if raw_csrf_key:
         csrf_key = decode_identity_key(raw_csrf_key)
@@ -172,7 +183,13 @@ def session_source_settings_from_env(reader: EnvReader, identity_key: bytes) -> 
     if len(reader.problems) > before or len(csrf_key) < csrf.MIN_KEY_BYTES:
         return None
     return SessionSourceSettings(
-        session=SessionSettings(oauth2_proxy_url=proxy_url, cookie_name=cookie_name, max_age_seconds=max_age),
+        session=SessionSettings(
+            oauth2_proxy_url=proxy_url,
+            cookie_name=cookie_name,
+            max_age_seconds=max_age,
+            cache_seconds=cache_seconds,
+            cache_size=cache_size,
+        ),
         csrf=csrf.CsrfSettings(key=csrf_key, public_origin=origin, ttl_seconds=ttl),
         redis_url=redis_url,
     )

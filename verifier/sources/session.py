@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -66,6 +67,15 @@ from verifier.sources.csrf import (
     CsrfSettings,
     SpentTokenStore,
     redis_client,
+)
+from verifier.sources.session_cache import (
+    DEFAULT_SESSION_CACHE_SECONDS,
+    DEFAULT_SESSION_CACHE_SIZE,
+    RememberedSession,
+    SessionCache,
+    SessionCacheMetrics,
+    SessionEndBroadcast,
+    cache_key,
 )
 
 log = logging.getLogger(__name__)
@@ -197,6 +207,11 @@ def session_binding(cookie_value: str) -> bytes:
     return hashlib.sha256(b"oauth2-proxy-session\n" + stable.encode("utf-8")).digest()
 
 
+def cookie_header(cookies: Sequence[tuple[str, str]]) -> str:
+    """The ``Cookie`` header the verifier sends oauth2-proxy: the session cookie and its chunks."""
+    return "; ".join(f"{name}={value}" for name, value in cookies)
+
+
 def cookie_name_of(set_cookie: str) -> str:
     return set_cookie.split(";", 1)[0].partition("=")[0].strip()
 
@@ -228,10 +243,15 @@ class SessionSettings:
     max_connections: int = 64
     #: The absolute session lifetime, from the first request after sign-in.
     max_age_seconds: int = DEFAULT_SESSION_MAX_AGE_SECONDS
+    #: How long a live session is remembered (:mod:`verifier.sources.session_cache`); 0 turns it off.
+    cache_seconds: int = DEFAULT_SESSION_CACHE_SECONDS
+    cache_size: int = DEFAULT_SESSION_CACHE_SIZE
 
     def __post_init__(self) -> None:
         if self.max_age_seconds < 1:
             raise ValueError("max_age_seconds must be positive")
+        if self.cache_seconds < 0 or self.cache_size < 1:
+            raise ValueError("cache_seconds must not be negative and cache_size must be positive")
         if not self.oauth2_proxy_url.startswith(("http://", "https://")):
             raise ValueError("oauth2_proxy_url must be an http(s) URL such as http://127.0.0.1:4180")
         if not is_cookie_name(self.cookie_name):
@@ -297,11 +317,11 @@ class OAuth2ProxyClient:
         """Ask oauth2-proxy about the session in ``cookies``; raise :class:`SessionRejected` if none."""
         if not cookies:
             raise SessionRejected(Reason.NO_SESSION, "no session cookie")
-        cookie_header = "; ".join(f"{name}={value}" for name, value in cookies)
-        if len(cookie_header) > MAX_FORWARDED_COOKIE_BYTES:
+        header = cookie_header(cookies)
+        if len(header) > MAX_FORWARDED_COOKIE_BYTES:
             raise SessionRejected(Reason.NO_SESSION, "session cookie is larger than oauth2-proxy sets")
         binding = session_binding(session_cookie_value(cookies, self.settings.cookie_name))
-        status, set_cookie, access_token = await self._ask(cookie_header)
+        status, set_cookie, access_token = await self._ask(header)
         if status == 401:
             if not await self._session_store_ready():
                 # The 401 (and its deleting Set-Cookie) says only that the store could not be read.
@@ -330,10 +350,9 @@ class OAuth2ProxyClient:
         None when oauth2-proxy could not be asked: the caller refuses the request anyway, and asks
         again on the next one.
         """
-        cookie_header = "; ".join(f"{name}={value}" for name, value in cookies)
         try:
             async with self._http.get().get(
-                self.settings.sign_out_url, headers={"Cookie": cookie_header}, allow_redirects=False
+                self.settings.sign_out_url, headers={"Cookie": cookie_header(cookies)}, allow_redirects=False
             ) as response:
                 await response.read()
                 return pick_session_set_cookie(
@@ -438,7 +457,9 @@ class SessionSource:
     and carries the session cookie. The flow, each step failing closed:
 
     1. oauth2-proxy's ``/oauth2/auth`` turns the cookie into an access token (401 ``no_session``,
-       403 ``session_forbidden``, 503 ``session_backend_unavailable``, 500 ``session_token_missing``);
+       403 ``session_forbidden``, 503 ``session_backend_unavailable``, 500 ``session_token_missing``),
+       and Redis says when the sign-in began (401 ``session_expired`` past the absolute lifetime);
+       a live session found within the last few seconds is taken from :class:`SessionCache` instead;
     2. that token is validated and the route policy applied exactly as for a bearer token;
     3. for an unsafe method, the CSRF checks (403 ``csrf_*``; 503 ``csrf_store_unavailable``);
     4. an allowed answer carries a fresh ``X-CSRF-Token`` for the SPA's next unsafe request.
@@ -449,10 +470,24 @@ class SessionSource:
 
     name = "session"
 
-    def __init__(self, client: OAuth2ProxyClient, csrf: CsrfGuard, starts: SessionStartStore) -> None:
+    def __init__(
+        self,
+        client: OAuth2ProxyClient,
+        csrf: CsrfGuard,
+        starts: SessionStartStore,
+        cache: SessionCache | None = None,
+        broadcast: SessionEndBroadcast | None = None,
+    ) -> None:
         self.client = client
         self.csrf = csrf
         self.starts = starts
+        self.cache = cache if cache is not None else SessionCache(0)
+        self.broadcast = broadcast
+
+    def start(self) -> None:
+        """Start hearing other tasks' sign-outs (inside the running event loop)."""
+        if self.broadcast is not None:
+            self.broadcast.start()
 
     def present(self, request: web.Request) -> bool:
         return bool(self.client.cookies_from(request.headers.getall("Cookie", ())))
@@ -461,43 +496,75 @@ class SessionSource:
         self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
     ) -> Decision:
         cookies = self.client.cookies_from(request.headers.getall("Cookie", ()))
+        key = cache_key(cookie_header(cookies))
+        max_age = self.client.settings.max_age_seconds
+        remembered = self.cache.get(key, now=int(tokens.clock()), max_age=max_age)
+        if remembered is not None:
+            decision = await tokens.check_token(remembered.access_token, original, source="session")
+            if decision.allowed:
+                return await self._with_csrf(request, original, decision, remembered.binding, tokens)
+            # The remembered token no longer passes (it expired, or the route refuses it): ask
+            # oauth2-proxy, which refreshes an expired token, and let its answer decide.
+            self.cache.forget(key)
         try:
             lookup = await self.client.lookup(cookies)
+            started = await self._started_at(lookup, now=int(tokens.clock()))
         except SessionRejected as rejected:
             return Decision.reject(rejected, source=self.name, headers=_set_cookie(rejected.set_cookie))
-        expired = await self._expired(cookies, lookup, now=int(tokens.clock()))
-        if expired is not None:
-            return expired
+        if int(tokens.clock()) - started >= max_age:
+            return await self._expire(cookies, key, max_age)
         decision = await tokens.check_token(lookup.access_token, original, source="session")
         if decision.allowed:
-            now = int(tokens.clock())
-            try:
-                await self.csrf.check(original.method, request.headers, lookup.binding, now=now)
-            except CsrfRejected as rejected:
-                rejected.oid = decision.oid
-                decision = Decision.reject(rejected, source=self.name)
-            else:
-                decision = decision.with_headers((HEADER_CSRF_TOKEN, self.csrf.mint(lookup.binding, now=now)))
+            if lookup.set_cookie is None:
+                self.cache.remember(key, RememberedSession(lookup.access_token, lookup.binding, started))
+            decision = await self._with_csrf(request, original, decision, lookup.binding, tokens)
         return decision.with_headers(*_set_cookie(lookup.set_cookie))
 
-    async def _expired(
-        self, cookies: Sequence[tuple[str, str]], lookup: SessionLookup, *, now: int
-    ) -> Decision | None:
-        """401 ``session_expired`` (and the session signed out) once its lifetime is over, else None."""
-        max_age = self.client.settings.max_age_seconds
+    async def end(self, cookie_headers: Iterable[str]) -> None:
+        """The browser with these ``Cookie`` headers is signing out (nginx asks before it passes the
+        sign-out on): no task answers for that session from memory any more."""
+        cookies = self.client.cookies_from(cookie_headers)
+        if cookies:
+            await self._end(cache_key(cookie_header(cookies)))
+
+    async def _end(self, key: bytes) -> None:
+        if self.broadcast is not None:
+            await self.broadcast.announce(key)
+        else:
+            self.cache.end(key)
+
+    async def _with_csrf(
+        self,
+        request: web.Request,
+        original: OriginalRequest,
+        decision: Decision,
+        binding: bytes,
+        tokens: TokenAuthenticator,
+    ) -> Decision:
+        """An allowed decision after the CSRF checks, with the next ``X-CSRF-Token``; or the refusal."""
+        now = int(tokens.clock())
         try:
-            started = await self.starts.started_at(
-                lookup.binding, now=now, keep_seconds=max_age + SESSION_START_KEEP_SECONDS
-            )
-        except SessionRejected as rejected:
+            await self.csrf.check(original.method, request.headers, binding, now=now)
+        except CsrfRejected as rejected:
+            rejected.oid = decision.oid
             return Decision.reject(rejected, source=self.name)
-        if now - started < max_age:
-            return None
+        return decision.with_headers((HEADER_CSRF_TOKEN, self.csrf.mint(binding, now=now)))
+
+    async def _started_at(self, lookup: SessionLookup, *, now: int) -> int:
+        """When this sign-in began (stored now if this is its first request)."""
+        keep = self.client.settings.max_age_seconds + SESSION_START_KEEP_SECONDS
+        return await self.starts.started_at(lookup.binding, now=now, keep_seconds=keep)
+
+    async def _expire(self, cookies: Sequence[tuple[str, str]], key: bytes, max_age: int) -> Decision:
+        """401 ``session_expired``, the session signed out at oauth2-proxy, its deleting cookie."""
+        await self._end(key)
         cleared = await self.client.sign_out(cookies)
         expired = SessionRejected(Reason.SESSION_EXPIRED, f"signed in more than {max_age} s ago")
         return Decision.reject(expired, source=self.name, headers=_set_cookie(cleared))
 
     async def close(self) -> None:
+        if self.broadcast is not None:
+            await self.broadcast.close()
         await self.client.close()
         await self.csrf.store.close()
 
@@ -518,17 +585,27 @@ class SessionSourceSettings:
 
 
 def build_session_source(
-    settings: SessionSourceSettings, *, metrics: UpstreamMetrics | None = None
+    settings: SessionSourceSettings,
+    *,
+    metrics: UpstreamMetrics | None = None,
+    cache_metrics: SessionCacheMetrics | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> SessionSource:
     """The production session source: pooled HTTP to oauth2-proxy, pooled Redis for spent tokens.
 
     Nothing connects here; both pools open on first use inside the running event loop (the spent CSRF
-    tokens and the sign-in start times share one Redis pool). ``metrics`` (the app's) gets the upstream
-    latencies.
+    tokens, the sign-in start times and the sign-out announcements share one Redis pool; the
+    listener starts with the app, :meth:`SessionSource.start`). ``metrics`` (the app's) gets the upstream
+    latencies, ``cache_metrics`` the remembered-session hits and misses.
     """
     redis = redis_client(settings.redis_url)
+    cache = SessionCache(
+        settings.session.cache_seconds, settings.session.cache_size, clock=clock, metrics=cache_metrics
+    )
     return SessionSource(
         OAuth2ProxyClient(settings.session, metrics=metrics),
         CsrfGuard(settings.csrf, SpentTokenStore(redis, metrics=metrics)),
         SessionStartStore(redis, metrics=metrics),
+        cache,
+        SessionEndBroadcast(redis, cache),
     )

@@ -68,6 +68,7 @@ async def verifier(
         *,
         max_age_seconds: int = 3600,
         clock: Callable[[], float] = time.time,
+        cache_seconds: int = 0,
     ) -> TestClient[Any, Any]:
         template = f"{AUTHORITY}/{{tenantid}}/v2.0"
         keys = StaticKeys(
@@ -78,12 +79,18 @@ async def verifier(
         source = build_session_source(
             SessionSourceSettings(
                 session=SessionSettings(
-                    oauth2_proxy_url=oauth2_proxy_url, cookie_name=NAME, max_age_seconds=max_age_seconds
+                    oauth2_proxy_url=oauth2_proxy_url,
+                    cookie_name=NAME,
+                    max_age_seconds=max_age_seconds,
+                    # Off unless a test is about it: the others count what oauth2-proxy is asked.
+                    cache_seconds=cache_seconds,
                 ),
                 csrf=CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC),
                 redis_url=redis_url or redis_server.url,
             ),
             metrics=metrics,
+            cache_metrics=metrics,
+            clock=clock,
         )
         app = create_app(settings, sources=[source], keys=keys, metrics=metrics, clock=clock)
         return await clients.start(app)
