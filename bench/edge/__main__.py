@@ -127,7 +127,12 @@ def build(
     )
     edge = peers.edge_nginx(stack, work / "edge-nginx")
     plain = peers.plain_oauth2_proxy_nginx(stack, work / "plain-nginx", in_app.port)
-    for process in (bare, in_app, edge, plain, azure_auth):
+    uncached = peers.uncached_verifier(stack, work / "uncached-verifier")
+    edge_uncached = peers.edge_nginx(
+        stack, work / "edge-nginx-uncached", verifier_addr=f"127.0.0.1:{uncached.port}",
+        name=f"edge nginx ({peers.UNCACHED})",
+    )  # fmt: skip
+    for process in (bare, in_app, edge, plain, azure_auth, uncached, edge_uncached):
         say(f"starting {process.name} on port {process.port} ...")
         running.peers.append(process)
         process.start("127.0.0.1")
@@ -151,6 +156,7 @@ def build(
     asset = min((topology.spa_root / "assets").iterdir(), key=lambda f: f.stat().st_size)
     asset_path = f"/assets/{asset.name}"
     edge_url = f"http://127.0.0.1:{edge.port}"
+    uncached_url = f"http://127.0.0.1:{edge_uncached.port}"
     plain_url = f"http://127.0.0.1:{plain.port}"
     cookie_env = {"BENCH_COOKIE": cookie}
     bearer_env = {"BENCH_TOKENS": str(one_token)}
@@ -177,6 +183,10 @@ def build(
             bearer_env),
         Row("edge_cookie", "edge `GET /api/me`, session cookie", edge_url, "/api/me", cookie_env),
         Row("edge_page", "edge `GET /` (SPA page), session cookie", edge_url, "/", cookie_env),
+        Row("edge_cookie_uncached", "edge `GET /api/me`, session cookie, session cache off (every "
+            "request asks oauth2-proxy)", uncached_url, "/api/me", cookie_env),
+        Row("edge_page_uncached", "edge `GET /` (SPA page), session cookie, session cache off",
+            uncached_url, "/", cookie_env),
         Row("edge_asset", f"edge hashed build file ({asset.stat().st_size:,} B), public (no auth_request)",
             edge_url, asset_path, cookie_env),
         Row("edge_miss", f"edge `GET /api/me`, {token_count:,} distinct tokens (cache miss)", edge_url,

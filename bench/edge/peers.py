@@ -43,12 +43,16 @@ def _nginx(name: str, folder: Path, http_conf: str, port: int, probe_path: str) 
     )  # fmt: skip
 
 
-def edge_nginx(stack: Stack, folder: Path) -> ManagedProcess:
-    """Our edge, from the real template, listening on plain HTTP as on ECS."""
+def edge_nginx(
+    stack: Stack, folder: Path, *, verifier_addr: str | None = None, name: str = "edge nginx"
+) -> ManagedProcess:
+    """Our edge, from the real template, listening on plain HTTP as on ECS; in front of the stack's
+    verifier, or of ``verifier_addr``."""
     topology = stack.topology
     port = free_port()
     values = {
         **render.edge_values(topology),
+        **({"EDGE_VERIFIER_ADDR": verifier_addr} if verifier_addr else {}),
         "EDGE_LISTEN": f"127.0.0.1:{port}",
         # As on ECS: a glob that matches nothing, so no TLS directives.
         "EDGE_TLS_CONF_GLOB": str(folder / "no-tls" / "*.conf"),
@@ -56,7 +60,31 @@ def edge_nginx(stack: Stack, folder: Path) -> ManagedProcess:
     }
     template = (topology.repo_root / render.NGINX_TEMPLATE).read_text()
     conf = render.render_template(template, values, "EDGE_")
-    return _nginx("edge nginx", folder, conf, port, "/healthz")
+    return _nginx(name, folder, conf, port, "/healthz")
+
+
+UNCACHED = "no session cache"
+
+
+def uncached_verifier(stack: Stack, folder: Path) -> ManagedProcess:
+    """A second verifier exactly like the stack's but with ``VERIFIER_SESSION_CACHE_SECONDS=0``: every
+    cookie request asks oauth2-proxy and Redis, as each first request of a burst does."""
+    topology = stack.topology
+    assert stack.secrets is not None
+    port, metrics_port = free_port(), free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        **render.verifier_env(topology, stack.ca_file, stack.secrets),
+        "VERIFIER_PORT": str(port),
+        "VERIFIER_METRICS_PORT": str(metrics_port),
+        "VERIFIER_SESSION_CACHE_SECONDS": "0",
+    }
+    return ManagedProcess(
+        f"verifier ({UNCACHED})", [sys.executable, "-m", "verifier"], port,
+        http_probe(f"http://127.0.0.1:{port}/readyz"), folder / "verifier.log",
+        env=env, cwd=topology.repo_root,
+    )  # fmt: skip
 
 
 PLAIN_OAUTH2_PROXY_SITE = """\
@@ -173,4 +201,4 @@ def in_app_env(stack: Stack) -> dict[str, str]:
     }
 
 
-__all__ = ["edge_nginx", "fastapi_app", "in_app_env", "plain_oauth2_proxy_nginx"]
+__all__ = ["edge_nginx", "fastapi_app", "in_app_env", "plain_oauth2_proxy_nginx", "uncached_verifier"]

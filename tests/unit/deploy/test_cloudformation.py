@@ -565,6 +565,21 @@ def test_every_redis_key_prefix_the_verifier_declares_is_in_the_users_access_str
     assert {prefix + "*" for prefix in declared} <= {word[1:] for word in access if word.startswith("~")}
 
 
+def test_every_pubsub_channel_the_verifier_declares_is_in_the_users_access_string(resources):
+    # Redis 7 (acl-pubsub-default resetchannels) refuses SUBSCRIBE and PUBLISH on a channel the
+    # user is not granted; the local Redis has no such user, so only this test would notice.
+    declared = {
+        channel
+        for module in (REPO / "verifier").rglob("*.py")
+        for channel in re.findall(
+            r'^[A-Z_]*CHANNEL\s*=\s*"([^"]+)"', module.read_text(encoding="utf-8"), re.M
+        )
+    }
+    assert declared == {"eba:session-ended"}
+    access = props(resources, "RedisAppUser")["AccessString"].split()
+    assert {word[1:] for word in access if word.startswith("&")} == declared
+
+
 def test_database_is_encrypted_private_postgres_kept_on_delete(resources):
     database = resources["Database"]
     settings = database["Properties"]

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -154,6 +155,14 @@ class OAuth2Proxy:
         )
         await self.redis.set(ticket.ticket_id, ticket.encrypt(state), ex=3600)
         return ticket.cookie_value(COOKIE_SECRET, now - age)
+
+    async def sign_out(self, cookie: str) -> None:
+        """oauth2-proxy's own sign-out: it deletes the session from Redis and clears the cookie."""
+        async with aiohttp.ClientSession() as http, http.get(
+            self.url + "/oauth2/sign_out", headers={"Cookie": f"{NAME}={cookie}"}, allow_redirects=False
+        ) as response:
+            await response.read()
+            assert response.status == 302, response.status
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ The requests are shaped as nginx's ``auth_request`` subrequest sends them: ``X-O
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +30,7 @@ from verifier.service.settings import VerifierSettings
 from verifier.sources.csrf import CsrfSettings, derive_csrf_key, verify_token
 from verifier.sources.session import (
     SessionSettings,
+    SessionSource,
     SessionSourceSettings,
     build_session_source,
     session_binding,
@@ -454,3 +456,176 @@ async def test_a_new_sign_in_gets_its_own_lifetime(
     clock.advance(2)
     assert (await reason_of(await verify(client, "GET", first))) == "session_expired"
     assert (await verify(client, "GET", second)).status == 200
+
+
+# --- remembered sessions (verifier/sources/session_cache.py) -------------------------------------
+
+
+def session_source_of(client: TestClient[Any, Any]) -> SessionSource:
+    sources = [s for s in client.app[STATE].sources if isinstance(s, SessionSource)]
+    assert len(sources) == 1
+    return sources[0]
+
+
+async def hearing_sign_outs(client: TestClient[Any, Any]) -> TestClient[Any, Any]:
+    """The client once its verifier has subscribed to the sign-out channel (it remembers nothing
+    before)."""
+    cache = session_source_of(client).cache
+    deadline = time.monotonic() + 5
+    while not cache.listening:
+        assert time.monotonic() < deadline, "the verifier never subscribed to the sign-out channel"
+        await asyncio.sleep(0.01)
+    return client
+
+
+def cache_count(client: TestClient[Any, Any], result: str) -> float:
+    registry: CollectorRegistry = client.app[STATE].metrics.registry
+    return registry.get_sample_value("verifier_session_cache_total", {"result": result}) or 0.0
+
+
+async def end_session(client: TestClient[Any, Any], cookie: str) -> int:
+    """What nginx does on /oauth2/sign_out before passing it on to oauth2-proxy."""
+    response = await client.get("/session-ended", headers={"Cookie": f"theme=dark; {NAME}={cookie}"})
+    await response.read()
+    return response.status
+
+
+async def test_a_remembered_session_asks_oauth2_proxy_and_redis_once_and_still_checks_every_request(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=5))
+    first = await verify(client, "GET", cookie)
+    assert first.status == 200
+    for _ in range(3):
+        again = await verify(client, "GET", cookie)
+        assert again.status == 200
+        # Signed afresh for each request, with a fresh CSRF token for the same sign-in.
+        check_signature(again.headers, keys=(IDENTITY_KEY,), method="GET", uri=URI, now=int(time.time()))
+        assert principal_from_headers(again.headers).auth_source == "session"
+        verify_token(
+            again.headers["X-CSRF-Token"],
+            key=derive_csrf_key(IDENTITY_KEY),
+            binding=session_binding(cookie),
+            now=int(time.time()),
+        )
+    assert upstream_count(client, "oauth2_proxy", "ok") == 1
+    assert upstream_count(client, "redis", "ok") == 1  # the sign-in's start time, once
+    assert (cache_count(client, "miss"), cache_count(client, "hit")) == (1, 3)
+    # Unsafe requests from memory still spend their CSRF token in Redis, exactly once.
+    token = first.headers["X-CSRF-Token"]
+    assert (await verify(client, "POST", cookie, **browser(token))).status == 200
+    replay = await verify(client, "POST", cookie, **browser(token))
+    await assert_refused_without_challenge(replay, 403, "csrf_token_spent")
+    assert upstream_count(client, "oauth2_proxy", "ok") == 1
+
+
+async def test_a_cookie_that_differs_by_one_byte_is_not_taken_from_memory(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=5))
+    assert (await verify(client, "GET", cookie)).status == 200
+    # Same ticket, forged MAC: oauth2-proxy is asked, and refuses it.
+    payload, stamp, mac = cookie.split("|")
+    forged = "|".join((payload, stamp, ("A" if mac[0] != "A" else "B") + mac[1:]))
+    response = await verify(client, "GET", forged)
+    assert (response.status, await reason_of(response)) == (401, "no_session")
+    assert upstream_count(client, "oauth2_proxy", "ok") == 1
+    assert upstream_count(client, "oauth2_proxy", "refused") == 1
+
+
+async def test_sign_out_through_one_task_ends_the_remembered_session_on_every_task_at_once(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    task_a = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    task_b = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    for task in (task_a, task_b, task_a, task_b):
+        assert (await verify(task, "GET", cookie)).status == 200
+    assert cache_count(task_b, "hit") == 1
+    # nginx on task A: first the verifier (answered once every task has been told), then
+    # oauth2-proxy deletes the session.
+    assert await end_session(task_a, cookie) == 204
+    await oauth2_proxy.sign_out(cookie)
+    for task in (task_b, task_a):
+        response = await verify(task, "GET", cookie)
+        assert (response.status, await reason_of(response)) == (401, "no_session")
+    assert cache_count(task_b, "hit") == 1
+
+
+async def test_an_ended_cookie_is_not_remembered_again_by_a_lookup_that_was_in_flight(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    assert await end_session(client, cookie) == 204
+    # oauth2-proxy has not deleted it yet (the sign-out is on its way): allowed, not remembered.
+    for _ in range(2):
+        assert (await verify(client, "GET", cookie)).status == 200
+    assert upstream_count(client, "oauth2_proxy", "ok") == 2
+    assert len(session_source_of(client).cache) == 0
+
+
+async def test_a_verifier_that_cannot_hear_sign_outs_answers_nothing_from_memory(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient, tmp_path: Path
+) -> None:
+    own_redis = start_redis(tmp_path)
+    try:
+        cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+        client = await hearing_sign_outs(await verifier(oauth2_proxy.url, own_redis.url, cache_seconds=60))
+        assert (await verify(client, "GET", cookie)).status == 200
+        assert len(session_source_of(client).cache) == 1
+        own_redis.stop()
+        cache = session_source_of(client).cache
+        deadline = time.monotonic() + 5
+        while cache.listening:
+            assert time.monotonic() < deadline, "the verifier did not notice Redis going away"
+            await asyncio.sleep(0.01)
+        assert len(cache) == 0
+        # Its Redis is gone: the sign-in's start time cannot be read, so the answer is 503, not 200
+        # from memory.
+        response = await verify(client, "GET", cookie)
+        await assert_refused_without_challenge(response, 503, "session_backend_unavailable")
+    finally:
+        own_redis.stop()
+
+
+async def test_a_remembered_session_is_not_used_past_its_absolute_lifetime(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    clock = ManualClock(time.time())
+    cookie = await oauth2_proxy.sign_in(
+        access_token=forge.mint(forge.user_claims(exp=int(time.time()) + 7200))
+    )
+    client = await hearing_sign_outs(
+        await verifier(oauth2_proxy.url, max_age_seconds=3, clock=clock, cache_seconds=60)
+    )
+    assert (await verify(client, "GET", cookie)).status == 200
+    clock.advance(2)
+    assert (await verify(client, "GET", cookie)).status == 200
+    assert cache_count(client, "hit") == 1
+    clock.advance(1)
+    response = await verify(client, "GET", cookie)
+    assert (response.status, await reason_of(response)) == (401, "session_expired")
+    assert response.headers["Set-Cookie"].startswith(f"{NAME}=;")
+
+
+async def test_a_remembered_token_that_no_longer_passes_sends_the_request_to_oauth2_proxy(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    clock = ManualClock(time.time())
+    # Expired 50 s ago: still inside the 60 s leeway, for 10 more seconds.
+    expired = int(time.time()) - 50
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint(forge.user_claims(exp=expired)))
+    client = await hearing_sign_outs(await verifier(oauth2_proxy.url, clock=clock, cache_seconds=60))
+    assert (await verify(client, "GET", cookie)).status == 200
+    # Past the leeway, well within the cache's lifetime: the remembered token fails, so oauth2-proxy
+    # is asked (it would refresh; this session has no refresh token and hands back the same token,
+    # which is refused with its own reason).
+    clock.advance(15)
+    response = await verify(client, "GET", cookie)
+    assert (response.status, await reason_of(response)) == (401, "expired")
+    assert cache_count(client, "hit") == 1
+    assert upstream_count(client, "oauth2_proxy", "ok") == 2
+    assert len(session_source_of(client).cache) == 0
