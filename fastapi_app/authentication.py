@@ -66,10 +66,14 @@ def identity_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, st
     A plain dict rather than Starlette's ``Headers``: that one scans every header of the request on
     each lookup, and checking and reading the identity takes about two dozen lookups (a tenth of the
     API's time per request in a profile). Every name the check reads is one of ``IDENTITY_HEADERS``.
+
+    Names are matched as they are: ASGI servers hand them over lower-cased (the ASGI spec requires
+    it, and Starlette's ``Headers`` relies on it too), so a name in any other case is no identity
+    header to anyone here, and a request whose signature arrives so is refused as unsigned.
     """
     found: dict[str, str] = {}
     for name, value in raw_headers:
-        canonical = _IDENTITY_HEADER_NAMES.get(name.lower())
+        canonical = _IDENTITY_HEADER_NAMES.get(name)
         if canonical is None:
             continue
         if canonical in found:

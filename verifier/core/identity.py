@@ -235,36 +235,46 @@ def check_signature(
         raise SignatureError(
             "stale_identity_signature", f"signature is {now - timestamp}s old; at most {max_age}s allowed"
         )
-    values = {name: headers.get(name, "") for name in SIGNED_HEADERS}
-    message = _canonical(values, method, uri, timestamp)
-    given = sig_part[4:]
-    if not any(hmac.compare_digest(_mac(key, message), given) for key in keys):
-        raise SignatureError("bad_identity_signature", "identity signature does not match")
+    # _canonical reads the values with .get(name, ""), which ``headers`` answers as well as a copy.
+    message = _canonical(headers, method, uri, timestamp)
+    given = sig_part[4:].encode("ascii", "replace")
+    for key in keys:
+        expected = base64.urlsafe_b64encode(hmac.digest(key, message, "sha256")).rstrip(b"=")
+        if hmac.compare_digest(expected, given):
+            return
+    raise SignatureError("bad_identity_signature", "identity signature does not match")
 
 
 def principal_from_headers(headers: Mapping[str, str]) -> Principal:
     """Rebuild the :class:`Principal` from identity headers. Call only after :func:`check_signature`."""
-
-    def get(name: str) -> str:
-        return decode_value(headers.get(name, ""))
-
-    def split(name: str, sep: str) -> tuple[str, ...]:
-        return tuple(decode_value(v) for v in headers.get(name, "").split(sep) if v)
-
-    ptype = headers.get(HEADER_PRINCIPAL_TYPE, "")
-    source = headers.get(HEADER_AUTH_SOURCE, "")
+    get = headers.get
+    ptype = get(HEADER_PRINCIPAL_TYPE, "")
+    source = get(HEADER_AUTH_SOURCE, "")
     if ptype not in ("user", "app") or source not in ("bearer", "session", "alb"):
         raise SignatureError("malformed_identity_headers", "principal type or auth source is unknown")
+    # Values without "%" are their own decoding (what unquote() answers too, after more work): the
+    # API runs this on every request, and GUIDs, role and scope names rarely carry a "%".
+
+    def decoded(key: str) -> str:
+        value = get(key, "")
+        return unquote(value) if "%" in value else value
+
+    def items(key: str, sep: str) -> tuple[str, ...]:
+        text = get(key, "")
+        if not text:
+            return ()
+        return tuple(unquote(item) if "%" in item else item for item in text.split(sep) if item)
+
     return Principal(
-        oid=get(HEADER_OID),
-        tid=get(HEADER_TID),
+        oid=decoded(HEADER_OID),
+        tid=decoded(HEADER_TID),
         principal_type=ptype,  # type: ignore[arg-type]
         auth_source=source,  # type: ignore[arg-type]
-        client_id=get(HEADER_CLIENT_ID),
-        name=get(HEADER_NAME),
-        email=get(HEADER_EMAIL),
-        roles=split(HEADER_ROLES, ","),
-        scopes=split(HEADER_SCOPES, " "),
-        groups=split(HEADER_GROUPS, ","),
-        groups_overage=headers.get(HEADER_GROUPS_OVERAGE, "") == "1",
+        client_id=decoded(HEADER_CLIENT_ID),
+        name=decoded(HEADER_NAME),
+        email=decoded(HEADER_EMAIL),
+        roles=items(HEADER_ROLES, ","),
+        scopes=items(HEADER_SCOPES, " "),
+        groups=items(HEADER_GROUPS, ","),
+        groups_overage=get(HEADER_GROUPS_OVERAGE, "") == "1",
     )

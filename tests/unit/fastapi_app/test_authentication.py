@@ -10,8 +10,10 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from fastapi_app.authentication import current_principal
+from fastapi_app import create_app
+from fastapi_app.authentication import IdentityGuard, current_principal
 from fastapi_app.errors import install_error_handlers
+from fastapi_app.models import Me
 from tests.unit.fastapi_app.conftest import ALICE, KEY, PREVIOUS_KEY, Api, make_settings, sign
 from verifier.core.identity import HEADER_SIGNATURE, Principal, principal_headers, sign_headers
 
@@ -102,6 +104,16 @@ def test_identity_header_changed_after_signing_is_rejected(
         del headers[name]
     headers.update(changes)
     assert_unauthenticated(api.client.get(path, headers=headers), "bad_identity_signature")
+
+
+def test_signature_with_non_ascii_characters_is_rejected_with_reason_bad_identity_signature(
+    api: Api,
+) -> None:
+    # A latin-1 byte where the base64url signature ends: refused like any other wrong signature,
+    # not a failed comparison (hmac.compare_digest refuses non-ASCII text with a TypeError).
+    headers: dict[str, str | bytes] = {**sign(ALICE, "GET", "/api/me")}
+    headers[HEADER_SIGNATURE] = str(headers[HEADER_SIGNATURE])[:-1].encode("ascii") + b"\xe9"
+    assert_unauthenticated(api.client.get("/api/me", headers=headers), "bad_identity_signature")
 
 
 def test_duplicated_identity_header_is_rejected_even_when_the_first_copy_is_signed(api: Api) -> None:
@@ -226,6 +238,30 @@ def test_me_returns_the_decoded_identity(api: Api) -> None:
         "groups": ["g-1", "g,2"],
         "groups_overage": False,
     }
+
+
+def test_me_body_is_the_me_model_as_json(api: Api) -> None:
+    from dataclasses import replace
+
+    principal = replace(
+        ALICE, name="Jos\u00e9 \"N\u00fa\u00f1ez\" </script>", groups=("g-1",), groups_overage=True
+    )
+    response = api.call("GET", "/api/me", principal)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.content == Me.of(principal).model_dump_json().encode()
+
+
+def test_me_checks_the_signature_itself_in_an_app_without_the_guard_middleware(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path))
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not IdentityGuard]
+    with TestClient(app) as client:
+        assert_unauthenticated(client.get("/api/me"), "missing_identity_signature")
+        smuggled = {**sign(ALICE, "GET", "/api/me"), "X-Roles": "Admin"}
+        assert_unauthenticated(client.get("/api/me", headers=smuggled), "bad_identity_signature")
+        ok = client.get("/api/me", headers=sign(ALICE, "GET", "/api/me"))
+        assert ok.status_code == 200
+        assert ok.json()["oid"] == ALICE.oid
 
 
 def test_websocket_connections_are_refused(api: Api) -> None:

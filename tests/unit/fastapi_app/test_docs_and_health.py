@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI, Security
 from fastapi.testclient import TestClient
 
 from fastapi_app import create_app
+from fastapi_app.app import _declare_sign_in, _docs_sign_in
 from fastapi_app.database.engine import sqlite_path
+from fastapi_app.routes import admin, identity, projects
 from fastapi_app.routes.docs import content_security_policy, script_json
 from tests.unit.fastapi_app.conftest import API_URI, AUTHORITY, SPA_CLIENT_ID, TENANT, Api, make_settings
 
@@ -51,6 +54,33 @@ def test_openapi_document_is_open_and_declares_the_pkce_sign_in(api: Api) -> Non
     assert set(flow["scopes"]) == {f"{API_URI}/user.read", f"{API_URI}/user.write", f"{API_URI}/admin"}
     assert {"entra": []} in document["paths"]["/api/projects"]["get"]["security"]
     assert "security" not in document["paths"]["/api/healthz"]["get"]
+
+
+def test_every_operation_but_health_declares_the_sign_in(api: Api) -> None:
+    paths = api.client.get("/api/openapi.json").json()["paths"]
+    operations = {(path, method): op for path, item in paths.items() for method, op in item.items()}
+    assert ("/api/me", "get") in operations and ("/api/admin/settings", "put") in operations
+    for (path, method), operation in operations.items():
+        expected = None if path == "/api/healthz" else [{"entra": []}]
+        assert operation.get("security") == expected, (path, method)
+    me = operations[("/api/me", "get")]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert me == {"$ref": "#/components/schemas/Me"}
+
+
+def test_declared_sign_in_documents_what_a_security_dependency_would(tmp_path: Path) -> None:
+    # The scheme is put in the document without a dependency FastAPI would solve on every request;
+    # the document must be the one FastAPI writes for ``Security(scheme)`` on the same routers.
+    settings = make_settings(tmp_path)
+    scheme = _docs_sign_in(settings)
+    declared, reference = FastAPI(), FastAPI()
+    routers = [area.build_router(settings) for area in (identity, projects, admin)]
+    _declare_sign_in(declared, scheme, routers)
+    for router in routers:
+        declared.include_router(router)
+    for area in (identity, projects, admin):
+        reference.include_router(area.build_router(settings), dependencies=[Security(scheme)])
+    assert declared.openapi()["components"]["securitySchemes"]["entra"]["type"] == "oauth2"
+    assert declared.openapi() == reference.openapi()
 
 
 DOCS_CSP = (
