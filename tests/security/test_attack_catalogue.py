@@ -13,6 +13,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import json
 import time
 
 import pytest
@@ -50,15 +51,17 @@ async def assert_refused(
     challenge = f'Bearer realm="api", error="{error}", error_description="{reason}"'
     decisions_before = target.decisions(reason)
     async with target.request(header_list) as response:
-        body = await response.json()
-        assert response.status == status, body
+        raw = await response.read()
+        assert response.status == status, raw
         assert response.headers["WWW-Authenticate"] == challenge
         for name in IDENTITY_HEADERS:
             assert name not in response.headers
         if target.kind == "verifier":
-            assert body == {"status": status, "error": error, "reason": reason}
+            # The reason in a header and no body, so nginx keeps the connection.
             assert response.headers["X-Auth-Reason"] == reason
+            assert raw == b""
         else:
+            body = json.loads(raw)
             # nginx's own JSON body, carrying the verifier's reason and RFC 6750 error.
             word = "unauthorized" if status == 401 else "forbidden"
             assert (body["error"], body["bearer_error"], body["reason"]) == (word, error, reason), body
@@ -329,11 +332,11 @@ async def test_no_credentials_get_a_challenge_without_an_error_code(target):
     async with target.request([]) as response:
         assert response.status == 401
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
-        body = await response.json()
         if target.kind == "verifier":
             assert response.headers["X-Auth-Reason"] == "missing_token"
-            assert body == {"status": 401, "reason": "missing_token"}
+            assert await response.read() == b""
         else:
+            body = await response.json()
             assert (body["error"], body["bearer_error"], body["reason"]) == (
                 "unauthorized",
                 "",

@@ -17,7 +17,8 @@ from bench.edge.measure import LoadResult, cpu_seconds, process_tree
 
 ROWS = [
     "nginx_static", "bare", "api_direct", "in_app", "in_app_refused", "azure_auth", "plain_cookie_me",
-    "plain_page", "edge_healthz", "edge_bearer", "edge_cookie", "edge_page", "edge_miss", "edge_refused",
+    "plain_page", "edge_healthz", "edge_bearer", "edge_cookie", "edge_page", "edge_cookie_uncached",
+    "edge_page_uncached", "edge_miss", "edge_refused",
 ]  # fmt: skip
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -253,12 +252,9 @@ async def test_self_signed_header_with_another_key_and_signer_is_401_and_fetches
     )
     response = await ask(client, token)
     assert response.status == 401
-    assert json.loads(await response.read()) == {
-        "status": 401,
-        "reason": "alb_bad_signer",
-        "error": "invalid_token",
-    }
+    assert await response.read() == b""
     assert response.headers["X-Auth-Reason"] == "alb_bad_signer"
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert "X-Identity-Signature" not in response.headers
     assert key_server.hits == []
 
