@@ -356,3 +356,33 @@ async def test_refused_tokens_never_enter_the_token_cache(target, forge, attacke
         await assert_refused(target, bearer(token), reason)  # asked twice: still refused, still uncached
     cache = target.app_state.tokens.cache
     assert [reason for token, reason in cases if cache.get(token_digest(token)) is not None] == []
+
+
+def _time_wait_sockets_to(port: int) -> int:
+    """Sockets on this machine in TIME_WAIT towards ``port``: one per connection the client side
+    closed (here: nginx closing a connection to the verifier)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if fields[3] == "06" and remote_port == port:
+                    count += 1
+    return count
+
+
+async def test_through_nginx_refusals_keep_the_connection_to_the_verifier(nginx_only, forge, attacker_key):
+    """nginx closes an auth_request upstream connection whose answer has a body; a refusal costing a
+    new TCP connection each would let a flood of bad tokens fill the port range with TIME_WAIT."""
+    port = nginx_only.verifier.server_port  # type: ignore[attr-defined]
+    token = forge.mint(key=attacker_key)
+    before = _time_wait_sockets_to(port)
+    decided = nginx_only.all_decisions()
+    for _ in range(40):
+        async with nginx_only.request(list(bearer(token).items())) as response:
+            await response.read()
+            assert response.status == 401
+    assert nginx_only.all_decisions() - decided == 40
+    assert _time_wait_sockets_to(port) - before < 5
