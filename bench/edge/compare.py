@@ -75,9 +75,9 @@ def parse(output: str) -> Run:
     return run
 
 
-def harness(checkout: Path, duration: float, keep: Path | None, name: str) -> Run:
+def harness(checkout: Path, duration: float, keep: Path | None, name: str, tokens: int) -> Run:
     command = [str(checkout / ".venv" / "bin" / "python"), "-m", "bench.edge", "--repetitions", "1",
-               "--no-readme", "--duration", f"{duration:g}"]  # fmt: skip
+               "--no-readme", "--duration", f"{duration:g}", "--tokens", str(tokens)]  # fmt: skip
     print(f"[compare] {name}: {' '.join(command[1:])} in {checkout}", file=sys.stderr, flush=True)
     done = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=False)
     if keep is not None:
@@ -137,14 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--keep", type=Path, help="folder for each run's raw output")
+    parser.add_argument(
+        "--tokens", type=int, default=10_000,
+        help="distinct tokens for the cache-miss row (enough for every request of a run to miss)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     old: list[Run] = []
     new: list[Run] = []
     for i in range(args.pairs):
-        old.append(harness(args.old.resolve(), args.duration, args.keep, f"old-{i + 1}"))
-        new.append(harness(args.new.resolve(), args.duration, args.keep, f"new-{i + 1}"))
+        old.append(harness(args.old.resolve(), args.duration, args.keep, f"old-{i + 1}", args.tokens))
+        new.append(harness(args.new.resolve(), args.duration, args.keep, f"new-{i + 1}", args.tokens))
     print(render(old, new))
     return 0
 
