@@ -46,6 +46,8 @@ from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from verifier.sources.access_token import CacheCounter
+
 log = logging.getLogger(__name__)
 
 #: How long a live session is remembered by default; the cross-task revocation bound.
@@ -58,15 +60,11 @@ SESSION_ENDED_CHANNEL = "eba:session-ended"
 RESUBSCRIBE_SECONDS = 1.0
 
 
-class _Counter(Protocol):
-    def inc(self) -> None: ...
-
-
 class SessionCacheMetrics(Protocol):
     """The service's metrics, as far as this cache reports to them (pre-bound counters)."""
 
-    session_cache_hit: _Counter
-    session_cache_miss: _Counter
+    session_cache_hit: CacheCounter
+    session_cache_miss: CacheCounter
 
 
 def cache_key(cookie_header: str) -> bytes:

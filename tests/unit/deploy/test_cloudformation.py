@@ -550,34 +550,35 @@ def test_redis_user_may_touch_only_session_spent_csrf_and_session_start_keys(res
     }
 
 
+def _verifier_constants(suffix: str) -> set[str]:
+    """The string values of every ``*<suffix> = "..."`` constant in the verifier's modules."""
+    pattern = re.compile(rf'^[A-Z_]*{suffix}\s*=\s*"([^"]+)"', re.M)
+    return {
+        value
+        for module in (REPO / "verifier").rglob("*.py")
+        for value in pattern.findall(module.read_text(encoding="utf-8"))
+    }
+
+
+def _granted(resources, sigil: str) -> set[str]:
+    access = props(resources, "RedisAppUser")["AccessString"].split()
+    return {word[1:] for word in access if word.startswith(sigil)}
+
+
 def test_every_redis_key_prefix_the_verifier_declares_is_in_the_users_access_string(resources):
     # ElastiCache refuses, in production only, a key outside the user's patterns; the local Redis
     # has no such user. So a new key space in the verifier must be granted here as well.
-    declared = {
-        prefix
-        for module in (REPO / "verifier").rglob("*.py")
-        for prefix in re.findall(
-            r'^[A-Z_]*KEY_PREFIX\s*=\s*"([^"]+)"', module.read_text(encoding="utf-8"), re.M
-        )
-    }
+    declared = _verifier_constants("KEY_PREFIX")
     assert declared
-    access = props(resources, "RedisAppUser")["AccessString"].split()
-    assert {prefix + "*" for prefix in declared} <= {word[1:] for word in access if word.startswith("~")}
+    assert {prefix + "*" for prefix in declared} <= _granted(resources, "~")
 
 
 def test_every_pubsub_channel_the_verifier_declares_is_in_the_users_access_string(resources):
     # Redis 7 (acl-pubsub-default resetchannels) refuses SUBSCRIBE and PUBLISH on a channel the
     # user is not granted; the local Redis has no such user, so only this test would notice.
-    declared = {
-        channel
-        for module in (REPO / "verifier").rglob("*.py")
-        for channel in re.findall(
-            r'^[A-Z_]*CHANNEL\s*=\s*"([^"]+)"', module.read_text(encoding="utf-8"), re.M
-        )
-    }
+    declared = _verifier_constants("CHANNEL")
     assert declared == {"eba:session-ended"}
-    access = props(resources, "RedisAppUser")["AccessString"].split()
-    assert {word[1:] for word in access if word.startswith("&")} == declared
+    assert _granted(resources, "&") == declared
 
 
 def test_database_is_encrypted_private_postgres_kept_on_delete(resources):
