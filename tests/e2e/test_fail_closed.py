@@ -52,6 +52,25 @@ def test_verifier_stopped_api_and_pages_fail_closed_then_recover(stack: Stack, a
     assert stack.processes["nginx"].pid == nginx_pid
 
 
+def test_sign_out_with_the_verifier_stopped_still_ends_the_session(stack: Stack, origin):
+    # nginx asks the verifier first (so no task answers for the session from memory); when it cannot,
+    # the sign-out still reaches oauth2-proxy.
+    name = stack.topology.session_cookie_name
+    with edge_client.sign_in(stack, "bob@contoso-dev.example", "bob-password") as bob:
+        cookie = bob.client.cookies.get(name)
+        assert cookie and bob.client.get(origin + "/api/me").status_code == 200
+        stack.stop_component("verifier")
+        try:
+            r = bob.client.get(origin + "/oauth2/sign_out")
+            assert r.status_code == 302, r.text
+            assert r.headers["location"].endswith("/oauth2/signed_out")
+        finally:
+            stack.start_component("verifier")
+    with edge_client.new_client(stack) as replay:
+        r = replay.get(origin + "/api/me", headers={"Cookie": f"{name}={cookie}"})
+        assert (r.status_code, r.json()["reason"]) == (401, "no_session"), r.text
+
+
 def test_redis_stopped_an_open_browser_session_gets_503_keeps_its_cookie_and_works_after(
     stack: Stack, alice, client, origin
 ):
