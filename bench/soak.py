@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.lifecycle import terminate_as_exit
 from stack.scaleout import ScaleOutStack
 from stack.topology import free_port, free_port_topology
 from tests.e2e import edge_client
@@ -228,70 +229,72 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="edge-soak-"))
     stack = ScaleOutStack(free_port_topology(run_dir, postgres_port=free_port()), tasks=2)
     print(f"Starting two tasks behind HAProxy in {run_dir} ...", flush=True)
-    stack.start()
-    lines: list[str] = []
+    # SIGTERM (a timeout, a CI job) stops the stack too, as Ctrl-C does.
+    with terminate_as_exit():
+        lines: list[str] = []
 
-    def out(line: str = "") -> None:
-        print(line, flush=True)
-        lines.append(line)
+        def out(line: str = "") -> None:
+            print(line, flush=True)
+            lines.append(line)
 
-    try:
-        workers = [Worker(stack) for _ in range(args.workers)]
-        recorder = Recorder()
-        stop = threading.Event()
-        threads = _run(workers, recorder, stop, None)
-        time.sleep(args.capacity_seconds)  # the measurement period itself, not a wait for a condition
-        stop.set()
-        for t in threads:
-            t.join()
-        measured = recorder.take()
-        capacity = sum(measured.statuses.values()) / args.capacity_seconds
-        rate = capacity * args.load
-        p50, p99 = _percentile(measured.latencies_ms, 50), _percentile(measured.latencies_ms, 99)
-        out(
-            f"Capacity (closed loop, {args.workers} workers, {args.capacity_seconds:.0f} s): "
-            f"{capacity:.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
-            f"unexpected {_unexpected(measured.statuses)}"
-        )
-        out(f"Soak: {args.minutes} min open loop at {args.load:.0%} = {rate:.0f} req/s")
-        out()
-        out("| minute | requests | by kind: status x n | unexpected | p50 ms | p99 ms |")
-        out("|---:|---:|---|---:|---:|---:|")
-        stop = threading.Event()
-        threads = _run(workers, recorder, stop, rate / len(workers))
-        rss_rows: list[dict[str, int]] = []
-        unexpected_total = 0
-        start = time.monotonic()
-        for minute in range(1, args.minutes + 1):
-            stop.wait(max(0.0, start + 60 * minute - time.monotonic()))
-            window = recorder.take()
-            rss_rows.append(rss_by_process(stack))
-            unexpected_total += _unexpected(window.statuses)
-            by_kind = ", ".join(f"{k} {s}x{n}" for (k, s), n in sorted(window.statuses.items()))
-            p50, p99 = _percentile(window.latencies_ms, 50), _percentile(window.latencies_ms, 99)
-            count, bad = sum(window.statuses.values()), _unexpected(window.statuses)
-            out(f"| {minute} | {count} | {by_kind} | {bad} | {p50:.1f} | {p99:.1f} |")
-        stop.set()
-        for t in threads:
-            t.join()
-        out()
-        out("| process | RSS after minute 1 (MiB) | at the end (MiB) | growth |")
-        out("|---|---:|---:|---:|")
-        worst = 0.0
-        for name in rss_rows[0]:
-            first, last = rss_rows[0][name], rss_rows[-1].get(name, 0)
-            growth = (last - first) / first * 100 if first else 0.0
-            worst = max(worst, growth)
-            out(f"| {name} | {first / 1024:.1f} | {last / 1024:.1f} | {growth:+.1f} % |")
-        out()
-        verdict = "met" if unexpected_total == 0 else "missed"
-        out(f"- Unexpected statuses: {unexpected_total} (goal 0): **{verdict}**.")
-        verdict = "met" if worst <= 5 else "missed"
-        out(f"- Largest growth after the first minute: {worst:+.1f} % (goal at most 5 %): **{verdict}**.")
-        for w in workers:
-            w.client.close()
-    finally:
-        stack.stop()
+        try:
+            stack.start()
+            workers = [Worker(stack) for _ in range(args.workers)]
+            recorder = Recorder()
+            stop = threading.Event()
+            threads = _run(workers, recorder, stop, None)
+            time.sleep(args.capacity_seconds)  # the measurement period itself, not a wait for a condition
+            stop.set()
+            for t in threads:
+                t.join()
+            measured = recorder.take()
+            capacity = sum(measured.statuses.values()) / args.capacity_seconds
+            rate = capacity * args.load
+            p50, p99 = _percentile(measured.latencies_ms, 50), _percentile(measured.latencies_ms, 99)
+            out(
+                f"Capacity (closed loop, {args.workers} workers, {args.capacity_seconds:.0f} s): "
+                f"{capacity:.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+                f"unexpected {_unexpected(measured.statuses)}"
+            )
+            out(f"Soak: {args.minutes} min open loop at {args.load:.0%} = {rate:.0f} req/s")
+            out()
+            out("| minute | requests | by kind: status x n | unexpected | p50 ms | p99 ms |")
+            out("|---:|---:|---|---:|---:|---:|")
+            stop = threading.Event()
+            threads = _run(workers, recorder, stop, rate / len(workers))
+            rss_rows: list[dict[str, int]] = []
+            unexpected_total = 0
+            start = time.monotonic()
+            for minute in range(1, args.minutes + 1):
+                stop.wait(max(0.0, start + 60 * minute - time.monotonic()))
+                window = recorder.take()
+                rss_rows.append(rss_by_process(stack))
+                unexpected_total += _unexpected(window.statuses)
+                by_kind = ", ".join(f"{k} {s}x{n}" for (k, s), n in sorted(window.statuses.items()))
+                p50, p99 = _percentile(window.latencies_ms, 50), _percentile(window.latencies_ms, 99)
+                count, bad = sum(window.statuses.values()), _unexpected(window.statuses)
+                out(f"| {minute} | {count} | {by_kind} | {bad} | {p50:.1f} | {p99:.1f} |")
+            stop.set()
+            for t in threads:
+                t.join()
+            out()
+            out("| process | RSS after minute 1 (MiB) | at the end (MiB) | growth |")
+            out("|---|---:|---:|---:|")
+            worst = 0.0
+            for name in rss_rows[0]:
+                first, last = rss_rows[0][name], rss_rows[-1].get(name, 0)
+                growth = (last - first) / first * 100 if first else 0.0
+                worst = max(worst, growth)
+                out(f"| {name} | {first / 1024:.1f} | {last / 1024:.1f} | {growth:+.1f} % |")
+            out()
+            verdict = "met" if unexpected_total == 0 else "missed"
+            out(f"- Unexpected statuses: {unexpected_total} (goal 0): **{verdict}**.")
+            verdict = "met" if worst <= 5 else "missed"
+            out(f"- Largest growth after the first minute: {worst:+.1f} % (goal at most 5 %): **{verdict}**.")
+            for w in workers:
+                w.client.close()
+        finally:
+            stack.stop()
     if args.write:
         heading = (
             f"### Soak ({os.cpu_count()} CPUs, Python {platform.python_version()}, {args.minutes} min at "

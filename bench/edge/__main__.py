@@ -15,11 +15,10 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import httpx
 
 from bench.edge import credentials, peers, profiles, report
 from bench.edge.measure import LoadResult, run_load
+from bench.lifecycle import terminate_as_exit
 from stack.launcher import Stack
 from stack.processes import ManagedProcess, check_port_free
 from stack.topology import free_port_topology
@@ -74,20 +74,6 @@ class Running:
             except Exception:
                 taken.append(port)
         return taken
-
-
-@contextlib.contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """SIGTERM ends the run like Ctrl-C does: through the ``finally`` that stops every process."""
-
-    def handler(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _expect_status(row: Row, env: dict[str, str]) -> None:
@@ -370,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     running = Running()
-    with _terminate_as_exit(), tempfile.TemporaryDirectory(prefix="bench-edge-") as folder:
+    with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="bench-edge-") as folder:
         try:
             rows = build(Path(folder), running, args.tokens, max(1, args.repetitions), say)
             results: dict[str, list[LoadResult]] = {}
