@@ -30,8 +30,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.wrk import run_wrk
+
 HERE = Path(__file__).resolve().parent
 DURATION_SECONDS = 4
+#: The request every /verify in the benchmark judges (what nginx names in X-Original-URI).
+ORIGINAL_URI = "/api/projects?page=1"
 DISTINCT_TOKENS = 10_000
 KID = "bench-key"
 
@@ -131,34 +135,17 @@ class Result:
     requests: int
 
 
-def run_wrk(name: str, port: int, tokens_file: Path, connections: int) -> Result:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{DURATION_SECONDS}s",
-            "--timeout",
-            "5s",
-            "-s",
-            str(HERE / "verify.lua"),
-            f"http://127.0.0.1:{port}",
-        ],
-        env={**os.environ, "BENCH_TOKENS": str(tokens_file)},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    match = re.search(
-        r"BENCH requests=(\d+) duration_us=(\d+) non2xx=(\d+) socket_errors=(\d+) p50_us=(\d+) p99_us=(\d+)",
-        out,
+def run_load(name: str, port: int, tokens_file: Path, connections: int) -> Result:
+    load = run_wrk(
+        f"http://127.0.0.1:{port}",
+        connections=connections,
+        duration=DURATION_SECONDS,
+        env={"BENCH_PATH": "/verify", "BENCH_ORIGINAL_URI": ORIGINAL_URI, "BENCH_TOKENS": str(tokens_file)},
     )
-    if match is None:
-        raise SystemExit(f"unexpected wrk output:\n{out}")
-    requests, duration, non2xx, socket_errors, p50, p99 = map(int, match.groups())
-    if socket_errors:
-        raise SystemExit(f"{name}: {socket_errors} socket errors")
-    return Result(name, connections, requests / (duration / 1e6), p50 / 1000, p99 / 1000, non2xx, requests)
+    if load.socket_errors:
+        raise SystemExit(f"{name}: {load.socket_errors} socket errors")
+    rps = load.requests / load.seconds
+    return Result(name, connections, rps, load.p50_ms, load.p99_ms, load.non2xx, load.requests)
 
 
 def micro_benchmarks(key_pem: bytes, tokens: list[str], authority: str) -> dict[str, float]:
@@ -267,15 +254,15 @@ def main(*, write_readme: bool = True) -> int:
             )
             for connections in (32, 1):
                 results.append(
-                    run_wrk(
+                    run_load(
                         "baseline (no-op handler)", baseline.port, tokens[cached.port]["hit"], connections
                     )
                 )
                 results.append(
-                    run_wrk("cache hit (1 token)", cached.port, tokens[cached.port]["hit"], connections)
+                    run_load("cache hit (1 token)", cached.port, tokens[cached.port]["hit"], connections)
                 )
                 results.append(
-                    run_wrk(
+                    run_load(
                         "cache miss (10,000 tokens)",
                         uncached.port,
                         tokens[uncached.port]["miss"],
@@ -283,7 +270,7 @@ def main(*, write_readme: bool = True) -> int:
                     )
                 )
                 results.append(
-                    run_wrk(
+                    run_load(
                         "invalid (bad signature)", cached.port, tokens[cached.port]["invalid"], connections
                     )
                 )

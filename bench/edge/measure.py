@@ -8,17 +8,13 @@ is never counted. Processes are grouped by component so a row can say where its 
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-LUA_SCRIPT = Path(__file__).resolve().parent / "edge.lua"
+from bench.wrk import run_wrk
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_SUMMARY = re.compile(
-    r"BENCH requests=(\d+) duration_us=(\d+) non2xx=(\d+) socket_errors=(\d+) p50_us=(\d+) p99_us=(\d+)"
-)
 
 
 def _parent_map() -> dict[int, list[int]]:
@@ -101,26 +97,13 @@ def run_load(
 ) -> LoadResult:
     """One wrk run against ``url`` with the CPU of every process under ``roots`` read around it."""
     before = cpu_by_component(roots)
-    command = [
-        "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s",
-        "-s", str(LUA_SCRIPT), url,
-    ]  # fmt: skip
-    out = subprocess.run(
-        command,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=duration + 30,
-    ).stdout
+    load = run_wrk(url, connections=connections, duration=duration, env=env)
     after = cpu_by_component(roots)
-    match = _SUMMARY.search(out)
-    if match is None:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    requests, duration_us, non2xx, socket_errors, p50, p99 = map(int, match.groups())
     cpu = {
         # A process that started during the run (none should) counts from zero; one that ended, not at all.
         name: sum(max(0.0, seconds - before[name].get(pid, 0.0)) for pid, seconds in after[name].items())
         for name in roots
     }
-    return LoadResult(requests, duration_us / 1e6, non2xx, socket_errors, p50 / 1000, p99 / 1000, cpu)
+    return LoadResult(
+        load.requests, load.seconds, load.non2xx, load.socket_errors, load.p50_ms, load.p99_ms, cpu
+    )

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.edge.measure import LUA_SCRIPT
+from bench.wrk import command as wrk_command
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
 SAMPLE_RATE = 200
@@ -59,7 +59,7 @@ def py_spy() -> str:
 def record(scenario: Scenario, seconds: float, out: Path) -> float:
     """Sample ``scenario.pid`` for ``seconds`` while wrk keeps it busy; wrk's req/s over its run."""
     wrk = subprocess.Popen(
-        ["wrk", "-t1", "-c16", f"-d{seconds + 2:g}s", "--timeout", "5s", "-s", str(LUA_SCRIPT), scenario.url],
+        wrk_command(scenario.url, connections=16, duration=seconds + 2),
         env={**os.environ, **scenario.env},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
