@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -124,7 +123,9 @@ def encode_list(items: tuple[str, ...], sep: str) -> str:
 
 
 def decode_value(value: str) -> str:
-    return unquote(value)
+    # A value without "%" is its own decoding (what unquote() answers too, after more work): the API
+    # decodes every identity header of every request, and GUIDs, role and scope names rarely carry one.
+    return unquote(value) if "%" in value else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,20 +170,25 @@ def principal_headers(principal: Principal) -> dict[str, str]:
     }
 
 
+#: (name, its lower-case form in the canonical string), computed once rather than per request.
+_CANONICAL_NAMES = tuple((name, name.lower()) for name in SIGNED_HEADERS)
+
+
 def _canonical(values: Mapping[str, str], method: str, uri: str, timestamp: int) -> bytes:
     lines = [_CONTEXT, str(timestamp), method.upper(), uri]
-    lines.extend(f"{name.lower()}:{values.get(name, '')}" for name in SIGNED_HEADERS)
+    lines.extend(f"{lower}:{values.get(name, '')}" for name, lower in _CANONICAL_NAMES)
     return "\n".join(lines).encode("utf-8")
 
 
-def _mac(key: bytes, message: bytes) -> str:
-    digest = hmac.new(key, message, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+def _mac(key: bytes, message: bytes) -> bytes:
+    """base64url (no padding) of HMAC-SHA256(key, message), as ASCII bytes."""
+    return base64.urlsafe_b64encode(hmac.digest(key, message, "sha256")).rstrip(b"=")
 
 
 def sign_headers(values: Mapping[str, str], *, key: bytes, method: str, uri: str, now: int) -> str:
     """The ``X-Identity-Signature`` value for already-encoded header ``values``."""
-    return f"{SIGNATURE_VERSION};t={now};sig={_mac(key, _canonical(values, method, uri, now))}"
+    mac = _mac(key, _canonical(values, method, uri, now)).decode("ascii")
+    return f"{SIGNATURE_VERSION};t={now};sig={mac}"
 
 
 def signed_principal_headers(
@@ -237,10 +243,10 @@ def check_signature(
         )
     # _canonical reads the values with .get(name, ""), which ``headers`` answers as well as a copy.
     message = _canonical(headers, method, uri, timestamp)
+    # Bytes, so a non-ASCII signature compares unequal instead of making compare_digest raise.
     given = sig_part[4:].encode("ascii", "replace")
     for key in keys:
-        expected = base64.urlsafe_b64encode(hmac.digest(key, message, "sha256")).rstrip(b"=")
-        if hmac.compare_digest(expected, given):
+        if hmac.compare_digest(_mac(key, message), given):
             return
     raise SignatureError("bad_identity_signature", "identity signature does not match")
 
@@ -252,27 +258,19 @@ def principal_from_headers(headers: Mapping[str, str]) -> Principal:
     source = get(HEADER_AUTH_SOURCE, "")
     if ptype not in ("user", "app") or source not in ("bearer", "session", "alb"):
         raise SignatureError("malformed_identity_headers", "principal type or auth source is unknown")
-    # Values without "%" are their own decoding (what unquote() answers too, after more work): the
-    # API runs this on every request, and GUIDs, role and scope names rarely carry a "%".
-
-    def decoded(key: str) -> str:
-        value = get(key, "")
-        return unquote(value) if "%" in value else value
 
     def items(key: str, sep: str) -> tuple[str, ...]:
         text = get(key, "")
-        if not text:
-            return ()
-        return tuple(unquote(item) if "%" in item else item for item in text.split(sep) if item)
+        return tuple(decode_value(item) for item in text.split(sep) if item) if text else ()
 
     return Principal(
-        oid=decoded(HEADER_OID),
-        tid=decoded(HEADER_TID),
+        oid=decode_value(get(HEADER_OID, "")),
+        tid=decode_value(get(HEADER_TID, "")),
         principal_type=ptype,  # type: ignore[arg-type]
         auth_source=source,  # type: ignore[arg-type]
-        client_id=decoded(HEADER_CLIENT_ID),
-        name=decoded(HEADER_NAME),
-        email=decoded(HEADER_EMAIL),
+        client_id=decode_value(get(HEADER_CLIENT_ID, "")),
+        name=decode_value(get(HEADER_NAME, "")),
+        email=decode_value(get(HEADER_EMAIL, "")),
         roles=items(HEADER_ROLES, ","),
         scopes=items(HEADER_SCOPES, " "),
         groups=items(HEADER_GROUPS, ","),
