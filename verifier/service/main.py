@@ -37,7 +37,7 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
     if sources is None:
         configured: list[CredentialSource] = []
         if settings.session is not None:
-            configured.append(build_session_source(settings.session, metrics=metrics, cache_metrics=metrics))
+            configured.append(build_session_source(settings.session, metrics=metrics))
         if settings.alb is not None:
             configured.append(build_alb_source(settings.alb, metrics=metrics))
         sources = tuple(configured)

@@ -48,6 +48,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -574,6 +575,10 @@ def _set_cookie(value: str | None) -> tuple[tuple[str, str], ...]:
     return (("Set-Cookie", value),) if value else ()
 
 
+class SessionSourceMetrics(UpstreamMetrics, SessionCacheMetrics, Protocol):
+    """The service's metrics, as far as the session source reports to them."""
+
+
 @dataclass(frozen=True, slots=True)
 class SessionSourceSettings:
     """Everything the session source needs: where oauth2-proxy and Redis are, and the CSRF rules."""
@@ -587,8 +592,7 @@ class SessionSourceSettings:
 def build_session_source(
     settings: SessionSourceSettings,
     *,
-    metrics: UpstreamMetrics | None = None,
-    cache_metrics: SessionCacheMetrics | None = None,
+    metrics: SessionSourceMetrics | None = None,
     clock: Callable[[], float] = time.time,
 ) -> SessionSource:
     """The production session source: pooled HTTP to oauth2-proxy, pooled Redis for spent tokens.
@@ -596,11 +600,11 @@ def build_session_source(
     Nothing connects here; both pools open on first use inside the running event loop (the spent CSRF
     tokens, the sign-in start times and the sign-out announcements share one Redis pool; the
     listener starts with the app, :meth:`SessionSource.start`). ``metrics`` (the app's) gets the upstream
-    latencies, ``cache_metrics`` the remembered-session hits and misses.
+    latencies and the remembered-session hits and misses.
     """
     redis = redis_client(settings.redis_url)
     cache = SessionCache(
-        settings.session.cache_seconds, settings.session.cache_size, clock=clock, metrics=cache_metrics
+        settings.session.cache_seconds, settings.session.cache_size, clock=clock, metrics=metrics
     )
     return SessionSource(
         OAuth2ProxyClient(settings.session, metrics=metrics),

@@ -90,7 +90,6 @@ class SessionCache:
         *,
         clock: Callable[[], float] = time.time,
         metrics: SessionCacheMetrics | None = None,
-        listening: bool = True,
     ) -> None:
         if ttl_seconds < 0 or ttl_seconds > MAX_SESSION_CACHE_SECONDS:
             raise ValueError(f"ttl_seconds must be between 0 and {MAX_SESSION_CACHE_SECONDS}")
@@ -100,7 +99,7 @@ class SessionCache:
         self.enabled = ttl_seconds > 0
         #: False while sign-outs of other tasks could be missed (see :class:`SessionEndBroadcast`):
         #: then nothing is remembered or used.
-        self.listening = listening
+        self.listening = True
         self._metrics = metrics
         ttl = max(ttl_seconds, 1)
         self._live: TTLCache[bytes, RememberedSession] = TTLCache(maxsize=maxsize, ttl=ttl, timer=clock)

@@ -90,7 +90,6 @@ async def verifier(
                 redis_url=redis_url or redis_server.url,
             ),
             metrics=metrics,
-            cache_metrics=metrics,
             clock=clock,
         )
         app = create_app(settings, sources=[source], keys=keys, metrics=metrics, clock=clock)
@@ -467,14 +466,18 @@ def session_source_of(client: TestClient[Any, Any]) -> SessionSource:
     return sources[0]
 
 
+async def until(condition: Callable[[], bool], failure: str, *, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        await asyncio.sleep(0.01)
+
+
 async def hearing_sign_outs(client: TestClient[Any, Any]) -> TestClient[Any, Any]:
     """The client once its verifier has subscribed to the sign-out channel (it remembers nothing
     before)."""
     cache = session_source_of(client).cache
-    deadline = time.monotonic() + 5
-    while not cache.listening:
-        assert time.monotonic() < deadline, "the verifier never subscribed to the sign-out channel"
-        await asyncio.sleep(0.01)
+    await until(lambda: cache.listening, "the verifier never subscribed to the sign-out channel")
     return client
 
 
@@ -578,10 +581,7 @@ async def test_a_verifier_that_cannot_hear_sign_outs_answers_nothing_from_memory
         assert len(session_source_of(client).cache) == 1
         own_redis.stop()
         cache = session_source_of(client).cache
-        deadline = time.monotonic() + 5
-        while cache.listening:
-            assert time.monotonic() < deadline, "the verifier did not notice Redis going away"
-            await asyncio.sleep(0.01)
+        await until(lambda: not cache.listening, "the verifier did not notice Redis going away")
         assert len(cache) == 0
         # Its Redis is gone: the sign-in's start time cannot be read, so the answer is 503, not 200
         # from memory.
