@@ -292,8 +292,9 @@ def test_fastapi_reached_directly_with_forged_headers_is_401(stack: Stack):
 # --- what nginx never exposes ---------------------------------------------------------------------
 
 
-def test_verifier_subrequest_location_is_internal(client: httpx.Client, origin: str):
-    r = client.get(origin + "/_verify")
+@pytest.mark.parametrize("path", ["/_verify", "/_session_ended"])
+def test_verifier_subrequest_locations_are_internal(client: httpx.Client, origin: str, path: str):
+    r = client.get(origin + path)
     assert r.status_code == 404
 
 
