@@ -15,10 +15,9 @@ import pytest
 
 from stack.scaleout import ScaleOutStack
 from stack.topology import free_port, free_port_topology
+from tests.e2e.conftest import ACCESS_TOKEN_SECONDS, COOKIE_REFRESH_SECONDS, LEEWAY_SECONDS
 
-ACCESS_TOKEN_SECONDS = 20
-COOKIE_REFRESH_SECONDS = 5
-LEEWAY_SECONDS = 1
+# Token timings are the single-task stack's (imported above).
 #: The verifier may refetch a JWKS at most this often (an unknown kid after a key rotation).
 JWKS_MIN_REFETCH_SECONDS = 1
 

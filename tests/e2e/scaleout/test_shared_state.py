@@ -9,7 +9,7 @@ import pytest
 
 from stack.scaleout import ScaleOutStack
 from tests.e2e import edge_client
-from tests.e2e.scaleout.conftest import ACCESS_TOKEN_SECONDS, LEEWAY_SECONDS
+from tests.e2e.conftest import ACCESS_TOKEN_SECONDS, LEEWAY_SECONDS
 from tests.e2e.scaleout.pinning import sign_in_through
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scaleout]
