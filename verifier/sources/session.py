@@ -513,7 +513,7 @@ class SessionSource:
         except SessionRejected as rejected:
             return Decision.reject(rejected, source=self.name, headers=_set_cookie(rejected.set_cookie))
         if int(tokens.clock()) - started >= max_age:
-            return await self._expire(cookies, key, max_age)
+            return await self._expire(cookies, lookup.binding, max_age)
         decision = await tokens.check_token(lookup.access_token, original, source="session")
         if decision.allowed:
             if lookup.set_cookie is None:
@@ -523,16 +523,17 @@ class SessionSource:
 
     async def end(self, cookie_headers: Iterable[str]) -> None:
         """The browser with these ``Cookie`` headers is signing out (nginx asks before it passes the
-        sign-out on): no task answers for that session from memory any more."""
+        sign-out on): no task answers for that session from memory any more, whatever the spelling
+        of the cookie that presents it."""
         cookies = self.client.cookies_from(cookie_headers)
         if cookies:
-            await self._end(cache_key(cookie_header(cookies)))
+            await self._end(session_binding(session_cookie_value(cookies, self.client.settings.cookie_name)))
 
-    async def _end(self, key: bytes) -> None:
+    async def _end(self, binding: bytes) -> None:
         if self.broadcast is not None:
-            await self.broadcast.announce(key)
+            await self.broadcast.announce(binding)
         else:
-            self.cache.end(key)
+            self.cache.end(binding)
 
     async def _with_csrf(
         self,
@@ -556,9 +557,9 @@ class SessionSource:
         keep = self.client.settings.max_age_seconds + SESSION_START_KEEP_SECONDS
         return await self.starts.started_at(lookup.binding, now=now, keep_seconds=keep)
 
-    async def _expire(self, cookies: Sequence[tuple[str, str]], key: bytes, max_age: int) -> Decision:
+    async def _expire(self, cookies: Sequence[tuple[str, str]], binding: bytes, max_age: int) -> Decision:
         """401 ``session_expired``, the session signed out at oauth2-proxy, its deleting cookie."""
-        await self._end(key)
+        await self._end(binding)
         cleared = await self.client.sign_out(cookies)
         expired = SessionRejected(Reason.SESSION_EXPIRED, f"signed in more than {max_age} s ago")
         return Decision.reject(expired, source=self.name, headers=_set_cookie(cleared))

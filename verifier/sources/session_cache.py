@@ -16,12 +16,21 @@ spent-token store in Redis. Only answers that say "live session, token valid" ar
 refreshed sessions (oauth2-proxy sent a ``Set-Cookie``) and expired sign-ins never are.
 
 Sign-out ends a session everywhere at once. nginx asks the verifier (``/session-ended``) before it
-passes ``/oauth2/sign_out`` to oauth2-proxy; the verifier forgets the cookie and publishes its hash
-on the Redis channel :data:`SESSION_ENDED_CHANNEL`, which every verifier task listens to
-(:class:`SessionEndBroadcast`); Redis has handed the message to every listener before the publish
-returns, so before the browser's sign-out completes. An ended cookie is kept in a tombstone list for
-``ttl_seconds`` so a lookup that was already in flight cannot store it again. A task that is not
-listening (Redis unreachable, not yet subscribed) remembers nothing, so it can miss no sign-out.
+passes ``/oauth2/sign_out`` to oauth2-proxy; the verifier ends the session and publishes its
+*binding* (:func:`verifier.sources.session.session_binding`, the hash of the session ticket that
+every spelling and every refreshed version of the cookie shares) on the Redis channel
+:data:`SESSION_ENDED_CHANNEL`, which every verifier task listens to (:class:`SessionEndBroadcast`);
+Redis has handed the message to every listener before the publish returns, so before the browser's
+sign-out completes. Entries are looked up by the exact cookie bytes but ended by the session they
+belong to, so a cookie spelled differently (another cookie beside it, a stray chunk, quotes, an older
+refreshed value) cannot outlive the sign-out on another task. An ended session is kept in a tombstone
+list for ``ttl_seconds`` so a lookup that was already in flight cannot store it again.
+
+A task that is not listening remembers nothing, so it can miss no sign-out: until its subscription
+is confirmed, from the moment it fails, when a heartbeat PING on the subscription goes unanswered (a
+half-open connection that would otherwise look quiet forever), after the Redis client reconnected on its
+own (whatever was published in between is lost, so everything remembered is dropped), and after one
+of its own announcements could not be published (it subscribes again before it remembers anything).
 
 The revocation bound: a session ended any other way (deleted from Redis by hand, a refresh token
 revoked at Entra and noticed by oauth2-proxy, a sign-out whose publish failed) keeps working for at
@@ -54,10 +63,13 @@ log = logging.getLogger(__name__)
 DEFAULT_SESSION_CACHE_SECONDS = 5
 DEFAULT_SESSION_CACHE_SIZE = 10_000
 MAX_SESSION_CACHE_SECONDS = 60
-#: Where sign-outs are announced to every verifier task; the message is the cookie hash in hex.
+#: Where sign-outs are announced to every verifier task; the message is the session's binding in hex.
 SESSION_ENDED_CHANNEL = "eba:session-ended"
 #: How long a listener waits before subscribing again after losing Redis.
 RESUBSCRIBE_SECONDS = 1.0
+#: How long the subscription may be silent before the listener PINGs it, and how long it then waits
+#: for the answer: a dead subscription is noticed within twice this, well inside the cache lifetime.
+HEARTBEAT_SECONDS = 1.0
 
 
 class SessionCacheMetrics(Protocol):
@@ -81,7 +93,7 @@ class RememberedSession:
 
 
 class SessionCache:
-    """Live sessions by cookie hash, for a few seconds; see the module docstring."""
+    """Live sessions by cookie hash, for a few seconds, ended by binding; see the module docstring."""
 
     def __init__(
         self,
@@ -103,15 +115,19 @@ class SessionCache:
         self._metrics = metrics
         ttl = max(ttl_seconds, 1)
         self._live: TTLCache[bytes, RememberedSession] = TTLCache(maxsize=maxsize, ttl=ttl, timer=clock)
+        #: Bindings of sessions ended within the last ``ttl`` seconds.
         self._ended: TTLCache[bytes, bool] = TTLCache(maxsize=maxsize, ttl=ttl, timer=clock)
 
     def get(self, key: bytes, *, now: int, max_age: int) -> RememberedSession | None:
-        """The remembered session for ``key``, unless there is none or its sign-in is past
-        ``max_age`` (then it is forgotten, and the caller takes the full path that signs it out)."""
+        """The remembered session for ``key``, unless there is none, its session has ended, or its
+        sign-in is past ``max_age`` (then it is forgotten, and the caller takes the full path that
+        signs it out)."""
         if not (self.enabled and self.listening):
             return None
         remembered = self._live.get(key)
-        if remembered is not None and now - remembered.started >= max_age:
+        if remembered is not None and (
+            now - remembered.started >= max_age or remembered.binding in self._ended
+        ):
             self._live.pop(key, None)
             remembered = None
         metrics = self._metrics
@@ -120,20 +136,20 @@ class SessionCache:
         return remembered
 
     def remember(self, key: bytes, session: RememberedSession) -> None:
-        """Store a live session, unless that cookie was signed out within the last ``ttl_seconds``."""
-        if self.enabled and self.listening and key not in self._ended:
+        """Store a live session, unless it was signed out within the last ``ttl_seconds``."""
+        if self.enabled and self.listening and session.binding not in self._ended:
             self._live[key] = session
 
     def forget(self, key: bytes) -> None:
         """Drop one entry (its token no longer passes): the next request asks oauth2-proxy."""
         self._live.pop(key, None)
 
-    def end(self, key: bytes) -> None:
-        """The session with this cookie is being signed out: forget it and refuse to store it again
-        for ``ttl_seconds`` (a lookup already in flight may still come back with it)."""
-        self._live.pop(key, None)
+    def end(self, binding: bytes) -> None:
+        """The session with this binding is being signed out: no cookie of it is answered from
+        memory, and none is stored again for ``ttl_seconds`` (a lookup already in flight may still
+        come back with it). Its entries are dropped when next looked up."""
         if self.enabled:
-            self._ended[key] = True
+            self._ended[binding] = True
 
     def stop_listening(self) -> None:
         """Sign-outs elsewhere may go unheard from now on: forget everything, remember nothing."""
@@ -141,6 +157,9 @@ class SessionCache:
         self._live.clear()
 
     def start_listening(self) -> None:
+        """Sign-outs are heard again from now on. Whatever was remembered before is dropped: a
+        sign-out may have been published while the subscription was being made."""
+        self._live.clear()
         self.listening = True
 
     def __len__(self) -> int:
@@ -151,17 +170,27 @@ class SessionEndBroadcast:
     """Sign-outs announced to, and heard from, every verifier task over Redis pub/sub.
 
     :meth:`run` keeps one subscription to :data:`SESSION_ENDED_CHANNEL` and ends each announced
-    cookie in the local cache. Until the subscription is confirmed, and from the moment it fails,
+    session in the local cache. Until the subscription is confirmed, and from the moment it fails,
     the cache is switched off (:meth:`SessionCache.stop_listening`): a task that might have missed a
-    sign-out must not answer from memory. It subscribes again every :data:`RESUBSCRIBE_SECONDS`.
+    sign-out must not answer from memory. It subscribes again every ``resubscribe_seconds``.
+
+    A quiet channel is normal, so silence proves nothing: after ``heartbeat_seconds`` without a
+    message the listener sends PING on the subscription, and a PING unanswered for another
+    ``heartbeat_seconds`` counts as a failed subscription (a frozen Redis, a half-open connection).
     """
 
     def __init__(
-        self, redis: Redis, cache: SessionCache, *, resubscribe_seconds: float = RESUBSCRIBE_SECONDS
+        self,
+        redis: Redis,
+        cache: SessionCache,
+        *,
+        resubscribe_seconds: float = RESUBSCRIBE_SECONDS,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self._redis = redis
         self._cache = cache
         self._resubscribe_seconds = resubscribe_seconds
+        self._heartbeat_seconds = heartbeat_seconds
         self._task: asyncio.Task[None] | None = None
         cache.stop_listening()
 
@@ -177,20 +206,32 @@ class SessionEndBroadcast:
             self._task = None
         self._cache.stop_listening()
 
-    async def announce(self, key: bytes) -> None:
-        """Tell every task (this one included) that the session with this cookie hash has ended.
-        When Redis cannot be told, the other tasks' remembered copies end within ``ttl_seconds``."""
-        self._cache.end(key)
+    async def announce(self, binding: bytes) -> None:
+        """Tell every task (this one included) that the session with this binding has ended.
+
+        When Redis cannot be told, the other tasks' remembered copies end within ``ttl_seconds``;
+        this task stops answering from memory and subscribes again, since whatever broke the publish
+        may have cost it other tasks' announcements too."""
+        self._cache.end(binding)
         if not self._cache.enabled:
             return
         try:
-            await self._redis.publish(SESSION_ENDED_CHANNEL, key.hex())
+            await self._redis.publish(SESSION_ENDED_CHANNEL, binding.hex())
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning(
-                "could not announce a sign-out to the other tasks (%s); they forget it within %s s",
+                "could not announce a sign-out to the other tasks (%s); they forget it within %s s, "
+                "and this task answers nothing from memory until it listens again",
                 type(exc).__name__,
                 self._cache.ttl_seconds,
             )
+            self._restart()
+
+    def _restart(self) -> None:
+        """Stop answering from memory and subscribe again on a new connection."""
+        self._cache.stop_listening()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="session-end-listener")
 
     async def run(self) -> None:
         failing = False
@@ -212,12 +253,19 @@ class SessionEndBroadcast:
         pubsub = self._redis.pubsub()
         try:
             await pubsub.subscribe(SESSION_ENDED_CHANNEL)
+            pinged = False
             while True:
-                # No read timeout of its own: a quiet channel is normal. A broken connection raises.
-                message = await pubsub.get_message(timeout=None)
+                message = await pubsub.get_message(timeout=self._heartbeat_seconds)
                 if message is None:
+                    if pinged:
+                        raise TimeoutError(f"no answer to a PING within {self._heartbeat_seconds} s")
+                    await pubsub.ping()
+                    pinged = True
                     continue
+                pinged = False
                 if message["type"] == "subscribe":
+                    # The first confirmation, or one after the client reconnected and subscribed
+                    # again on its own: either way, anything remembered before it is dropped.
                     self._cache.start_listening()
                 elif message["type"] == "message":
                     self._hear(message["data"])
@@ -227,8 +275,8 @@ class SessionEndBroadcast:
 
     def _hear(self, data: object) -> None:
         try:
-            key = bytes.fromhex(data.decode("ascii") if isinstance(data, bytes) else str(data))
+            binding = bytes.fromhex(data.decode("ascii") if isinstance(data, bytes) else str(data))
         except ValueError:
             return  # not ours; nothing to end
-        if len(key) == hashlib.sha256().digest_size:
-            self._cache.end(key)
+        if len(binding) == hashlib.sha256().digest_size:
+            self._cache.end(binding)

@@ -58,17 +58,37 @@ def test_a_session_past_its_absolute_lifetime_is_forgotten() -> None:
     assert len(cache) == 0
 
 
-def test_an_ended_cookie_is_not_remembered_again_until_the_cache_lifetime_has_passed() -> None:
+def test_an_ended_session_is_not_remembered_again_until_the_cache_lifetime_has_passed() -> None:
     clock = ManualClock(NOW)
     cache = SessionCache(5, clock=clock)
     cache.remember(KEY, SESSION)
-    cache.end(KEY)
+    cache.end(SESSION.binding)
     assert cache.get(KEY, now=NOW, max_age=3600) is None
+    assert len(cache) == 0
     cache.remember(KEY, SESSION)
     assert cache.get(KEY, now=NOW, max_age=3600) is None
     clock.advance(5)
     cache.remember(KEY, SESSION)
     assert cache.get(KEY, now=NOW + 5, max_age=3600) == SESSION
+
+
+def test_ending_a_session_ends_every_cookie_spelling_of_it_and_no_other_session() -> None:
+    cache = SessionCache(60, clock=ManualClock(NOW))
+    other = RememberedSession(access_token="at2", binding=b"o" * 32, started=NOW)
+    spellings = [cache_key(f"__Host-oauth2_proxy=djIuYQ|{NOW + n}|c2ln{n}") for n in range(3)]
+    for key in spellings:
+        cache.remember(key, SESSION)
+    cache.remember(KEY, other)
+    cache.end(SESSION.binding)
+    assert [cache.get(key, now=NOW, max_age=3600) for key in spellings] == [None, None, None]
+    assert cache.get(KEY, now=NOW, max_age=3600) == other
+
+
+def test_listening_again_drops_what_was_remembered_before() -> None:
+    cache = SessionCache(60, clock=ManualClock(NOW))
+    cache.remember(KEY, SESSION)
+    cache.start_listening()  # a new subscription: announcements may have been missed before it
+    assert cache.get(KEY, now=NOW, max_age=3600) is None
 
 
 def test_while_not_listening_nothing_is_kept_or_used() -> None:

@@ -557,6 +557,54 @@ async def test_sign_out_through_one_task_ends_the_remembered_session_on_every_ta
     assert cache_count(task_b, "hit") == 1
 
 
+async def test_sign_out_ends_every_spelling_of_the_session_that_oauth2_proxy_reads_on_every_task(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    task_a = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    task_b = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    # Spellings oauth2-proxy reads as the same session (Go's Request.Cookie takes the first cookie of
+    # the name; a stray chunk, a quoted value or other cookies change nothing for it) but whose bytes
+    # differ from the one the browser signs out with.
+    spellings = [
+        f"{NAME}={cookie}; {NAME}_0=stray",
+        f'other=1; {NAME}="{cookie}"; {NAME}=second',
+        f"{NAME}={cookie}",
+    ]
+    for spelling in spellings * 2:
+        assert (await verify(task_b, "GET", None, Cookie=spelling)).status == 200
+    assert cache_count(task_b, "hit") >= 3
+    assert await end_session(task_a, cookie) == 204
+    await oauth2_proxy.sign_out(cookie)
+    for spelling in spellings:
+        response = await verify(task_b, "GET", None, Cookie=spelling)
+        assert (response.status, await reason_of(response)) == (401, "no_session"), spelling
+
+
+async def test_a_session_ended_without_a_broadcast_is_refused_within_the_cache_lifetime(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=2))
+    assert (await verify(client, "GET", cookie)).status == 200
+    # Deleted from Redis behind the verifier's back (by hand, or by oauth2-proxy after a revoked
+    # refresh token): no announcement.
+    ended_at = time.monotonic()
+    for key in await oauth2_proxy.redis.keys(f"{NAME}-*"):
+        await oauth2_proxy.redis.delete(key)
+    statuses: list[int] = []
+    while True:
+        response = await verify(client, "GET", cookie)
+        statuses.append(response.status)
+        if response.status != 200:
+            break
+        assert time.monotonic() - ended_at < 2 + 0.5, "still answered from memory past the cache lifetime"
+        await asyncio.sleep(0.1)
+    assert (response.status, await reason_of(response)) == (401, "no_session")
+    assert statuses[0] == 200  # it was answered from memory for a while: the bound is what is tested
+    assert cache_count(client, "hit") >= 1
+
+
 async def test_an_ended_cookie_is_not_remembered_again_by_a_lookup_that_was_in_flight(
     oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
 ) -> None:
