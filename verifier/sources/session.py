@@ -22,12 +22,15 @@ Failure is closed: oauth2-proxy unreachable, slow, or answering anything unexpec
 is refused with ``session_backend_unavailable`` (status 503: it is not the user's fault and it passes;
 nginx reads the status and reason from the verifier's answer and repeats them), never allowed.
 
-A session store outage must not sign anyone out. oauth2-proxy cannot tell "Redis is down" from "this
-cookie names no session": it answers both with 401 and a ``Set-Cookie`` that deletes the cookie. So a
-401 is checked against oauth2-proxy's own readiness probe (``/ready``, which pings its session store):
-when the store is down the answer is 503 ``session_backend_unavailable`` and the deleting
-``Set-Cookie`` is dropped, so the browser keeps the cookie and the same session works again once the
-store is back.
+A session store outage must not sign anyone out. oauth2-proxy as built here (``oauth2-proxy/patches``)
+answers a session it could not read for a store fault with 503, keeping the session and the cookie;
+upstream oauth2-proxy answers it like "this cookie names no session", with 401 and a ``Set-Cookie``
+that deletes the cookie (and a ``DEL`` of the session). The verifier does not rely on the patch: before
+it passes a 401 on, it asks Redis itself whether the session the cookie names is still stored
+(:class:`StoredSessions`, one ``EXISTS``) and checks oauth2-proxy's readiness probe (``/ready``, which
+pings its session store). A session still stored, or a store that does not answer, makes the answer
+503 ``session_backend_unavailable`` and the deleting ``Set-Cookie`` is dropped, so the browser keeps
+the cookie and the same session works again once the store is back.
 
 Sessions end a fixed time after sign-in (``max_age_seconds``, one hour by default), however often they
 are refreshed. oauth2-proxy cannot do this: its ``cookie_expire`` counts from the session's creation
@@ -43,8 +46,11 @@ this further; the edge does not rely on it, since not every tenant has it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -206,6 +212,40 @@ def session_binding(cookie_value: str) -> bytes:
     parts = cookie_value.split("|")
     stable = parts[0] if len(parts) == 3 and parts[0] else cookie_value
     return hashlib.sha256(b"oauth2-proxy-session\n" + stable.encode("utf-8")).digest()
+
+
+#: oauth2-proxy's ticket ids: ``<cookie name>-<16 random bytes in hex>`` (``newTicket``).
+_TICKET_ID_SUFFIX = re.compile(r"[0-9a-f]{32}")
+
+
+def _raw_b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def session_ticket_id(cookie_value: str, cookie_name: str) -> str | None:
+    """The Redis key under which oauth2-proxy keeps the session this cookie names, or None when the
+    value is no session ticket (then no stored session can belong to it).
+
+    The cookie's first field is the base64 ticket ``v2.<base64 id>.<base64 secret>`` (see
+    :func:`session_binding`); only the id is read, never the secret. The value comes from the
+    network and becomes a Redis key, so anything but ``<cookie name>-<32 hex digits>`` is refused.
+    The MAC is not checked here (the verifier does not hold the cookie secret): this only ever asks
+    whether such a session exists.
+    """
+    parts = cookie_value.split("|")
+    if len(parts) != 3 or len(parts[0]) > 512:
+        return None
+    try:
+        fields = _raw_b64decode(parts[0]).decode("ascii").split(".")
+        if len(fields) != 3 or fields[0] != "v2":
+            return None
+        ticket_id = _raw_b64decode(fields[1]).decode("ascii")
+    except (binascii.Error, ValueError):
+        return None
+    prefix = cookie_name + "-"
+    if not ticket_id.startswith(prefix) or not _TICKET_ID_SUFFIX.fullmatch(ticket_id[len(prefix) :]):
+        return None
+    return ticket_id
 
 
 def cookie_header(cookies: Sequence[tuple[str, str]]) -> str:
@@ -448,6 +488,33 @@ class SessionStartStore:
         return int(stored)
 
 
+class StoredSessions:
+    """Whether oauth2-proxy's session store still holds a session: read-only, one ``EXISTS``.
+
+    oauth2-proxy answers "this cookie names no session" and "I could not read the store" alike, with
+    401 and a cookie-deleting ``Set-Cookie``; a deletion passed on while the session still exists signs
+    the user out for good. So before the verifier passes such a refusal on it asks Redis itself.
+    """
+
+    def __init__(self, redis: Redis, *, metrics: UpstreamMetrics | None = None) -> None:
+        self._redis = redis
+        self._metrics = metrics
+
+    async def holds(self, ticket_id: str) -> bool:
+        with timed_upstream(self._metrics, "redis") as call:
+            try:
+                try:
+                    found = await self._redis.exists(ticket_id)
+                except RedisConnectionError:
+                    found = await self._redis.exists(ticket_id)  # a stale pooled connection, as above
+            except (RedisError, OSError, TimeoutError) as exc:
+                raise SessionRejected(
+                    Reason.SESSION_BACKEND_UNAVAILABLE, f"session store unreachable ({type(exc).__name__})"
+                ) from None
+            call.result = "ok"
+        return bool(found)
+
+
 # --- the credential source ---------------------------------------------------------------------------
 
 
@@ -476,12 +543,14 @@ class SessionSource:
         client: OAuth2ProxyClient,
         csrf: CsrfGuard,
         starts: SessionStartStore,
+        stored: StoredSessions,
         cache: SessionCache | None = None,
         broadcast: SessionEndBroadcast | None = None,
     ) -> None:
         self.client = client
         self.csrf = csrf
         self.starts = starts
+        self.stored = stored
         self.cache = cache if cache is not None else SessionCache(0)
         self.broadcast = broadcast
 
@@ -511,6 +580,8 @@ class SessionSource:
             lookup = await self.client.lookup(cookies)
             started = await self._started_at(lookup, now=int(tokens.clock()))
         except SessionRejected as rejected:
+            if rejected.reason is Reason.NO_SESSION:
+                rejected = await self._confirmed_gone(cookies, rejected)
             return Decision.reject(rejected, source=self.name, headers=_set_cookie(rejected.set_cookie))
         if int(tokens.clock()) - started >= max_age:
             return await self._expire(cookies, lookup.binding, max_age)
@@ -534,6 +605,26 @@ class SessionSource:
             await self.broadcast.announce(binding)
         else:
             self.cache.end(binding)
+
+    async def _confirmed_gone(
+        self, cookies: Sequence[tuple[str, str]], refused: SessionRejected
+    ) -> SessionRejected:
+        """oauth2-proxy's "no session", once Redis confirms it: a session that is still stored was
+        not read (a store fault, oauth2-proxy without the keep-sessions patch), so the answer is 503
+        and its cookie deletion is dropped; the same cookie works again when the store answers."""
+        name = self.client.settings.cookie_name
+        ticket_id = session_ticket_id(session_cookie_value(cookies, name), name)
+        if ticket_id is None:
+            return refused
+        try:
+            if not await self.stored.holds(ticket_id):
+                return refused
+        except SessionRejected as unavailable:
+            return unavailable
+        log.warning("oauth2-proxy refused a session that is still stored; kept (answered 503)")
+        return SessionRejected(
+            Reason.SESSION_BACKEND_UNAVAILABLE, "oauth2-proxy could not read a session that is still stored"
+        )
 
     async def _with_csrf(
         self,
@@ -611,6 +702,7 @@ def build_session_source(
         OAuth2ProxyClient(settings.session, metrics=metrics),
         CsrfGuard(settings.csrf, SpentTokenStore(redis, metrics=metrics)),
         SessionStartStore(redis, metrics=metrics),
+        StoredSessions(redis, metrics=metrics),
         cache,
         SessionEndBroadcast(redis, cache),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from verifier.sources.session import (
@@ -13,6 +15,7 @@ from verifier.sources.session import (
     session_binding,
     session_cookie_value,
     session_cookies,
+    session_ticket_id,
 )
 
 from .oauth2_proxy_cookie import Ticket
@@ -135,3 +138,39 @@ def test_session_settings_build_the_auth_url_and_refuse_bad_values() -> None:
         SessionSettings(cookie_name="bad;name")
     with pytest.raises(ValueError, match="positive"):
         SessionSettings(timeout_seconds=0)
+
+
+def _ticket_cookie(ticket: str) -> str:
+    payload = base64.urlsafe_b64encode(ticket.encode()).decode()
+    return f"{payload}|1800000000|c2ln"
+
+
+def _raw(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def test_the_ticket_id_of_an_oauth2_proxy_cookie_is_read_without_its_secret() -> None:
+    ticket_id = "__Host-oauth2_proxy-" + "0123456789abcdef" * 2
+    cookie = _ticket_cookie(f"v2.{_raw(ticket_id)}.{_raw('secret-bytes-16!')}")
+    assert session_ticket_id(cookie, "__Host-oauth2_proxy") == ticket_id
+
+
+@pytest.mark.parametrize(
+    "ticket",
+    [
+        "v2." + _raw("__Host-oauth2_proxy-*") + ".c2Vj",  # a pattern, not an id
+        "v2." + _raw("other-0123456789abcdef0123456789abcdef") + ".c2Vj",  # another prefix
+        "v2." + _raw("__Host-oauth2_proxy-0123456789ABCDEF0123456789ABCDEF") + ".c2Vj",
+        "v2." + _raw("__Host-oauth2_proxy-0123456789abcdef0123456789abcdef\r\nDEL x") + ".c2Vj",
+        "v1." + _raw("__Host-oauth2_proxy-0123456789abcdef0123456789abcdef") + ".c2Vj",
+        "v2.%%%.c2Vj",
+        "v2.only-two",
+    ],
+)
+def test_anything_but_an_oauth2_proxy_ticket_id_is_no_ticket(ticket: str) -> None:
+    assert session_ticket_id(_ticket_cookie(ticket), "__Host-oauth2_proxy") is None
+
+
+@pytest.mark.parametrize("value", ["", "a|b", "not base64!|1|c2ln", "x" * 600 + "|1|c2ln", "\u00e9|1|c2ln"])
+def test_malformed_cookie_values_are_no_ticket(value: str) -> None:
+    assert session_ticket_id(value, "__Host-oauth2_proxy") is None

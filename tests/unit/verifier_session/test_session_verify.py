@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -367,6 +367,56 @@ async def test_unknown_session_with_the_store_up_is_still_401_no_session_with_th
     assert response.headers["Set-Cookie"].startswith(f"{NAME}=;")
 
 
+class ForgetfulOAuth2Proxy:
+    """oauth2-proxy as it answers when its store read failed (upstream, unpatched): 401 with a
+    cookie-deleting Set-Cookie for every session, while its readiness probe says the store is back,
+    which is the race the verifier must not lose."""
+
+    async def auth(self, request: web.Request) -> web.Response:
+        return web.Response(status=401, headers={"Set-Cookie": f"{NAME}=; Path=/; Max-Age=0; Secure"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
+
+@pytest.fixture
+async def forgetful_oauth2_proxy() -> AsyncIterator[str]:
+    app = web.Application()
+    fake = ForgetfulOAuth2Proxy()
+    app.router.add_get("/oauth2/auth", fake.auth)
+    app.router.add_get("/ready", fake.ready)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+async def test_a_refusal_of_a_session_that_is_still_stored_is_503_and_never_deletes_the_cookie(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient, forgetful_oauth2_proxy: str
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())  # stored in the shared Redis
+    client = await verifier(forgetful_oauth2_proxy)
+    response = await verify(client, "GET", cookie)
+    await assert_refused_without_challenge(response, 503, "session_backend_unavailable")
+    assert "Set-Cookie" not in response.headers
+    # Once the session is really gone, the same refusal is passed on: 401 and the deletion.
+    for key in await oauth2_proxy.redis.keys(f"{NAME}-*"):
+        await oauth2_proxy.redis.delete(key)
+    gone = await verify(client, "GET", cookie)
+    assert (gone.status, await reason_of(gone)) == (401, "no_session")
+    assert gone.headers["Set-Cookie"].startswith(f"{NAME}=;")
+
+
+async def test_a_refusal_is_503_when_redis_cannot_say_whether_the_session_is_stored(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient, forgetful_oauth2_proxy: str
+) -> None:
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await verifier(forgetful_oauth2_proxy, f"redis://127.0.0.1:{free_port()}/0")
+    response = await verify(client, "GET", cookie)
+    await assert_refused_without_challenge(response, 503, "session_backend_unavailable")
+    assert "Set-Cookie" not in response.headers
+
+
 async def _answer(client: TestClient[Any, Any], method: str, uri: str, **headers: str) -> ClientResponse:
     sent = {"X-Original-Method": method, "X-Original-URI": uri}
     sent.update({k.replace("_", "-"): v for k, v in headers.items()})
@@ -529,11 +579,13 @@ async def test_a_cookie_that_differs_by_one_byte_is_not_taken_from_memory(
     cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
     client = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=5))
     assert (await verify(client, "GET", cookie)).status == 200
-    # Same ticket, forged MAC: oauth2-proxy is asked, and refuses it.
+    # Same ticket, forged MAC: oauth2-proxy is asked, and refuses it. Its session is still stored, so
+    # the refusal is not passed on as a sign-out (no cookie deletion): 503, never 200 from memory.
     payload, stamp, mac = cookie.split("|")
     forged = "|".join((payload, stamp, ("A" if mac[0] != "A" else "B") + mac[1:]))
     response = await verify(client, "GET", forged)
-    assert (response.status, await reason_of(response)) == (401, "no_session")
+    await assert_refused_without_challenge(response, 503, "session_backend_unavailable")
+    assert "Set-Cookie" not in response.headers
     assert upstream_count(client, "oauth2_proxy", "ok") == 1
     assert upstream_count(client, "oauth2_proxy", "refused") == 1
 
