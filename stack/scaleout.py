@@ -36,7 +36,16 @@ def task_name(index: int) -> str:
 class ScaleOutStack:
     """``tasks`` edge tasks, the shared services and the balancer, all on free ports under ``run_dir``."""
 
-    def __init__(self, base: Topology, tasks: int = 2, *, balancer_port: int | None = None) -> None:
+    def __init__(
+        self,
+        base: Topology,
+        tasks: int = 2,
+        *,
+        balancer_port: int | None = None,
+        redis_client_port: int | None = None,
+    ) -> None:
+        """``redis_client_port``, when given, is where the tasks reach Redis instead of its own port:
+        a relay in front of it (the fault tests put one there to reset and refuse connections)."""
         if tasks < 1:
             raise StackError("the multi-task stack needs at least one task")
         run_dir = base.run_dir
@@ -65,6 +74,7 @@ class ScaleOutStack:
                 verifier_metrics_port=metrics,
                 api_port=api,
                 oauth2_proxy_metrics_port=None,
+                redis_port=redis_client_port or shared.redis_port,
             )
             self.tasks.append(Stack(topology))
         self.balancer: Balancer | None = None

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from stack.scaleout import ScaleOutStack
-from stack.topology import free_port, free_port_topology
+from stack.topology import Topology, free_port, free_port_topology
 from tests.e2e.conftest import ACCESS_TOKEN_SECONDS, COOKIE_REFRESH_SECONDS, LEEWAY_SECONDS
+from tests.support.fault_proxy import FaultProxy
 
 # Token timings are the single-task stack's (imported above).
 #: The verifier may refetch a JWKS at most this often (an unknown kid after a key rotation).
@@ -23,8 +24,8 @@ JWKS_MIN_REFETCH_SECONDS = 1
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleOutStack]:
-    topology = free_port_topology(
+def scaleout_topology(tmp_path_factory: pytest.TempPathFactory) -> Topology:
+    return free_port_topology(
         Path(tmp_path_factory.mktemp("scaleout")),
         access_token_lifetime_seconds=ACCESS_TOKEN_SECONDS,
         cookie_refresh_seconds=COOKIE_REFRESH_SECONDS,
@@ -32,12 +33,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleOutStack]:
         postgres_port=free_port(),
         extra_env=(("VERIFIER_JWKS_MIN_REFETCH_SECONDS", str(JWKS_MIN_REFETCH_SECONDS)),),
     )
-    running = ScaleOutStack(topology, tasks=2)
+
+
+@pytest.fixture(scope="session")
+def redis_relay(scaleout_topology: Topology) -> Iterator[FaultProxy]:
+    """What every task reaches Redis through: a relay the fault tests make reset or refuse
+    connections. Listening before the tasks' ports are chosen, so none of them takes its port."""
+    relay = FaultProxy(
+        (scaleout_topology.bind_host, free_port()),
+        (scaleout_topology.bind_host, scaleout_topology.redis_port),
+        (scaleout_topology.bind_host, free_port()),
+        scaleout_topology.run_dir / "redis-relay.log",
+    ).start()
+    yield relay
+    relay.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(scaleout_topology: Topology, redis_relay: FaultProxy) -> Iterator[ScaleOutStack]:
+    running = ScaleOutStack(scaleout_topology, tasks=2, redis_client_port=redis_relay.listen[1])
     running.shared.prepare()
     # The key-rotation test rotates devidp's signing keys through its admin endpoint.
     running.shared.processes["devidp"].argv.append("--enable-admin")
-    running.start()
     try:
+        running.start()
         yield running
     finally:
         running.stop()

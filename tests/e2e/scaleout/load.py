@@ -3,6 +3,8 @@ recorded by (kind, status, reason). Used by the rolling-restart and fault tests.
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import threading
 import time
 from collections import Counter
@@ -51,14 +53,24 @@ class LoadResult:
     counts: Counter[tuple[str, int, str]] = field(default_factory=Counter)
     #: Project ids the API acknowledged with 201 (the writes that must survive a database restart).
     acknowledged: list[str] = field(default_factory=list)
+    #: Answers that would have signed a browser out (a Set-Cookie deleting the session cookie), and
+    #: 503s without Retry-After, by kind.
+    deletions: Counter[str] = field(default_factory=Counter)
+    without_retry_after: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, kind: str, response: httpx.Response | None, error: str = "") -> None:
         status, reason = (0, error) if response is None else (response.status_code, _reason(response))
         with self.lock:
             self.counts[(kind, status, reason)] += 1
-            if response is not None and response.status_code == 201:
+            if response is None:
+                return
+            if response.status_code == 201:
                 self.acknowledged.append(str(response.json()["id"]))
+            if any(_deletes_a_cookie(line) for line in response.headers.get_list("set-cookie")):
+                self.deletions[kind] += 1
+            if response.status_code == 503 and not response.headers.get("retry-after"):
+                self.without_retry_after[kind] += 1
 
     def total(self) -> int:
         with self.lock:
@@ -67,6 +79,23 @@ class LoadResult:
     def snapshot(self) -> Counter[tuple[str, int, str]]:
         with self.lock:
             return Counter(self.counts)
+
+
+def _deletes_a_cookie(set_cookie: str) -> bool:
+    """A Set-Cookie that removes its cookie: an empty value, ``Max-Age`` 0 or less, or an
+    ``Expires`` in the past (oauth2-proxy's clearing cookie has all three)."""
+    name_value, *attributes = (part.strip() for part in set_cookie.split(";"))
+    if name_value.partition("=")[2] == "":
+        return True
+    for attribute in attributes:
+        key, _, value = attribute.partition("=")
+        if key.lower() == "max-age" and value.lstrip("-").isdigit() and int(value) <= 0:
+            return True
+        if key.lower() == "expires":
+            with contextlib.suppress(TypeError, ValueError):
+                if email.utils.parsedate_to_datetime(value).timestamp() < time.time():
+                    return True
+    return False
 
 
 def _reason(response: httpx.Response) -> str:
