@@ -81,20 +81,16 @@ def test_a_killed_sidecar_takes_its_task_out_and_nothing_passes_without_an_ident
 
 
 def test_redis_restart_fails_sessions_closed_with_503_and_every_session_survives(stack: ScaleOutStack):
-    """Redis stopped (it writes its snapshot) and started again, under load while it is down.
-
-    Cookie traffic pauses for the moment Redis comes back: oauth2-proxy deletes a session whose load
-    failed ("removing session"), so a load that fails just before Redis answers again is followed by
-    a delete that succeeds, and that session is gone (docs/aws.md, "Scale-out"). Every session that
-    was not being loaded in that instant survives, which is what this asserts.
-    """
+    """Redis stopped (it writes its snapshot) for as long as it takes to answer 20 session requests
+    with 503, and started again, with cookie traffic running throughout, the moment Redis comes back
+    included (oauth2-proxy as built here keeps a session whose load failed; see docs/operations.md)."""
     name = stack.topology.session_cookie_name
     with edge_client.sign_in(stack, *READER) as survivor:
         kept = survivor.client.cookies.get(name)
     kinds = {"bearer": bearer_reads(stack), "cookie": cookie_reads(stack)}
-    try:
-        with SteadyLoad(stack, kinds) as load:
-            stack.shared.stop_component("redis")
+    with SteadyLoad(stack, kinds) as load:
+        stack.shared.stop_component("redis")
+        try:
             mark = load.result.snapshot()
             # Until session requests have been answered while Redis is down (not merely waited on).
             assert edge_client.wait_until(
@@ -102,15 +98,22 @@ def test_redis_restart_fails_sessions_closed_with_503_and_every_session_survives
             ), load.result.snapshot() - mark
             load.wait_for_requests(20)
             down = load.result.snapshot() - mark
-    finally:
-        # Whatever the assertions above found, the later tests need Redis back.
-        stack.shared.start_component("redis")
+        finally:
+            # Whatever the assertions above found, the later tests need Redis back.
+            stack.shared.start_component("redis")
+        back = load.result.snapshot()
+        assert edge_client.wait_until(lambda: _count(load, back, ("cookie", *OK)) >= 50, timeout=60)
+        settle = load.result.snapshot()
+        load.wait_for_requests(100)
+        after = load.result.snapshot() - settle
     # Bearer tokens need no Redis; sessions answer 503 with the reason, never 401 (nobody is signed
-    # out). A 200 is a cookie request whose session was loaded just before Redis stopped.
-    assert down[("bearer", *OK)] > 0
+    # out). A 200 is a cookie request whose session was loaded or remembered just before Redis stopped.
+    assert _others(Counter({k: n for k, n in down.items() if k[0] == "bearer"}), OK) == {}, down
     cookie_down = Counter({key: n for key, n in down.items() if key[0] == "cookie"})
     assert cookie_down[("cookie", 503, "session_backend_unavailable")] >= 20, down
     assert _others(cookie_down, (503, "session_backend_unavailable"), OK) == {}, down
+    assert _others(load.result.snapshot(), (503, "session_backend_unavailable"), OK) == {}, load.result.counts
+    assert _others(after, OK) == {}, after
     # Full recovery without touching any other process: each oauth2-proxy reaches Redis again.
     for task in stack.tasks:
         assert edge_client.wait_until(http_probe(task.topology.oauth2_proxy_url + "/ready"), timeout=60)
@@ -119,14 +122,11 @@ def test_redis_restart_fails_sessions_closed_with_503_and_every_session_survives
         for task in (A, B):
             r = client.get(stack.task_origin(task) + "/api/me", headers={"Cookie": f"{name}={kept}"})
             assert r.status_code == 200, r.text
-    with SteadyLoad(stack, kinds) as load:
-        load.wait_for_requests(100)
-    assert _others(load.result.snapshot(), OK) == {}, load.result.snapshot()
 
 
 def test_postgres_restart_fails_writes_closed_with_503_and_loses_no_acknowledged_write(stack: ScaleOutStack):
     assert stack.shared.postgres is not None
-    kinds = {"reads": bearer_reads(stack), "writes": bearer_writes(stack)}
+    kinds = {"reads": bearer_reads(stack), "writes": bearer_writes(stack), "cookie": cookie_reads(stack)}
     with SteadyLoad(stack, kinds) as load:
         load.wait_for_requests(20)
         stack.shared.stop_component("postgres")
@@ -140,6 +140,8 @@ def test_postgres_restart_fails_writes_closed_with_503_and_loses_no_acknowledged
         load.wait_for_requests(100)
         after = load.result.snapshot() - mark
     assert down[("writes", 503, "database_unavailable")] > 0, down
+    # Reads that need no database (who am I, by bearer token and by session) go on as before.
+    assert {key for key in down if key[0] in ("reads", "cookie")} == {("reads", *OK), ("cookie", *OK)}, down
     assert _others(after, OK, (201, "")) == {}, after
     # Every write the API acknowledged is there after the restart, through either task.
     token = BearerToken(stack, *WRITER)
