@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from stack.topology import EXAMPLE_PUBLIC_ORIGIN, SECOND_TENANT_ID, Topology
 
 NGINX_TEMPLATE = Path("nginx") / "edge.conf.template"
@@ -238,7 +240,35 @@ def oauth2_proxy_redis_args(topo: Topology, ca_file: Path) -> list[str]:
 
 
 def oauth2_proxy_redis_env(topo: Topology) -> dict[str, str]:
-    return {"OAUTH2_PROXY_REDIS_PASSWORD": topo.redis_password} if topo.redis_password else {}
+    env = {"OAUTH2_PROXY_REDIS_PASSWORD": topo.redis_password} if topo.redis_password else {}
+    if topo.redis_username:
+        env["OAUTH2_PROXY_REDIS_USERNAME"] = topo.redis_username
+    return env
+
+
+#: Where production's Redis user and its rights are declared.
+EDGE_STACK_TEMPLATE = Path("deploy") / "aws" / "edge-stack.template.yaml"
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """CloudFormation YAML with its intrinsic tags (``!Ref``, ``!Sub``, ...) read as plain values."""
+
+
+_TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def elasticache_access_string(repo_root: Path) -> str:
+    """The access string the CloudFormation template gives ElastiCache's app user (RedisAppUser),
+    word for word, so the multi-task stack's Redis grants exactly what production's does."""
+    text = (repo_root / EDGE_STACK_TEMPLATE).read_text(encoding="utf-8")
+    template = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 (a SafeLoader; tags read as None)
+    try:
+        access = template["Resources"]["RedisAppUser"]["Properties"]["AccessString"]
+    except (KeyError, TypeError) as exc:
+        raise TemplateError(f"{EDGE_STACK_TEMPLATE} has no RedisAppUser AccessString") from exc
+    if not isinstance(access, str) or not access.split() or access.split()[0] != "on":
+        raise TemplateError(f"{EDGE_STACK_TEMPLATE}: RedisAppUser's AccessString must start with 'on'")
+    return access
 
 
 def redis_args(topo: Topology, data_dir: Path, tls_files: tuple[Path, Path] | None = None) -> list[str]:
@@ -263,6 +293,12 @@ def redis_args(topo: Topology, data_dir: Path, tls_files: tuple[Path, Path] | No
     else:
         listen = ["--port", str(topo.redis_port)]
     auth = ["--requirepass", topo.redis_password] if topo.redis_password else []
+    if topo.redis_username:
+        if not topo.redis_password:
+            raise TemplateError("a Redis user needs the password it signs in with")
+        # The same rules ElastiCache applies (ACL SETUSER syntax), plus the password.
+        rules = elasticache_access_string(topo.repo_root).split()
+        auth += ["--user", topo.redis_username, *rules, f">{topo.redis_password}"]
     return [
         "--bind", topo.bind_host,
         *listen,

@@ -27,6 +27,8 @@ from stack.topology import Topology, distinct_free_ports
 #: requests still reach the sidecars while it finishes them).
 TASK_COMPONENTS: tuple[str, ...] = ("oauth2-proxy", "verifier", "api", "nginx")
 SHARED_COMPONENTS: tuple[str, ...] = ("redis", "postgres", "devidp")
+#: The Redis user the tasks sign in as (ecs-taskdefs/values.example.json's REDIS_USERNAME).
+REDIS_APP_USER = "entra-bff-edge"
 
 
 def task_name(index: int) -> str:
@@ -60,6 +62,8 @@ class ScaleOutStack:
             # One database for every task, as on RDS: a SQLite file per task would not be shared.
             database="postgres",
             redis_password=base.redis_password or secrets.token_urlsafe(24),
+            # The tasks sign in to Redis as ElastiCache's app user does, with its exact rights.
+            redis_username=base.redis_username or REDIS_APP_USER,
         )
         self.shared = Stack(shared)
         self.tasks: list[Stack] = []
@@ -179,7 +183,7 @@ class ScaleOutStack:
             f"  The app (through HAProxy): {t.public_origin}/",
             f"  devidp:                    {t.devidp_origin}/  (tenant {t.tenant_id})",
             f"  Trust this CA:             {self.ca_file}",
-            f"  Redis (TLS, password):     {t.bind_host}:{t.redis_port}",
+            f"  Redis (TLS, user {t.redis_username}): {t.bind_host}:{t.redis_port}",
             "",
         ]
         for index, task in enumerate(self.tasks):

@@ -89,6 +89,10 @@ class Topology:
     #: CA) and a password. Off for `make run`; the multi-task stack turns it on.
     redis_tls: bool = False
     redis_password: str | None = field(default=None, repr=False)
+    #: The Redis user oauth2-proxy and the verifier sign in as, with the password above and exactly
+    #: the rights the CloudFormation template grants ElastiCache's user (stack.render.redis_args);
+    #: None: the default user. The default user keeps every right, for operators and tests.
+    redis_username: str | None = None
 
     # --- derived addresses -------------------------------------------------------------------
     @property
@@ -168,9 +172,18 @@ class Topology:
 
         A secret: it goes in the verifier's environment only (on ECS, from Secrets Manager).
         """
+        return self._redis_url_as(self.redis_username)
+
+    @property
+    def redis_admin_url(self) -> str:
+        """Redis as its default user, who may do anything (tests and operators, never a service)."""
+        return self._redis_url_as(None)
+
+    def _redis_url_as(self, username: str | None) -> str:
         if not self.redis_tls:
             return self.redis_url
-        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        user = quote(username, safe="") if username else ""
+        auth = f"{user}:{quote(self.redis_password, safe='')}@" if self.redis_password else ""
         ca = quote(str(self.tls_dir / "dev-ca.pem"), safe="/")
         return f"rediss://{auth}{self.bind_host}:{self.redis_port}/0?ssl_ca_certs={ca}&ssl_cert_reqs=required"
 

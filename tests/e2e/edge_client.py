@@ -110,6 +110,7 @@ def follow(
         response = client.request(method, url, data=data, headers=headers)
         location = response.headers.get("location", "")
         hops.append(Hop(method, url, response.status_code, location, response.headers.get_list("set-cookie")))
+        hops[-1].headers = response.headers  # type: ignore[attr-defined]
         at_stop = stop_at is not None and url.startswith(stop_at)
         if at_stop or response.status_code not in (301, 302, 303, 307, 308) or not location:
             hops[-1].body = response.text  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,34 @@ def test_every_task_has_its_own_ports_and_the_balancer_is_the_public_origin(tmp_
         assert t.redis_tls and t.redis_password == stack.topology.redis_password
         # One CA and one set of secrets for all: the session cookie made by one task opens on another.
         assert (t.tls_dir, t.secrets_path) == (tmp_path / "tls", tmp_path / "secrets.json")
+
+
+def test_the_tasks_redis_user_has_exactly_the_rights_the_cloudformation_template_grants(tmp_path: Path):
+    topo = Topology(
+        run_dir=tmp_path,
+        redis_port=6390,
+        redis_tls=True,
+        redis_password="pw",
+        redis_username="entra-bff-edge",
+    )
+    args = render.redis_args(topo, tmp_path, (tmp_path / "cert.pem", tmp_path / "key.pem"))
+    user = args[args.index("--user") :]
+    user = user[: next((i for i, a in enumerate(user[1:], 1) if a.startswith("--")), len(user))]
+    # Read here without the stack's loader: the line under RedisAppUser, as CloudFormation has it.
+    template = (REPO_ROOT / render.EDGE_STACK_TEMPLATE).read_text()
+    block = template[template.index("\n  RedisAppUser:") :]
+    access = re.search(r"^\s+AccessString: (.+)$", block, re.MULTILINE)[1].split()  # type: ignore[index]
+    assert user == ["--user", "entra-bff-edge", *access, ">pw"]
+    # Both services sign in as that user; the default user stays for operators and tests.
+    assert render.oauth2_proxy_redis_env(topo) == {
+        "OAUTH2_PROXY_REDIS_PASSWORD": "pw",
+        "OAUTH2_PROXY_REDIS_USERNAME": "entra-bff-edge",
+    }
+    assert topo.redis_client_url.startswith("rediss://entra-bff-edge:pw@127.0.0.1:6390/0?")
+    assert topo.redis_admin_url.startswith("rediss://:pw@127.0.0.1:6390/0?")
+
+
+def test_a_redis_user_without_a_password_is_refused(tmp_path: Path):
+    topo = Topology(run_dir=tmp_path, redis_username="entra-bff-edge")
+    with pytest.raises(render.TemplateError, match="password"):
+        render.redis_args(topo, tmp_path)

@@ -101,6 +101,7 @@ def sign_ins(stack: ScaleOutStack) -> Kind:
             fields.pop("cancel", None)
             hops = edge_client.follow(client, "POST", urljoin(page.url, action), data=fields)
         final = hops[-1]
-        return httpx.Response(final.status, headers=[("set-cookie", line) for line in final.set_cookies])
+        kept = [(k, v) for k, v in final.headers.multi_items() if k in ("set-cookie", "retry-after")]  # type: ignore[attr-defined]
+        return httpx.Response(final.status, headers=kept)
 
     return Kind(sign_in, workers=1)
