@@ -28,7 +28,7 @@ bench-edge: setup
 	$(PYTHON) -m pip install --quiet -e '.[bench]'
 	$(PYTHON) -m bench.edge $(BENCH_EDGE_ARGS)
 
-# Two tasks behind HAProxy for 10 minutes at 70 % of their measured capacity (about 12 minutes; not
+# Two tasks behind HAProxy for 20 minutes at 70 % of their measured capacity (about 22 minutes; not
 # part of `make test`); the figures go into bench/README.md.
 soak: setup
 	$(PYTHON) -m bench.soak --write $(SOAK_ARGS)

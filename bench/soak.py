@@ -2,8 +2,10 @@
 
 First the capacity of the stack is measured (closed loop: ``--workers`` threads sending the mix as
 fast as answers come back, ``--capacity-seconds``), then the same mix is sent open loop at ``--load``
-(70 %) of that rate for ``--minutes`` (10). Every minute it prints the answers by kind and status, the
-p50/p99 latency, and the resident memory of every process of the stack (nginx with its workers).
+(70 %) of that rate for ``--minutes`` (20). Every minute it prints the answers by kind and status, the
+p50/p99 latency, the resident memory of every process of the stack (nginx with its workers), and what
+Redis holds (keys by kind, ``used_memory``); at the end the bytes per session, spent CSRF token and
+sign-in start, and each process's growth once the spent tokens expire as fast as they are spent.
 
 The mix: bearer reads (``GET /api/me``), cookie reads (``GET /api/projects``) and SPA pages (``GET /``)
 of a signed-in browser, writes with a CSRF token (``PATCH /api/projects/{id}``, each answer hands out
@@ -32,13 +34,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import redis
 
 from bench.lifecycle import terminate_as_exit
 from stack.scaleout import ScaleOutStack
-from stack.topology import free_port, free_port_topology
+from stack.topology import SESSION_COOKIE_NAME, free_port, free_port_topology
 from tests.e2e import edge_client
+from verifier.sources.csrf import DEFAULT_TTL_SECONDS, SPENT_KEY_PREFIX
+from verifier.sources.session import SESSION_START_KEY_PREFIX
 
 README = Path(__file__).resolve().parent / "README.md"
+#: The minute from which Redis should hold steady: spent CSRF tokens live 600 s, so from minute 11 on
+#: as many expire as are spent.
+SETTLED_MINUTE = DEFAULT_TTL_SECONDS // 60 + 1
 BEGIN = "<!-- measured by `python -m bench.soak`: begin (rewritten on every run with --write) -->"
 END = "<!-- measured by `python -m bench.soak`: end -->"
 USER = ("bob@contoso-dev.example", "bob-password")
@@ -204,6 +212,38 @@ def rss_by_process(stack: ScaleOutStack) -> dict[str, int]:
     return found
 
 
+# --- what Redis holds ----------------------------------------------------------------------------------
+
+#: Redis's key spaces by what they hold: oauth2-proxy's sessions (with their refresh locks), the
+#: verifier's spent CSRF tokens and sign-in start times.
+KEY_SPACES: dict[str, str] = {
+    "sessions": f"{SESSION_COOKIE_NAME}-*",
+    "spent CSRF tokens": f"{SPENT_KEY_PREFIX}*",
+    "sign-in starts": f"{SESSION_START_KEY_PREFIX}*",
+}
+
+
+@dataclass
+class RedisCensus:
+    keys: dict[str, int]
+    used_bytes: int
+    #: Average bytes per key of each space (MEMORY USAGE of up to 100 keys), 0 when it has none.
+    bytes_per_key: dict[str, float]
+
+
+def redis_census(stack: ScaleOutStack) -> RedisCensus:
+    client = redis.Redis.from_url(stack.topology.redis_admin_url)
+    with client:
+        keys: dict[str, int] = {}
+        sizes: dict[str, float] = {}
+        for space, pattern in KEY_SPACES.items():
+            found = list(client.scan_iter(match=pattern, count=1000))
+            keys[space] = len(found)
+            sample = [client.memory_usage(key) or 0 for key in found[:100]]
+            sizes[space] = sum(sample) / len(sample) if sample else 0.0
+        return RedisCensus(keys, int(client.info("memory")["used_memory"]), sizes)
+
+
 # --- the run -------------------------------------------------------------------------------------------
 
 
@@ -219,7 +259,7 @@ def _unexpected(statuses: Counter[tuple[str, int]]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--minutes", type=int, default=20)
     parser.add_argument("--load", type=float, default=0.7, help="share of the measured capacity (0.7)")
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--capacity-seconds", type=float, default=30.0)
@@ -263,12 +303,14 @@ def main(argv: list[str] | None = None) -> int:
             stop = threading.Event()
             threads = _run(workers, recorder, stop, rate / len(workers))
             rss_rows: list[dict[str, int]] = []
+            census: list[RedisCensus] = []
             unexpected_total = 0
             start = time.monotonic()
             for minute in range(1, args.minutes + 1):
                 stop.wait(max(0.0, start + 60 * minute - time.monotonic()))
                 window = recorder.take()
                 rss_rows.append(rss_by_process(stack))
+                census.append(redis_census(stack))
                 unexpected_total += _unexpected(window.statuses)
                 by_kind = ", ".join(f"{k} {s}x{n}" for (k, s), n in sorted(window.statuses.items()))
                 p50, p99 = _percentile(window.latencies_ms, 50), _percentile(window.latencies_ms, 99)
@@ -286,6 +328,28 @@ def main(argv: list[str] | None = None) -> int:
                 growth = (last - first) / first * 100 if first else 0.0
                 worst = max(worst, growth)
                 out(f"| {name} | {first / 1024:.1f} | {last / 1024:.1f} | {growth:+.1f} % |")
+            out()
+            spaces = list(KEY_SPACES)
+            headings = " | ".join(f"Redis keys: {space}" for space in spaces)
+            out(f"| minute | {headings} | used_memory (MiB) |")
+            out("|---:|" + "---:|" * (len(spaces) + 1))
+            for minute, counted in enumerate(census, 1):
+                row = " | ".join(str(counted.keys[space]) for space in spaces)
+                out(f"| {minute} | {row} | {counted.used_bytes / 1048576:.1f} |")
+            out()
+            sizes = ", ".join(f"{space} {census[-1].bytes_per_key[space]:.0f}" for space in spaces)
+            out(f"Bytes per key at the end (MEMORY USAGE, up to 100 keys each): {sizes}.")
+            settled_from = min(len(rss_rows), SETTLED_MINUTE)
+            if len(rss_rows) > settled_from:
+                out()
+                out(f"Growth from minute {settled_from} (spent CSRF tokens now expire as fast as spent):")
+                out()
+                out("| process | RSS at that minute (MiB) | at the end (MiB) | growth |")
+                out("|---|---:|---:|---:|")
+                for name in rss_rows[0]:
+                    first, last = rss_rows[settled_from - 1][name], rss_rows[-1].get(name, 0)
+                    growth = (last - first) / first * 100 if first else 0.0
+                    out(f"| {name} | {first / 1024:.1f} | {last / 1024:.1f} | {growth:+.1f} % |")
             out()
             verdict = "met" if unexpected_total == 0 else "missed"
             out(f"- Unexpected statuses: {unexpected_total} (goal 0): **{verdict}**.")
