@@ -119,6 +119,7 @@ class Worker:
 class Window:
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    by_kind_ms: dict[str, list[float]] = field(default_factory=dict)
 
 
 class Recorder:
@@ -130,6 +131,7 @@ class Recorder:
         with self.lock:
             self.window.statuses[(kind, status)] += 1
             self.window.latencies_ms.append(latency_ms)
+            self.window.by_kind_ms.setdefault(kind, []).append(latency_ms)
 
     def take(self) -> Window:
         with self.lock:
@@ -304,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             threads = _run(workers, recorder, stop, rate / len(workers))
             rss_rows: list[dict[str, int]] = []
             census: list[RedisCensus] = []
+            kind_p50: list[dict[str, float]] = []
             unexpected_total = 0
             start = time.monotonic()
             for minute in range(1, args.minutes + 1):
@@ -311,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                 window = recorder.take()
                 rss_rows.append(rss_by_process(stack))
                 census.append(redis_census(stack))
+                kind_p50.append({kind: _percentile(v, 50) for kind, v in window.by_kind_ms.items()})
                 unexpected_total += _unexpected(window.statuses)
                 by_kind = ", ".join(f"{k} {s}x{n}" for (k, s), n in sorted(window.statuses.items()))
                 p50, p99 = _percentile(window.latencies_ms, 50), _percentile(window.latencies_ms, 99)
@@ -328,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
                 growth = (last - first) / first * 100 if first else 0.0
                 worst = max(worst, growth)
                 out(f"| {name} | {first / 1024:.1f} | {last / 1024:.1f} | {growth:+.1f} % |")
+            out()
+            # Which kind of request a change of latency comes from: pages and /api/me by bearer stay
+            # at the edge, cookie reads and writes reach the database.
+            out("| minute | " + " | ".join(f"p50 ms {kind}" for kind in MIX) + " |")
+            out("|---:|" + "---:|" * len(MIX))
+            for minute, p50s in enumerate(kind_p50, 1):
+                out(f"| {minute} | " + " | ".join(f"{p50s.get(kind, 0.0):.1f}" for kind in MIX) + " |")
             out()
             spaces = list(KEY_SPACES)
             headings = " | ".join(f"Redis keys: {space}" for space in spaces)
