@@ -126,7 +126,7 @@ def _by_kind(answers: Counter[tuple[str, int, str]], kind: str) -> dict[tuple[in
 def _row(fault: str, answers: Counter[tuple[str, int, str]], load: SteadyLoad, lost: int) -> str:
     def statuses(kind: str) -> str:
         seen = _by_kind(answers, kind)
-        return ", ".join(f"{status} {reason or 'ok'}: {n}" for (status, reason), n in sorted(seen.items()))
+        return ", ".join(f"{' '.join(map(str, filter(None, key)))}: {n}" for key, n in sorted(seen.items()))
 
     passed = sum(n for (kind, status, _), n in answers.items() if kind == "anonymous" and status < 400)
     deletions = sum(load.result.deletions[kind] for kind in (*BROWSERS, "writer"))
