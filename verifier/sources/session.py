@@ -52,9 +52,9 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -86,6 +86,8 @@ from verifier.sources.session_cache import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_COOKIE_NAME = "__Host-oauth2_proxy"
 DEFAULT_OAUTH2_PROXY_URL = "http://127.0.0.1:4180"
@@ -354,6 +356,11 @@ class OAuth2ProxyClient:
         """The session cookie(s) in a request's ``Cookie`` headers; empty when there are none."""
         return session_cookies(cookie_headers, self.settings.cookie_name)
 
+    def binding_of(self, cookies: Sequence[tuple[str, str]]) -> bytes:
+        """The sign-in these session cookies belong to (:func:`session_binding` of the value
+        oauth2-proxy reads)."""
+        return session_binding(session_cookie_value(cookies, self.settings.cookie_name))
+
     async def lookup(self, cookies: Sequence[tuple[str, str]]) -> SessionLookup:
         """Ask oauth2-proxy about the session in ``cookies``; raise :class:`SessionRejected` if none."""
         if not cookies:
@@ -361,7 +368,7 @@ class OAuth2ProxyClient:
         header = cookie_header(cookies)
         if len(header) > MAX_FORWARDED_COOKIE_BYTES:
             raise SessionRejected(Reason.NO_SESSION, "session cookie is larger than oauth2-proxy sets")
-        binding = session_binding(session_cookie_value(cookies, self.settings.cookie_name))
+        binding = self.binding_of(cookies)
         status, set_cookie, access_token = await self._ask(header)
         if status == 401:
             if not await self._session_store_ready():
@@ -456,35 +463,48 @@ return ARGV[1]
 """
 
 
+async def _repeatable_redis_call(
+    metrics: UpstreamMetrics | None, store: str, command: Callable[[], Awaitable[T]]
+) -> T:
+    """One Redis command that is safe to send twice, timed as the ``redis`` upstream.
+
+    A pooled connection Redis closed (a restart, an idle timeout) fails once and is dropped from the
+    pool; one more try on a fresh connection tells that apart from an outage. Any other failure, or a
+    second one, is 503 ``session_backend_unavailable`` naming ``store``.
+    """
+    with timed_upstream(metrics, "redis") as call:
+        try:
+            try:
+                result = await command()
+            except RedisConnectionError:
+                result = await command()
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise SessionRejected(
+                Reason.SESSION_BACKEND_UNAVAILABLE, f"{store} unreachable ({type(exc).__name__})"
+            ) from None
+        call.result = "ok"
+    return result
+
+
 class SessionStartStore:
     """When the verifier first saw each sign-in, in Redis, shared by every verifier task.
 
     The first request of a sign-in stores its time, every later one reads it back, and two tasks
-    racing on the first request agree on one value (the script runs atomically).
+    racing on the first request agree on one value (the script runs atomically, and only ever stores
+    the first value, so it is safe to repeat).
     """
 
     def __init__(self, redis: Redis, *, metrics: UpstreamMetrics | None = None) -> None:
-        self._redis = redis
         self._metrics = metrics
         self._script = redis.register_script(_START_SCRIPT)
 
     async def started_at(self, binding: bytes, *, now: int, keep_seconds: int) -> int:
         key = SESSION_START_KEY_PREFIX + binding.hex()
-        with timed_upstream(self._metrics, "redis") as call:
-            try:
-                try:
-                    stored = await self._script(keys=[key], args=[now, keep_seconds])
-                except RedisConnectionError:
-                    # A pooled connection Redis closed (a restart, an idle timeout) fails once and is
-                    # dropped from the pool; one more try on a fresh connection tells that apart from
-                    # an outage. Safe to repeat: the script only ever stores the first value.
-                    stored = await self._script(keys=[key], args=[now, keep_seconds])
-            except (RedisError, OSError, TimeoutError) as exc:
-                raise SessionRejected(
-                    Reason.SESSION_BACKEND_UNAVAILABLE,
-                    f"session start store unreachable ({type(exc).__name__})",
-                ) from None
-            call.result = "ok"
+        stored = await _repeatable_redis_call(
+            self._metrics,
+            "session start store",
+            lambda: self._script(keys=[key], args=[now, keep_seconds]),
+        )
         return int(stored)
 
 
@@ -501,17 +521,9 @@ class StoredSessions:
         self._metrics = metrics
 
     async def holds(self, ticket_id: str) -> bool:
-        with timed_upstream(self._metrics, "redis") as call:
-            try:
-                try:
-                    found = await self._redis.exists(ticket_id)
-                except RedisConnectionError:
-                    found = await self._redis.exists(ticket_id)  # a stale pooled connection, as above
-            except (RedisError, OSError, TimeoutError) as exc:
-                raise SessionRejected(
-                    Reason.SESSION_BACKEND_UNAVAILABLE, f"session store unreachable ({type(exc).__name__})"
-                ) from None
-            call.result = "ok"
+        found = await _repeatable_redis_call(
+            self._metrics, "session store", lambda: self._redis.exists(ticket_id)
+        )
         return bool(found)
 
 
@@ -598,7 +610,7 @@ class SessionSource:
         of the cookie that presents it."""
         cookies = self.client.cookies_from(cookie_headers)
         if cookies:
-            await self._end(session_binding(session_cookie_value(cookies, self.client.settings.cookie_name)))
+            await self._end(self.client.binding_of(cookies))
 
     async def _end(self, binding: bytes) -> None:
         if self.broadcast is not None:
