@@ -266,7 +266,7 @@ def elasticache_access_string(repo_root: Path) -> str:
         access = template["Resources"]["RedisAppUser"]["Properties"]["AccessString"]
     except (KeyError, TypeError) as exc:
         raise TemplateError(f"{EDGE_STACK_TEMPLATE} has no RedisAppUser AccessString") from exc
-    if not isinstance(access, str) or not access.split() or access.split()[0] != "on":
+    if not isinstance(access, str) or access.split()[:1] != ["on"]:
         raise TemplateError(f"{EDGE_STACK_TEMPLATE}: RedisAppUser's AccessString must start with 'on'")
     return access
 

@@ -59,6 +59,7 @@ class Hop:
     status: int
     location: str
     set_cookies: list[str]
+    headers: httpx.Headers = field(default_factory=httpx.Headers)
 
 
 @dataclass
@@ -109,8 +110,8 @@ def follow(
     for _ in range(max_hops):
         response = client.request(method, url, data=data, headers=headers)
         location = response.headers.get("location", "")
-        hops.append(Hop(method, url, response.status_code, location, response.headers.get_list("set-cookie")))
-        hops[-1].headers = response.headers  # type: ignore[attr-defined]
+        set_cookies = response.headers.get_list("set-cookie")
+        hops.append(Hop(method, url, response.status_code, location, set_cookies, response.headers))
         at_stop = stop_at is not None and url.startswith(stop_at)
         if at_stop or response.status_code not in (301, 302, 303, 307, 308) or not location:
             hops[-1].body = response.text  # type: ignore[attr-defined]
@@ -141,13 +142,20 @@ def sign_in(
     page = hops[-1]
     assert page.status == 200, f"expected devidp's sign-in page, got {page.status} at {page.url}"
     assert page.url.startswith(stack.topology.devidp_origin), page.url
+    callback = stack.topology.redirect_url if stop_at_callback else None
+    result.hops += submit_password(client, page, username, password, stop_at=callback)
+    return result
+
+
+def submit_password(
+    client: httpx.Client, page: Hop, username: str, password: str, *, stop_at: str | None = None
+) -> list[Hop]:
+    """Fill in devidp's sign-in ``page`` with a password and follow where it leads."""
     action, fields = password_form(page.body)  # type: ignore[attr-defined]
     fields.update({"username": username, "password": password, "signin": "password"})
     fields.pop("pick", None)
     fields.pop("cancel", None)
-    callback = stack.topology.redirect_url if stop_at_callback else None
-    result.hops += follow(client, "POST", urljoin(page.url, action), data=fields, stop_at=callback)
-    return result
+    return follow(client, "POST", urljoin(page.url, action), data=fields, stop_at=stop_at)
 
 
 def session_cookie_attributes(set_cookie: str) -> dict[str, str | bool]:

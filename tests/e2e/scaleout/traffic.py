@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urljoin
 
 import httpx
 
@@ -95,13 +94,9 @@ def sign_ins(stack: ScaleOutStack) -> Kind:
         hops = edge_client.follow(client, "GET", t.public_origin + "/")
         page = hops[-1]
         if page.status == 200 and page.url.startswith(t.devidp_origin):
-            action, fields = edge_client.password_form(page.body)  # type: ignore[attr-defined]
-            fields.update({"username": READER[0], "password": READER[1], "signin": "password"})
-            fields.pop("pick", None)
-            fields.pop("cancel", None)
-            hops = edge_client.follow(client, "POST", urljoin(page.url, action), data=fields)
+            hops = edge_client.submit_password(client, page, *READER)
         final = hops[-1]
-        kept = [(k, v) for k, v in final.headers.multi_items() if k in ("set-cookie", "retry-after")]  # type: ignore[attr-defined]
+        kept = [(k, v) for k, v in final.headers.multi_items() if k in ("set-cookie", "retry-after")]
         return httpx.Response(final.status, headers=kept)
 
     return Kind(sign_in, workers=1)

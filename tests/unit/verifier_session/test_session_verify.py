@@ -543,6 +543,24 @@ async def end_session(client: TestClient[Any, Any], cookie: str) -> int:
     return response.status
 
 
+async def signed_in_with_two_tasks(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> tuple[str, TestClient[Any, Any], TestClient[Any, Any]]:
+    """A signed-in session's cookie and two verifier tasks that remember sessions for a minute and
+    hear each other's sign-outs."""
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    task_a = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    task_b = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    return cookie, task_a, task_b
+
+
+async def sign_out_through(task: TestClient[Any, Any], cookie: str, oauth2_proxy: OAuth2Proxy) -> None:
+    """nginx's sign-out on ``task``: first the verifier (answered once every task has been told),
+    then oauth2-proxy deletes the session."""
+    assert await end_session(task, cookie) == 204
+    await oauth2_proxy.sign_out(cookie)
+
+
 async def test_a_remembered_session_asks_oauth2_proxy_and_redis_once_and_still_checks_every_request(
     oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
 ) -> None:
@@ -593,16 +611,11 @@ async def test_a_cookie_that_differs_by_one_byte_is_not_taken_from_memory(
 async def test_sign_out_through_one_task_ends_the_remembered_session_on_every_task_at_once(
     oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
 ) -> None:
-    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
-    task_a = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
-    task_b = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    cookie, task_a, task_b = await signed_in_with_two_tasks(oauth2_proxy, forge, verifier)
     for task in (task_a, task_b, task_a, task_b):
         assert (await verify(task, "GET", cookie)).status == 200
     assert cache_count(task_b, "hit") == 1
-    # nginx on task A: first the verifier (answered once every task has been told), then
-    # oauth2-proxy deletes the session.
-    assert await end_session(task_a, cookie) == 204
-    await oauth2_proxy.sign_out(cookie)
+    await sign_out_through(task_a, cookie, oauth2_proxy)
     for task in (task_b, task_a):
         response = await verify(task, "GET", cookie)
         assert (response.status, await reason_of(response)) == (401, "no_session")
@@ -612,9 +625,7 @@ async def test_sign_out_through_one_task_ends_the_remembered_session_on_every_ta
 async def test_sign_out_ends_every_spelling_of_the_session_that_oauth2_proxy_reads_on_every_task(
     oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
 ) -> None:
-    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
-    task_a = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
-    task_b = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    cookie, task_a, task_b = await signed_in_with_two_tasks(oauth2_proxy, forge, verifier)
     # Spellings oauth2-proxy reads as the same session (Go's Request.Cookie takes the first cookie of
     # the name; a stray chunk, a quoted value or other cookies change nothing for it) but whose bytes
     # differ from the one the browser signs out with.
@@ -626,8 +637,7 @@ async def test_sign_out_ends_every_spelling_of_the_session_that_oauth2_proxy_rea
     for spelling in spellings * 2:
         assert (await verify(task_b, "GET", None, Cookie=spelling)).status == 200
     assert cache_count(task_b, "hit") >= 3
-    assert await end_session(task_a, cookie) == 204
-    await oauth2_proxy.sign_out(cookie)
+    await sign_out_through(task_a, cookie, oauth2_proxy)
     for spelling in spellings:
         response = await verify(task_b, "GET", None, Cookie=spelling)
         assert (response.status, await reason_of(response)) == (401, "no_session"), spelling
