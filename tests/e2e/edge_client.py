@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from stack.launcher import Stack
 from stack.topology import DAEMON_CLIENT_ID, DAEMON_CLIENT_SECRET, PUBLIC_CLIENT_ID, SECOND_TENANT_ID
@@ -375,3 +376,24 @@ def upstream_recorder(
         server.shutdown()
         server.server_close()
         stack.start_component(component)
+
+
+def session_cache_counts(stack: Stack) -> tuple[float, float, float]:
+    """A task's verifier so far: (session cache hits, misses, oauth2-proxy lookups that found a
+    session)."""
+    t = stack.topology
+    text = httpx.get(f"http://{t.bind_host}:{t.verifier_metrics_port}/metrics", timeout=5).text
+    hits = misses = lookups = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "verifier_session_cache_total":
+                if sample.labels["result"] == "hit":
+                    hits += sample.value
+                else:
+                    misses += sample.value
+            elif (
+                sample.name == "verifier_upstream_duration_seconds_count"
+                and sample.labels == {"upstream": "oauth2_proxy", "result": "ok"}
+            ):
+                lookups += sample.value
+    return hits, misses, lookups

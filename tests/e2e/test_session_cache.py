@@ -3,34 +3,12 @@ oauth2-proxy once, and sign-out still ends the session at once."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from stack.launcher import Stack
 from tests.e2e import edge_client
 
 pytestmark = pytest.mark.e2e
-
-
-def _counts(stack: Stack) -> tuple[float, float, float]:
-    """(session cache hits, misses, oauth2-proxy lookups that found a session) so far."""
-    t = stack.topology
-    text = httpx.get(f"http://{t.bind_host}:{t.verifier_metrics_port}/metrics", timeout=5).text
-    hits = misses = lookups = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "verifier_session_cache_total":
-                if sample.labels["result"] == "hit":
-                    hits += sample.value
-                else:
-                    misses += sample.value
-            elif (
-                sample.name == "verifier_upstream_duration_seconds_count"
-                and sample.labels == {"upstream": "oauth2_proxy", "result": "ok"}
-            ):
-                lookups += sample.value
-    return hits, misses, lookups
 
 
 def test_a_burst_of_session_requests_asks_oauth2_proxy_once_and_sign_out_ends_it_at_once(stack: Stack):
@@ -39,12 +17,12 @@ def test_a_burst_of_session_requests_asks_oauth2_proxy_once_and_sign_out_ends_it
     with edge_client.sign_in(stack, "dave@contoso-dev.example", "dave-password") as dave:
         cookie = dave.client.cookies.get(name)
         assert cookie
-        hits, misses, lookups = _counts(stack)
+        hits, misses, lookups = edge_client.session_cache_counts(stack)
         for _ in range(6):
             r = dave.client.get(origin + "/api/me")
             assert r.status_code == 200, r.text
             assert r.json()["auth_source"] == "session"
-        hits_after, misses_after, lookups_after = _counts(stack)
+        hits_after, misses_after, lookups_after = edge_client.session_cache_counts(stack)
         # Six requests within the cache's five seconds: at most one asked oauth2-proxy (none when the
         # sign-in's own first request is still remembered).
         assert lookups_after - lookups <= 1

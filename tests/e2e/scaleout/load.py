@@ -150,6 +150,10 @@ class SteadyLoad:
         for thread in self._threads:
             thread.join(timeout=60)
 
+    def count_since(self, mark: Counter[tuple[str, int, str]], key: tuple[str, int, str]) -> int:
+        """How many answers ``key`` (kind, status, reason) came in since the snapshot ``mark``."""
+        return (self.result.snapshot() - mark)[key]
+
     def wait_for_requests(self, count: int, timeout: float = 60.0) -> None:
         """Until ``count`` more answers have come in: the load is really flowing."""
         target = self.result.total() + count

@@ -40,10 +40,6 @@ def _others(answers: Counter[tuple[str, int, str]], *allowed: tuple[int, str]) -
     return {key: n for key, n in answers.items() if key[1:] not in allowed}
 
 
-def _count(load: SteadyLoad, since: Counter[tuple[str, int, str]], key: tuple[str, int, str]) -> int:
-    return (load.result.snapshot() - since)[key]
-
-
 def _assert_task_serves_again(stack: ScaleOutStack, index: int) -> None:
     stack.wait_balancer_status(index, "UP")
     served = task_requests_served(stack, index)
@@ -93,16 +89,17 @@ def test_redis_restart_fails_sessions_closed_with_503_and_every_session_survives
         try:
             mark = load.result.snapshot()
             # Until session requests have been answered while Redis is down (not merely waited on).
-            assert edge_client.wait_until(
-                lambda: _count(load, mark, ("cookie", 503, "session_backend_unavailable")) >= 20, timeout=60
-            ), load.result.snapshot() - mark
+            refused = ("cookie", 503, "session_backend_unavailable")
+            assert edge_client.wait_until(lambda: load.count_since(mark, refused) >= 20, timeout=60), (
+                load.result.snapshot() - mark
+            )
             load.wait_for_requests(20)
             down = load.result.snapshot() - mark
         finally:
             # Whatever the assertions above found, the later tests need Redis back.
             stack.shared.start_component("redis")
         back = load.result.snapshot()
-        assert edge_client.wait_until(lambda: _count(load, back, ("cookie", *OK)) >= 50, timeout=60)
+        assert edge_client.wait_until(lambda: load.count_since(back, ("cookie", *OK)) >= 50, timeout=60)
         settle = load.result.snapshot()
         load.wait_for_requests(100)
         after = load.result.snapshot() - settle
@@ -135,7 +132,7 @@ def test_postgres_restart_fails_writes_closed_with_503_and_loses_no_acknowledged
         down = load.result.snapshot() - mark
         stack.shared.start_component("postgres")
         mark = load.result.snapshot()
-        assert edge_client.wait_until(lambda: _count(load, mark, ("writes", 201, "")) > 10, timeout=60)
+        assert edge_client.wait_until(lambda: load.count_since(mark, ("writes", 201, "")) > 10, timeout=60)
         mark = load.result.snapshot()
         load.wait_for_requests(100)
         after = load.result.snapshot() - mark

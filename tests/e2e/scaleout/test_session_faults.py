@@ -26,9 +26,9 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 
 from stack.scaleout import ScaleOutStack
@@ -67,56 +67,38 @@ def _kinds(stack: ScaleOutStack) -> dict[str, Kind]:
     return {
         "bearer": bearer_reads(stack),
         "anonymous": anonymous_reads(stack),
-        "browser-1": Kind(cookie_reads(stack).request, cookie_reads(stack).setup, workers=1),
-        "browser-2": Kind(cookie_reads(stack).request, cookie_reads(stack).setup, workers=1),
+        "browser-1": replace(cookie_reads(stack), workers=1),
+        "browser-2": replace(cookie_reads(stack), workers=1),
         "writer": cookie_writes(stack),
         "sign-in": sign_ins(stack),
     }
 
 
-def _freeze(stack: ScaleOutStack, relay: FaultProxy, seconds: float) -> None:
+def _redis_pid(stack: ScaleOutStack) -> int:
     pid = stack.shared.processes["redis"].pid
     assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        time.sleep(seconds)
-    finally:
-        os.kill(pid, signal.SIGCONT)
+    return pid
 
 
-def _relay(mode: str) -> Callable[[ScaleOutStack, FaultProxy, float], None]:
-    def fault(stack: ScaleOutStack, relay: FaultProxy, seconds: float) -> None:
-        relay.set(mode)
-        try:
-            time.sleep(seconds)
-        finally:
-            relay.set("pass")
-
-    return fault
-
-
-def _restart(stack: ScaleOutStack, relay: FaultProxy, seconds: float) -> None:
-    stack.shared.stop_component("redis")
-    try:
-        time.sleep(seconds)
-    finally:
-        stack.shared.start_component("redis")
-
-
-FAULTS = {"freeze": _freeze, "reset": _relay("reset"), "refuse": _relay("refuse"), "restart": _restart}
+#: Acts on Redis, directly or through the relay in front of it.
+Action = Callable[[ScaleOutStack, FaultProxy], None]
+#: Each fault as what starts it and what ends it.
+FAULTS: dict[str, tuple[Action, Action]] = {
+    "freeze": (
+        lambda stack, _: os.kill(_redis_pid(stack), signal.SIGSTOP),
+        lambda stack, _: os.kill(_redis_pid(stack), signal.SIGCONT),
+    ),
+    "reset": (lambda _, relay: relay.set("reset"), lambda _, relay: relay.set("pass")),
+    "refuse": (lambda _, relay: relay.set("refuse"), lambda _, relay: relay.set("pass")),
+    "restart": (
+        lambda stack, _: stack.shared.stop_component("redis"),
+        lambda stack, _: stack.shared.start_component("redis"),
+    ),
+}
 
 
 def _session_cache_hits(stack: ScaleOutStack, index: int) -> float:
-    t = stack.tasks[index].topology
-    text = httpx.get(f"http://{t.bind_host}:{t.verifier_metrics_port}/metrics", timeout=5).text
-    for line in text.splitlines():
-        if line.startswith('verifier_session_cache_total{result="hit"}'):
-            return float(line.split()[-1])
-    return 0.0
-
-
-def _count(load: SteadyLoad, since: Counter[tuple[str, int, str]], key: tuple[str, int, str]) -> int:
-    return (load.result.snapshot() - since)[key]
+    return edge_client.session_cache_counts(stack.tasks[index])[0]
 
 
 def _by_kind(answers: Counter[tuple[str, int, str]], kind: str) -> dict[tuple[int, str], int]:
@@ -164,12 +146,17 @@ def test_a_redis_fault_signs_nobody_out_and_every_answer_during_it_says_why(
 ) -> None:
     with SteadyLoad(stack, _kinds(stack)) as load:
         load.wait_for_requests(40)
-        FAULTS[fault](stack, redis_relay, seconds)
+        begin, end = FAULTS[fault]
+        begin(stack, redis_relay)
+        try:
+            time.sleep(seconds)
+        finally:
+            end(stack, redis_relay)
         # Recovery: every browser's own session answers 200 again, the writer writes again.
         back = load.result.snapshot()
         for kind in (*BROWSERS, "writer"):
             key = (kind, *OK)
-            recovered = edge_client.wait_until(lambda key=key: _count(load, back, key) >= 5, timeout=60)
+            recovered = edge_client.wait_until(lambda key=key: load.count_since(back, key) >= 5, timeout=60)
             assert recovered, (kind, load.result.snapshot() - back)
         # The remembered-session cache comes back into use on both tasks (it is off while a task
         # cannot hear sign-outs, and on again once it listens).
