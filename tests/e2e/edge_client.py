@@ -170,6 +170,13 @@ def session_cookie_attributes(set_cookie: str) -> dict[str, str | bool]:
     return attrs
 
 
+def clears_session_cookie(response: httpx.Response, name: str) -> bool:
+    """Whether the first ``Set-Cookie`` for the session cookie ``name`` deletes it, as oauth2-proxy
+    writes a deletion (``Max-Age=0``, or an ``Expires`` at the epoch)."""
+    lines = [c.lower() for c in response.headers.get_list("set-cookie") if c.startswith(name + "=")]
+    return bool(lines) and ("max-age=0" in lines[0] or "expires=thu, 01 jan 1970" in lines[0])
+
+
 def query_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
