@@ -37,6 +37,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="base URL used in issuers and documents, e.g. https://localhost:8900",
     )
     p.add_argument(
+        "--app-origin",
+        metavar="ORIGIN",
+        help="the edge's public origin, where the apps' redirect URIs point (default: as in the file, "
+        "https://localhost:8443 in example.toml), e.g. https://localhost:18443",
+    )
+    p.add_argument(
         "--access-token-lifetime",
         type=int,
         metavar="SECONDS",
@@ -82,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level, stream=sys.stderr)
     try:
-        config = apply_overrides(load_config(args.config), args)
+        config = apply_overrides(load_config(args.config, app_origin=args.app_origin), args)
     except ConfigError as exc:
         print(f"devidp: {exc}", file=sys.stderr)
         return 2

@@ -482,10 +482,30 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> De
     return DevIdpConfig(tenants=tenants, server=server, lifetimes=lifetimes, signing=signing, admin=admin)
 
 
-def load_config(path: str | Path) -> DevIdpConfig:
+#: The edge origin the app registrations of devidp/example.toml name (``make run``'s).
+EXAMPLE_APP_ORIGIN = "https://localhost:8443"
+
+
+def move_app_origin(text: str, origin: str) -> str:
+    """devidp/example.toml's text with the redirect URIs of its apps moved to the edge at ``origin``.
+
+    The file registers ``https://localhost:8443/...``; an edge on another port (the tests, a second
+    compose project) needs its own origin there, exactly as a real app registration would. Nothing
+    else is changed.
+    """
+    origin = origin.rstrip("/")
+    if origin == EXAMPLE_APP_ORIGIN:
+        return text
+    moved = text.replace(EXAMPLE_APP_ORIGIN + "/", origin + "/")
+    return moved.replace(f'"{EXAMPLE_APP_ORIGIN}"', f'"{origin}"')
+
+
+def load_config(path: str | Path, *, app_origin: str | None = None) -> DevIdpConfig:
+    """The configuration in ``path``; ``app_origin`` moves its apps' redirect URIs (move_app_origin)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(move_app_origin(text, app_origin) if app_origin else text)
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from exc
     except tomllib.TOMLDecodeError as exc:

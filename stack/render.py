@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from stack.topology import EXAMPLE_PUBLIC_ORIGIN, SECOND_TENANT_ID, Topology
+from devidp.config import move_app_origin
+from stack.topology import SECOND_TENANT_ID, Topology
 
 NGINX_TEMPLATE = Path("nginx") / "edge.conf.template"
 OAUTH2_PROXY_TEMPLATE = Path("oauth2-proxy") / "oauth2-proxy.cfg.template"
@@ -140,16 +141,8 @@ def oauth2_proxy_env(client_secret: str, cookie_secret: str) -> dict[str, str]:
 
 
 def devidp_config_text(example_text: str, topo: Topology) -> str:
-    """devidp/example.toml with its redirect URIs moved to this stack's public origin.
-
-    The file registers ``https://localhost:8443/...``; a stack on other ports (tests) needs its own
-    origin there, exactly as a real app registration would. Nothing else is changed.
-    """
-    if topo.public_origin == EXAMPLE_PUBLIC_ORIGIN:
-        return example_text
-    return example_text.replace(EXAMPLE_PUBLIC_ORIGIN + "/", topo.public_origin + "/").replace(
-        f'"{EXAMPLE_PUBLIC_ORIGIN}"', f'"{topo.public_origin}"'
-    )
+    """devidp/example.toml with its redirect URIs moved to this stack's public origin."""
+    return move_app_origin(example_text, topo.public_origin)
 
 
 def devidp_args(topo: Topology, config: Path, cert: Path, key: Path) -> list[str]:

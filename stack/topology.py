@@ -30,8 +30,6 @@ SPA_CLIENT_ID = "c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f"
 PUBLIC_CLIENT_ID = "d3e5f7a9-2b4c-4d6e-9f80-1a2b3c4d5e6f"
 DAEMON_CLIENT_ID = "e4f6a8b0-3c5d-4e7f-a091-2b3c4d5e6f70"
 DAEMON_CLIENT_SECRET = "daemon-dev-secret-change-me"
-#: The public origin written into devidp/example.toml's redirect URIs.
-EXAMPLE_PUBLIC_ORIGIN = "https://localhost:8443"
 
 SESSION_COOKIE_NAME = "__Host-oauth2_proxy"
 CSRF_HEADER = "X-CSRF-Token"

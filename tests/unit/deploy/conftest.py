@@ -169,12 +169,13 @@ def interpolate_tree(node: Any, env: Mapping[str, str]) -> Any:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
+    """An env file as compose reads it: a value may use the variables set above it."""
     values: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             name, _, value = line.partition("=")
-            values[name.strip()] = value.strip()
+            values[name.strip()] = interpolate(value.strip(), values)
     return values
 
 

@@ -95,7 +95,7 @@ def test_compose_nginx_environment_with_its_tls_files_renders_a_configuration_ng
     # Run compose's own tls-init script, with its volume paths moved into the test folder.
     script = compose.services["tls-init"]["command"][2]
     tls_dir = tmp_path / "edge-tls"
-    script = script.replace('"/data', f'"{tls_dir}').replace("/etc/nginx/edge-tls", str(tls_dir))
+    script = script.replace('"/tls', f'"{tls_dir}').replace("/etc/nginx/edge-tls", str(tls_dir))
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,
