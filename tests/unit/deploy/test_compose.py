@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.compose_model import cli
-from tests.compose_model.cli import run_compose
+from tests.containers import engine
+from tests.containers.engine import run_compose
 
 REPO = Path(__file__).resolve().parents[3]
 DEV_ENV = REPO / "deploy" / "docker" / "devidp.env"
@@ -137,7 +137,7 @@ def test_build_contexts_and_dockerfiles_exist(compose):
 @pytest.fixture(scope="module")
 def resolved_model() -> dict:
     """compose.yaml as the real CLI resolves it with the development env file."""
-    return cli.resolved_model()
+    return engine.resolved_model()
 
 
 def test_docker_compose_accepts_the_file_with_the_dev_env_file():

@@ -46,8 +46,10 @@ def test_compose_service_sets_exactly_the_template_variables(compose, used):
 
 def test_other_variables_are_real_oauth2_proxy_options(containers, env_of, secrets_of, compose):
     # Anything beyond O2P_* must be one of oauth2-proxy's own OAUTH2_PROXY_<OPTION> variables, and only
-    # those the design needs (secrets and the Redis user).
+    # those the design needs (secrets, the Redis user, and its /metrics on the task's loopback, where
+    # deploy/prometheus/prometheus.yml scrapes it).
     allowed = {
+        "OAUTH2_PROXY_METRICS_ADDRESS",
         "OAUTH2_PROXY_CLIENT_SECRET",
         "OAUTH2_PROXY_COOKIE_SECRET",
         "OAUTH2_PROXY_REDIS_PASSWORD",
