@@ -16,6 +16,7 @@ RUN groupadd --system --gid 999 postgres \
  && apt-get update \
  && apt-get install -y --no-install-recommends postgresql-15 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
+ && rm -f /etc/ssl/private/ssl-cert-snakeoil.key /etc/ssl/certs/ssl-cert-snakeoil.pem \
  && install -d -o 999 -g 999 -m 0700 /var/lib/postgresql/data \
  && install -d -o 999 -g 999 -m 2775 /var/run/postgresql
 COPY --chown=0:0 deploy/docker/postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint

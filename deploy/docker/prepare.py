@@ -22,7 +22,9 @@ Usage: ``python deploy/docker/prepare.py`` from the repository root (prints one 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -52,6 +54,17 @@ SLIM_DPKG_OPTIONS = (
     "path-exclude=/usr/share/linda/*",
     "path-exclude=/usr/share/locale/*",
 )
+#: The official image's apt configuration for containers (its /etc/apt/apt.conf.d/docker-clean):
+#: downloaded packages are deleted after every install, so no layer keeps them.
+DOCKER_CLEAN = (
+    'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb '
+    '/var/cache/apt/*.bin || true"; };\n'
+    'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb '
+    '/var/cache/apt/*.bin || true"; };\n'
+    'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
+)
+#: Marks a base image made here, with a hash of how it was made: a changed recipe makes it anew.
+RECIPE_LABEL = "org.entra-bff-edge.base-recipe"
 PULL_TIMEOUT_SECONDS = 60
 HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 DEBIAN_CA_DIR = Path("/usr/share/ca-certificates")
@@ -67,8 +80,25 @@ def docker(*argv: str, timeout: float | None = None) -> subprocess.CompletedProc
     return subprocess.run(["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def mmdebstrap_command(output: Path) -> list[str]:
+    clean = shlex.quote(DOCKER_CLEAN)
+    return ["mmdebstrap", "--quiet", "--variant=minbase", "--format=tar",
+            *(f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS),
+            "--aptopt=Acquire::Languages \"none\"",
+            f"--customize-hook=printf %s {clean} > \"$1\"/etc/apt/apt.conf.d/docker-clean",
+            # apt's lists are fetched again by every build step that installs packages.
+            "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin",
+            DEBIAN_RELEASE, str(output), *DEBIAN_SOURCES]  # fmt: skip
+
+
+def recipe() -> str:
+    return hashlib.sha256(" ".join(mmdebstrap_command(Path("rootfs.tar"))).encode()).hexdigest()[:12]
+
+
 def ensure_base_image(name: str) -> None:
-    if docker("image", "inspect", "--format", "{{.Id}}", name).returncode == 0:
+    found = docker("image", "inspect", "--format", f'{{{{index .Config.Labels "{RECIPE_LABEL}"}}}}', name)
+    # An image that is not ours (pulled, or the user's own) is used as it is; ours only if current.
+    if found.returncode == 0 and found.stdout.strip() in ("", "<no value>", recipe()):
         return
     try:
         pulled = docker("pull", "--quiet", name, timeout=PULL_TIMEOUT_SECONDS)
@@ -80,25 +110,22 @@ def ensure_base_image(name: str) -> None:
     if shutil.which("mmdebstrap") is None:
         sys.exit(f"[images] error: the base image {name} cannot be pulled and mmdebstrap is missing to "
                  "make it (apt-get install mmdebstrap), or set BASE_IMAGE to a Debian 12 image you have")
-    rootfs = CACHE / f"debian-{DEBIAN_RELEASE}-slim.tar"
+    rootfs = CACHE / f"debian-{DEBIAN_RELEASE}-slim-{recipe()}.tar"
     if not rootfs.exists():
         say(f"no registry serves {name}: making it from Debian's archive with mmdebstrap (about 30 s)")
         CACHE.mkdir(parents=True, exist_ok=True)
+        for old in CACHE.glob(f"debian-{DEBIAN_RELEASE}-slim*.tar"):
+            old.unlink()
         with tempfile.TemporaryDirectory(dir=CACHE) as work:
             partial = Path(work) / "rootfs.tar"
-            command = ["mmdebstrap", "--quiet", "--variant=minbase", "--format=tar",
-                       *(f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS),
-                       "--aptopt=Acquire::Languages \"none\"",
-                       # apt's lists are fetched again by every build step that installs packages.
-                       "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin",
-                       DEBIAN_RELEASE, str(partial), *DEBIAN_SOURCES]
-            made = subprocess.run(command, capture_output=True, text=True, check=False)
+            made = subprocess.run(mmdebstrap_command(partial), capture_output=True, text=True, check=False)
             if made.returncode != 0:
                 sys.exit(f"[images] error: mmdebstrap failed:\n{made.stderr[-3000:]}")
             partial.replace(rootfs)
     else:
         say(f"no registry serves {name}: importing it from {rootfs.relative_to(REPO)}")
     imported = docker("import", "--change", 'CMD ["bash"]', "--change", "ENV LANG=C.UTF-8",
+                      "--change", f"LABEL {RECIPE_LABEL}={recipe()}",
                       "--message", f"Debian {DEBIAN_RELEASE} minbase, slim, made with mmdebstrap",
                       str(rootfs), name)
     if imported.returncode != 0:
