@@ -3,8 +3,11 @@
 PYTHON := .venv/bin/python
 # The Node.js scripts/setup.sh installs when the machine's is too old for the SPA comes first.
 export PATH := $(CURDIR)/.cache/node/bin:$(PATH)
+# The project's Docker configuration: the buildx plugin scripts/setup.sh builds (Compose builds the
+# images with it) lives in its cli-plugins folder.
+export DOCKER_CONFIG := $(CURDIR)/.cache/docker/config
 
-.PHONY: setup run test test-fast bench bench-edge soak lint e2e-compose
+.PHONY: setup run test test-fast bench bench-edge soak lint images
 
 setup:
 	@bash scripts/setup.sh
@@ -12,8 +15,10 @@ setup:
 run: setup
 	$(PYTHON) -m stack up
 
+# Every test, the container tests included: scripts/docker-engine.sh uses the Docker engine that
+# answers, or starts Debian's dockerd for the run (as root) and stops it afterwards.
 test: setup
-	$(PYTHON) -m pytest
+	@bash scripts/docker-engine.sh $(PYTHON) -m pytest
 
 test-fast: setup
 	$(PYTHON) -m pytest tests/unit tests/security
@@ -36,17 +41,11 @@ soak: setup
 lint: setup
 	.venv/bin/ruff check .
 
-# Machines with Docker only: the images of compose.yaml built and started against devidp, the smoke
-# tests (bearer, browser session, the Postman collection) run against them by base URL, then
-# everything removed again, volumes included. `make test` runs the same smoke tests against the same
-# services started as plain processes (tests/e2e/test_compose_model.py).
-COMPOSE := .cache/bin/docker-compose --env-file deploy/docker/devidp.env
-
-e2e-compose: setup
-	@mkdir -p run/compose; status=0; \
-	$(COMPOSE) up --build --wait --wait-timeout 300 || status=$$?; \
-	[ $$status -ne 0 ] || $(COMPOSE) run --rm --no-deps -T tls-init cat /data/dev-ca.pem \
-	  > run/compose/dev-ca.pem || status=$$?; \
-	[ $$status -ne 0 ] || EDGE_ORIGIN=https://localhost:8443 EDGE_IDP_ORIGIN=https://localhost:8900 \
-	  EDGE_CA_FILE=run/compose/dev-ca.pem $(PYTHON) -m pytest tests/compose_model/smoke.py -q || status=$$?; \
-	$(COMPOSE) down -v; exit $$status
+# Every image of compose.yaml (the three the ECS task runs, and devidp, PostgreSQL and Redis for local
+# use), from one Debian 12 base: deploy/docker/prepare.py pulls it, or makes it with mmdebstrap where
+# no registry serves it, and hands the machine's extra CAs to the build steps (a TLS-intercepting
+# proxy), never to the images. `docker compose --env-file deploy/docker/devidp.env up` then starts them.
+images: setup
+	@bash scripts/docker-engine.sh sh -c '$(PYTHON) deploy/docker/prepare.py && \
+	  BUILD_CA_FILE=.cache/docker/build-ca.pem .cache/bin/docker-compose --env-file deploy/docker/devidp.env \
+	  --profile devidp build'

@@ -28,6 +28,10 @@ if [ "$(id -u)" -ne 0 ] || ! command -v dockerd >/dev/null 2>&1; then
   exit 1
 fi
 
+# A dockerd that was killed leaves its pid file behind, and a new one refuses to start over it.
+if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+  rm -f /var/run/docker.pid
+fi
 mkdir -p run
 engine_log=run/dockerd.log
 log "starting dockerd $(dockerd --version | sed 's/^Docker version \([^,]*\).*/\1/') in the background for this run (log: $engine_log); it stops when the run ends"

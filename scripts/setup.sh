@@ -62,6 +62,10 @@ debian_package_installed python3-venv || want python3-venv "python3 -m venv for 
 # npm fetches the SPA's packages and, when Debian's Node.js is too old, a newer Node.js (below).
 command -v npm >/dev/null 2>&1 || { want nodejs "runs npm"; want npm "the SPA's packages"; }
 # Go builds oauth2-proxy; Debian's is too old for it, so it only bootstraps a newer toolchain (below).
+# The container tests build every image and run compose.yaml and the ECS task: an engine that answers
+# is used as it is; otherwise Debian's (scripts/docker-engine.sh starts it for `make test`).
+docker version >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1 || want docker.io "the container engine: the tests build every image and run compose.yaml and the ECS task"
+command -v mmdebstrap >/dev/null 2>&1 || want mmdebstrap "makes the Debian base image of the images where no registry serves it"
 [ -x "$o2p" ] || command -v go >/dev/null 2>&1 || want golang-go "fetches the Go toolchain that builds oauth2-proxy"
 [ -x "$o2p" ] || command -v patch >/dev/null 2>&1 || want patch "applies oauth2-proxy/patches to oauth2-proxy's source"
 if [ ${#need[@]} -gt 0 ]; then
@@ -132,9 +136,9 @@ if [ ! -x "$root/.cache/go/bin/go" ]; then
   ln -sfn "$(go env GOROOT)" "$root/.cache/go"
 fi
 
-# --- Docker Compose CLI, which checks compose.yaml in the tests ---------------------------------------
-# The real CLI built from its Go module at an exact version, so `docker-compose config` validates
-# compose.yaml on machines without Docker.
+# --- Docker Compose CLI, which builds and runs compose.yaml in the tests ------------------------------
+# The real CLI built from its Go module at an exact version (the tests check compose.yaml with it,
+# build the images and start the file).
 compose_version=v5.5.1
 compose_bin="$bin_dir/docker-compose-$compose_version"
 if [ ! -x "$compose_bin" ]; then
@@ -153,6 +157,27 @@ if [ ! -x "$compose_bin" ]; then
 fi
 ln -sfn "docker-compose-$compose_version" "$bin_dir/docker-compose"
 
+
+# --- Docker buildx, the BuildKit client Compose builds the images with ----------------------------------
+# Debian 12 has no buildx package, and without it Compose falls back to the classic builder, which has
+# no build secrets. Built from its Go module with its version set at link time (Compose refuses a
+# plugin without one), and installed as a CLI plugin of the project's own Docker configuration
+# (.cache/docker/config; the Makefile points DOCKER_CONFIG there).
+buildx_version=v0.38.2
+buildx_bin="$bin_dir/docker-buildx-$buildx_version"
+if [ ! -x "$buildx_bin" ]; then
+  use_pinned_go "Docker buildx $buildx_version"
+  log "building Docker buildx $buildx_version from its Go module (about two minutes)"
+  buildx_module=github.com/docker/buildx
+  buildx_src=$(go mod download -json "$buildx_module@$buildx_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$buildx_src" ] && [ -d "$buildx_src" ] || die "could not download $buildx_module@$buildx_version"
+  mkdir -p "$bin_dir"
+  (cd "$buildx_src" && CGO_ENABLED=0 go build -buildvcs=false -trimpath \
+    -ldflags "-s -w -X $buildx_module/version.Version=$buildx_version" -o "$buildx_bin.tmp" ./cmd/buildx)
+  mv "$buildx_bin.tmp" "$buildx_bin"
+fi
+mkdir -p "$root/.cache/docker/config/cli-plugins"
+ln -sfn "$buildx_bin" "$root/.cache/docker/config/cli-plugins/docker-buildx"
 
 # --- Python virtual environment ----------------------------------------------------------------------
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
