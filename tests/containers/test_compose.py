@@ -22,9 +22,7 @@ import pytest
 from playwright.sync_api import expect
 
 from stack.topology import (
-    API_APP_ID_URI,
     DAEMON_CLIENT_ID,
-    DAEMON_CLIENT_SECRET,
     PRIMARY_TENANT_ID,
     SESSION_COOKIE_NAME,
     distinct_free_ports,
@@ -78,23 +76,9 @@ def client(deployment: Deployment) -> Iterator[httpx.Client]:
         yield c
 
 
-def service_token(client: httpx.Client, deployment: Deployment) -> str:
-    r = client.post(f"{deployment.idp}/{PRIMARY_TENANT_ID}/oauth2/v2.0/token", data={
-        "grant_type": "client_credentials", "client_id": DAEMON_CLIENT_ID,
-        "client_secret": DAEMON_CLIENT_SECRET, "scope": f"{API_APP_ID_URI}/.default",
-    })  # fmt: skip
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
-
-
-def signed_in(client: httpx.Client, deployment: Deployment, name: str) -> None:
-    """Sign ``client`` in through devidp's password form, as a browser without script would."""
-    page = edge_client.follow(client, "GET", deployment.origin + "/")[-1]
-    assert page.status == 200 and page.url.startswith(deployment.idp), (page.status, page.url)
-    back = edge_client.submit_password(client, page, browser.upn(name), browser.password(name))
-    trail = [(h.status, h.url) for h in back]
-    assert back[-1].status == 200 and back[-1].url == deployment.origin + "/", trail
-    assert any(c.startswith(SESSION_COOKIE_NAME + "=") for h in back for c in h.set_cookies)
+def sign_in(client: httpx.Client, deployment: Deployment, name: str) -> None:
+    user, password = browser.upn(name), browser.password(name)
+    edge_client.sign_in_at(client, deployment.origin, deployment.idp, user, password)
 
 
 # --- the stack as compose.yaml declares it ------------------------------------------------------------
@@ -140,7 +124,7 @@ def test_only_the_edge_and_devidp_are_published_and_only_on_127_0_0_1(deployment
 
 
 def test_a_service_token_reaches_the_api_as_the_service(client, deployment):
-    token = service_token(client, deployment)
+    token = edge_client.daemon_token_at(client, deployment.idp)
     r = client.get(deployment.origin + "/api/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200, r.text
     me = r.json()
@@ -155,7 +139,7 @@ def test_a_request_without_credentials_is_refused_with_missing_token(client, dep
 
 
 def test_a_session_without_script_reads_and_writes(client, deployment):
-    signed_in(client, deployment, "bob")
+    sign_in(client, deployment, "bob")
     me = client.get(deployment.origin + "/api/me")
     assert me.status_code == 200, me.text
     assert (me.json()["name"], me.json()["auth_source"]) == ("Bob Writer", "session")
@@ -226,11 +210,11 @@ def test_prometheus_scrapes_the_task_and_every_rule_and_panel_returns_data(
     server = task_prometheus
     up = edge_client.wait_until(lambda: prometheus.both_jobs_up(server), timeout=prometheus.DEADLINE_SECONDS)
     assert up, server.api("targets")
-    signed_in(client, deployment, "alice")
+    sign_in(client, deployment, "alice")
     with new_client(deployment) as anonymous:
 
         def burst() -> None:
-            token = service_token(anonymous, deployment)
+            token = edge_client.daemon_token_at(anonymous, deployment.idp)
             bearer = {"Authorization": f"Bearer {token}"}
             for _ in range(3):
                 ok = anonymous.get(deployment.origin + "/api/me", headers=bearer)

@@ -18,10 +18,7 @@ import httpx
 import pytest
 
 from stack.topology import (
-    API_APP_ID_URI,
     DAEMON_CLIENT_ID,
-    DAEMON_CLIENT_SECRET,
-    PRIMARY_TENANT_ID,
     distinct_free_ports,
 )
 from tests.containers import ecs_task
@@ -72,15 +69,6 @@ def new_client(task: Task) -> httpx.Client:
                         mounts={ORIGIN: LoadBalancer(task.address)})
 
 
-def service_token(client: httpx.Client, task: Task) -> str:
-    r = client.post(f"{task.idp_origin}/{PRIMARY_TENANT_ID}/oauth2/v2.0/token", data={
-        "grant_type": "client_credentials", "client_id": DAEMON_CLIENT_ID,
-        "client_secret": DAEMON_CLIENT_SECRET, "scope": f"{API_APP_ID_URI}/.default",
-    })  # fmt: skip
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
-
-
 def test_every_container_runs_as_its_definition_declares(task: Task):
     for name, declared in task.containers.items():
         state = inspect(task.container(name))
@@ -107,7 +95,7 @@ def test_every_container_runs_as_its_definition_declares(task: Task):
 
 def test_a_bearer_request_through_the_load_balancer_reaches_the_api(task: Task):
     with new_client(task) as client:
-        token = service_token(client, task)
+        token = edge_client.daemon_token_at(client, task.idp_origin)
         r = client.get(ORIGIN + "/api/me", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200, r.text
         me = r.json()
@@ -119,10 +107,7 @@ def test_a_bearer_request_through_the_load_balancer_reaches_the_api(task: Task):
 
 def test_a_browser_session_signs_in_reads_and_writes_through_the_load_balancer(task: Task):
     with new_client(task) as client:
-        page = edge_client.follow(client, "GET", ORIGIN + "/")[-1]
-        assert page.status == 200 and page.url.startswith(task.idp_origin), (page.status, page.url)
-        back = edge_client.submit_password(client, page, browser.upn("bob"), browser.password("bob"))
-        assert back[-1].status == 200 and back[-1].url == ORIGIN + "/", [(h.status, h.url) for h in back]
+        edge_client.sign_in_at(client, ORIGIN, task.idp_origin, browser.upn("bob"), browser.password("bob"))
         me = client.get(ORIGIN + "/api/me")
         assert me.status_code == 200, me.text
         assert (me.json()["name"], me.json()["auth_source"]) == ("Bob Writer", "session")
@@ -147,7 +132,7 @@ def read_response(sock: socket.socket) -> bytes:
 
 def test_stopping_the_task_finishes_the_request_in_flight_and_every_container_exits_by_itself(task: Task):
     with new_client(task) as client:
-        token = service_token(client, task)
+        token = edge_client.daemon_token_at(client, task.idp_origin)
     body = json.dumps({"name": "in flight while the task stops"}).encode()
     head = (
         f"POST /api/projects HTTP/1.1\r\nHost: {PUBLIC_HOST}\r\nAuthorization: Bearer {token}\r\n"

@@ -24,7 +24,15 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from stack.launcher import Stack
-from stack.topology import DAEMON_CLIENT_ID, DAEMON_CLIENT_SECRET, PUBLIC_CLIENT_ID, SECOND_TENANT_ID
+from stack.topology import (
+    API_APP_ID_URI,
+    DAEMON_CLIENT_ID,
+    DAEMON_CLIENT_SECRET,
+    PRIMARY_TENANT_ID,
+    PUBLIC_CLIENT_ID,
+    SECOND_TENANT_ID,
+    SESSION_COOKIE_NAME,
+)
 
 _FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S | re.I)
 _ATTR = re.compile(r'(\w[\w-]*)\s*=\s*(?:"([^"]*)"|([^\s>]+))')
@@ -223,6 +231,28 @@ def password_token(
         "scope": scope or f"{api}/user.read {api}/user.write",
     }
     return _access_token(stack, tenant, form)
+
+
+def daemon_token_at(client: httpx.Client, idp_origin: str) -> str:
+    """The example daemon's token (client credentials) from the devidp at ``idp_origin``: for
+    deployments reached by address rather than through a :class:`Stack` (the container tests)."""
+    r = client.post(f"{idp_origin}/{PRIMARY_TENANT_ID}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": DAEMON_CLIENT_ID,
+        "client_secret": DAEMON_CLIENT_SECRET, "scope": f"{API_APP_ID_URI}/.default",
+    })  # fmt: skip
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def sign_in_at(client: httpx.Client, origin: str, idp_origin: str, username: str, password: str) -> None:
+    """Sign ``client`` in to the edge at ``origin`` through devidp's password form, as a browser
+    without script would, and check it came back with a session cookie."""
+    page = follow(client, "GET", origin + "/")[-1]
+    assert page.status == 200 and page.url.startswith(idp_origin), (page.status, page.url)
+    back = submit_password(client, page, username, password)
+    trail = [(h.status, h.url) for h in back]
+    assert back[-1].status == 200 and back[-1].url == origin + "/", trail
+    assert any(c.startswith(SESSION_COOKIE_NAME + "=") for h in back for c in h.set_cookies), trail
 
 
 def _access_token(stack: Stack, tenant: str | None, form: dict[str, str]) -> str:
