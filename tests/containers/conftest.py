@@ -8,12 +8,17 @@ from tests.containers import engine
 
 
 @pytest.fixture(scope="session")
-def images() -> engine.Build:
+def images(request: pytest.FixtureRequest) -> engine.Build:
     build = engine.build_images()
     sizes = {
         name: int(engine.docker("image", "inspect", "--format", "{{.Size}}", engine.image(name)).stdout) / 1e6
         for name in (*engine.SHIPPED_IMAGES, *engine.DEVELOPMENT_IMAGES)
     }
-    print(f"\n[containers] every image of compose.yaml built in {build.seconds:.0f} s; sizes: "
-          + ", ".join(f"{name} {mb:.0f} MB" for name, mb in sizes.items()))
+    # Printed in every run's output (not captured): the build time, cold or warm, and the sizes.
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"\n[containers] base image and every image of compose.yaml ready in {build.seconds:.0f} s; "
+            + ", ".join(f"{name} {mb:.0f} MB" for name, mb in sizes.items())
+        )
     return build
