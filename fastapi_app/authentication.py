@@ -36,7 +36,7 @@ Clock = Callable[[], float]
 PUBLIC_PATHS = frozenset({"/api/healthz"}) | DOCS_PATHS
 
 _STATE_KEY = "principal"
-#: Lower-case wire name -> the spelling :mod:`verifier.identity` looks the header up by.
+#: Lower-case wire name -> the spelling :mod:`verifier.core.identity` looks the header up by.
 _IDENTITY_HEADER_NAMES = {name.lower().encode("latin-1"): name for name in IDENTITY_HEADERS}
 
 
@@ -61,7 +61,7 @@ def request_target(scope: Scope) -> str:
 
 
 def identity_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The request's identity headers by the names :mod:`verifier.identity` reads, in one pass.
+    """The request's identity headers by the names :mod:`verifier.core.identity` reads, in one pass.
 
     A plain dict rather than Starlette's ``Headers``: that one scans every header of the request on
     each lookup, and checking and reading the identity takes about two dozen lookups (a tenth of the

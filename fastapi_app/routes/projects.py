@@ -16,7 +16,7 @@ from fastapi_app.revalidation import revalidated_principal
 from fastapi_app.routes.common import database
 from fastapi_app.settings import ApiSettings
 from fastapi_app.store import AdminSettingsStore, ProjectStore, write_transaction
-from verifier.identity import Principal
+from verifier.core.identity import Principal
 
 Connection = Annotated[AsyncConnection, Depends(database, scope="function")]
 NOT_FOUND = {404: {"description": "No project with this id"}}

@@ -114,6 +114,11 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
     _write_program(fake_bin / "apt-get", record)
     _write_program(fake_bin / "patch", record + "cat > /dev/null\n")
     _write_program(fake_bin / "id", "echo 0\n")
+    # Docker: Debian's engine is installed but not running (scripts/docker-engine.sh starts it for the
+    # tests), and mmdebstrap is there: neither is installed again.
+    _write_program(fake_bin / "docker", record + "exit 1\n")
+    _write_program(fake_bin / "dockerd", record)
+    _write_program(fake_bin / "mmdebstrap", record)
     # dpkg-query: every package is installed except python3-venv (Debian's python3 lacks it).
     _write_program(
         fake_bin / "dpkg-query",
@@ -325,6 +330,15 @@ def test_a_second_run_installs_nothing(fresh_debian: FreshDebian) -> None:
     assert again.returncode == 0, again.stderr
     assert [line for line in again.stdout.splitlines() if "installing" in line or "building" in line] == []
     assert not any(line.startswith(("apt-get", "npm", "go ")) for line in fresh_debian.recorded())
+
+
+def test_without_an_engine_or_dockerd_debians_docker_io_is_installed(fresh_debian: FreshDebian) -> None:
+    (fresh_debian.fake_bin / "dockerd").unlink()
+    result = fresh_debian.run()
+    assert result.returncode == 0, result.stderr
+    installs = [line for line in fresh_debian.recorded() if line.startswith("apt-get install")]
+    assert len(installs) == 1 and "docker.io" in installs[0].split(), fresh_debian.recorded()
+    assert "docker.io (the container engine: the tests build every image" in result.stdout
 
 
 def test_the_makefile_puts_the_installed_node_first_on_path() -> None:
