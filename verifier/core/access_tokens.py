@@ -29,7 +29,6 @@ __all__ = [
     "verify_access_token",
 ]
 
-P = "VERIFIER_"
 
 IssuerVersion = Literal["v1", "v2"]
 
@@ -110,23 +109,25 @@ _RS256 = RSAAlgorithm(RSAAlgorithm.SHA256)
 def validation_settings_from_env(reader: EnvReader) -> ValidationSettings:
     """The token rules from ``VERIFIER_*`` variables; problems go to ``reader``. The verifier and the
     API's re-validation both read them here, so the two cannot drift apart."""
-    tenants = [t.lower() for t in reader.items(P + "TENANT_IDS")]
+    tenants = [t.lower() for t in reader.items("VERIFIER_TENANT_IDS")]
     if not tenants:
-        reader.problem(f"{P}TENANT_IDS is empty: set the allowed Entra tenant ids, comma-separated")
+        reader.problem("VERIFIER_TENANT_IDS is empty: set the allowed Entra tenant ids, comma-separated")
     for tenant in tenants:
         if not GUID.match(tenant):
-            reader.problem(f"{P}TENANT_IDS: {tenant!r} is not a tenant id (a GUID)")
-    audiences = reader.items(P + "AUDIENCES")
+            reader.problem(f"VERIFIER_TENANT_IDS: {tenant!r} is not a tenant id (a GUID)")
+    audiences = reader.items("VERIFIER_AUDIENCES")
     if not audiences:
-        reader.problem(f"{P}AUDIENCES is empty: set the API's App ID URI and/or client id, comma-separated")
-    authority = reader.base_url(P + "AUTHORITY", DEFAULT_AUTHORITY)
-    v1_base = reader.base_url(P + "V1_ISSUER_BASE", DEFAULT_V1_ISSUER_BASE)
-    versions_text = reader.env.get(P + "ISSUER_VERSIONS", "v2")
+        reader.problem(
+            "VERIFIER_AUDIENCES is empty: set the API's App ID URI and/or client id, comma-separated"
+        )
+    authority = reader.base_url("VERIFIER_AUTHORITY", DEFAULT_AUTHORITY)
+    v1_base = reader.base_url("VERIFIER_V1_ISSUER_BASE", DEFAULT_V1_ISSUER_BASE)
+    versions_text = reader.env.get("VERIFIER_ISSUER_VERSIONS", "v2")
     versions_raw = [v.strip() for v in versions_text.lower().split(",") if v.strip()]
     versions = frozenset(v for v in versions_raw if v in ("v1", "v2"))
     if not versions_raw or len(versions) != len(set(versions_raw)):
-        reader.problem(f"{P}ISSUER_VERSIONS={versions_text!r}: expected 'v2', 'v1' or 'v1,v2'")
-    leeway = reader.integer(P + "LEEWAY_SECONDS", DEFAULT_LEEWAY_SECONDS, 0, 600)
+        reader.problem(f"VERIFIER_ISSUER_VERSIONS={versions_text!r}: expected 'v2', 'v1' or 'v1,v2'")
+    leeway = reader.integer("VERIFIER_LEEWAY_SECONDS", DEFAULT_LEEWAY_SECONDS, 0, 600)
     return ValidationSettings(
         tenant_ids=frozenset(tenants),
         audiences=frozenset(audiences),

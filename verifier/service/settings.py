@@ -37,7 +37,6 @@ from verifier.sources.session_cache import (
     MAX_SESSION_CACHE_SECONDS,
 )
 
-P = "VERIFIER_"
 __all__ = [
     "ConfigError",
     "VerifierSettings",
@@ -92,26 +91,26 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
             f"{MIN_IDENTITY_KEY_BYTES} bytes are required (e.g. 43+ random base64url characters)"
         )
 
-    host = reader.text(P + "HOST", "127.0.0.1")
-    port = reader.integer(P + "PORT", 9000, 1, 65535)
-    metrics_port = reader.integer(P + "METRICS_PORT", 9100, 1, 65535)
-    if metrics_port == port and not any(f"{P}PORT" in s for s in reader.problems):
-        reader.problem(f"{P}METRICS_PORT={metrics_port}: must differ from {P}PORT")
-    ca_file = reader.existing_file(P + "CA_FILE", "a PEM CA bundle")
-    refresh = reader.integer(P + "JWKS_REFRESH_SECONDS", 43_200, 60, 7 * 86_400)
-    min_refetch = reader.integer(P + "JWKS_MIN_REFETCH_SECONDS", 60, 1, 86_400)
+    host = reader.text("VERIFIER_HOST", "127.0.0.1")
+    port = reader.integer("VERIFIER_PORT", 9000, 1, 65535)
+    metrics_port = reader.integer("VERIFIER_METRICS_PORT", 9100, 1, 65535)
+    if metrics_port == port and not any("VERIFIER_PORT" in s for s in reader.problems):
+        reader.problem(f"VERIFIER_METRICS_PORT={metrics_port}: must differ from VERIFIER_PORT")
+    ca_file = reader.existing_file("VERIFIER_CA_FILE", "a PEM CA bundle")
+    refresh = reader.integer("VERIFIER_JWKS_REFRESH_SECONDS", 43_200, 60, 7 * 86_400)
+    min_refetch = reader.integer("VERIFIER_JWKS_MIN_REFETCH_SECONDS", 60, 1, 86_400)
 
     route_policy = RoutePolicy()
-    policy_file = reader.text(P + "ROUTE_POLICY_FILE", "")
+    policy_file = reader.text("VERIFIER_ROUTE_POLICY_FILE", "")
     if policy_file:
         try:
             route_policy = load_policy(Path(policy_file))
         except PolicyError as exc:
             for problem in exc.problems:
-                reader.problem(f"{P}ROUTE_POLICY_FILE: {problem}")
+                reader.problem(f"VERIFIER_ROUTE_POLICY_FILE: {problem}")
 
-    cache_size = reader.integer(P + "TOKEN_CACHE_SIZE", DEFAULT_TOKEN_CACHE_SIZE, 0, 10_000_000)
-    log_level = reader.choice(P + "LOG_LEVEL", "info", _LOG_LEVELS)
+    cache_size = reader.integer("VERIFIER_TOKEN_CACHE_SIZE", DEFAULT_TOKEN_CACHE_SIZE, 0, 10_000_000)
+    log_level = reader.choice("VERIFIER_LOG_LEVEL", "info", _LOG_LEVELS)
     session = session_source_settings_from_env(reader, identity_key)
     alb = alb_settings_from_env(reader, leeway_seconds=validation.leeway_seconds)
 
@@ -143,37 +142,39 @@ def session_source_settings_from_env(reader: EnvReader, identity_key: bytes) -> 
     caller's).
     """
     before = len(reader.problems)
-    proxy_url = reader.base_url(P + "OAUTH2_PROXY_URL", DEFAULT_OAUTH2_PROXY_URL)
-    cookie_name = reader.env.get(P + "SESSION_COOKIE_NAME", DEFAULT_COOKIE_NAME).strip()
+    proxy_url = reader.base_url("VERIFIER_OAUTH2_PROXY_URL", DEFAULT_OAUTH2_PROXY_URL)
+    cookie_name = reader.env.get("VERIFIER_SESSION_COOKIE_NAME", DEFAULT_COOKIE_NAME).strip()
     if not is_cookie_name(cookie_name):
         reader.problem(
-            f"{P}SESSION_COOKIE_NAME={cookie_name!r}: expected oauth2-proxy's cookie name, "
+            f"VERIFIER_SESSION_COOKIE_NAME={cookie_name!r}: expected oauth2-proxy's cookie name, "
             f"e.g. {DEFAULT_COOKIE_NAME}"
         )
-    redis_url = reader.env.get(P + "REDIS_URL", DEFAULT_REDIS_URL).strip()
+    redis_url = reader.env.get("VERIFIER_REDIS_URL", DEFAULT_REDIS_URL).strip()
     if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         # Only the scheme is named: the URL may carry a password.
-        reader.problem(f"{P}REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+        reader.problem("VERIFIER_REDIS_URL: expected a redis://, rediss:// or unix:// URL")
     origin = ""
     try:
-        origin = csrf.normalize_origin(reader.env.get(P + "PUBLIC_ORIGIN", DEFAULT_PUBLIC_ORIGIN))
+        origin = csrf.normalize_origin(reader.env.get("VERIFIER_PUBLIC_ORIGIN", DEFAULT_PUBLIC_ORIGIN))
     except ValueError as exc:
-        reader.problem(f"{P}PUBLIC_ORIGIN: {exc}")
-    ttl = reader.integer(P + "CSRF_TTL_SECONDS", csrf.DEFAULT_TTL_SECONDS, 30, 3600)
+        reader.problem(f"VERIFIER_PUBLIC_ORIGIN: {exc}")
+    ttl = reader.integer("VERIFIER_CSRF_TTL_SECONDS", csrf.DEFAULT_TTL_SECONDS, 30, 3600)
     # The absolute session lifetime (verifier/sources/session.py): at least a minute, at most 30 days.
-    max_age = reader.integer(P + "SESSION_MAX_AGE_SECONDS", DEFAULT_SESSION_MAX_AGE_SECONDS, 60, 30 * 86400)
+    max_age = reader.integer(
+        "VERIFIER_SESSION_MAX_AGE_SECONDS", DEFAULT_SESSION_MAX_AGE_SECONDS, 60, 30 * 86400
+    )
     # How long a live session is remembered (verifier/sources/session_cache.py): the bound on how long
     # a session ended through another task keeps working on this one. 0 turns the cache off.
     cache_seconds = reader.integer(
-        P + "SESSION_CACHE_SECONDS", DEFAULT_SESSION_CACHE_SECONDS, 0, MAX_SESSION_CACHE_SECONDS
+        "VERIFIER_SESSION_CACHE_SECONDS", DEFAULT_SESSION_CACHE_SECONDS, 0, MAX_SESSION_CACHE_SECONDS
     )
-    cache_size = reader.integer(P + "SESSION_CACHE_SIZE", DEFAULT_SESSION_CACHE_SIZE, 1, 10_000_000)
-    raw_csrf_key = reader.text(P + "CSRF_KEY", "")
+    cache_size = reader.integer("VERIFIER_SESSION_CACHE_SIZE", DEFAULT_SESSION_CACHE_SIZE, 1, 10_000_000)
+    raw_csrf_key = reader.text("VERIFIER_CSRF_KEY", "")
     if raw_csrf_key:
         csrf_key = decode_identity_key(raw_csrf_key)
         if len(csrf_key) < csrf.MIN_KEY_BYTES:
             reader.problem(
-                f"{P}CSRF_KEY is too short: at least {csrf.MIN_KEY_BYTES} bytes are required, "
+                f"VERIFIER_CSRF_KEY is too short: at least {csrf.MIN_KEY_BYTES} bytes are required, "
                 "or leave it unset to derive the key from IDENTITY_SIGNING_KEY"
             )
     elif len(identity_key) >= csrf.MIN_KEY_BYTES:
@@ -219,34 +220,34 @@ def _check_key_url_template(reader: EnvReader, name: str, template: str, region:
 def alb_settings_from_env(reader: EnvReader, *, leeway_seconds: int = 60) -> AlbSettings | None:
     """The ALB source's settings from ``VERIFIER_ALB_*``; None (source off) unless ``VERIFIER_ALB_ARN``
     is set. When it is, every other required variable must be valid too; problems go to ``reader``."""
-    arn = reader.text(P + "ALB_ARN", "")
+    arn = reader.text("VERIFIER_ALB_ARN", "")
     if not arn:
         return None
     before = len(reader.problems)
     if not ALB_ARN.match(arn):
         reader.problem(
-            f"{P}ALB_ARN={arn!r}: expected the load balancer's ARN, "
+            f"VERIFIER_ALB_ARN={arn!r}: expected the load balancer's ARN, "
             "arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/app/<name>/<id>"
         )
-    region = reader.text(P + "ALB_REGION", "")
+    region = reader.text("VERIFIER_ALB_REGION", "")
     if not REGION.match(region):
-        reader.problem(f"{P}ALB_REGION={region!r}: expected the ALB's AWS region, e.g. eu-west-1")
+        reader.problem(f"VERIFIER_ALB_REGION={region!r}: expected the ALB's AWS region, e.g. eu-west-1")
     elif ALB_ARN.match(arn) and arn.split(":")[3] != region:
-        reader.problem(f"{P}ALB_REGION={region!r}: differs from the region in {P}ALB_ARN")
-    template = reader.text(P + "ALB_KEY_URL_TEMPLATE", DEFAULT_KEY_URL_TEMPLATE)
-    _check_key_url_template(reader, P + "ALB_KEY_URL_TEMPLATE", template, region)
-    issuer = reader.text(P + "ALB_ISSUER", "")
+        reader.problem(f"VERIFIER_ALB_REGION={region!r}: differs from the region in VERIFIER_ALB_ARN")
+    template = reader.text("VERIFIER_ALB_KEY_URL_TEMPLATE", DEFAULT_KEY_URL_TEMPLATE)
+    _check_key_url_template(reader, "VERIFIER_ALB_KEY_URL_TEMPLATE", template, region)
+    issuer = reader.text("VERIFIER_ALB_ISSUER", "")
     if not issuer.startswith("https://"):
         reader.problem(
-            f"{P}ALB_ISSUER={issuer!r}: expected the identity provider's issuer as the ALB's OIDC action "
-            "has it, e.g. https://login.microsoftonline.com/<tenant>/v2.0"
+            f"VERIFIER_ALB_ISSUER={issuer!r}: expected the identity provider's issuer as the ALB's OIDC "
+            "action has it, e.g. https://login.microsoftonline.com/<tenant>/v2.0"
         )
-    client_id = reader.text(P + "ALB_CLIENT_ID", "")
+    client_id = reader.text("VERIFIER_ALB_CLIENT_ID", "")
     if not client_id:
-        reader.problem(f"{P}ALB_CLIENT_ID is empty: set the client id of the ALB's OIDC action")
-    tenant_id = reader.text(P + "ALB_TENANT_ID", "").lower()
+        reader.problem("VERIFIER_ALB_CLIENT_ID is empty: set the client id of the ALB's OIDC action")
+    tenant_id = reader.text("VERIFIER_ALB_TENANT_ID", "").lower()
     if not GUID.match(tenant_id):
-        reader.problem(f"{P}ALB_TENANT_ID={tenant_id!r}: expected the Entra tenant id (a GUID)")
+        reader.problem(f"VERIFIER_ALB_TENANT_ID={tenant_id!r}: expected the Entra tenant id (a GUID)")
     if len(reader.problems) > before:
         return None
     return AlbSettings(
