@@ -178,7 +178,7 @@ def test_page_path_that_looks_like_another_host_stays_on_site(client: httpx.Clie
     assert _state_redirect(r.headers["location"]) == "/"
 
 
-# --- forged X-Forwarded-* (CVE-2026-76835) ----------------------------------------------------------
+# --- forged X-Forwarded-* (GHSA-wr5q-7wxw-x568) ------------------------------------------------------
 
 
 def test_forged_forwarded_headers_through_nginx_do_not_change_oauth2_proxy_redirects(

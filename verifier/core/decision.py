@@ -2,8 +2,9 @@
 
 A decision is made by a credential source (bearer token, oauth2-proxy session, ...) and rendered in
 one place (:func:`verifier.service.app.render`), so every source answers with the same identity
-headers, the same RFC 6750 challenge and the same small JSON body carrying the reason code (never
-the token). Its status comes from :func:`verifier.core.reasons.http_status`. Pure.
+headers, the same RFC 6750 challenge and the same reason code in ``X-Auth-Reason`` (never the
+token). A refusal has no body: nginx builds the client's JSON answer from those headers. Its status
+comes from :func:`verifier.core.reasons.http_status`. Pure.
 """
 
 from __future__ import annotations
