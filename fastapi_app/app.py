@@ -93,18 +93,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def _revalidator_running(app: FastAPI) -> AsyncIterator[None]:
-    # A revalidator that holds resources (the JWKS cache's refresh task and HTTP client) starts with
-    # the server and stops with it; one without them has nothing to do here.
-    revalidator = app.state.revalidator
-    start = getattr(revalidator, "start", None)
-    if start is not None:
-        await start()
+    # The revalidator starts with the server and stops with it (TokenRevalidator.start and close).
+    revalidator: TokenRevalidator | None = app.state.revalidator
+    if revalidator is None:
+        yield
+        return
+    await revalidator.start()
     try:
         yield
     finally:
-        close = getattr(revalidator, "close", None)
-        if close is not None:
-            await close()
+        await revalidator.close()
 
 
 def create_app(

@@ -40,9 +40,21 @@ class RevalidationUnavailable(Unavailable):
 
 @runtime_checkable
 class TokenRevalidator(Protocol):
+    """What checks a forwarded token again. The app starts it with the server and closes it on
+    shutdown: a revalidator subclasses this and overrides :meth:`start` or :meth:`close` only when it
+    holds resources (the default's JWKS cache has a refresh task and an HTTP client)."""
+
     async def revalidate(self, token: str) -> Principal:
         """The principal ``token`` proves; else :class:`TokenRejected` or :class:`RevalidationUnavailable`."""
         ...
+
+    async def start(self) -> None:
+        """Start background work, inside the running event loop."""
+        return None
+
+    async def close(self) -> None:
+        """Release what :meth:`start` or the constructor acquired."""
+        return None
 
 
 def _forwarded_token(request: Request) -> str:

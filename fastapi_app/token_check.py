@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from fastapi_app.revalidation import RevalidationUnavailable, TokenRejected
+from fastapi_app.revalidation import RevalidationUnavailable, TokenRejected, TokenRevalidator
 from fastapi_app.settings import ApiSettings
 from verifier.core.access_tokens import ValidationSettings
 from verifier.core.identity import Principal
@@ -24,7 +24,7 @@ from verifier.keys.provider import KeyProvider, StaticKeys, verify_with_key_refe
 __all__ = ["StaticKeys", "VerifierRevalidator"]
 
 
-class VerifierRevalidator:
+class VerifierRevalidator(TokenRevalidator):
     def __init__(
         self,
         settings: ValidationSettings,

@@ -7,16 +7,21 @@ from aiohttp import web
 
 from verifier.core.decision import Decision, OriginalRequest
 from verifier.sources.access_token import TokenAuthenticator
+from verifier.sources.credential_source import CredentialSource
 
 
-class HeaderTokenSource:
+class HeaderTokenSource(CredentialSource):
     """An extra credential source of the kind the session source is: it finds a token elsewhere and
     hands it to the shared authenticator as ``source="session"``."""
 
     name = "session"
 
     def __init__(self) -> None:
+        self.started = False
         self.closed = False
+
+    async def start(self) -> None:
+        self.started = True
 
     def present(self, request: web.Request) -> bool:
         return "X-Test-Session" in request.headers

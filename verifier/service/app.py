@@ -40,8 +40,7 @@ from verifier.service.metrics import VerifierMetrics, outcome_for_status
 from verifier.service.settings import VerifierSettings
 from verifier.sources.access_token import TokenAuthenticator, VerifiedTokenCache
 from verifier.sources.bearer import BearerSource
-from verifier.sources.credential_source import CredentialSource
-from verifier.sources.session import SessionSource
+from verifier.sources.credential_source import CredentialSource, SessionEnder
 
 log = logging.getLogger("verifier.decision")
 
@@ -60,6 +59,8 @@ class VerifierState:
     keys: KeyProvider
     jwks: JwksCache | None
     sources: tuple[CredentialSource, ...]
+    #: The sources whose sessions a sign-out ends (``/session-ended``).
+    session_enders: tuple[SessionEnder, ...]
     metrics: VerifierMetrics
     clock: Callable[[], float]
 
@@ -115,6 +116,7 @@ def create_app(
         keys=keys,
         jwks=jwks,
         sources=(BearerSource(), *sources),
+        session_enders=tuple(source for source in sources if isinstance(source, SessionEnder)),
         metrics=metrics,
         clock=clock,
     )
@@ -146,8 +148,7 @@ async def _start(app: web.Application) -> None:
     if state.jwks is not None:
         await state.jwks.start()
     for source in state.sources:
-        if isinstance(source, SessionSource):
-            source.start()
+        await source.start()
 
 
 async def _stop(app: web.Application) -> None:
@@ -230,9 +231,8 @@ async def handle_session_ended(request: web.Request) -> web.Response:
     ``/oauth2/sign_out`` to oauth2-proxy, so that no verifier task answers for that session from
     memory any more (:mod:`verifier.sources.session_cache`). Always 204: a cookie can only end what
     it would itself have been allowed to use, and nothing is revealed."""
-    for source in request.app[STATE].sources:
-        if isinstance(source, SessionSource):
-            await source.end(request.headers.getall("Cookie", ()))
+    for source in request.app[STATE].session_enders:
+        await source.end(request.headers.getall("Cookie", ()))
     return web.Response(status=204, headers={"Cache-Control": "no-store"})
 
 

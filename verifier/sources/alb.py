@@ -18,9 +18,10 @@ from verifier.core.reasons import Reason, Rejection
 from verifier.keys.alb_keys import AlbKeyCache
 from verifier.keys.upstream import UpstreamMetrics
 from verifier.sources.access_token import TokenAuthenticator
+from verifier.sources.credential_source import CredentialSource
 
 
-class AlbSource:
+class AlbSource(CredentialSource):
     """``x-amzn-oidc-data`` as a credential source (``source="alb"``), consulted after bearer and session.
 
     Every refusal is 401 with an ``alb_*`` reason; a key that cannot be fetched is

@@ -7,9 +7,10 @@ from aiohttp import web
 from verifier.core.decision import Decision, OriginalRequest
 from verifier.core.reasons import Reason, TokenRejected
 from verifier.sources.access_token import TokenAuthenticator
+from verifier.sources.credential_source import CredentialSource
 
 
-class BearerSource:
+class BearerSource(CredentialSource):
     """``Authorization: Bearer <token>`` (RFC 6750 section 2.1)."""
 
     name = "bearer"
@@ -33,6 +34,3 @@ class BearerSource:
 
     def _reject(self, reason: Reason, detail: str) -> Decision:
         return Decision.reject(TokenRejected(reason, detail), source=self.name)
-
-    async def close(self) -> None:
-        return None

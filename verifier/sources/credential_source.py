@@ -3,11 +3,16 @@
 ``/verify`` asks each source in order whether the request carries its credentials
 (:meth:`CredentialSource.present`); the first that does decides. The bearer source always comes
 first, so a request with an ``Authorization`` header is judged by it alone. Further sources (the
-oauth2-proxy session, ALB OIDC) are passed to :func:`verifier.service.app.create_app`.
+oauth2-proxy session, ALB OIDC) are passed to :func:`verifier.service.app.create_app`, which starts
+every source with the app and closes it on shutdown: a source subclasses :class:`CredentialSource`
+and overrides :meth:`~CredentialSource.start` or :meth:`~CredentialSource.close` only when it has
+background work or connections. A source that can end a browser's session on sign-out is also a
+:class:`SessionEnder`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from aiohttp import web
@@ -31,6 +36,19 @@ class CredentialSource(Protocol):
         """Judge the credentials. Use ``tokens.check_token(token, original, source=...)`` for a token."""
         ...
 
+    async def start(self) -> None:
+        """Start background work, inside the running event loop; called when the app starts."""
+        return None
+
     async def close(self) -> None:
         """Release connections; called when the app shuts down."""
+        return None
+
+
+@runtime_checkable
+class SessionEnder(Protocol):
+    """A source whose sessions a browser ends by signing out (``/session-ended``)."""
+
+    async def end(self, cookie_headers: Iterable[str]) -> None:
+        """Forget, on every task, the session these ``Cookie`` headers name."""
         ...

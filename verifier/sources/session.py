@@ -67,6 +67,7 @@ from verifier.core.reasons import Reason, Rejection
 from verifier.keys.http_client import HttpClientOptions, LazyHttpClient
 from verifier.keys.upstream import UpstreamMetrics, timed_upstream
 from verifier.sources.access_token import TokenAuthenticator
+from verifier.sources.credential_source import CredentialSource, SessionEnder
 from verifier.sources.csrf import (
     HEADER_CSRF_TOKEN,
     CsrfGuard,
@@ -530,7 +531,7 @@ class StoredSessions:
 # --- the credential source ---------------------------------------------------------------------------
 
 
-class SessionSource:
+class SessionSource(CredentialSource, SessionEnder):
     """The oauth2-proxy session as a credential source for ``/verify`` (``source="session"``).
 
     Consulted only when the request has no ``Authorization`` header (the bearer source comes first)
@@ -566,7 +567,7 @@ class SessionSource:
         self.cache = cache if cache is not None else SessionCache(0)
         self.broadcast = broadcast
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start hearing other tasks' sign-outs (inside the running event loop)."""
         if self.broadcast is not None:
             self.broadcast.start()

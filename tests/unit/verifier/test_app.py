@@ -221,6 +221,8 @@ async def test_extra_credential_source_reuses_token_validation_and_answers_as_se
     source = HeaderTokenSource()
     app = create_app(verifier_settings(jwks_server.base_url), sources=[source, BrokenSource()])
     client = await start(aiohttp_server, aiohttp_client, app)
+    # Every source is started with the app, whatever its class: not only the session source.
+    assert source.started
     async with client.get("/verify", headers={**ORIGINAL, "X-Test-Session": live_forge.mint()}) as response:
         assert response.status == 200
         assert response.headers["X-Auth-Source"] == "session"
