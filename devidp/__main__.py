@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from devidp.app import PathOnlyAccessLogger, create_app
-from devidp.config import ConfigError, DevIdpConfig, load_config
+from devidp.config import DevIdpConfig, load_config
+from service_runtime.config_error import ConfigError
 from service_runtime.logs import configure_logging
 
 

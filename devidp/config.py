@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from service_runtime.config_error import ConfigError
+
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 GROUP_MEMBERSHIP_CLAIMS = ("None", "SecurityGroup", "All", "DirectoryRole", "ApplicationGroup")
 #: Optional claims of Entra's optional-claims reference that a registration may list. devidp emits
@@ -68,16 +70,6 @@ DEFAULT_GROUPS_OVERAGE_LIMIT = 200
 # Namespace for ids devidp derives (service principal object ids, generated groups), so they are
 # stable across restarts without having to be written into the file.
 _DERIVED_NS = uuid.UUID("0d3c6a52-8f0e-4b7a-9a51-6a8f3e2b1c90")
-
-
-class ConfigError(Exception):
-    """The configuration is unusable; ``problems`` lists every reason with its place in the file."""
-
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} configuration problem(s):\n{lines}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
 from fastapi_app.app import create_app
-from fastapi_app.settings import ApiSettings, SettingsError
+from fastapi_app.settings import ApiSettings
+from service_runtime.config_error import ConfigError
 from service_runtime.logs import configure_logging
 
 #: Seconds uvicorn keeps an idle connection open: longer than nginx's upstream keepalive_timeout.
@@ -42,7 +43,7 @@ def app_from_environment() -> FastAPI:
 def main() -> int:
     try:
         settings = ApiSettings.from_env(os.environ)
-    except SettingsError as exc:
+    except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, stream=sys.stderr)

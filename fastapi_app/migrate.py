@@ -15,13 +15,14 @@ import sys
 
 from fastapi_app.database.engine import DATABASE_UNAVAILABLE_ERRORS
 from fastapi_app.database.migrations import upgrade_to_head
-from fastapi_app.settings import SettingsError, database_url_from_env
+from fastapi_app.settings import database_url_from_env
+from service_runtime.config_error import ConfigError
 
 
 def main() -> int:
     try:
         url = database_url_from_env(os.environ)
-    except SettingsError as exc:
+    except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     try:

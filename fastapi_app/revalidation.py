@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MAX_FORWARDED_TOKEN_BYTES = 16 * 1024
 
 
-class TokenRejected(Refusal):
+class ForwardedTokenRejected(Refusal):
     """The forwarded token is not valid. ``reason`` is the validation library's stable reason code."""
 
 
@@ -45,7 +45,8 @@ class TokenRevalidator(Protocol):
     holds resources (the default's JWKS cache has a refresh task and an HTTP client)."""
 
     async def revalidate(self, token: str) -> Principal:
-        """The principal ``token`` proves; else :class:`TokenRejected` or :class:`RevalidationUnavailable`."""
+        """The principal ``token`` proves; else :class:`ForwardedTokenRejected` or
+        :class:`RevalidationUnavailable`."""
         ...
 
     async def start(self) -> None:
@@ -99,7 +100,7 @@ async def revalidated_principal(
         raise RevalidationUnavailable("token re-validation is not configured (VERIFIER_* variables)")
     try:
         fresh = await revalidator.revalidate(token)
-    except TokenRejected as exc:
+    except ForwardedTokenRejected as exc:
         log.info("forwarded token refused", extra={"reason": exc.reason, "oid": signed.oid})
         raise Unauthenticated(exc.reason) from None
     if not _same_identity(signed, fresh):

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from service_runtime.config_error import ConfigError
 from service_runtime.env import EnvReader
 from verifier.core.access_tokens import ValidationSettings, validation_settings_from_env
 from verifier.core.identity import decode_identity_key
@@ -33,14 +34,6 @@ _DATABASE_SCHEMES = {
     "sqlite+aiosqlite": "sqlite+aiosqlite",
 }
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-class SettingsError(ValueError):
-    """The environment does not describe a runnable API. ``problems`` names every bad variable."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid API configuration:\n  - " + "\n  - ".join(problems))
-        self.problems = problems
 
 
 def decode_signing_key(text: str) -> bytes:
@@ -116,7 +109,7 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
-        """Validate every variable; raise :class:`SettingsError` listing all problems at once."""
+        """Validate every variable; raise :class:`ConfigError` listing all problems at once."""
         reader = _EnvReader(env)
         problems = reader.problems
 
@@ -158,17 +151,17 @@ class ApiSettings:
                 reader.integer("VERIFIER_JWKS_MIN_REFETCH_SECONDS", 60, 1, 86_400)
             )
         if problems:
-            raise SettingsError(problems)
+            raise ConfigError("the API's environment", problems)
         return cls(signing_keys=tuple(keys), **values)
 
 
 def database_url_from_env(env: Mapping[str, str]) -> str:
-    """Only the database URL (the migration step needs nothing else); SettingsError when it is bad."""
+    """Only the database URL (the migration step needs nothing else); ConfigError when it is bad."""
     reader = _EnvReader(env)
     sqlite_default = Path(reader.text("API_DATABASE_PATH", DEFAULT_DATABASE_PATH))
     url = reader.database_url("API_DATABASE_URL", sqlite_default)
     if reader.problems:
-        raise SettingsError(reader.problems)
+        raise ConfigError("the API's environment", reader.problems)
     return url
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from fastapi_app.revalidation import RevalidationUnavailable, TokenRejected, TokenRevalidator
+from fastapi_app.revalidation import ForwardedTokenRejected, RevalidationUnavailable, TokenRevalidator
 from fastapi_app.settings import ApiSettings
 from verifier.core.access_tokens import ValidationSettings
 from verifier.core.identity import Principal
-from verifier.core.reasons import Reason
-from verifier.core.reasons import TokenRejected as VerifierTokenRejected
+from verifier.core.reasons import Reason, TokenRejected
 from verifier.keys.jwks import JwksCache
 from verifier.keys.provider import KeyProvider, StaticKeys, verify_with_key_refetch
 
@@ -64,7 +63,7 @@ class VerifierRevalidator(TokenRevalidator):
             return await verify_with_key_refetch(
                 token, self._keys, self._settings, self._clock, refetch_when_tenant_unloaded=True
             )
-        except VerifierTokenRejected as exc:
+        except TokenRejected as exc:
             if exc.reason == Reason.KEYS_UNAVAILABLE:
                 raise RevalidationUnavailable("the tenant's signing keys could not be loaded") from None
-            raise TokenRejected(str(exc.reason)) from None
+            raise ForwardedTokenRejected(str(exc.reason)) from None

@@ -93,8 +93,9 @@ class ComposeProject:
     variables: dict[str, str] = field(default_factory=dict)
 
     def run(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = run_compose("--env-file", str(DEV_ENV), "-p", self.name, *args, variables=self.variables,
-                           timeout=timeout)
+        done = run_compose(
+            "--env-file", str(DEV_ENV), "-p", self.name, *args, variables=self.variables, timeout=timeout
+        )
         if check:
             output = f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
             assert done.returncode == 0, f"compose {' '.join(args)}:\n{output}"

@@ -180,7 +180,10 @@ def test_a_writer_signs_in_with_chromium_and_creates_a_project_through_the_ui(de
 
 def test_the_postman_collection_passes(deployment, tmp_path: Path):
     result = run_newman_at(
-        deployment.origin, deployment.idp, deployment.ca_file, (*TOKEN_FOLDERS, *API_FOLDERS),
+        deployment.origin,
+        deployment.idp,
+        deployment.ca_file,
+        (*TOKEN_FOLDERS, *API_FOLDERS),
         tmp_path / "newman.json",
     )
     assert failures_of(result) == [], result["cli_output"][-6000:]

@@ -47,8 +47,12 @@ class LoadBalancer(httpx.BaseTransport):
         headers.update(ALB_HEADERS)
         forwarded = httpx.Request(request.method, url, headers=headers, stream=request.stream)
         response = self.inner.handle_request(forwarded)
-        return httpx.Response(response.status_code, headers=response.headers, stream=response.stream,
-                              extensions=response.extensions)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=response.stream,
+            extensions=response.extensions,
+        )
 
     def close(self) -> None:
         self.inner.close()
@@ -57,16 +61,21 @@ class LoadBalancer(httpx.BaseTransport):
 @pytest.fixture(scope="module")
 def task(images: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Task]:
     (idp_port,) = distinct_free_ports(1)
-    stand_ins = {"redis": image("redis"), "postgres": image("postgres"), "devidp": image("devidp"),
-                 "base": "debian:12-slim"}
+    stand_ins = {
+        "redis": image("redis"),
+        "postgres": image("postgres"),
+        "devidp": image("devidp"),
+        "base": "debian:12-slim",
+    }
     with ecs_task.running_task(tmp_path_factory.mktemp("ecs"), idp_port, stand_ins) as running:
         yield running
 
 
 def new_client(task: Task) -> httpx.Client:
     verify = ssl.create_default_context(cafile=str(task.work / "tls" / "dev-ca.pem"))
-    return httpx.Client(verify=verify, timeout=20.0, trust_env=False,
-                        mounts={ORIGIN: LoadBalancer(task.address)})
+    return httpx.Client(
+        verify=verify, timeout=20.0, trust_env=False, mounts={ORIGIN: LoadBalancer(task.address)}
+    )
 
 
 def test_every_container_runs_as_its_definition_declares(task: Task):
@@ -111,8 +120,11 @@ def test_a_browser_session_signs_in_reads_and_writes_through_the_load_balancer(t
         me = client.get(ORIGIN + "/api/me")
         assert me.status_code == 200, me.text
         assert (me.json()["name"], me.json()["auth_source"]) == ("Bob Writer", "session")
-        created = client.post(ORIGIN + "/api/projects", json={"name": "made on the task"},
-                              headers={"X-CSRF-Token": me.headers["x-csrf-token"], "Origin": ORIGIN})
+        created = client.post(
+            ORIGIN + "/api/projects",
+            json={"name": "made on the task"},
+            headers={"X-CSRF-Token": me.headers["x-csrf-token"], "Origin": ORIGIN},
+        )
         assert created.status_code == 201, created.text
     # The session is in the ElastiCache stand-in, written over TLS by the ACL user.
     keys = docker(
@@ -148,6 +160,7 @@ def test_stopping_the_task_finishes_the_request_in_flight_and_every_container_ex
     stopped: dict[str, tuple[float, int]] = {}
     stopping = threading.Thread(target=lambda: stopped.update(ecs_task.stop_task(task)))
     stopping.start()
+
     # nginx, stopped first, closes its listener at once but keeps serving the request it holds.
     def refused() -> bool:
         try:

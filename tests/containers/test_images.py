@@ -45,13 +45,26 @@ PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----\r?\n[A-Z
 
 
 def run_in(name: str, script: str) -> subprocess.CompletedProcess[str]:
-    return docker("run", "--rm", "--entrypoint", "sh", "--user", "0", image(name), "-c", script,
-                  timeout=120, check=False)
+    return docker(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "--user",
+        "0",
+        image(name),
+        "-c",
+        script,
+        timeout=120,
+        check=False,
+    )
 
 
 def certificate_bodies(pem: str) -> set[str]:
-    return {"".join(block.split()) for block in re.findall(
-        r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.S)}
+    return {
+        "".join(block.split())
+        for block in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.S)
+    }
 
 
 def extra_ca_bodies() -> set[str]:
@@ -98,7 +111,7 @@ def test_the_image_runs_as_its_fixed_non_root_user_and_carries_no_build_tool_or_
     assert config == f'"{USERS[name]}"'
     found = run_in(name, " ; ".join(f"command -v {p}" for p in FORBIDDEN_PROGRAMS))
     assert found.stdout.strip() == "", f"{name} carries {found.stdout.split()}"
-    present = 'for p in ' + " ".join(CACHE_PATHS) + '; do [ -e "$p" ] && echo "$p"; done; true'
+    present = "for p in " + " ".join(CACHE_PATHS) + '; do [ -e "$p" ] && echo "$p"; done; true'
     caches = run_in(name, present)
     assert caches.stdout.strip() == "", f"{name} keeps {caches.stdout.split()}"
 
@@ -136,8 +149,12 @@ def test_the_oauth2_proxy_image_runs_the_pinned_version_with_the_projects_patche
     pinned = (REPO / "OAUTH2_PROXY_VERSION").read_text().strip()
     in_image = docker("run", "--rm", "--entrypoint", "oauth2-proxy", image("oauth2-proxy"), "--version")
     in_image = in_image.stdout
-    tested = subprocess.run([str(REPO / ".cache" / "bin" / "oauth2-proxy"), "--version"],
-                            capture_output=True, text=True, check=True).stdout
+    tested = subprocess.run(
+        [str(REPO / ".cache" / "bin" / "oauth2-proxy"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert in_image.split()[1].startswith(pinned + "+"), in_image
     # The same version and patch mark as the binary every other test runs.
     assert in_image.split()[1] == tested.split()[1], (in_image, tested)

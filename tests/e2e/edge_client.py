@@ -428,9 +428,9 @@ def session_cache_counts(stack: Stack) -> tuple[float, float, float]:
                     hits += sample.value
                 else:
                     misses += sample.value
-            elif (
-                sample.name == "verifier_upstream_duration_seconds_count"
-                and sample.labels == {"upstream": "oauth2_proxy", "result": "ok"}
-            ):
+            elif sample.name == "verifier_upstream_duration_seconds_count" and sample.labels == {
+                "upstream": "oauth2_proxy",
+                "result": "ok",
+            }:
                 lookups += sample.value
     return hits, misses, lookups

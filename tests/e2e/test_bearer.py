@@ -65,11 +65,16 @@ def test_microsoft_graph_token_is_rejected_with_reason_bad_signature(stack: Stac
 def test_token_for_another_audience_is_rejected_with_reason_bad_audience(stack: Stack, client, origin):
     # A token that validates but is not for our API: the ID token devidp issues to the public client.
     api = stack.topology.api_app_id_uri
-    r = client.post(edge_client.token_endpoint(stack), data={
-        "grant_type": "password", "client_id": edge_client.PUBLIC_CLIENT_ID,
-        "username": "alice@contoso-dev.example", "password": "alice-password",
-        "scope": f"openid profile {api}/user.read",
-    })
+    r = client.post(
+        edge_client.token_endpoint(stack),
+        data={
+            "grant_type": "password",
+            "client_id": edge_client.PUBLIC_CLIENT_ID,
+            "username": "alice@contoso-dev.example",
+            "password": "alice-password",
+            "scope": f"openid profile {api}/user.read",
+        },
+    )
     assert r.status_code == 200, r.text
     r = client.get(origin + "/api/me", headers=_bearer(r.json()["id_token"]))
     assert r.status_code == 401

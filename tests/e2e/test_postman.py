@@ -44,18 +44,34 @@ def run_newman(stack: Stack, folders: tuple[str, ...], report: Path) -> dict[str
     return run_newman_at(t.public_origin, t.devidp_origin, stack.ca_file, folders, report)
 
 
-def run_newman_at(origin: str, idp_origin: str, ca_file: Path, folders: tuple[str, ...], report: Path,
-                  ) -> dict[str, Any]:
+def run_newman_at(
+    origin: str,
+    idp_origin: str,
+    ca_file: Path,
+    folders: tuple[str, ...],
+    report: Path,
+) -> dict[str, Any]:
     """Run the collection's ``folders`` against a deployment at ``origin`` whose identity provider
     (devidp) is at ``idp_origin``, both serving certificates of the CA in ``ca_file``."""
     assert NEWMAN.is_file(), f"{NEWMAN} is missing: run `make setup` (scripts/setup.sh installs newman)"
     command = [
-        str(NEWMAN), "run", str(COLLECTION),
-        "--environment", str(LOCAL_ENVIRONMENT),
-        "--env-var", f"baseUrl={origin}",
-        "--env-var", f"authorityHost={idp_origin}",
-        "--reporters", "cli,json", "--reporter-json-export", str(report),
-        "--color", "off", "--timeout-request", "20000",
+        str(NEWMAN),
+        "run",
+        str(COLLECTION),
+        "--environment",
+        str(LOCAL_ENVIRONMENT),
+        "--env-var",
+        f"baseUrl={origin}",
+        "--env-var",
+        f"authorityHost={idp_origin}",
+        "--reporters",
+        "cli,json",
+        "--reporter-json-export",
+        str(report),
+        "--color",
+        "off",
+        "--timeout-request",
+        "20000",
     ]
     for folder in folders:
         command += ["--folder", folder]

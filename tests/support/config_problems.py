@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 
 import pytest
 
-from verifier.service.settings import ConfigError, settings_from_env
+from service_runtime.config_error import ConfigError
+from verifier.service.settings import settings_from_env
 
 
 def problems_naming(env: Mapping[str, str], names: Iterable[str]) -> list[str]:

@@ -36,13 +36,16 @@ def machine(tmp_path: Path) -> Path:
     # docker: answers while the fake dockerd runs (its marker file exists).
     write(fake / "docker", f'[ -f "{state}" ]\n')
     # dockerd: says its version, else runs until SIGTERM, like the real one, and records its pid.
-    write(fake / "dockerd", f"""\
+    write(
+        fake / "dockerd",
+        f"""\
         [ "$1" = --version ] && {{ echo "Docker version 20.10.24+dfsg1, build 297e128"; exit 0; }}
         echo $$ > "{tmp_path}/dockerd.pid"
         trap 'rm -f "{state}"; exit 0' TERM
         touch "{state}"
         while :; do sleep 0.1; done
-        """)
+        """,
+    )
     write(fake / "id", 'echo "${FAKE_UID:-0}"\n')
     return checkout
 

@@ -17,7 +17,8 @@ _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.M)
 
 def markdown_files() -> list[Path]:
     return sorted(
-        p for p in REPO.rglob("*.md")
+        p
+        for p in REPO.rglob("*.md")
         if not SKIPPED_DIRS.intersection(p.relative_to(REPO).parts) and "egg-info" not in str(p)
     )
 
@@ -66,6 +67,13 @@ def test_the_options_page_covers_every_design_on_every_point():
     options = (REPO / "docs" / "options.md").read_text(encoding="utf-8")
     for design in ("MSAL", "ALB", "oauth2-proxy", "hybrid", "mod_auth_openidc"):
         assert design in options, design
-    for point in ("Where tokens live", "What the browser can leak", "CSRF", "XSS", "Latency",
-                  "Operations and cost", "Choose it when"):
+    for point in (
+        "Where tokens live",
+        "What the browser can leak",
+        "CSRF",
+        "XSS",
+        "Latency",
+        "Operations and cost",
+        "Choose it when",
+    ):
         assert point in options, point

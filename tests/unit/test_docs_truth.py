@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 from devidp.discovery import openid_document
-from fastapi_app.settings import ApiSettings, SettingsError
+from fastapi_app.settings import ApiSettings
+from service_runtime.config_error import ConfigError
 from stack.pki import make_dev_pki
 from stack.topology import Topology
 from verifier.core.reasons import Reason
-from verifier.service.settings import ConfigError, settings_from_env
+from verifier.service.settings import settings_from_env
 
 REPO = Path(__file__).resolve().parents[2]
 VERIFIER_README = REPO / "verifier" / "README.md"
@@ -232,7 +233,7 @@ def test_each_documented_api_default_is_the_real_default(name: str, tmp_path: Pa
     env = api_minimal_env(tmp_path)
     if _is_required(default):
         without = {key: value for key, value in env.items() if key != name}
-        with pytest.raises(SettingsError) as missing:
+        with pytest.raises(ConfigError) as missing:
             ApiSettings.from_env(without)
         assert any(name in problem for problem in missing.value.problems), missing.value.problems
         return
@@ -485,10 +486,7 @@ def test_entra_doc_refers_to_its_own_sections_and_the_current_portal() -> None:
 def test_devidp_doc_names_the_tls_files_the_launcher_writes(tmp_path: Path) -> None:
     topology = Topology(run_dir=tmp_path / "run")
     files = make_dev_pki(topology.tls_dir)
-    named = {
-        f"run/{path.relative_to(topology.run_dir).as_posix()}"
-        for path in (files.cert, files.key)
-    }
+    named = {f"run/{path.relative_to(topology.run_dir).as_posix()}" for path in (files.cert, files.key)}
     for doc in (REPO / "docs" / "devidp.md", REPO / "devidp" / "example.toml"):
         mentioned = set(re.findall(r"run/[\w./-]+\.pem", doc.read_text(encoding="utf-8")))
         assert mentioned and mentioned <= named, (doc.name, mentioned, named)

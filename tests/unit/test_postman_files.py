@@ -40,8 +40,15 @@ def test_the_tenant_environment_defines_every_variable_outside_the_devidp_folder
 
 def test_the_tenant_environment_holds_placeholders_not_development_values():
     text = json.dumps(TENANT)
-    for value in (topology.PRIMARY_TENANT_ID, topology.API_APP_ID, topology.PUBLIC_CLIENT_ID,
-                  topology.DAEMON_CLIENT_ID, topology.DAEMON_CLIENT_SECRET, "localhost", "password"):
+    for value in (
+        topology.PRIMARY_TENANT_ID,
+        topology.API_APP_ID,
+        topology.PUBLIC_CLIENT_ID,
+        topology.DAEMON_CLIENT_ID,
+        topology.DAEMON_CLIENT_SECRET,
+        "localhost",
+        "password",
+    ):
         assert value not in text, value
     secrets = [v for v in TENANT["values"] if v["type"] == "secret"]
     assert [v["key"] for v in secrets] == ["daemonClientSecret"]
@@ -59,7 +66,9 @@ def test_the_local_environment_matches_devidps_registrations():
 
 
 def test_the_collection_is_format_v2_1_and_newman_is_pinned_exactly():
-    assert COLLECTION["info"]["schema"] == "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+    assert (
+        COLLECTION["info"]["schema"] == "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+    )
     package = json.loads((POSTMAN / "package.json").read_text(encoding="utf-8"))
     version = package["devDependencies"]["newman"]
     assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"newman {version!r} is a range, not a version"

@@ -19,7 +19,7 @@ from verifier.core.policy import normalize_path
 from verifier.core.reasons import (
     REQUEST_REASONS,
     UNCHALLENGED_REASONS,
-    Forbidden,
+    PolicyRejected,
     Reason,
     Rejection,
     http_status,
@@ -148,7 +148,7 @@ class Decision:
             detail=rejection.detail,
             oid=rejection.oid,
             headers=headers,
-            required=rejection.required if isinstance(rejection, Forbidden) else (),
+            required=rejection.required if isinstance(rejection, PolicyRejected) else (),
             challenge=rejection.reason not in UNCHALLENGED_REASONS,
         )
 

@@ -22,18 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from service_runtime.config_error import ConfigError
 from verifier.core.identity import Principal
-from verifier.core.reasons import Forbidden, Reason
+from verifier.core.reasons import PolicyRejected, Reason
 
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-class PolicyError(ValueError):
-    """The policy file is unusable. ``problems`` lists each problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +84,7 @@ class RoutePolicy:
         return best
 
     def check(self, principal: Principal, method: str, uri: str) -> None:
-        """Raise :class:`Forbidden` unless ``principal`` may make this request."""
+        """Raise :class:`PolicyRejected` unless ``principal`` may make this request."""
         if not self.rules:
             return
         try:
@@ -99,7 +92,7 @@ class RoutePolicy:
         except UnicodeDecodeError:
             path = None
         if path is None:
-            raise Forbidden(
+            raise PolicyRejected(
                 Reason.INSUFFICIENT_SCOPE, "the original URI cannot be normalized", oid=principal.oid
             )
         rule = self.rule_for(method.upper(), path)
@@ -109,13 +102,13 @@ class RoutePolicy:
             return
         wants_scope = bool(rule.scopes) and (principal.principal_type == "user" or not rule.roles)
         if wants_scope:
-            raise Forbidden(
+            raise PolicyRejected(
                 Reason.INSUFFICIENT_SCOPE,
                 f"{rule.prefix} needs one of the scopes {sorted(rule.scopes)}",
                 required=tuple(sorted(rule.scopes)),
                 oid=principal.oid,
             )
-        raise Forbidden(
+        raise PolicyRejected(
             Reason.INSUFFICIENT_ROLE,
             f"{rule.prefix} needs one of the roles {sorted(rule.roles)}",
             required=tuple(sorted(rule.roles)),
@@ -132,7 +125,7 @@ def _string_set(entry: Mapping[str, Any], name: str, where: str, problems: list[
 
 
 def policy_from_mapping(document: Mapping[str, Any]) -> RoutePolicy:
-    """Build a :class:`RoutePolicy` from a parsed TOML document; raise :class:`PolicyError`."""
+    """A :class:`RoutePolicy` from a parsed TOML document; raise ``ConfigError`` naming every problem."""
     problems: list[str] = []
     unknown_top = set(document) - {"route"}
     if unknown_top:
@@ -168,17 +161,17 @@ def policy_from_mapping(document: Mapping[str, Any]) -> RoutePolicy:
             problems.append(f"{where}: requires nothing; give 'scopes' and/or 'roles'")
         rules.append(RouteRule(prefix=normalized or "/", methods=methods, scopes=scopes, roles=roles))
     if problems:
-        raise PolicyError(problems)
+        raise ConfigError("the route policy", problems)
     return RoutePolicy(tuple(rules))
 
 
 def load_policy(path: Path) -> RoutePolicy:
-    """Read and check a TOML policy file; raise :class:`PolicyError` naming every problem."""
+    """Read and check a TOML policy file; raise ``ConfigError`` naming every problem."""
     try:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
     except OSError as exc:
-        raise PolicyError([f"cannot read {path}: {exc.strerror}"]) from None
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyError([f"{path} is not valid TOML: {exc}"]) from None
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
     return policy_from_mapping(document)

@@ -173,7 +173,7 @@ class KeysNotLoaded(KeyNotHeld):
         )
 
 
-class Forbidden(Rejection):
+class PolicyRejected(Rejection):
     """Authenticated, but the route policy requires a scope or role the caller lacks."""
 
     def __init__(self, reason: Reason, detail: str, *, required: tuple[str, ...] = (), oid: str = "") -> None:

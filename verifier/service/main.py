@@ -15,10 +15,11 @@ from collections.abc import Sequence
 import uvloop
 from aiohttp import web
 
+from service_runtime.config_error import ConfigError
 from service_runtime.logs import configure_logging
 from verifier.service.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
 from verifier.service.metrics import VerifierMetrics
-from verifier.service.settings import ConfigError, VerifierSettings, settings_from_env
+from verifier.service.settings import VerifierSettings, settings_from_env
 from verifier.sources.alb import build_alb_source
 from verifier.sources.credential_source import CredentialSource
 from verifier.sources.session import build_session_source

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from service_runtime.config_error import ConfigError
 from service_runtime.env import EnvReader
 from verifier.core.access_tokens import ValidationSettings, validation_settings_from_env
 from verifier.core.alb_token import ALB_ARN, DEFAULT_KEY_URL_TEMPLATE, REGION, AlbSettings
 from verifier.core.identity import MIN_IDENTITY_KEY_BYTES, decode_identity_key
 from verifier.core.jose import GUID
-from verifier.core.policy import PolicyError, RoutePolicy, load_policy
+from verifier.core.policy import RoutePolicy, load_policy
 from verifier.sources import csrf
 from verifier.sources.access_token import DEFAULT_TOKEN_CACHE_SIZE
 from verifier.sources.session import (
@@ -48,14 +49,6 @@ __all__ = [
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6380/0"
 DEFAULT_PUBLIC_ORIGIN = "https://localhost:8443"
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class ConfigError(Exception):
-    """The configuration is unusable. ``problems`` lists each one, naming its variable."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +98,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
     if policy_file:
         try:
             route_policy = load_policy(Path(policy_file))
-        except PolicyError as exc:
+        except ConfigError as exc:
             for problem in exc.problems:
                 reader.problem(f"VERIFIER_ROUTE_POLICY_FILE: {problem}")
 
@@ -115,7 +108,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
     alb = alb_settings_from_env(reader, leeway_seconds=validation.leeway_seconds)
 
     if reader.problems:
-        raise ConfigError(reader.problems)
+        raise ConfigError("the verifier's environment", reader.problems)
     return VerifierSettings(
         validation=validation,
         identity_key=identity_key,

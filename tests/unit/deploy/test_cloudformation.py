@@ -260,13 +260,17 @@ def test_stop_timeouts_in_the_template_are_the_task_definition_ones(resources, s
         c["Name"]: c["StopTimeout"] for c in props(resources, "TaskDefinition")["ContainerDefinitions"]
     }
     in_taskdef = {c["name"]: c["stopTimeout"] for c in source_taskdef["containerDefinitions"]}
-    assert in_stack == in_taskdef == {
-        "nginx": 30,
-        "oauth2-proxy": 20,
-        "verifier": 20,
-        "api": 20,
-        "api-migrate": 20,
-    }
+    assert (
+        in_stack
+        == in_taskdef
+        == {
+            "nginx": 30,
+            "oauth2-proxy": 20,
+            "verifier": 20,
+            "api": 20,
+            "api-migrate": 20,
+        }
+    )
 
 
 def test_health_check_grace_period_covers_the_slowest_container_start(resources, source_taskdef):

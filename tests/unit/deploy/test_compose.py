@@ -161,7 +161,15 @@ def test_the_cli_is_the_pinned_compose_release():
 
 def test_resolved_model_runs_every_service_of_the_dev_profile(resolved_model):
     assert sorted(resolved_model["services"]) == [
-        "api", "api-migrate", "devidp", "nginx", "oauth2-proxy", "postgres", "redis", "task", "tls-init",
+        "api",
+        "api-migrate",
+        "devidp",
+        "nginx",
+        "oauth2-proxy",
+        "postgres",
+        "redis",
+        "task",
+        "tls-init",
         "verifier",
     ]
 

@@ -284,7 +284,7 @@ def test_render_refuses_a_value_for_the_pinned_oauth2_proxy_version(renderer, ex
 
 
 def test_render_substitutes_inside_strings_without_breaking_json(renderer):
-    rendered = renderer.render({"a": 'x-${V}-y', "b": ["${V}"]}, {"V": 'quote" and \\ backslash'})
+    rendered = renderer.render({"a": "x-${V}-y", "b": ["${V}"]}, {"V": 'quote" and \\ backslash'})
     assert rendered == {"a": 'x-quote" and \\ backslash-y', "b": ['quote" and \\ backslash']}
 
 
@@ -315,4 +315,3 @@ def test_render_cli_exits_non_zero_and_names_the_missing_value(renderer, tmp_pat
     assert done.returncode == 1
     assert "${ACCOUNT_ID} has no value" in done.stderr
     assert done.stdout == ""
-

@@ -135,8 +135,10 @@ def test_every_copied_path_exists_and_passes_the_dockerignore(dockerfiles):
             for source in parts[:-1]:
                 source = source.rstrip("/")
                 assert (REPO / source).exists(), f"{name}: COPY {source} does not exist"
-                assert any(source == inc or fnmatch.fnmatch(source, inc) or source.startswith(inc + "/")
-                           for inc in includes), f"{name}: {source} is excluded by the .dockerignore"
+                assert any(
+                    source == inc or fnmatch.fnmatch(source, inc) or source.startswith(inc + "/")
+                    for inc in includes
+                ), f"{name}: {source} is excluded by the .dockerignore"
 
 
 def test_every_writable_mount_is_a_volume_the_image_declares(dockerfiles, containers, image_of):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from devidp.config import ConfigError, config_from_mapping, load_config
+from devidp.config import config_from_mapping, load_config
+from service_runtime.config_error import ConfigError
 from tests.unit.devidp.harness import EXAMPLE, TENANT, example_mapping
 
 

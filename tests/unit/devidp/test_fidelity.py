@@ -18,9 +18,10 @@ import jwt
 import pytest
 
 from devidp.app import create_app
-from devidp.config import ConfigError, config_from_mapping
+from devidp.config import config_from_mapping
 from devidp.keys import KeyRing
 from devidp.runtime import RUNTIME
+from service_runtime.config_error import ConfigError
 from tests.unit.devidp import forms
 from tests.unit.devidp.harness import (
     ALICE,

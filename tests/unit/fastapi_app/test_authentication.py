@@ -244,7 +244,7 @@ def test_me_body_is_the_me_model_as_json(api: Api) -> None:
     from dataclasses import replace
 
     principal = replace(
-        ALICE, name="Jos\u00e9 \"N\u00fa\u00f1ez\" </script>", groups=("g-1",), groups_overage=True
+        ALICE, name='Jos\u00e9 "N\u00fa\u00f1ez" </script>', groups=("g-1",), groups_overage=True
     )
     response = api.call("GET", "/api/me", principal)
     assert response.status_code == 200

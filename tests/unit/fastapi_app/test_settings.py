@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fastapi_app.settings import ApiSettings, SettingsError, decode_signing_key
+from fastapi_app.settings import ApiSettings, decode_signing_key
+from service_runtime.config_error import ConfigError
 from tests.unit.fastapi_app.conftest import API_URI, SPA_CLIENT_ID, TENANT
 from verifier.core.identity import decode_identity_key
 
@@ -24,7 +25,7 @@ def base_env(**changes: str) -> dict[str, str]:
 
 
 def problems_of(env: dict[str, str]) -> list[str]:
-    with pytest.raises(SettingsError) as caught:
+    with pytest.raises(ConfigError) as caught:
         ApiSettings.from_env(env)
     return caught.value.problems
 

@@ -23,7 +23,16 @@ from verifier.core.identity import (
 
 KEY = b"k" * 32
 TRICKY = [
-    "", "plain", "José Núñez", "a,b", "a b", "100%", "line\r\nX-Roles: Admin", "\u2028", "ü,ß x", "~_.-",
+    "",
+    "plain",
+    "José Núñez",
+    "a,b",
+    "a b",
+    "100%",
+    "line\r\nX-Roles: Admin",
+    "\u2028",
+    "ü,ß x",
+    "~_.-",
 ]
 
 

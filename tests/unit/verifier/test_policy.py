@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from verifier.core.identity import Principal
-from verifier.core.policy import PolicyError, RoutePolicy, load_policy, normalize_path, policy_from_mapping
-from verifier.core.reasons import Forbidden, Reason
+from verifier.core.policy import ConfigError, RoutePolicy, load_policy, normalize_path, policy_from_mapping
+from verifier.core.reasons import PolicyRejected, Reason
 
 POLICY_TOML = """
 [[route]]
@@ -46,8 +46,8 @@ def policy(tmp_path: Path) -> RoutePolicy:
     return load_policy(path)
 
 
-def denial(policy: RoutePolicy, principal: Principal, method: str, uri: str) -> Forbidden:
-    with pytest.raises(Forbidden) as info:
+def denial(policy: RoutePolicy, principal: Principal, method: str, uri: str) -> PolicyRejected:
+    with pytest.raises(PolicyRejected) as info:
         policy.check(principal, method, uri)
     return info.value
 
@@ -127,7 +127,7 @@ def test_empty_policy_allows_everything():
     ],
 )
 def test_bad_policy_documents_are_refused_naming_the_problem(document, fragment):
-    with pytest.raises(PolicyError) as info:
+    with pytest.raises(ConfigError) as info:
         policy_from_mapping(document)
     assert any(fragment in problem for problem in info.value.problems)
 
@@ -135,6 +135,6 @@ def test_bad_policy_documents_are_refused_naming_the_problem(document, fragment)
 def test_policy_file_that_is_not_toml_is_refused(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text("[[route]\nprefix=")
-    with pytest.raises(PolicyError) as info:
+    with pytest.raises(ConfigError) as info:
         load_policy(path)
     assert "not valid TOML" in info.value.problems[0]

@@ -6,10 +6,11 @@ import base64
 
 import pytest
 
+from service_runtime.config_error import ConfigError
 from tests.support.config_problems import problems_naming
 from tests.support.token_forge import API_APP_ID_URI, TENANT_A, TENANT_B
 from verifier.core.identity import decode_identity_key
-from verifier.service.settings import ConfigError, settings_from_env
+from verifier.service.settings import settings_from_env
 
 KEY = base64.urlsafe_b64encode(bytes(range(32))).rstrip(b"=").decode()
 

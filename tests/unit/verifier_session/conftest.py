@@ -158,9 +158,12 @@ class OAuth2Proxy:
 
     async def sign_out(self, cookie: str) -> None:
         """oauth2-proxy's own sign-out: it deletes the session from Redis and clears the cookie."""
-        async with aiohttp.ClientSession() as http, http.get(
-            self.url + "/oauth2/sign_out", headers={"Cookie": f"{NAME}={cookie}"}, allow_redirects=False
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                self.url + "/oauth2/sign_out", headers={"Cookie": f"{NAME}={cookie}"}, allow_redirects=False
+            ) as response,
+        ):
             await response.read()
             assert response.status == 302, response.status
 

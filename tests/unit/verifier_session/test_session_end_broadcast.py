@@ -155,8 +155,12 @@ async def test_a_failed_announcement_stops_answers_from_memory_until_the_task_li
     try:
         # A user that may subscribe but not publish: the announcement fails, the subscription does not.
         await admin.acl_setuser(
-            "listener", enabled=True, passwords=["+listener-password"], commands=["+@all", "-publish"],
-            keys=["*"], channels=["*"],
+            "listener",
+            enabled=True,
+            passwords=["+listener-password"],
+            commands=["+@all", "-publish"],
+            keys=["*"],
+            channels=["*"],
         )
         host_port = own_redis.url.removeprefix("redis://")
         task = await tasks(f"redis://listener:listener-password@{host_port}")
