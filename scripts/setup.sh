@@ -136,46 +136,40 @@ if [ ! -x "$root/.cache/go/bin/go" ]; then
   ln -sfn "$(go env GOROOT)" "$root/.cache/go"
 fi
 
-# --- Docker Compose CLI, which builds and runs compose.yaml in the tests ------------------------------
-# The real CLI built from its Go module at an exact version (the tests check compose.yaml with it,
-# build the images and start the file).
+# --- Docker's two Go programs: the Compose CLI and buildx ---------------------------------------------
+# build_go_cli NAME MODULE VERSION PACKAGE VERSION_SYMBOL OUTPUT HOW_LONG: build PACKAGE of the Go module
+# MODULE at VERSION into OUTPUT, with VERSION written into VERSION_SYMBOL at link time. `go install
+# module@version` refuses a module whose go.mod has exclude or replace directives, as Compose's does;
+# building inside the downloaded module (read-only in the module cache, its go.sum included) uses them
+# as the project's own build does.
+build_go_cli() {
+  local name=$1 module=$2 version=$3 package=$4 symbol=$5 output=$6 how_long=$7 src
+  [ ! -x "$output" ] || return 0
+  use_pinned_go "$name $version"
+  log "building $name $version from its Go module ($how_long)"
+  src=$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$src" ] && [ -d "$src" ] || die "could not download $module@$version"
+  mkdir -p "$(dirname "$output")"
+  (cd "$src" && CGO_ENABLED=0 go build -buildvcs=false -trimpath \
+    -ldflags "-s -w -X $symbol=$version" -o "$output.tmp" "$package")
+  mv "$output.tmp" "$output"
+}
+
+# The Compose CLI builds and runs compose.yaml in the tests (and checks it).
 compose_version=v5.5.1
-compose_bin="$bin_dir/docker-compose-$compose_version"
-if [ ! -x "$compose_bin" ]; then
-  use_pinned_go "Docker Compose $compose_version"
-  log "building Docker Compose $compose_version from its Go module (about a minute and a half)"
-  compose_module=github.com/docker/compose/v5
-  # `go install module@version` refuses a module whose go.mod has exclude or replace directives, as
-  # Compose's does; building inside the downloaded module (read-only in the module cache, its go.sum
-  # included) uses them as the project's own build does.
-  compose_src=$(go mod download -json "$compose_module@$compose_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [ -n "$compose_src" ] && [ -d "$compose_src" ] || die "could not download $compose_module@$compose_version"
-  mkdir -p "$bin_dir"
-  (cd "$compose_src" && CGO_ENABLED=0 go build -buildvcs=false -trimpath \
-    -ldflags "-s -w -X $compose_module/internal.Version=$compose_version" -o "$compose_bin.tmp" ./cmd)
-  mv "$compose_bin.tmp" "$compose_bin"
-fi
+build_go_cli "Docker Compose" github.com/docker/compose/v5 "$compose_version" ./cmd \
+  github.com/docker/compose/v5/internal.Version "$bin_dir/docker-compose-$compose_version" \
+  "about a minute and a half"
 ln -sfn "docker-compose-$compose_version" "$bin_dir/docker-compose"
 
-
-# --- Docker buildx, the BuildKit client Compose builds the images with ----------------------------------
-# Debian 12 has no buildx package, and without it Compose falls back to the classic builder, which has
-# no build secrets. Built from its Go module with its version set at link time (Compose refuses a
-# plugin without one), and installed as a CLI plugin of the project's own Docker configuration
-# (.cache/docker/config; the Makefile points DOCKER_CONFIG there).
+# buildx, the BuildKit client Compose builds the images with: Debian 12 has no buildx package, and
+# without it Compose falls back to the classic builder, which has no build secrets. Its version is set
+# at link time (Compose refuses a plugin without one); it is a CLI plugin of the project's own Docker
+# configuration (.cache/docker/config; the Makefile points DOCKER_CONFIG there).
 buildx_version=v0.38.2
 buildx_bin="$bin_dir/docker-buildx-$buildx_version"
-if [ ! -x "$buildx_bin" ]; then
-  use_pinned_go "Docker buildx $buildx_version"
-  log "building Docker buildx $buildx_version from its Go module (about two minutes)"
-  buildx_module=github.com/docker/buildx
-  buildx_src=$(go mod download -json "$buildx_module@$buildx_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [ -n "$buildx_src" ] && [ -d "$buildx_src" ] || die "could not download $buildx_module@$buildx_version"
-  mkdir -p "$bin_dir"
-  (cd "$buildx_src" && CGO_ENABLED=0 go build -buildvcs=false -trimpath \
-    -ldflags "-s -w -X $buildx_module/version.Version=$buildx_version" -o "$buildx_bin.tmp" ./cmd/buildx)
-  mv "$buildx_bin.tmp" "$buildx_bin"
-fi
+build_go_cli "Docker buildx" github.com/docker/buildx "$buildx_version" ./cmd/buildx \
+  github.com/docker/buildx/version.Version "$buildx_bin" "about two minutes"
 mkdir -p "$root/.cache/docker/config/cli-plugins"
 ln -sfn "$buildx_bin" "$root/.cache/docker/config/cli-plugins/docker-buildx"
 

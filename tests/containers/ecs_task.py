@@ -279,6 +279,12 @@ def logs(task: Task, last: int = 30) -> str:
     return "\n".join(out)
 
 
+def run_detached(task: Task, name: str, *args: str) -> None:
+    """``docker run --detach`` of one container of the test, recorded for removal."""
+    task.names.append(task.container(name))
+    docker("run", "--detach", "--name", task.container(name), *args)
+
+
 def start_stand_ins(task: Task, images: Mapping[str, str]) -> None:
     tls = task.work / "tls"
     files = make_dev_pki(tls, hostnames=("localhost", REDIS_HOST, DATABASE_HOST))
@@ -287,136 +293,42 @@ def start_stand_ins(task: Task, images: Mapping[str, str]) -> None:
     for path in (files.ca_cert, files.cert, files.key):
         path.chmod(0o644)
     docker("network", "create", task.network)
-    common = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--init"]
+    hardened = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--init"]
     tls_mount = ["--mount", f"type=bind,source={tls},target=/tls,readonly"]
-    redis = task.container("redis")
-    task.names.append(redis)
-    docker(
-        "run",
-        "--detach",
-        "--name",
-        redis,
-        "--network",
-        task.network,
-        "--network-alias",
-        REDIS_HOST,
-        *common,
-        *tls_mount,
-        images["redis"],
-        "redis-server",
-        "--port",
-        "0",
-        "--tls-port",
-        "6379",
-        "--tls-cert-file",
-        "/tls/server.pem",
-        "--tls-key-file",
-        "/tls/server-key.pem",
-        "--tls-auth-clients",
-        "no",
-        "--save",
-        "",
-        "--user",
-        "default",
-        "off",
-        "--user",
-        REDIS_USERNAME,
-        "on",
-        f">{task.secrets.redis_password}",
-        "~*",
-        "&*",
-        "+@all",
-        "-@dangerous",
-    )
+    run_detached(
+        task, "redis", "--network", task.network, "--network-alias", REDIS_HOST, *hardened, *tls_mount,
+        images["redis"], "redis-server", "--port", "0", "--tls-port", "6379",
+        "--tls-cert-file", "/tls/server.pem", "--tls-key-file", "/tls/server-key.pem",
+        "--tls-auth-clients", "no", "--save", "", "--user", "default", "off",
+        "--user", REDIS_USERNAME, "on", f">{task.secrets.redis_password}", "~*", "&*", "+@all", "-@dangerous",
+    )  # fmt: skip
     # PostgreSQL with TLS (RDS refuses plain connections); its key must belong to its user.
     key_copy = task.work / "postgres-key.pem"
     key_copy.write_bytes(files.key.read_bytes())
     key_copy.chmod(0o600)
     os.chown(key_copy, 999, 999)
-    postgres = task.container("postgres")
-    task.names.append(postgres)
-    docker(
-        "run",
-        "--detach",
-        "--name",
-        postgres,
-        "--network",
-        task.network,
-        "--network-alias",
-        DATABASE_HOST,
-        *common,
-        "--tmpfs",
-        "/var/run/postgresql:uid=999,gid=999",
-        "--tmpfs",
-        "/tmp",
-        *tls_mount,
-        "--mount",
-        f"type=bind,source={key_copy},target=/run/postgres-key.pem,readonly",
-        "--env",
-        "POSTGRES_USER=edge_api",
-        "--env",
-        "POSTGRES_DB=edge_api",
-        "--env",
-        f"POSTGRES_PASSWORD={task.secrets.database_password}",
-        images["postgres"],
-        "postgres",
-        "-c",
-        "ssl=on",
-        "-c",
-        "ssl_cert_file=/tls/server.pem",
-        "-c",
-        "ssl_key_file=/run/postgres-key.pem",
-    )
+    run_detached(
+        task, "postgres", "--network", task.network, "--network-alias", DATABASE_HOST, *hardened,
+        "--tmpfs", "/var/run/postgresql:uid=999,gid=999", "--tmpfs", "/tmp", *tls_mount,
+        "--mount", f"type=bind,source={key_copy},target=/run/postgres-key.pem,readonly",
+        "--env", "POSTGRES_USER=edge_api", "--env", "POSTGRES_DB=edge_api",
+        "--env", f"POSTGRES_PASSWORD={task.secrets.database_password}",
+        images["postgres"], "postgres", "-c", "ssl=on", "-c", "ssl_cert_file=/tls/server.pem",
+        "-c", "ssl_key_file=/run/postgres-key.pem",
+    )  # fmt: skip
     # The task's network interface: published to this machine only for devidp (the browser's way to
     # the identity provider); the load balancer reaches nginx at the task's address.
-    task.names.append(task.holder)
-    docker(
-        "run",
-        "--detach",
-        "--name",
-        task.holder,
-        "--network",
-        task.network,
-        "--init",
-        "--read-only",
-        "--cap-drop",
-        "ALL",
-        "--publish",
-        f"127.0.0.1:{task.idp_port}:{task.idp_port}",
-        images["base"],
-        "sleep",
-        "infinity",
-    )
-    devidp = task.container("devidp")
-    task.names.append(devidp)
-    docker(
-        "run",
-        "--detach",
-        "--name",
-        devidp,
-        "--network",
-        f"container:{task.holder}",
-        *common,
-        *tls_mount,
-        images["devidp"],
-        "python",
-        "-m",
-        "devidp",
-        "--config",
-        "/etc/devidp/example.toml",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(task.idp_port),
-        "--tls-cert",
-        "/tls/server.pem",
-        "--tls-key",
-        "/tls/server-key.pem",
-        "--public-url",
-        task.idp_origin,
-        "--app-origin",
-        f"https://{PUBLIC_HOST}",
-    )
+    run_detached(
+        task, "eni", "--network", task.network, "--init", "--read-only", "--cap-drop", "ALL",
+        "--publish", f"127.0.0.1:{task.idp_port}:{task.idp_port}", images["base"], "sleep", "infinity",
+    )  # fmt: skip
+    run_detached(
+        task, "devidp", "--network", f"container:{task.holder}", *hardened, *tls_mount,
+        images["devidp"], "python", "-m", "devidp", "--config", "/etc/devidp/example.toml",
+        "--host", "0.0.0.0", "--port", str(task.idp_port), "--tls-cert", "/tls/server.pem",
+        "--tls-key", "/tls/server-key.pem", "--public-url", task.idp_origin,
+        "--app-origin", f"https://{PUBLIC_HOST}",
+    )  # fmt: skip
 
 
 @contextmanager
