@@ -41,7 +41,7 @@ from stack.scaleout import ScaleOutStack
 from stack.topology import SESSION_COOKIE_NAME, free_port, free_port_topology
 from tests.e2e import edge_client
 from verifier.sources.csrf import DEFAULT_TTL_SECONDS, SPENT_KEY_PREFIX
-from verifier.sources.session import SESSION_START_KEY_PREFIX
+from verifier.sources.session.store import SESSION_START_KEY_PREFIX
 
 README = Path(__file__).resolve().parent / "README.md"
 #: The minute from which Redis should hold steady: spent CSRF tokens live 600 s, so from minute 11 on

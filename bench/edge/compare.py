@@ -88,9 +88,7 @@ def harness(checkout: Path, duration: float, keep: Path | None, name: str, token
 
 
 def _median(runs: list[Run], row: str, column: str, *, components: bool = False) -> float | None:
-    values = [
-        (r.components if components else r.rows).get(row, {}).get(column) for r in runs
-    ]
+    values = [(r.components if components else r.rows).get(row, {}).get(column) for r in runs]
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
 

@@ -18,13 +18,9 @@ import redis
 from stack.launcher import Stack
 from tests.e2e import edge_client
 from tests.e2e.conftest import COOKIE_REFRESH_SECONDS
-from verifier.sources.session import (
-    DEFAULT_SESSION_MAX_AGE_SECONDS,
-    SESSION_START_KEEP_SECONDS,
-    SESSION_START_KEY_PREFIX,
-    session_binding,
-    session_ticket_id,
-)
+from verifier.core.session_cookies import session_binding, session_ticket_id
+from verifier.sources.session.settings import DEFAULT_SESSION_MAX_AGE_SECONDS
+from verifier.sources.session.store import SESSION_START_KEEP_SECONDS, SESSION_START_KEY_PREFIX
 from verifier.sources.session_cache import DEFAULT_SESSION_CACHE_SECONDS
 
 pytestmark = pytest.mark.e2e

@@ -22,7 +22,7 @@ from verifier.service.metrics import VerifierMetrics
 from verifier.service.settings import VerifierSettings, settings_from_env
 from verifier.sources.alb import build_alb_source
 from verifier.sources.credential_source import CredentialSource
-from verifier.sources.session import build_session_source
+from verifier.sources.session.source import build_session_source
 
 log = logging.getLogger("verifier")
 

@@ -22,15 +22,14 @@ from verifier.core.alb_token import ALB_ARN, DEFAULT_KEY_URL_TEMPLATE, REGION, A
 from verifier.core.identity import MIN_IDENTITY_KEY_BYTES, decode_identity_key
 from verifier.core.jose import GUID
 from verifier.core.policy import RoutePolicy, load_policy
+from verifier.core.session_cookies import DEFAULT_COOKIE_NAME, is_cookie_name
 from verifier.sources import csrf
 from verifier.sources.access_token import DEFAULT_TOKEN_CACHE_SIZE
-from verifier.sources.session import (
-    DEFAULT_COOKIE_NAME,
+from verifier.sources.session.settings import (
     DEFAULT_OAUTH2_PROXY_URL,
     DEFAULT_SESSION_MAX_AGE_SECONDS,
     SessionSettings,
     SessionSourceSettings,
-    is_cookie_name,
 )
 from verifier.sources.session_cache import (
     DEFAULT_SESSION_CACHE_SECONDS,
@@ -152,7 +151,7 @@ def session_source_settings_from_env(reader: EnvReader, identity_key: bytes) -> 
     except ValueError as exc:
         reader.problem(f"VERIFIER_PUBLIC_ORIGIN: {exc}")
     ttl = reader.integer("VERIFIER_CSRF_TTL_SECONDS", csrf.DEFAULT_TTL_SECONDS, 30, 3600)
-    # The absolute session lifetime (verifier/sources/session.py): at least a minute, at most 30 days.
+    # The absolute session lifetime (verifier/sources/session/): at least a minute, at most 30 days.
     max_age = reader.integer(
         "VERIFIER_SESSION_MAX_AGE_SECONDS", DEFAULT_SESSION_MAX_AGE_SECONDS, 60, 30 * 86400
     )

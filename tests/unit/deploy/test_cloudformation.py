@@ -17,7 +17,7 @@ import pytest
 
 from fastapi_app.routes.docs import OAUTH2_REDIRECT_PATH
 from verifier.sources.csrf import SPENT_KEY_PREFIX
-from verifier.sources.session import SESSION_START_KEY_PREFIX
+from verifier.sources.session.store import SESSION_START_KEY_PREFIX
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY_AWS = REPO / "deploy" / "aws"

@@ -22,7 +22,7 @@ from verifier.keys.jwks import FETCH_TIMEOUT_SECONDS, JwksCache
 from verifier.service.app import STATE, create_app
 from verifier.service.metrics import DURATION_BUCKETS, VerifierMetrics
 from verifier.sources.csrf import redis_client
-from verifier.sources.session import SessionSettings
+from verifier.sources.session.settings import SessionSettings
 
 README = Path(__file__).resolve().parents[3] / "verifier" / "README.md"
 

@@ -16,14 +16,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from verifier.core.reasons import Reason, http_status
-from verifier.sources.session import (
-    OAuth2ProxyClient,
-    SessionLookup,
-    SessionRejected,
-    SessionSettings,
-    session_binding,
-    session_cookies,
-)
+from verifier.core.session_cookies import session_binding, session_cookies
+from verifier.sources.session.oauth2_proxy import OAuth2ProxyClient, SessionLookup
+from verifier.sources.session.rejected import SessionRejected
+from verifier.sources.session.settings import SessionSettings
 
 from .conftest import NAME, IdentityProvider, OAuth2Proxy, free_port
 from .oauth2_proxy_cookie import Ticket

@@ -6,9 +6,8 @@ import base64
 
 import pytest
 
-from verifier.sources.session import (
+from verifier.core.session_cookies import (
     MAX_COOKIE_CHUNKS,
-    SessionSettings,
     cookie_name_of,
     parse_cookie_header,
     pick_session_set_cookie,
@@ -17,6 +16,7 @@ from verifier.sources.session import (
     session_cookies,
     session_ticket_id,
 )
+from verifier.sources.session.settings import SessionSettings
 
 from .oauth2_proxy_cookie import Ticket
 

@@ -15,9 +15,10 @@ import pytest
 
 from tests.support.config_problems import problems_naming
 from tests.support.token_forge import TENANT_A, JwksServer, SigningKey, TokenForge
+from verifier.core.session_cookies import session_binding
 from verifier.service.settings import settings_from_env
 from verifier.sources.csrf import derive_csrf_key, verify_token
-from verifier.sources.session import SessionSourceSettings, session_binding
+from verifier.sources.session.settings import SessionSourceSettings
 
 from .conftest import NAME, REPO, OAuth2Proxy, RedisServer, free_port, wait_for_port
 

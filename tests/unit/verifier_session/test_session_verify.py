@@ -22,18 +22,14 @@ from redis.asyncio import Redis
 from tests.support.app_clients import AppClients
 from tests.support.token_forge import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
 from verifier.core.identity import check_signature, principal_from_headers
+from verifier.core.session_cookies import session_binding
 from verifier.keys.provider import StaticKeys
 from verifier.service.app import STATE, create_app
 from verifier.service.metrics import VerifierMetrics
 from verifier.service.settings import VerifierSettings
 from verifier.sources.csrf import CsrfSettings, derive_csrf_key, verify_token
-from verifier.sources.session import (
-    SessionSettings,
-    SessionSource,
-    SessionSourceSettings,
-    build_session_source,
-    session_binding,
-)
+from verifier.sources.session.settings import SessionSettings, SessionSourceSettings
+from verifier.sources.session.source import SessionSource, build_session_source
 
 from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port, start_redis
 

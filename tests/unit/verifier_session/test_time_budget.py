@@ -13,7 +13,8 @@ from pathlib import Path
 
 from verifier.keys.jwks import FETCH_TIMEOUT_SECONDS
 from verifier.sources.csrf import redis_client
-from verifier.sources.session import READY_TIMEOUT_SECONDS, SessionSettings
+from verifier.sources.session.oauth2_proxy import READY_TIMEOUT_SECONDS
+from verifier.sources.session.settings import SessionSettings
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "nginx" / "edge.conf.template"
 
