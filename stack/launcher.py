@@ -132,73 +132,97 @@ class Stack:
         t = self.topology
         if t.database not in ("sqlite", "postgres"):
             raise StackError(f"the API's database must be sqlite or postgres, not {t.database!r}")
-        nginx = find_program("nginx", "Install it (`apt-get install nginx`) or run `make setup`.")
-        redis = find_program("redis-server", "Install it (`apt-get install redis-server`) or `make setup`.")
-        o2p = find_program("oauth2-proxy", SETUP_HINT, explicit=self.oauth2_proxy_binary)
+        programs = self._programs()
         if not t.devidp_config.is_file():
             raise StackError(f"devidp's configuration {t.devidp_config} is missing")
-        template_nginx = t.repo_root / render.NGINX_TEMPLATE
-        template_o2p = t.repo_root / render.OAUTH2_PROXY_TEMPLATE
-
         for folder in (t.run_dir, t.conf_dir, t.logs_dir, t.run_dir / "nginx", t.run_dir / "redis"):
             folder.mkdir(parents=True, exist_ok=True)
-        self.tls = make_dev_pki(t.tls_dir)
-        self.secrets = load_or_make_secrets(t.secrets_path)
+        self.tls = tls = make_dev_pki(t.tls_dir)
+        self.secrets = secrets = load_or_make_secrets(t.secrets_path)
+        configs = self._write_configs(tls)
+        self.processes = self._processes(programs, configs, tls, secrets, self._database_url())
+        if self.postgres is not None:
+            assert self.postgres.process is not None
+            self.processes["postgres"] = self.postgres.process
 
-        # nginx
-        (t.conf_dir / "nginx-tls.conf").write_text(render.nginx_tls_conf(self.tls.cert, self.tls.key))
+    def _programs(self) -> dict[str, Path]:
+        """The three programs that are not Python modules of this repository, or a StackError."""
+        return {
+            "nginx": find_program("nginx", "Install it (`apt-get install nginx`) or run `make setup`."),
+            "redis": find_program(
+                "redis-server", "Install it (`apt-get install redis-server`) or `make setup`."
+            ),
+            "oauth2-proxy": find_program("oauth2-proxy", SETUP_HINT, explicit=self.oauth2_proxy_binary),
+        }
+
+    def _write_configs(self, tls: TlsFiles) -> dict[str, Path]:
+        """nginx's, oauth2-proxy's and devidp's configuration files, rendered into the run folder."""
+        t = self.topology
+        (t.conf_dir / "nginx-tls.conf").write_text(render.nginx_tls_conf(tls.cert, tls.key))
+        template_nginx = t.repo_root / render.NGINX_TEMPLATE
         edge = render.render_template(template_nginx.read_text(), render.edge_values(t), "EDGE_")
         (t.conf_dir / "edge.conf").write_text(edge)
-        main_conf = t.conf_dir / "nginx.conf"
-        main_conf.write_text(
+        nginx_conf = t.conf_dir / "nginx.conf"
+        nginx_conf.write_text(
             render.nginx_main_conf(t, t.conf_dir / "edge.conf", running_as_root=os.geteuid() == 0)
         )
-        # oauth2-proxy
         o2p_conf = t.conf_dir / "oauth2-proxy.cfg"
-        o2p_conf.write_text(
-            render.render_template(
-                template_o2p.read_text(), render.oauth2_proxy_values(t, self.tls.ca_cert), "O2P_"
-            )
-        )
-        # devidp
+        template_o2p = t.repo_root / render.OAUTH2_PROXY_TEMPLATE
+        o2p_values = render.oauth2_proxy_values(t, tls.ca_cert)
+        o2p_conf.write_text(render.render_template(template_o2p.read_text(), o2p_values, "O2P_"))
         devidp_conf = t.conf_dir / "devidp.toml"
         devidp_conf.write_text(render.devidp_config_text(t.devidp_config.read_text(encoding="utf-8"), t))
+        return {"nginx": nginx_conf, "oauth2-proxy": o2p_conf, "devidp": devidp_conf}
 
-        # PostgreSQL (when asked for): a throw-away cluster, initialised now, started like the others.
+    def _database_url(self) -> str | None:
+        """The API's PostgreSQL: a throw-away cluster, initialised now and started like the others,
+        when the topology asks for one and none was given; None for SQLite."""
+        t = self.topology
         if t.database == "postgres" and self.postgres is None and self.database_url is None:
-            self.postgres = PostgresCluster(
-                t.postgres_port, host=t.bind_host, log_path=t.logs_dir / "postgres.log"
-            )
+            log_path = t.logs_dir / "postgres.log"
+            self.postgres = PostgresCluster(t.postgres_port, host=t.bind_host, log_path=log_path)
             self.postgres.init()
-        postgres_url = self.postgres.url() if self.postgres is not None else self.database_url
-        api_env = render.api_env(t, self.tls.ca_cert, self.secrets, postgres_url=postgres_url)
+        return self.postgres.url() if self.postgres is not None else self.database_url
 
+    def _processes(
+        self,
+        programs: dict[str, Path],
+        configs: dict[str, Path],
+        tls: TlsFiles,
+        secrets: render.Secrets,
+        postgres_url: str | None,
+    ) -> dict[str, ManagedProcess]:
+        """Every component as a process to start, with the probe that says it is ready."""
+        t = self.topology
+        api_env = render.api_env(t, tls.ca_cert, secrets, postgres_url=postgres_url)
         py_env = {"PYTHONUNBUFFERED": "1", **dict(t.extra_env)}
-        o2p_args = ["--config", str(o2p_conf), *render.oauth2_proxy_redis_args(t, self.tls.ca_cert)]
+        o2p_args = [
+            "--config", str(configs["oauth2-proxy"]), *render.oauth2_proxy_redis_args(t, tls.ca_cert)
+        ]  # fmt: skip
         if t.oauth2_proxy_metrics_port is not None:
             o2p_args.append(f"--metrics-address={t.bind_host}:{t.oauth2_proxy_metrics_port}")
         host = t.bind_host
         logs = t.logs_dir
-        self.processes = {
+        return {
             "redis": ManagedProcess(
                 "Redis",
-                [str(redis), *render.redis_args(t, t.run_dir / "redis", (self.tls.cert, self.tls.key))],
+                [str(programs["redis"]), *render.redis_args(t, t.run_dir / "redis", (tls.cert, tls.key))],
                 t.redis_port,
                 redis_url_probe(t.redis_client_url) if t.redis_tls else redis_probe(host, t.redis_port),
                 logs / "redis.log",
             ),
             "devidp": ManagedProcess(
                 "devidp",
-                [self.python, *render.devidp_args(t, devidp_conf, self.tls.cert, self.tls.key)],
+                [self.python, *render.devidp_args(t, configs["devidp"], tls.cert, tls.key)],
                 t.devidp_port,
-                http_probe(f"{t.oidc_issuer}/.well-known/openid-configuration", ca_file=self.tls.ca_cert),
+                http_probe(f"{t.oidc_issuer}/.well-known/openid-configuration", ca_file=tls.ca_cert),
                 logs / "devidp.log", env=py_env, cwd=t.repo_root,
             ),
             "oauth2-proxy": ManagedProcess(
-                "oauth2-proxy", [str(o2p), *o2p_args], t.oauth2_proxy_port,
+                "oauth2-proxy", [str(programs["oauth2-proxy"]), *o2p_args], t.oauth2_proxy_port,
                 http_probe(f"{t.oauth2_proxy_url}/ready"), logs / "oauth2-proxy.log",
                 env={
-                    **render.oauth2_proxy_env(BFF_CLIENT_SECRET, self.secrets.cookie_secret),
+                    **render.oauth2_proxy_env(BFF_CLIENT_SECRET, secrets.cookie_secret),
                     **render.oauth2_proxy_redis_env(t),
                 },
             ),
@@ -206,7 +230,7 @@ class Stack:
                 "verifier", [self.python, "-m", "verifier"], t.verifier_port,
                 http_probe(f"{t.verifier_url}/readyz"), logs / "verifier.log",
                 extra_ports={"verifier metrics": t.verifier_metrics_port},
-                env={**py_env, **render.verifier_env(t, self.tls.ca_cert, self.secrets)}, cwd=t.repo_root,
+                env={**py_env, **render.verifier_env(t, tls.ca_cert, secrets)}, cwd=t.repo_root,
             ),
             "api": ManagedProcess(
                 "FastAPI", [self.python, "-m", "fastapi_app"], t.api_port,
@@ -215,19 +239,16 @@ class Stack:
             ),
             "nginx": ManagedProcess(
                 "nginx",
-                [str(nginx), "-e", "stderr", "-p", str(t.run_dir / "nginx"), "-c", str(main_conf),
-                 "-g", "daemon off; error_log stderr notice;"],
+                [str(programs["nginx"]), "-e", "stderr", "-p", str(t.run_dir / "nginx"),
+                 "-c", str(configs["nginx"]), "-g", "daemon off; error_log stderr notice;"],
                 t.nginx_port,
-                http_probe(f"https://{t.bind_host}:{t.nginx_port}/readyz", ca_file=self.tls.ca_cert),
+                http_probe(f"https://{t.bind_host}:{t.nginx_port}/readyz", ca_file=tls.ca_cert),
                 logs / "nginx.log",
                 # SIGQUIT is nginx's graceful shutdown (the official image's STOPSIGNAL): it stops
                 # accepting, lets in-flight requests finish, then exits. SIGTERM would cut them off.
                 stop_signal=signal.SIGQUIT,
             ),
         }  # fmt: skip
-        if self.postgres is not None:
-            assert self.postgres.process is not None
-            self.processes["postgres"] = self.postgres.process
 
     # --- running ---------------------------------------------------------------------------------
     def start(self, components: Iterable[str] = COMPONENTS) -> Stack:
