@@ -537,139 +537,15 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
         f"{where}.api",
         ("oauth2PermissionScopes", "requestedAccessTokenVersion", "preAuthorizedApplications"),
     )
-    scopes = []
-    for w, sc in r.each_table(
-        api.get("oauth2PermissionScopes"),
-        f"{where}.api.oauth2PermissionScopes",
-        ("id", "value", "type", "adminConsentDisplayName", "isEnabled"),
-    ):
-        value = r.string(sc, "value", w, required=True)
-        if value and (" " in value or value.startswith(".")):
-            r.problem(f"{w}.value", f"{value!r}: scope values may not contain spaces or start with '.'")
-        scope_type = r.string(sc, "type", w, default="User")
-        if scope_type not in ("User", "Admin"):
-            r.problem(f"{w}.type", f"expected 'User' or 'Admin', got {scope_type!r}")
-        scopes.append(
-            PermissionScope(
-                id=r.guid(sc, "id", w, required=False) or derived_id(app_id, "scope", value),
-                value=value,
-                type=scope_type,
-                admin_consent_display_name=r.string(sc, "adminConsentDisplayName", w),
-                is_enabled=r.boolean(sc, "isEnabled", w, True),
-            )
-        )
-    roles = []
-    for w, ro in r.each_table(
-        a.get("appRoles"),
-        f"{where}.appRoles",
-        ("id", "value", "displayName", "allowedMemberTypes", "isEnabled", "description"),
-    ):
-        value = r.string(ro, "value", w, required=True)
-        members = r.strings(ro, "allowedMemberTypes", w) or ("User",)
-        for m in members:
-            if m not in ("User", "Application"):
-                r.problem(f"{w}.allowedMemberTypes", f"expected 'User' and/or 'Application', got {m!r}")
-        roles.append(
-            AppRole(
-                id=r.guid(ro, "id", w, required=False) or derived_id(app_id, "role", value),
-                value=value,
-                display_name=r.string(ro, "displayName", w, default=value),
-                allowed_member_types=members,
-                is_enabled=r.boolean(ro, "isEnabled", w, True),
-            )
-        )
-    version = api.get("requestedAccessTokenVersion", 1)
-    if version is None:
-        version = 1
-    if version not in (1, 2) or isinstance(version, bool):
-        r.problem(f"{where}.api.requestedAccessTokenVersion", f"expected 1 or 2, got {version!r}")
-        version = 1
-    pre = []
-    for w, p in r.each_table(
-        api.get("preAuthorizedApplications"),
-        f"{where}.api.preAuthorizedApplications",
-        ("appId", "delegatedPermissionIds"),
-    ):
-        wanted = r.strings(p, "delegatedPermissionIds", w)
-        values = set()
-        for j, ident in enumerate(wanted):
-            match = [s.value for s in scopes if s.id == ident.lower() or s.value == ident]
-            if not match:
-                r.problem(
-                    f"{w}.delegatedPermissionIds[{j}]", f"{ident!r} is not a scope id or value of this API"
-                )
-            values.update(match)
-        pre.append(PreAuthorizedApplication(app_id=r.guid(p, "appId", w), scopes=frozenset(values)))
-
-    platforms: dict[str, tuple[str, ...]] = {}
-    for platform in ("spa", "web", "publicClient"):
-        allowed = ("redirectUris", "logoutUrl") if platform == "web" else ("redirectUris",)
-        section = r.table(a.get(platform), f"{where}.{platform}", allowed)
-        uris = r.strings(section, "redirectUris", f"{where}.{platform}")
-        for j, uri in enumerate(uris):
-            _check_redirect_uri(r, uri, f"{where}.{platform}.redirectUris[{j}]", platform)
-        platforms[platform] = uris
-
-    gmc = r.string(a, "groupMembershipClaims", where, default="None")
-    if gmc not in GROUP_MEMBERSHIP_CLAIMS:
-        r.problem(
-            f"{where}.groupMembershipClaims",
-            f"expected one of {', '.join(GROUP_MEMBERSHIP_CLAIMS)}, got {gmc!r}",
-        )
-
-    oc = r.table(a.get("optionalClaims"), f"{where}.optionalClaims", ("accessToken", "idToken", "saml2Token"))
-    optional: dict[str, frozenset[str]] = {}
-    properties: dict[str, frozenset[tuple[str, str]]] = {}
-    for kind in ("accessToken", "idToken"):
-        names = set()
-        pairs = set()
-        for w, c in r.each_table(
-            oc.get(kind),
-            f"{where}.optionalClaims.{kind}",
-            ("name", "essential", "source", "additionalProperties"),
-        ):
-            name = r.string(c, "name", w, required=True)
-            if name and name not in SUPPORTED_OPTIONAL_CLAIMS and not name.startswith("xms_"):
-                r.problem(
-                    f"{w}.name",
-                    f"{name!r} is not an optional claim of Entra's reference "
-                    f"(known: {', '.join(sorted(SUPPORTED_OPTIONAL_CLAIMS))}, xms_*)",
-                )
-            for j, prop in enumerate(r.strings(c, "additionalProperties", w)):
-                if prop not in OPTIONAL_CLAIM_PROPERTIES:
-                    r.problem(
-                        f"{w}.additionalProperties[{j}]",
-                        f"{prop!r} is not an additional property Entra documents "
-                        f"(known: {', '.join(sorted(OPTIONAL_CLAIM_PROPERTIES))})",
-                    )
-                pairs.add((name, prop))
-            names.add(name)
-        optional[kind] = frozenset(names)
-        properties[kind] = frozenset(pairs)
-
-    secrets = []
-    for w, pc in r.each_table(
-        a.get("passwordCredentials"), f"{where}.passwordCredentials", ("displayName", "secretText")
-    ):
-        secret = r.string(pc, "secretText", w, required=True)
-        if secret and len(secret) < 16:
-            r.problem(f"{w}.secretText", "must be at least 16 characters")
-        secrets.append(secret)
-
-    rra = []
-    for w, rr in r.each_table(
-        a.get("requiredResourceAccess"),
-        f"{where}.requiredResourceAccess",
-        ("resourceAppId", "scopes", "roles"),
-    ):
-        rra.append(
-            RequiredResourceAccess(
-                resource_app_id=r.guid(rr, "resourceAppId", w),
-                scopes=frozenset(r.strings(rr, "scopes", w)),
-                roles=frozenset(r.strings(rr, "roles", w)),
-            )
-        )
-
+    scopes = _permission_scopes(r, api, where, app_id)
+    roles = _app_roles(r, a, where, app_id)
+    version = _requested_access_token_version(r, api, where)
+    pre = _pre_authorized_applications(r, api, where, scopes)
+    platforms = _redirect_uris_by_platform(r, a, where)
+    gmc = _group_membership_claims(r, a, where)
+    optional, properties = _optional_claims(r, a, where)
+    secrets = _client_secrets(r, a, where)
+    rra = _required_resource_access(r, a, where)
     post_logout = r.strings(a, "postLogoutRedirectUris", where)
     for j, uri in enumerate(post_logout):
         _check_redirect_uri(r, uri, f"{where}.postLogoutRedirectUris[{j}]", "web")
@@ -702,6 +578,173 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
         client_secrets=tuple(secrets),
         required_resource_access=tuple(rra),
     )
+
+
+def _permission_scopes(r: _Reader, api: Mapping[str, Any], where: str, app_id: str) -> list[PermissionScope]:
+    scopes = []
+    for w, sc in r.each_table(
+        api.get("oauth2PermissionScopes"),
+        f"{where}.api.oauth2PermissionScopes",
+        ("id", "value", "type", "adminConsentDisplayName", "isEnabled"),
+    ):
+        value = r.string(sc, "value", w, required=True)
+        if value and (" " in value or value.startswith(".")):
+            r.problem(f"{w}.value", f"{value!r}: scope values may not contain spaces or start with '.'")
+        scope_type = r.string(sc, "type", w, default="User")
+        if scope_type not in ("User", "Admin"):
+            r.problem(f"{w}.type", f"expected 'User' or 'Admin', got {scope_type!r}")
+        scopes.append(
+            PermissionScope(
+                id=r.guid(sc, "id", w, required=False) or derived_id(app_id, "scope", value),
+                value=value,
+                type=scope_type,
+                admin_consent_display_name=r.string(sc, "adminConsentDisplayName", w),
+                is_enabled=r.boolean(sc, "isEnabled", w, True),
+            )
+        )
+    return scopes
+
+
+def _app_roles(r: _Reader, a: Mapping[str, Any], where: str, app_id: str) -> list[AppRole]:
+    roles = []
+    for w, ro in r.each_table(
+        a.get("appRoles"),
+        f"{where}.appRoles",
+        ("id", "value", "displayName", "allowedMemberTypes", "isEnabled", "description"),
+    ):
+        value = r.string(ro, "value", w, required=True)
+        members = r.strings(ro, "allowedMemberTypes", w) or ("User",)
+        for m in members:
+            if m not in ("User", "Application"):
+                r.problem(f"{w}.allowedMemberTypes", f"expected 'User' and/or 'Application', got {m!r}")
+        roles.append(
+            AppRole(
+                id=r.guid(ro, "id", w, required=False) or derived_id(app_id, "role", value),
+                value=value,
+                display_name=r.string(ro, "displayName", w, default=value),
+                allowed_member_types=members,
+                is_enabled=r.boolean(ro, "isEnabled", w, True),
+            )
+        )
+    return roles
+
+
+def _requested_access_token_version(r: _Reader, api: Mapping[str, Any], where: str) -> int:
+    version = api.get("requestedAccessTokenVersion", 1)
+    if version is None:
+        version = 1
+    if version not in (1, 2) or isinstance(version, bool):
+        r.problem(f"{where}.api.requestedAccessTokenVersion", f"expected 1 or 2, got {version!r}")
+        version = 1
+    return int(version)
+
+
+def _pre_authorized_applications(
+    r: _Reader, api: Mapping[str, Any], where: str, scopes: Sequence[PermissionScope]
+) -> list[PreAuthorizedApplication]:
+    pre = []
+    for w, p in r.each_table(
+        api.get("preAuthorizedApplications"),
+        f"{where}.api.preAuthorizedApplications",
+        ("appId", "delegatedPermissionIds"),
+    ):
+        wanted = r.strings(p, "delegatedPermissionIds", w)
+        values = set()
+        for j, ident in enumerate(wanted):
+            match = [s.value for s in scopes if s.id == ident.lower() or s.value == ident]
+            if not match:
+                r.problem(
+                    f"{w}.delegatedPermissionIds[{j}]", f"{ident!r} is not a scope id or value of this API"
+                )
+            values.update(match)
+        pre.append(PreAuthorizedApplication(app_id=r.guid(p, "appId", w), scopes=frozenset(values)))
+    return pre
+
+
+def _redirect_uris_by_platform(r: _Reader, a: Mapping[str, Any], where: str) -> dict[str, tuple[str, ...]]:
+    platforms: dict[str, tuple[str, ...]] = {}
+    for platform in ("spa", "web", "publicClient"):
+        allowed = ("redirectUris", "logoutUrl") if platform == "web" else ("redirectUris",)
+        section = r.table(a.get(platform), f"{where}.{platform}", allowed)
+        uris = r.strings(section, "redirectUris", f"{where}.{platform}")
+        for j, uri in enumerate(uris):
+            _check_redirect_uri(r, uri, f"{where}.{platform}.redirectUris[{j}]", platform)
+        platforms[platform] = uris
+    return platforms
+
+
+def _group_membership_claims(r: _Reader, a: Mapping[str, Any], where: str) -> str:
+    gmc = r.string(a, "groupMembershipClaims", where, default="None")
+    if gmc not in GROUP_MEMBERSHIP_CLAIMS:
+        r.problem(
+            f"{where}.groupMembershipClaims",
+            f"expected one of {', '.join(GROUP_MEMBERSHIP_CLAIMS)}, got {gmc!r}",
+        )
+    return gmc
+
+
+def _optional_claims(
+    r: _Reader, a: Mapping[str, Any], where: str
+) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[tuple[str, str]]]]:
+    oc = r.table(a.get("optionalClaims"), f"{where}.optionalClaims", ("accessToken", "idToken", "saml2Token"))
+    optional: dict[str, frozenset[str]] = {}
+    properties: dict[str, frozenset[tuple[str, str]]] = {}
+    for kind in ("accessToken", "idToken"):
+        names = set()
+        pairs = set()
+        for w, c in r.each_table(
+            oc.get(kind),
+            f"{where}.optionalClaims.{kind}",
+            ("name", "essential", "source", "additionalProperties"),
+        ):
+            name = r.string(c, "name", w, required=True)
+            if name and name not in SUPPORTED_OPTIONAL_CLAIMS and not name.startswith("xms_"):
+                r.problem(
+                    f"{w}.name",
+                    f"{name!r} is not an optional claim of Entra's reference "
+                    f"(known: {', '.join(sorted(SUPPORTED_OPTIONAL_CLAIMS))}, xms_*)",
+                )
+            for j, prop in enumerate(r.strings(c, "additionalProperties", w)):
+                if prop not in OPTIONAL_CLAIM_PROPERTIES:
+                    r.problem(
+                        f"{w}.additionalProperties[{j}]",
+                        f"{prop!r} is not an additional property Entra documents "
+                        f"(known: {', '.join(sorted(OPTIONAL_CLAIM_PROPERTIES))})",
+                    )
+                pairs.add((name, prop))
+            names.add(name)
+        optional[kind] = frozenset(names)
+        properties[kind] = frozenset(pairs)
+    return optional, properties
+
+
+def _client_secrets(r: _Reader, a: Mapping[str, Any], where: str) -> list[str]:
+    secrets = []
+    for w, pc in r.each_table(
+        a.get("passwordCredentials"), f"{where}.passwordCredentials", ("displayName", "secretText")
+    ):
+        secret = r.string(pc, "secretText", w, required=True)
+        if secret and len(secret) < 16:
+            r.problem(f"{w}.secretText", "must be at least 16 characters")
+        secrets.append(secret)
+    return secrets
+
+
+def _required_resource_access(r: _Reader, a: Mapping[str, Any], where: str) -> list[RequiredResourceAccess]:
+    rra = []
+    for w, rr in r.each_table(
+        a.get("requiredResourceAccess"),
+        f"{where}.requiredResourceAccess",
+        ("resourceAppId", "scopes", "roles"),
+    ):
+        rra.append(
+            RequiredResourceAccess(
+                resource_app_id=r.guid(rr, "resourceAppId", w),
+                scopes=frozenset(r.strings(rr, "scopes", w)),
+                roles=frozenset(r.strings(rr, "roles", w)),
+            )
+        )
+    return rra
 
 
 def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
