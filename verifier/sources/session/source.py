@@ -79,31 +79,34 @@ class SessionSource(CredentialSource, SessionEnder):
     async def check_credentials(
         self, request: web.Request, original: OriginalRequest, tokens: TokenAuthenticator
     ) -> Decision:
+        # One instant for the whole decision: the session's age, the remembered copy and the CSRF
+        # token are all judged as of the request's arrival.
+        now = int(tokens.clock())
         cookies = self.client.cookies_from(request.headers.getall("Cookie", ()))
         key = cache_key(cookie_header(cookies))
         max_age = self.client.settings.max_age_seconds
-        remembered = self.cache.get(key, now=int(tokens.clock()), max_age=max_age)
+        remembered = self.cache.get(key, now=now, max_age=max_age)
         if remembered is not None:
             decision = await tokens.check_token(remembered.access_token, original, source="session")
             if decision.allowed:
-                return await self._with_csrf(request, original, decision, remembered.binding, tokens)
+                return await self._with_csrf(request, original, decision, remembered.binding, now=now)
             # The remembered token no longer passes (it expired, or the route refuses it): ask
             # oauth2-proxy, which refreshes an expired token, and let its answer decide.
             self.cache.forget(key)
         try:
             lookup = await self.client.lookup(cookies)
-            started = await self._started_at(lookup, now=int(tokens.clock()))
+            started = await self._started_at(lookup, now=now)
         except SessionRejected as rejected:
             if rejected.reason is Reason.NO_SESSION:
                 rejected = await self._confirmed_gone(cookies, rejected)
             return Decision.reject(rejected, source=self.name, headers=_set_cookie(rejected.set_cookie))
-        if int(tokens.clock()) - started >= max_age:
+        if now - started >= max_age:
             return await self._expire(cookies, lookup.binding, max_age)
         decision = await tokens.check_token(lookup.access_token, original, source="session")
         if decision.allowed:
             if lookup.set_cookie is None:
                 self.cache.remember(key, RememberedSession(lookup.access_token, lookup.binding, started))
-            decision = await self._with_csrf(request, original, decision, lookup.binding, tokens)
+            decision = await self._with_csrf(request, original, decision, lookup.binding, now=now)
         return decision.with_headers(*_set_cookie(lookup.set_cookie))
 
     async def end(self, cookie_headers: Iterable[str]) -> None:
@@ -146,10 +149,10 @@ class SessionSource(CredentialSource, SessionEnder):
         original: OriginalRequest,
         decision: Decision,
         binding: bytes,
-        tokens: TokenAuthenticator,
+        *,
+        now: int,
     ) -> Decision:
         """An allowed decision after the CSRF checks, with the next ``X-CSRF-Token``; or the refusal."""
-        now = int(tokens.clock())
         try:
             await self.csrf.check(original.method, request.headers, binding, now=now)
         except CsrfRejected as rejected:
