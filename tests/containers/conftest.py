@@ -14,11 +14,12 @@ def images(request: pytest.FixtureRequest) -> engine.Build:
         name: int(engine.docker("image", "inspect", "--format", "{{.Size}}", engine.image(name)).stdout) / 1e6
         for name in (*engine.SHIPPED_IMAGES, *engine.DEVELOPMENT_IMAGES)
     }
-    # Printed in every run's output (not captured): the build time, cold or warm, and the sizes.
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            f"\n[containers] base image and every image of compose.yaml ready in {build.seconds:.0f} s; "
-            + ", ".join(f"{name} {mb:.0f} MB" for name, mb in sizes.items())
-        )
+    # Printed in every run's output, past pytest's capture: the build time, cold or warm, and the sizes.
+    line = f"[containers] base image and every image of compose.yaml ready in {build.seconds:.0f} s; " + (
+        ", ".join(f"{name} {mb:.0f} MB" for name, mb in sizes.items())
+    )
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            print("\n" + line, flush=True)
     return build
