@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from devidp.app import PathOnlyAccessLogger, create_app
-from devidp.config import DevIdpConfig, load_config
+from devidp.config import load_config
+from devidp.model import DevIdpConfig
 from service_runtime.config_error import ConfigError
 from service_runtime.logs import configure_logging
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from devidp.config import AppRoleAssignment, User, derived_id
 from devidp.http import runtime
+from devidp.model import AppRoleAssignment, User, derived_id
 
 PREFIX = "/_devidp/admin"
 _CHANGEABLE = {

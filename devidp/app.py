@@ -1,4 +1,4 @@
-"""The devidp aiohttp application, built from a :class:`~devidp.config.DevIdpConfig`."""
+"""The devidp aiohttp application, built from a :class:`~devidp.model.DevIdpConfig`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from devidp import admin, discovery, signin, token
-from devidp.config import DevIdpConfig
 from devidp.keys import KeyRing, generate_signing_key, load_or_create_signing_key
+from devidp.model import DevIdpConfig
 from devidp.runtime import RUNTIME, Runtime
 from devidp.state import Clock, GrantStore
 

@@ -17,8 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from devidp.config import Application, Lifetimes, Tenant, User
 from devidp.keys import b64url
+from devidp.model import Application, Lifetimes, Tenant, User
 from devidp.scopes import ScopeGrant
 
 GRAPH_V1_AUDIENCE = "00000003-0000-0000-c000-000000000000"

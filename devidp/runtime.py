@@ -18,8 +18,8 @@ import jwt
 from aiohttp import web
 
 from devidp import claims, errors
-from devidp.config import DEFAULT_ACCESS_TOKEN_LIFETIME_RANGE, Application, DevIdpConfig, Tenant, User
 from devidp.keys import KeyRing, b64url
+from devidp.model import DEFAULT_ACCESS_TOKEN_LIFETIME_RANGE, Application, DevIdpConfig, Tenant, User
 from devidp.scopes import ScopeGrant
 from devidp.state import Clock, GrantStore, RefreshFamily
 

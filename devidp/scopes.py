@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devidp import errors
-from devidp.config import OIDC_SCOPES, Application, Tenant
+from devidp.model import OIDC_SCOPES, Application, Tenant
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_IDENTIFIERS = frozenset({GRAPH_APP_ID, "https://graph.microsoft.com"})

@@ -20,9 +20,9 @@ import jwt
 from aiohttp import web
 
 from devidp import claims, errors, pages
-from devidp.config import Application, Tenant, User
 from devidp.errors import EntraError
 from devidp.http import error_html, html, runtime
+from devidp.model import Application, Tenant, User
 from devidp.runtime import Runtime
 from devidp.scopes import ScopeGrant, resolve_delegated
 from devidp.state import AuthorizationCode, SignedIn

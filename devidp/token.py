@@ -28,10 +28,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from devidp import claims, errors
-from devidp.config import Application, Tenant, User
 from devidp.errors import EntraError
 from devidp.http import json_error, json_ok, runtime
 from devidp.keys import b64url
+from devidp.model import Application, Tenant, User
 from devidp.runtime import Redemption, Runtime
 from devidp.scopes import GRAPH_APP_ID, resolve_application, resolve_delegated
 from devidp.state import DeviceAuthorization, RefreshFamily
