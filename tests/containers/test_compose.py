@@ -222,7 +222,7 @@ def test_prometheus_scrapes_the_task_and_every_rule_and_panel_returns_data(
             for _ in range(3):
                 ok = anonymous.get(deployment.origin + "/api/me", headers=bearer)
                 assert ok.status_code == 200, ok.text
-            forged = prometheus.forged(token)
+            forged = edge_client.forged(token)
             refused = anonymous.get(
                 deployment.origin + "/api/me", headers={"Authorization": f"Bearer {forged}"}
             )

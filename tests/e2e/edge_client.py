@@ -233,6 +233,16 @@ def password_token(
     return _access_token(stack, tenant, form)
 
 
+def forged(token: str) -> str:
+    """``token`` with one character in the middle of its signature changed: still well formed, and
+    never the same signature (the last base64url character has unused bits; a change there can give
+    the same bytes or a non-canonical encoding, refused as ``bad_base64`` instead)."""
+    signed, signature = token.rsplit(".", 1)
+    middle = len(signature) // 2
+    changed = "B" if signature[middle] != "B" else "C"
+    return f"{signed}.{signature[:middle]}{changed}{signature[middle + 1 :]}"
+
+
 def daemon_token_at(client: httpx.Client, idp_origin: str) -> str:
     """The example daemon's token (client credentials) from the devidp at ``idp_origin``: for
     deployments reached by address rather than through a :class:`Stack` (the container tests)."""

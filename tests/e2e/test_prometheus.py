@@ -18,7 +18,7 @@ from stack.topology import free_port
 from tests import prometheus_files as files
 from tests.e2e import edge_client
 from tests.support import prometheus
-from tests.support.prometheus import Prometheus, forged
+from tests.support.prometheus import Prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ class Traffic:
             )
             assert response.status_code == 200, response.text
         refused = self.anonymous.get(
-            self.origin + "/api/me", headers={"Authorization": f"Bearer {forged(token)}"}
+            self.origin + "/api/me", headers={"Authorization": f"Bearer {edge_client.forged(token)}"}
         )
         assert refused.status_code == 401 and refused.json()["reason"] == "bad_signature", refused.text
         anonymous = self.anonymous.get(self.origin + "/api/me")

@@ -96,14 +96,6 @@ def running(
             process.wait()
 
 
-def forged(token: str) -> str:
-    """``token`` with one character in the middle of its signature changed: still well formed."""
-    signed, signature = token.rsplit(".", 1)
-    middle = len(signature) // 2
-    changed = "B" if signature[middle] != "B" else "C"
-    return f"{signed}.{signature[:middle]}{changed}{signature[middle + 1 :]}"
-
-
 @dataclass(frozen=True)
 class Expression:
     where: str
