@@ -108,8 +108,10 @@ def ensure_base_image(name: str) -> None:
         say(f"pulled the base image {name}")
         return
     if shutil.which("mmdebstrap") is None:
-        sys.exit(f"[images] error: the base image {name} cannot be pulled and mmdebstrap is missing to "
-                 "make it (apt-get install mmdebstrap), or set BASE_IMAGE to a Debian 12 image you have")
+        sys.exit(
+            f"[images] error: the base image {name} cannot be pulled and mmdebstrap is missing to "
+            "make it (apt-get install mmdebstrap), or set BASE_IMAGE to a Debian 12 image you have"
+        )
     rootfs = CACHE / f"debian-{DEBIAN_RELEASE}-slim-{recipe()}.tar"
     if not rootfs.exists():
         say(f"no registry serves {name}: making it from Debian's archive with mmdebstrap (about 30 s)")
@@ -124,10 +126,19 @@ def ensure_base_image(name: str) -> None:
             partial.replace(rootfs)
     else:
         say(f"no registry serves {name}: importing it from {rootfs.relative_to(REPO)}")
-    imported = docker("import", "--change", 'CMD ["bash"]', "--change", "ENV LANG=C.UTF-8",
-                      "--change", f"LABEL {RECIPE_LABEL}={recipe()}",
-                      "--message", f"Debian {DEBIAN_RELEASE} minbase, slim, made with mmdebstrap",
-                      str(rootfs), name)
+    imported = docker(
+        "import",
+        "--change",
+        'CMD ["bash"]',
+        "--change",
+        "ENV LANG=C.UTF-8",
+        "--change",
+        f"LABEL {RECIPE_LABEL}={recipe()}",
+        "--message",
+        f"Debian {DEBIAN_RELEASE} minbase, slim, made with mmdebstrap",
+        str(rootfs),
+        name,
+    )
     if imported.returncode != 0:
         sys.exit(f"[images] error: docker import failed: {imported.stderr.strip()}")
 
@@ -147,16 +158,21 @@ def certificates(pem: str) -> set[str]:
     return found
 
 
+def extra_certificates(bundle: str) -> set[str]:
+    """The certificates of a PEM ``bundle`` that Debian's ca-certificates does not ship."""
+    shipped: set[str] = set()
+    for path in DEBIAN_CA_DIR.rglob("*.crt") if DEBIAN_CA_DIR.is_dir() else ():
+        shipped |= certificates(path.read_text(encoding="ascii", errors="replace"))
+    return certificates(bundle) - shipped
+
+
 def extra_trust() -> bool:
     """Whether this machine trusts a certificate Debian's ca-certificates does not ship."""
     if not HOST_BUNDLE.is_file():
         return False
     if LOCAL_CA_DIR.is_dir() and any(LOCAL_CA_DIR.rglob("*.crt")):
         return True
-    shipped: set[str] = set()
-    for path in DEBIAN_CA_DIR.rglob("*.crt") if DEBIAN_CA_DIR.is_dir() else ():
-        shipped |= certificates(path.read_text(encoding="ascii", errors="replace"))
-    return bool(certificates(HOST_BUNDLE.read_text(encoding="ascii", errors="replace")) - shipped)
+    return bool(extra_certificates(HOST_BUNDLE.read_text(encoding="ascii", errors="replace")))
 
 
 def write_build_ca() -> None:
@@ -165,14 +181,18 @@ def write_build_ca() -> None:
     if not BUILD_CA.exists() or BUILD_CA.read_bytes() != wanted:
         BUILD_CA.write_bytes(wanted)
         if wanted:
-            say(f"this machine trusts extra CAs (a TLS-intercepting proxy?): build steps get {HOST_BUNDLE} "
-                f"as the build_ca secret ({BUILD_CA.relative_to(REPO)}); the images do not")
+            say(
+                f"this machine trusts extra CAs (a TLS-intercepting proxy?): build steps get {HOST_BUNDLE} "
+                f"as the build_ca secret ({BUILD_CA.relative_to(REPO)}); the images do not"
+            )
 
 
 def main() -> None:
     if docker("version", "--format", "{{.Server.Version}}").returncode != 0:
-        sys.exit("[images] error: no Docker engine answers (docker version): start one, or run `make test`, "
-                 "which starts Debian's dockerd when it runs as root")
+        sys.exit(
+            "[images] error: no Docker engine answers (docker version): start one, or run `make test`, "
+            "which starts Debian's dockerd when it runs as root"
+        )
     ensure_base_image(os.environ.get("BASE_IMAGE") or DEFAULT_BASE_IMAGE)
     write_build_ca()
 

@@ -26,7 +26,6 @@ development CA (one read-only mount and the CA-file settings the services docume
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shlex
@@ -35,12 +34,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from deploy.aws.render import taskdef_renderer
 from stack.pki import make_dev_pki
 from stack.topology import API_APP_ID, BFF_CLIENT_ID, BFF_CLIENT_SECRET, PRIMARY_TENANT_ID, SPA_CLIENT_ID
-from tests.containers.engine import REPO, docker, image, inspect, wait_for
+from tests.containers.engine import REPO, docker, image, inspect
+from tests.e2e.edge_client import wait_until
 
 TEMPLATE = REPO / "ecs-taskdefs" / "edge-api.taskdef.json"
 PREFIX = "entra-bff-edge-ecs-test"
@@ -56,14 +56,6 @@ REGION = "eu-west-1"
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:entra-bff-edge"
 MICROSOFT_ENDPOINTS = ("https://login.microsoftonline.com", "https://sts.windows.net")
 START_DEADLINE_SECONDS = 180.0
-
-
-def renderer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ecs_render", REPO / "ecs-taskdefs" / "render.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -247,8 +239,8 @@ def start_order(containers: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return order
 
 
-def condition_met(task: Task, name: str, condition: str) -> bool:
-    state = task.state(name)
+def condition_met(state: Mapping[str, Any], condition: str) -> bool:
+    """Whether a container in ``state`` (docker inspect's State) meets a dependsOn ``condition``."""
     if condition == "START":
         return bool(state["Running"] or state["Status"] == "exited")
     if condition == "HEALTHY":
@@ -260,8 +252,8 @@ def condition_met(task: Task, name: str, condition: str) -> bool:
     raise AssertionError(f"unknown dependsOn condition {condition}")
 
 
-def failed_dependency(task: Task, name: str, condition: str) -> str | None:
-    state = task.state(name)
+def failed_dependency(name: str, state: Mapping[str, Any], condition: str) -> str | None:
+    """Why container ``name`` in ``state`` can no longer meet ``condition``; None while it still may."""
     if condition == "HEALTHY" and state.get("Health", {}).get("Status") == "unhealthy":
         return f"{name} is unhealthy"
     if condition == "HEALTHY" and state["Status"] == "exited":
@@ -341,7 +333,7 @@ def running_task(work: Path, idp_port: int, images: Mapping[str, str]) -> Iterat
         start_stand_ins(task, images)
         subnet = "{{(index .IPAM.Config 0).Subnet}}"
         cidr = docker("network", "inspect", "--format", subnet, network).stdout.strip()
-        render = renderer()
+        render = taskdef_renderer()
         template = json.loads(TEMPLATE.read_text(encoding="utf-8"))
         rendered = render.render(template, values(cidr))
         task.definition = localize(rendered, task.idp_origin)
@@ -360,18 +352,23 @@ def running_task(work: Path, idp_port: int, images: Mapping[str, str]) -> Iterat
                 other, condition = dependency["containerName"], dependency["condition"]
 
                 def ready(other: str = other, condition: str = condition, name: str = name) -> bool:
-                    problem = failed_dependency(task, other, condition)
+                    state = task.state(other)
+                    problem = failed_dependency(other, state, condition)
                     assert problem is None, f"{name} cannot start: {problem}\n{logs(task)}"
-                    return condition_met(task, other, condition)
+                    return condition_met(state, condition)
 
-                met = wait_for(ready, START_DEADLINE_SECONDS)
+                met = wait_until(ready, START_DEADLINE_SECONDS, interval=0.5)
                 assert met, f"{name}: {other} never {condition}\n{logs(task)}"
             task.names.append(task.container(name))
             docker("create", *run_arguments(task, container, table))
             docker("start", task.container(name))
         for name, container in containers.items():
             if container.get("healthCheck"):
-                healthy = wait_for(lambda n=name: condition_met(task, n, "HEALTHY"), START_DEADLINE_SECONDS)
+                healthy = wait_until(
+                    lambda n=name: condition_met(task.state(n), "HEALTHY"),
+                    START_DEADLINE_SECONDS,
+                    interval=0.5,
+                )
                 assert healthy, f"{name} never HEALTHY\n{logs(task)}"
         yield task
     finally:

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,6 @@ class ComposeProject:
 @dataclass(frozen=True)
 class Build:
     seconds: float
-    output: str
 
 
 def build_images() -> Build:
@@ -129,19 +128,5 @@ def build_images() -> Build:
         capture_output=True, text=True, timeout=600, check=False, cwd=REPO,
     )  # fmt: skip
     assert prepared.returncode == 0, prepared.stdout + prepared.stderr
-    built = ComposeProject("entra-bff-edge-build").run("--profile", "devidp", "build", timeout=1800)
-    return Build(time.monotonic() - started, prepared.stdout + built.stdout + built.stderr)
-
-
-def wait_for(condition: Any, timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return bool(condition())
-
-
-def remove_containers(names: Sequence[str]) -> None:
-    if names:
-        docker("rm", "--force", "--volumes", *names, timeout=120, check=False)
+    ComposeProject("entra-bff-edge-build").run("--profile", "devidp", "build", timeout=1800)
+    return Build(time.monotonic() - started)

@@ -8,10 +8,10 @@ import io
 import re
 import subprocess
 import tarfile
-from pathlib import Path
 
 import pytest
 
+from deploy.docker import prepare
 from tests.containers.engine import (
     BUILD_CA_FILE,
     DEV_ENV,
@@ -36,7 +36,6 @@ CACHE_PATHS = (
     "/root/.cache", "/root/.npm", "/root/go", "/go", "/var/cache/apt/archives/*.deb",
     "/var/lib/apt/lists/*_Packages",
 )  # fmt: skip
-DEBIAN_CA_DIR = Path("/usr/share/ca-certificates")
 #: devidp's own app registrations hold the published development client secrets (devidp.env's too):
 #: the development-only devidp image carries them by design.
 DEVIDP_REGISTRATIONS = "devidp/example.toml"
@@ -60,21 +59,11 @@ def run_in(name: str, script: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def certificate_bodies(pem: str) -> set[str]:
-    return {
-        "".join(block.split())
-        for block in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.S)
-    }
-
-
 def extra_ca_bodies() -> set[str]:
     """The certificates of the build-only CA bundle that Debian does not ship (none without a proxy)."""
     if not BUILD_CA_FILE.is_file():
         return set()
-    shipped: set[str] = set()
-    for path in DEBIAN_CA_DIR.rglob("*.crt") if DEBIAN_CA_DIR.is_dir() else ():
-        shipped |= certificate_bodies(path.read_text(errors="replace"))
-    return certificate_bodies(BUILD_CA_FILE.read_text(errors="replace")) - shipped
+    return prepare.extra_certificates(BUILD_CA_FILE.read_text(errors="replace"))
 
 
 def development_secrets() -> set[str]:
@@ -134,7 +123,7 @@ def test_no_layer_holds_a_secret_a_private_key_or_the_build_only_ca(images, name
         for value in forbidden:
             assert value not in content, f"{name}: {path} holds a development secret"
         if ca_bodies and b"BEGIN CERTIFICATE" in content:
-            assert not certificate_bodies(content.decode("latin-1")) & ca_bodies, (
+            assert not prepare.certificates(content.decode("latin-1")) & ca_bodies, (
                 f"{name}: {path} holds a certificate of the build-only CA bundle"
             )
 
