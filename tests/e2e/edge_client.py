@@ -146,14 +146,30 @@ def sign_in(
     """
     client = client or new_client(stack)
     result = SignIn(client)
-    hops = follow(client, "GET", stack.topology.public_origin + start_path)
-    result.hops += hops
+    callback = stack.topology.redirect_url if stop_at_callback else None
+    t = stack.topology
+    result.hops += sign_in_hops(
+        client, t.public_origin + start_path, t.devidp_origin, username, password, stop_at=callback
+    )
+    return result
+
+
+def sign_in_hops(
+    client: httpx.Client,
+    url: str,
+    idp_origin: str,
+    username: str,
+    password: str,
+    *,
+    stop_at: str | None = None,
+) -> list[Hop]:
+    """Open ``url`` signed out, land on devidp's sign-in page at ``idp_origin``, submit the password
+    and follow where it leads: every hop, for :func:`sign_in` and :func:`sign_in_at`."""
+    hops = follow(client, "GET", url)
     page = hops[-1]
     assert page.status == 200, f"expected devidp's sign-in page, got {page.status} at {page.url}"
-    assert page.url.startswith(stack.topology.devidp_origin), page.url
-    callback = stack.topology.redirect_url if stop_at_callback else None
-    result.hops += submit_password(client, page, username, password, stop_at=callback)
-    return result
+    assert page.url.startswith(idp_origin), page.url
+    return hops + submit_password(client, page, username, password, stop_at=stop_at)
 
 
 def submit_password(
@@ -204,13 +220,20 @@ def client_credentials_token(
     secret: str = DAEMON_CLIENT_SECRET,
     tenant: str | None = None,
 ) -> str:
-    form = {
+    form = client_credentials_form(stack.topology.api_app_id_uri, client_id, secret)
+    return _access_token(stack, tenant, form)
+
+
+def client_credentials_form(
+    api_app_id_uri: str, client_id: str = DAEMON_CLIENT_ID, secret: str = DAEMON_CLIENT_SECRET
+) -> dict[str, str]:
+    """The token request of a daemon (client credentials) for the API's application permissions."""
+    return {
         "grant_type": "client_credentials",
         "client_id": client_id,
         "client_secret": secret,
-        "scope": f"{stack.topology.api_app_id_uri}/.default",
+        "scope": f"{api_app_id_uri}/.default",
     }
-    return _access_token(stack, tenant, form)
 
 
 def password_token(
@@ -246,28 +269,27 @@ def forged(token: str) -> str:
 def daemon_token_at(client: httpx.Client, idp_origin: str) -> str:
     """The example daemon's token (client credentials) from the devidp at ``idp_origin``: for
     deployments reached by address rather than through a :class:`Stack` (the container tests)."""
-    r = client.post(f"{idp_origin}/{PRIMARY_TENANT_ID}/oauth2/v2.0/token", data={
-        "grant_type": "client_credentials", "client_id": DAEMON_CLIENT_ID,
-        "client_secret": DAEMON_CLIENT_SECRET, "scope": f"{API_APP_ID_URI}/.default",
-    })  # fmt: skip
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
+    url = f"{idp_origin}/{PRIMARY_TENANT_ID}/oauth2/v2.0/token"
+    return token_from(client, url, client_credentials_form(API_APP_ID_URI))
 
 
 def sign_in_at(client: httpx.Client, origin: str, idp_origin: str, username: str, password: str) -> None:
     """Sign ``client`` in to the edge at ``origin`` through devidp's password form, as a browser
     without script would, and check it came back with a session cookie."""
-    page = follow(client, "GET", origin + "/")[-1]
-    assert page.status == 200 and page.url.startswith(idp_origin), (page.status, page.url)
-    back = submit_password(client, page, username, password)
-    trail = [(h.status, h.url) for h in back]
-    assert back[-1].status == 200 and back[-1].url == origin + "/", trail
-    assert any(c.startswith(SESSION_COOKIE_NAME + "=") for h in back for c in h.set_cookies), trail
+    hops = sign_in_hops(client, origin + "/", idp_origin, username, password)
+    trail = [(h.status, h.url) for h in hops]
+    assert hops[-1].status == 200 and hops[-1].url == origin + "/", trail
+    assert any(c.startswith(SESSION_COOKIE_NAME + "=") for h in hops for c in h.set_cookies), trail
 
 
 def _access_token(stack: Stack, tenant: str | None, form: dict[str, str]) -> str:
     with new_client(stack) as c:
-        r = c.post(token_endpoint(stack, tenant), data=form)
+        return token_from(c, token_endpoint(stack, tenant), form)
+
+
+def token_from(client: httpx.Client, url: str, form: dict[str, str]) -> str:
+    """The access token devidp's token endpoint at ``url`` answers ``form`` with (200 or the test fails)."""
+    r = client.post(url, data=form)
     assert r.status_code == 200, r.text
     return str(r.json()["access_token"])
 
