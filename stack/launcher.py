@@ -78,6 +78,28 @@ def read_dev_users(config_path: Path) -> list[DevUser]:
     return users
 
 
+def nginx_templates(repo_root: Path) -> dict[str, str]:
+    """The edge's templates (``nginx/*.template``), by the name of the file each renders into."""
+    folder = repo_root / render.NGINX_DIR
+    return {
+        path.name.removesuffix(".template"): path.read_text(encoding="utf-8")
+        for path in sorted(folder.glob("*.template"))
+    }
+
+
+def write_edge_conf(folder: Path, templates: dict[str, str], values: dict[str, str]) -> Path:
+    """Render the edge's files into ``folder/conf.d/`` and return ``edge.conf``'s path.
+
+    Its includes are relative (``include conf.d/x.inc;``), as in the image: nginx's main
+    configuration must be written into ``folder`` itself.
+    """
+    parts = folder / render.NGINX_PARTS_DIR
+    parts.mkdir(parents=True, exist_ok=True)
+    for name, text in render.nginx_files(templates, values).items():
+        (parts / name).write_text(text, encoding="utf-8")
+    return parts / "edge.conf"
+
+
 def _random_secret() -> str:
     # 32 random bytes as unpadded base64url: what oauth2-proxy's cookie secret and the identity
     # signing key both decode to 32 bytes.
@@ -159,13 +181,9 @@ class Stack:
         """nginx's, oauth2-proxy's and devidp's configuration files, rendered into the run folder."""
         t = self.topology
         (t.conf_dir / "nginx-tls.conf").write_text(render.nginx_tls_conf(tls.cert, tls.key))
-        template_nginx = t.repo_root / render.NGINX_TEMPLATE
-        edge = render.render_template(template_nginx.read_text(), render.edge_values(t), "EDGE_")
-        (t.conf_dir / "edge.conf").write_text(edge)
+        edge_conf = write_edge_conf(t.conf_dir, nginx_templates(t.repo_root), render.edge_values(t))
         nginx_conf = t.conf_dir / "nginx.conf"
-        nginx_conf.write_text(
-            render.nginx_main_conf(t, t.conf_dir / "edge.conf", running_as_root=os.geteuid() == 0)
-        )
+        nginx_conf.write_text(render.nginx_main_conf(t, edge_conf, running_as_root=os.geteuid() == 0))
         o2p_conf = t.conf_dir / "oauth2-proxy.cfg"
         template_o2p = t.repo_root / render.OAUTH2_PROXY_TEMPLATE
         o2p_values = render.oauth2_proxy_values(t, tls.ca_cert)

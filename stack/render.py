@@ -17,7 +17,13 @@ import yaml
 from devidp.config import move_app_origin
 from stack.topology import SECOND_TENANT_ID, Topology
 
-NGINX_TEMPLATE = Path("nginx") / "edge.conf.template"
+#: Every ``*.template`` here renders into one file of nginx's configuration (its name without
+#: ``.template``); ``edge.conf`` is the server, the ``*.inc`` files are the parts it includes.
+NGINX_DIR = Path("nginx")
+NGINX_TEMPLATE = NGINX_DIR / "edge.conf.template"
+#: Where the rendered files live, relative to the folder of nginx's main configuration (nginx reads
+#: a relative ``include`` from there): the edge image's template step writes to /etc/nginx/conf.d.
+NGINX_PARTS_DIR = "conf.d"
 OAUTH2_PROXY_TEMPLATE = Path("oauth2-proxy") / "oauth2-proxy.cfg.template"
 
 
@@ -72,6 +78,26 @@ def edge_values(topo: Topology) -> dict[str, str]:
         "EDGE_AUTHORITY_ORIGIN": topo.devidp_origin,
         "EDGE_SIGN_OUT_URL": topo.sign_out_url,
     }
+
+
+def nginx_files(templates: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """Each of the edge's files (``edge.conf`` and its parts) rendered, by file name."""
+    return {name: render_template(text, values, "EDGE_") for name, text in templates.items()}
+
+
+_INCLUDE = re.compile(r"^(?P<indent>[ \t]*)include " + NGINX_PARTS_DIR + r"/(?P<name>[\w.-]+);[^\n]*\n", re.M)
+
+
+def inline_includes(files: Mapping[str, str], name: str = "edge.conf") -> str:
+    """``name`` with each ``include conf.d/<part>;`` replaced by the part's text, indented as the
+    include was: the configuration as nginx reads it, as one text (for tests and reviews)."""
+
+    def part(match: re.Match[str]) -> str:
+        indent = match.group("indent")
+        text = inline_includes(files, match.group("name"))
+        return "".join(indent + line if line.strip() else line for line in text.splitlines(keepends=True))
+
+    return _INCLUDE.sub(part, files[name])
 
 
 def nginx_tls_conf(cert: Path, key: Path) -> str:
@@ -307,6 +333,8 @@ def redis_args(topo: Topology, data_dir: Path, tls_files: tuple[Path, Path] | No
 
 
 __all__ = [
+    "NGINX_DIR",
+    "NGINX_PARTS_DIR",
     "NGINX_TEMPLATE",
     "OAUTH2_PROXY_TEMPLATE",
     "SECOND_TENANT_ID",
@@ -317,6 +345,8 @@ __all__ = [
     "devidp_args",
     "devidp_config_text",
     "edge_values",
+    "inline_includes",
+    "nginx_files",
     "nginx_main_conf",
     "nginx_tls_conf",
     "oauth2_proxy_env",

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from stack import render
-from stack.launcher import Stack
+from stack.launcher import Stack, nginx_templates, write_edge_conf
 from stack.processes import ManagedProcess, find_program, http_probe
 from stack.topology import Topology, free_port
 
@@ -58,9 +58,10 @@ def edge_nginx(
         "EDGE_TLS_CONF_GLOB": str(folder / "no-tls" / "*.conf"),
         "EDGE_ACCESS_LOG": str(folder / "access.log"),
     }
-    template = (topology.repo_root / render.NGINX_TEMPLATE).read_text()
-    conf = render.render_template(template, values, "EDGE_")
-    return _nginx(name, folder, conf, port, "/healthz")
+    # The edge's files go to folder/conf.d/, beside the main configuration _nginx writes, as its
+    # relative includes expect; the site is the one include of edge.conf.
+    edge_conf = write_edge_conf(folder, nginx_templates(topology.repo_root), values)
+    return _nginx(name, folder, f"include {edge_conf};\n", port, "/healthz")
 
 
 UNCACHED = "no session cache"

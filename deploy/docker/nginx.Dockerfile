@@ -1,8 +1,9 @@
 # The edge: Debian's nginx plus the SPA's static files. deploy/docker/nginx-entrypoint.sh renders
-# nginx/edge.conf.template at start-up (envsubst over /etc/nginx/templates/*.template, limited to
-# variables matching NGINX_ENVSUBST_FILTER, as the official nginx image's template step does), so
-# compose and the ECS task definition configure it only through EDGE_* environment variables; no
-# other file differs between environments.
+# nginx/*.template (edge.conf and the parts it includes) into /etc/nginx/conf.d/ at start-up
+# (envsubst over /etc/nginx/templates/*.template, limited to variables matching
+# NGINX_ENVSUBST_FILTER, as the official nginx image's template step does), so compose and the ECS
+# task definition configure it only through EDGE_* environment variables; no other file differs
+# between environments.
 #
 # Build from the repository root:
 #   docker build -f deploy/docker/nginx.Dockerfile -t entra-bff-edge/nginx:<tag> .
@@ -49,7 +50,7 @@ RUN groupadd --system --gid 101 nginx \
  && chmod 1777 /tmp
 COPY --chown=0:0 deploy/docker/nginx.conf /etc/nginx/nginx.conf
 COPY --chown=0:0 deploy/docker/nginx-entrypoint.sh /usr/local/bin/nginx-entrypoint
-COPY --chown=0:0 nginx/edge.conf.template /etc/nginx/templates/edge.conf.template
+COPY --chown=0:0 nginx/*.template /etc/nginx/templates/
 COPY --from=spa --chown=0:0 /spa/dist/ /usr/share/nginx/spa/
 ENV NGINX_ENVSUBST_FILTER=^EDGE_ \
     NGINX_ENVSUBST_TEMPLATE_DIR=/etc/nginx/templates \

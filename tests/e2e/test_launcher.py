@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from stack import render
-from stack.launcher import Stack
+from stack.launcher import Stack, nginx_templates
 from stack.processes import StackError
 from stack.topology import BFF_CLIENT_SECRET, REPO_ROOT, Topology, free_port_topology
 
 pytestmark = pytest.mark.e2e
 
-NGINX_TEMPLATE = (REPO_ROOT / render.NGINX_TEMPLATE).read_text()
+#: edge.conf with its parts inlined: the variables of every file nginx reads, documented in edge.conf.
+NGINX_TEMPLATE = render.inline_includes(nginx_templates(REPO_ROOT))
 O2P_TEMPLATE = (REPO_ROOT / render.OAUTH2_PROXY_TEMPLATE).read_text()
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from stack import render
+from stack.launcher import nginx_templates, write_edge_conf
 from stack.processes import ManagedProcess, find_program, http_probe
 from stack.topology import Topology, free_port
 
@@ -72,9 +73,7 @@ def start_edge(run_dir: Path, *, verifier_port: int, api_port: int) -> tuple[Man
     }
     for folder in (topology.conf_dir, topology.logs_dir, run_dir / "nginx"):
         folder.mkdir(parents=True, exist_ok=True)
-    template = (REPO / render.NGINX_TEMPLATE).read_text(encoding="utf-8")
-    edge_conf = topology.conf_dir / "edge.conf"
-    edge_conf.write_text(render.render_template(template, values, "EDGE_"), encoding="utf-8")
+    edge_conf = write_edge_conf(topology.conf_dir, nginx_templates(REPO), values)
     main_conf = topology.conf_dir / "nginx.conf"
     main_conf.write_text(render.nginx_main_conf(topology, edge_conf, running_as_root=os.geteuid() == 0))
     url = f"http://127.0.0.1:{port}"

@@ -22,7 +22,6 @@ TASKDEF_TEMPLATE = REPO / "ecs-taskdefs" / "edge-api.taskdef.json"
 EXAMPLE_VALUES = REPO / "ecs-taskdefs" / "values.example.json"
 COMPOSE_FILE = REPO / "compose.yaml"
 DEVIDP_ENV = REPO / "deploy" / "docker" / "devidp.env"
-NGINX_TEMPLATE = REPO / "nginx" / "edge.conf.template"
 OAUTH2_PROXY_TEMPLATE = REPO / "oauth2-proxy" / "oauth2-proxy.cfg.template"
 DOCKER_DIR = REPO / "deploy" / "docker"
 

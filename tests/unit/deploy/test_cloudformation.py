@@ -16,13 +16,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from fastapi_app.routes.docs import OAUTH2_REDIRECT_PATH
+from stack.launcher import nginx_templates
+from stack.render import inline_includes
 from verifier.sources.csrf import SPENT_KEY_PREFIX
 from verifier.sources.session.store import SESSION_START_KEY_PREFIX
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY_AWS = REPO / "deploy" / "aws"
 TASKDEF_TEMPLATE = REPO / "ecs-taskdefs" / "edge-api.taskdef.json"
-NGINX_TEMPLATE = REPO / "nginx" / "edge.conf.template"
+#: edge.conf with its parts inlined (unrendered): every line nginx reads.
+EDGE_CONF = inline_includes(nginx_templates(REPO))
 PARAMETERS_EXAMPLE = DEPLOY_AWS / "parameters.example.json"
 OPEN_TO_THE_WORLD = {"0.0.0.0/0", "::/0"}
 
@@ -211,7 +214,7 @@ def test_target_group_health_check_path_is_the_one_nginx_health_check_requests(r
     assert tg["Matcher"] == {"HttpCode": "200"}
     # nginx answers it from the task's own sidecars (the verifier's readiness, oauth2-proxy's ping),
     # never from the caller's credentials: the load balancer has none.
-    conf = NGINX_TEMPLATE.read_text(encoding="utf-8")
+    conf = EDGE_CONF
     block = re.search(r"location = /readyz \{(?P<body>[^}]*)\}", conf)
     assert block is not None
     assert "proxy_pass http://edge_verifier/readyz;" in block.group("body")
@@ -236,7 +239,7 @@ def test_deregistration_delay_is_nginx_stop_timeout_and_outlasts_nginx_longest_p
     attributes = {a["Key"]: a["Value"] for a in props(resources, "TargetGroup")["TargetGroupAttributes"]}
     delay = int(attributes["deregistration_delay.timeout_seconds"])
     assert delay == nginx_container(source_taskdef)["stopTimeout"] == 30
-    read_timeouts = [int(s) for s in re.findall(r"proxy_read_timeout (\d+)s;", NGINX_TEMPLATE.read_text())]
+    read_timeouts = [int(s) for s in re.findall(r"proxy_read_timeout (\d+)s;", EDGE_CONF)]
     assert read_timeouts and delay >= max(read_timeouts)
 
 
@@ -247,9 +250,7 @@ def test_load_balancer_closes_idle_connections_before_nginx_does(resources):
     attributes = {a["Key"]: a["Value"] for a in props(resources, "LoadBalancer")["LoadBalancerAttributes"]}
     # Only the client side counts: upstream blocks' keepalive_timeout governs nginx's own upstreams.
     # (An upstream block ends at the first "}" in column 0; ${EDGE_...} values hold braces too.)
-    conf = re.sub(
-        r"^upstream\s+\w+\s*\{.*?^\}", "", NGINX_TEMPLATE.read_text(encoding="utf-8"), flags=re.M | re.S
-    )
+    conf = re.sub(r"^upstream\s+\w+\s*\{.*?^\}", "", EDGE_CONF, flags=re.M | re.S)
     client_keepalive = [int(s) for s in re.findall(r"^\s*keepalive_timeout\s+(\d+)s?\s*;", conf, re.M)]
     nginx_keepalive = min(client_keepalive, default=NGINX_DEFAULT_KEEPALIVE_SECONDS)
     assert int(attributes["idle_timeout.timeout_seconds"]) < nginx_keepalive

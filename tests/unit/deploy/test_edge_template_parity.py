@@ -1,6 +1,7 @@
-"""nginx/edge.conf.template is the single source of truth for nginx's configuration: its header lists
-every EDGE_* variable, and compose.yaml and the ECS nginx container set exactly those. The rendered
-configuration of both deployments must pass `nginx -t`."""
+"""nginx/*.template (edge.conf and the parts it includes) is the single source of truth for nginx's
+configuration: edge.conf's header lists every EDGE_* variable any of them uses, and compose.yaml and
+the ECS nginx container set exactly those. The rendered configuration of both deployments, in the
+image's layout (conf.d/ beside the main configuration), must pass `nginx -t`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stack.render import nginx_main_conf, placeholders, render_template
+import pytest
+
+from stack.launcher import nginx_templates, write_edge_conf
+from stack.render import inline_includes, nginx_main_conf, placeholders, render_template
 from stack.topology import Topology
 from tests.prerequisites import require_program
 from tests.unit.deploy.conftest import assert_sets_exactly
@@ -21,6 +25,12 @@ PREFIX = "EDGE_"
 #: The header documents one variable a line: `#   EDGE_X  what it is`.
 HEADER_NAME = r"^#\s+(EDGE_[A-Z0-9_]+)\s"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+@pytest.fixture(scope="module")
+def template_text() -> str:
+    """edge.conf with every part inlined where it is included, unrendered: all that nginx reads."""
+    return inline_includes(nginx_templates(REPO))
 
 
 def test_template_header_documents_exactly_the_variables_it_uses(documented, used):
@@ -51,17 +61,15 @@ def test_nginx_image_renders_the_template_with_the_edge_filter(dockerfiles):
     nginx = dockerfiles["nginx"]
     assert any("NGINX_ENVSUBST_FILTER=^EDGE_" in env for env in nginx.all("ENV"))
     copies = nginx.all("COPY")
-    assert any(
-        "nginx/edge.conf.template" in c and "/etc/nginx/templates/edge.conf.template" in c for c in copies
-    )
+    assert any("nginx/*.template" in c and c.endswith("/etc/nginx/templates/") for c in copies), copies
 
 
-def _nginx_test(tmp_path: Path, edge_conf_text: str) -> subprocess.CompletedProcess[str]:
+def _nginx_test(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``nginx -t`` on the edge rendered with ``env`` as the image lays it out."""
     assert NGINX is not None
     topo = Topology(run_dir=tmp_path)
     (tmp_path / "nginx").mkdir(exist_ok=True)
-    edge_conf = tmp_path / "edge.conf"
-    edge_conf.write_text(edge_conf_text)
+    edge_conf = write_edge_conf(tmp_path, nginx_templates(REPO), env)
     main_conf = tmp_path / "nginx.conf"
     main_conf.write_text(nginx_main_conf(topo, edge_conf, running_as_root=False))
     return subprocess.run(
@@ -84,7 +92,7 @@ def test_ecs_nginx_environment_renders_a_configuration_nginx_accepts(
     rendered = render_template(template_text, env, "EDGE_")
     assert not placeholders(rendered, "EDGE_")
     assert "listen 8080;" in rendered
-    done = _nginx_test(tmp_path, rendered)
+    done = _nginx_test(tmp_path, env)
     assert done.returncode == 0, done.stderr
 
 
@@ -114,5 +122,5 @@ def test_compose_nginx_environment_with_its_tls_files_renders_a_configuration_ng
     env["EDGE_TLS_CONF_GLOB"] = str(tls_dir / "*.conf")
     rendered = render_template(template_text, env, "EDGE_")
     assert "listen 8443 ssl;" in rendered
-    result = _nginx_test(tmp_path, rendered)
+    result = _nginx_test(tmp_path, env)
     assert result.returncode == 0, result.stderr

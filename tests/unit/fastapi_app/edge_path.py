@@ -5,8 +5,9 @@ nginx's ``auth_request`` (:func:`verifier.service.app.render`, which decides amo
 the caller's access token goes along) and nginx's ``/api/`` location, which copies some of that
 answer's headers onto the proxied request (``auth_request_set $v $upstream_http_...`` then
 ``proxy_set_header Name $v``). The unit tests build their requests the same way: render the verifier's
-answer for the principal and copy what ``nginx/edge.conf.template`` says it copies. A header that
-neither part sends cannot appear here, so a test cannot pass on a header nothing in the chain sets.
+answer for the principal and copy what the edge's nginx files (``nginx/*.template``) say it copies. A
+header that neither part sends cannot appear here, so a test cannot pass on a header nothing in the
+chain sets.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import re
 from functools import cache
 from pathlib import Path
 
+from stack.launcher import nginx_templates
+from stack.render import inline_includes
 from verifier.core.decision import Decision, OriginalRequest
 from verifier.core.identity import Principal
 from verifier.service.app import render
 
-EDGE_TEMPLATE = Path(__file__).resolve().parents[3] / "nginx" / "edge.conf.template"
+REPO = Path(__file__).resolve().parents[3]
 
 _AUTH_SET = re.compile(r"^\s*auth_request_set\s+\$(\w+)\s+\$upstream_http_(\w+);", re.M)
 _SET_HEADER = re.compile(r"^\s*proxy_set_header\s+([\w-]+)\s+\$(\w+);", re.M)
@@ -40,9 +43,15 @@ def location_block(config: str, opening: str) -> str:
 
 
 @cache
+def edge_conf() -> str:
+    """edge.conf with every part inlined where it is included, unrendered: all that nginx reads."""
+    return inline_includes(nginx_templates(REPO))
+
+
+@cache
 def api_header_copies() -> dict[str, str]:
     """Request header name -> verifier answer header name, as the ``/api/`` location copies them."""
-    block = location_block(EDGE_TEMPLATE.read_text(encoding="utf-8"), "location /api/ {")
+    block = location_block(edge_conf(), "location /api/ {")
     from_verifier = {var: upstream.replace("_", "-").lower() for var, upstream in _AUTH_SET.findall(block)}
     return {name: from_verifier[var] for name, var in _SET_HEADER.findall(block) if var in from_verifier}
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 
 from fastapi_app.__main__ import KEEP_ALIVE_SECONDS
-from tests.unit.fastapi_app.edge_path import EDGE_TEMPLATE, location_block
+from tests.unit.fastapi_app.edge_path import edge_conf, location_block
 
 #: nginx's keepalive_timeout for upstream connections when the block names none.
 NGINX_DEFAULT_UPSTREAM_KEEPALIVE_SECONDS = 60
 
 
 def nginx_api_keepalive_seconds() -> int:
-    block = location_block(EDGE_TEMPLATE.read_text(encoding="utf-8"), "upstream edge_api {")
+    block = location_block(edge_conf(), "upstream edge_api {")
     found = re.search(r"^\s*keepalive_timeout\s+(\d+)s?;", block, re.M)
     return int(found.group(1)) if found else NGINX_DEFAULT_UPSTREAM_KEEPALIVE_SECONDS
 

@@ -11,16 +11,18 @@ import inspect
 import re
 from pathlib import Path
 
+from stack.launcher import nginx_templates
+from stack.render import inline_includes
 from verifier.keys.jwks import FETCH_TIMEOUT_SECONDS
 from verifier.sources.csrf import redis_client
 from verifier.sources.session.oauth2_proxy import READY_TIMEOUT_SECONDS
 from verifier.sources.session.settings import SessionSettings
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "nginx" / "edge.conf.template"
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _verify_location_seconds(directive: str) -> float:
-    text = TEMPLATE.read_text(encoding="utf-8")
+    text = inline_includes(nginx_templates(REPO))
     block = text[text.index("location = /_verify {") :]
     block = block[: block.index("\n    }")]
     found = re.search(rf"^\s*{directive}\s+(\d+)(ms|s);", block, re.M)
