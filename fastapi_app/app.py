@@ -19,7 +19,7 @@ from fastapi_app.database.migrations import upgrade_to_head
 from fastapi_app.errors import install_error_handlers
 from fastapi_app.middleware import AccessLog, BodyLimit
 from fastapi_app.policy import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE
-from fastapi_app.revalidation import TokenRevalidator
+from fastapi_app.revalidation import REVALIDATED_ROUTES, TokenRevalidator, revalidating_routes
 from fastapi_app.routes import admin, docs, health, identity, projects
 from fastapi_app.routes.docs import OPENAPI_PATH
 from fastapi_app.settings import ApiSettings
@@ -155,4 +155,12 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(IdentityGuard, settings=settings, clock=clock)
     app.add_middleware(AccessLog, every_request=settings.access_log)
+    declared = revalidating_routes(app.routes)
+    if declared != set(REVALIDATED_ROUTES):
+        # The verifier forwards the token to REVALIDATED_ROUTES only: a route missing there would
+        # refuse every call (missing_forwarded_token), an extra one would receive tokens it ignores.
+        raise RuntimeError(
+            f"the routes that re-validate the forwarded token are {sorted(declared)}, "
+            f"but REVALIDATED_ROUTES lists {sorted(REVALIDATED_ROUTES)}"
+        )
     return app

@@ -12,7 +12,8 @@ dependency can be tested with any implementation and the default one uses the ve
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from fastapi import Depends, Request
 
@@ -24,6 +25,12 @@ log = logging.getLogger(__name__)
 
 #: Same bound as the verifier's: Entra access tokens are a few KiB even with many groups.
 MAX_FORWARDED_TOKEN_BYTES = 16 * 1024
+
+#: The endpoints that re-validate the forwarded token, as ``METHOD path`` in FastAPI's path syntax:
+#: the routes that depend on :func:`revalidated_principal` (``create_app`` refuses to build an app
+#: whose routes say otherwise). The verifier is told this list as ``VERIFIER_REVALIDATED_ROUTES``
+#: and sends the token to these endpoints only.
+REVALIDATED_ROUTES: tuple[str, ...] = ("DELETE /api/projects/{project_id}", "PUT /api/admin/settings")
 
 
 class ForwardedTokenRejected(Refusal):
@@ -107,3 +114,29 @@ async def revalidated_principal(
         log.warning("forwarded token does not match the signed identity", extra={"oid": signed.oid})
         raise Unauthenticated("token_identity_mismatch")
     return signed
+
+
+def endpoint_routes(routes: Sequence[Any]) -> list[Any]:
+    """Every endpoint route, looking inside included routers (however this FastAPI version nests them)."""
+    found = []
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            found += endpoint_routes(nested.routes)
+        elif getattr(route, "dependant", None) is not None:
+            found.append(route)
+    return found
+
+
+def revalidating_routes(routes: Sequence[Any]) -> set[str]:
+    """``METHOD path`` of every route among ``routes`` that depends on :func:`revalidated_principal`,
+    directly or through another dependency."""
+    found = set()
+    for route in endpoint_routes(routes):
+        stack = list(route.dependant.dependencies)
+        while stack:
+            dependency = stack.pop()
+            if dependency.call is revalidated_principal:
+                found.update(f"{method} {route.path}" for method in route.methods)
+            stack.extend(dependency.dependencies)
+    return found

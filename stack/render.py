@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from devidp.config import move_app_origin
+from fastapi_app.revalidation import REVALIDATED_ROUTES
 from stack.topology import SECOND_TENANT_ID, Topology
 
 #: Every ``*.template`` here renders into one file of nginx's configuration (its name without
@@ -225,6 +226,8 @@ def verifier_env(topo: Topology, ca_file: Path, secrets: Secrets) -> dict[str, s
         # The absolute session lifetime: what oauth2-proxy's cookie_expire only appears to be.
         "VERIFIER_SESSION_MAX_AGE_SECONDS": str(topo.cookie_expire_seconds),
         "VERIFIER_LOG_LEVEL": "info",
+        # The API's own list: the endpoints that re-validate the token, the only ones that get it.
+        "VERIFIER_REVALIDATED_ROUTES": ", ".join(REVALIDATED_ROUTES),
     }
 
 

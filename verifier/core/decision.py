@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 from verifier.core.identity import Principal
-from verifier.core.policy import normalize_path
 from verifier.core.reasons import (
     REQUEST_REASONS,
     UNCHALLENGED_REASONS,
@@ -40,31 +39,6 @@ OK = "ok"
 _METHOD = re.compile(r"^[A-Z]{1,16}$")
 #: nginx's ``$request_uri``: printable ASCII (non-ASCII arrives percent-encoded), origin-form.
 _URI = re.compile(r"^/[\x21-\x7e]{0,8191}$")
-
-#: The requests whose answer carries the caller's access token (``X-Forwarded-Access-Token``): the
-#: API endpoints that re-validate it (``fastapi_app.revalidation``), as (method, normalized path).
-#: Only these: every other upstream, and every other API endpoint, never sees the token, so a bug or a
-#: log line there cannot leak it, and the token's few KiB do not ride on every request. nginx copies
-#: the header to FastAPI in its ``/api/`` location only; a test pins this list against FastAPI's routes.
-FORWARDED_TOKEN_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("DELETE", re.compile(r"^/api/projects/[^/]+$")),
-    ("PUT", re.compile(r"^/api/admin/settings$")),
-)
-
-
-def needs_forwarded_token(original: OriginalRequest) -> bool:
-    """True when ``original`` goes to an endpoint that re-validates the caller's access token.
-
-    Matched on the path nginx routes on (dot segments and percent-encoding resolved), so an encoded
-    variant cannot get the token sent where it is not needed, nor miss it where it is.
-    """
-    try:
-        path = normalize_path(original.uri)
-    except UnicodeDecodeError:
-        return False
-    if path is None:
-        return False
-    return any(method == original.method and route.match(path) for method, route in FORWARDED_TOKEN_ROUTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +82,9 @@ class Decision:
     #: ``principal_headers(principal)``, when already encoded (a token cache hit); never set otherwise.
     identity_headers: Mapping[str, str] | None = None
     challenge: bool = True
-    #: The validated access token the principal came from; sent on only to the endpoints in
-    #: :data:`FORWARDED_TOKEN_ROUTES`. Never in a log line or a repr.
+    #: The validated access token the principal came from; sent on only to the endpoints of
+    #: ``VERIFIER_REVALIDATED_ROUTES`` (:mod:`verifier.core.forwarded_routes`). Never in a log
+    #: line or a repr.
     access_token: str = field(default="", repr=False)
 
     @property

@@ -24,9 +24,9 @@ from verifier.core.decision import (
     Decision,
     OriginalRequest,
     bearer_challenge,
-    needs_forwarded_token,
     sign_in_redirect,
 )
+from verifier.core.forwarded_routes import ForwardedTokenRoute, needs_forwarded_token
 from verifier.core.identity import (
     HEADER_FORWARDED_TOKEN,
     HEADER_SIGNATURE,
@@ -189,7 +189,13 @@ async def handle_verify(request: web.Request) -> web.Response:
         )
     else:
         decision = await decision_of_first_present_source(state, request, original)
-    response = render(decision, original, identity_key=state.settings.identity_key, now=int(state.clock()))
+    response = render(
+        decision,
+        original,
+        identity_key=state.settings.identity_key,
+        now=int(state.clock()),
+        revalidated_routes=state.settings.revalidated_routes,
+    )
     elapsed = perf_counter() - started
     state.metrics.record_decision(decision.source, response.status, decision.reason, elapsed)
     _log_decision(request, decision, original, response.status, elapsed)
@@ -247,7 +253,12 @@ async def handle_readyz(request: web.Request) -> web.Response:
 
 
 def render(
-    decision: Decision, original: OriginalRequest | None, *, identity_key: bytes, now: int
+    decision: Decision,
+    original: OriginalRequest | None,
+    *,
+    identity_key: bytes,
+    now: int,
+    revalidated_routes: tuple[ForwardedTokenRoute, ...] = (),
 ) -> web.Response:
     """The HTTP answer for ``decision``; identity headers are signed over ``original``."""
     if decision.allowed and original is not None:
@@ -262,7 +273,7 @@ def render(
             headers = signed_principal_headers(
                 decision.principal, key=identity_key, method=original.method, uri=original.uri, now=now
             )
-        if decision.access_token and needs_forwarded_token(original):
+        if decision.access_token and needs_forwarded_token(original.method, original.uri, revalidated_routes):
             headers[HEADER_FORWARDED_TOKEN] = decision.access_token
         headers["Cache-Control"] = "no-store"
         response = web.Response(status=200, headers=headers)

@@ -19,6 +19,7 @@ from service_runtime.config_error import ConfigError
 from service_runtime.env import EnvReader
 from verifier.core.access_tokens import ValidationSettings, validation_settings_from_env
 from verifier.core.alb_token import ALB_ARN, DEFAULT_KEY_URL_TEMPLATE, REGION, AlbSettings
+from verifier.core.forwarded_routes import ForwardedTokenRoute, parse_routes
 from verifier.core.identity import MIN_IDENTITY_KEY_BYTES, decode_identity_key
 from verifier.core.jose import GUID
 from verifier.core.policy import RoutePolicy, load_policy
@@ -62,6 +63,8 @@ class VerifierSettings:
     jwks_refresh_seconds: float = 43_200.0
     jwks_min_refetch_seconds: float = 60.0
     route_policy: RoutePolicy = field(default_factory=RoutePolicy)
+    #: The endpoints whose answer carries the caller's access token (the API's re-validating ones).
+    revalidated_routes: tuple[ForwardedTokenRoute, ...] = ()
     token_cache_size: int = DEFAULT_TOKEN_CACHE_SIZE
     log_level: str = "info"
     #: The oauth2-proxy session source and its CSRF rules; None serves bearer tokens only.
@@ -101,6 +104,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
             for problem in exc.problems:
                 reader.problem(f"VERIFIER_ROUTE_POLICY_FILE: {problem}")
 
+    revalidated_routes, route_problems = parse_routes(reader.text("VERIFIER_REVALIDATED_ROUTES", ""))
+    for problem in route_problems:
+        reader.problem(f"VERIFIER_REVALIDATED_ROUTES: {problem}")
+
     cache_size = reader.integer("VERIFIER_TOKEN_CACHE_SIZE", DEFAULT_TOKEN_CACHE_SIZE, 0, 10_000_000)
     log_level = reader.choice("VERIFIER_LOG_LEVEL", "info", _LOG_LEVELS)
     session = session_source_settings_from_env(reader, identity_key)
@@ -118,6 +125,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
         jwks_refresh_seconds=float(refresh),
         jwks_min_refetch_seconds=float(min_refetch),
         route_policy=route_policy,
+        revalidated_routes=revalidated_routes,
         token_cache_size=cache_size,
         log_level=log_level,
         session=session,

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from fastapi_app.revalidation import REVALIDATED_ROUTES
 from fastapi_app.settings import ApiSettings
+from stack import render
+from stack.topology import Topology
+from verifier.core.forwarded_routes import parse_routes
 from verifier.service.settings import VerifierSettings, settings_from_env
 
 REPO = Path(__file__).resolve().parents[3]
@@ -147,3 +151,23 @@ def test_compose_without_devidp_points_at_entra(compose_loader, service):
     assert service_env["VERIFIER_V1_ISSUER_BASE"] == "https://sts.windows.net"
     assert service_env["VERIFIER_CA_FILE"] == ""
     assert "devidp" not in str(loaded.services[service])
+
+
+def _routes(settings: VerifierSettings) -> set[str]:
+    return {str(route) for route in settings.revalidated_routes}
+
+
+def test_every_deployment_tells_the_verifier_the_apis_revalidated_routes(
+    containers, env_of, placeholder_secrets, compose, tmp_path
+):
+    """The verifier forwards the access token to the endpoints it is told; the API publishes which
+    endpoints re-validate it. Every deployment must tell the verifier exactly that list."""
+    published = set(REVALIDATED_ROUTES)
+    verifier = containers["verifier"]
+    ecs = settings_from_env({**env_of(verifier), **_secrets_for(verifier, placeholder_secrets)})
+    assert _routes(ecs) == published
+    compose_env = compose.environment("verifier")
+    assert {str(r) for r in parse_routes(compose_env["VERIFIER_REVALIDATED_ROUTES"])[0]} == published
+    secrets = render.Secrets("k" * 43, "c" * 32)
+    local = render.verifier_env(Topology(run_dir=tmp_path), tmp_path / "ca.pem", secrets)
+    assert {str(r) for r in parse_routes(local["VERIFIER_REVALIDATED_ROUTES"])[0]} == published

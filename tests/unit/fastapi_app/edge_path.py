@@ -16,13 +16,18 @@ import re
 from functools import cache
 from pathlib import Path
 
+from fastapi_app.revalidation import REVALIDATED_ROUTES
 from stack.launcher import nginx_templates
 from stack.render import inline_includes
 from verifier.core.decision import Decision, OriginalRequest
+from verifier.core.forwarded_routes import parse_routes
 from verifier.core.identity import Principal
 from verifier.service.app import render
 
 REPO = Path(__file__).resolve().parents[3]
+
+#: The verifier configured as every deployment configures it: the API's own list.
+FORWARDED, _ = parse_routes(", ".join(REVALIDATED_ROUTES))
 
 _AUTH_SET = re.compile(r"^\s*auth_request_set\s+\$(\w+)\s+\$upstream_http_(\w+);", re.M)
 _SET_HEADER = re.compile(r"^\s*proxy_set_header\s+([\w-]+)\s+\$(\w+);", re.M)
@@ -64,7 +69,9 @@ def edge_headers(
     ``access_token`` empty stands for a source without one (the ALB's header).
     """
     decision = Decision.allow(principal, access_token=access_token)
-    answer = render(decision, OriginalRequest(method, uri), identity_key=key, now=now)
+    answer = render(
+        decision, OriginalRequest(method, uri), identity_key=key, now=now, revalidated_routes=FORWARDED
+    )
     assert answer.status == 200
     received = {name.lower(): value for name, value in answer.headers.items()}
     return {name: received[source] for name, source in api_header_copies().items() if received.get(source)}

@@ -11,8 +11,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
+from fastapi_app import app as app_module
 from fastapi_app import create_app
-from fastapi_app.revalidation import revalidated_principal
+from fastapi_app.revalidation import REVALIDATED_ROUTES, endpoint_routes, revalidating_routes
 from fastapi_app.token_check import StaticKeys, VerifierRevalidator
 from tests.unit.fastapi_app.conftest import (
     ALICE,
@@ -26,7 +27,7 @@ from tests.unit.fastapi_app.conftest import (
     validation_settings,
 )
 from tests.unit.fastapi_app.edge_path import api_header_copies, edge_headers
-from verifier.core.decision import FORWARDED_TOKEN_ROUTES, OriginalRequest, needs_forwarded_token
+from verifier.core.forwarded_routes import needs_forwarded_token, parse_routes
 from verifier.core.identity import HEADER_FORWARDED_TOKEN, Principal
 from verifier.core.jwk import KeySet
 
@@ -246,40 +247,25 @@ def test_endpoints_that_do_not_revalidate_never_receive_the_token(rsa_key: rsa.R
     assert HEADER_FORWARDED_TOKEN not in headers
 
 
-def _api_routes(routes: list[Any]) -> list[Any]:
-    """Every endpoint route, looking inside included routers (however this FastAPI version nests them)."""
-    found = []
-    for route in routes:
-        nested = getattr(route, "original_router", None)
-        if nested is not None:
-            found += _api_routes(nested.routes)
-        elif getattr(route, "dependant", None) is not None:
-            found.append(route)
-    return found
-
-
-def _revalidating_routes(routes: list[Any]) -> set[tuple[str, str]]:
-    found = set()
-    for route in routes:
-        stack = list(route.dependant.dependencies)
-        while stack:
-            dependency = stack.pop()
-            if dependency.call is revalidated_principal:
-                found.update((method, route.path) for method in route.methods)
-            stack.extend(dependency.dependencies)
-    return found
-
-
 def test_the_verifier_forwards_the_token_to_exactly_the_endpoints_that_revalidate_it(api: Api) -> None:
-    routes = _api_routes(api.client.app.routes)  # type: ignore[attr-defined]
-    assert len(routes) > 10
-    revalidating = _revalidating_routes(routes)
-    assert revalidating == {("DELETE", "/api/projects/{project_id}"), ("PUT", "/api/admin/settings")}
-    # Every route FastAPI has, with its path parameters filled in: the verifier's list says yes for the
-    # re-validating ones and no for all the others.
-    for route in routes:
-        for method in route.methods:
-            uri = route.path.replace("{project_id}", "0b1c2d3e-0000-4000-8000-000000000001")
-            expected = (method, route.path) in revalidating
-            assert needs_forwarded_token(OriginalRequest(method, uri)) is expected, (method, route.path)
-    assert len(FORWARDED_TOKEN_ROUTES) == len(revalidating)
+    routes = api.client.app.routes  # type: ignore[attr-defined]
+    revalidating = revalidating_routes(routes)
+    assert revalidating == {"DELETE /api/projects/{project_id}", "PUT /api/admin/settings"}
+    assert revalidating == set(REVALIDATED_ROUTES)
+    # The verifier configured as every deployment configures it (the list the API publishes): for every
+    # route FastAPI has, with its path parameters filled in, yes for the re-validating ones and no for
+    # all the others.
+    configured, problems = parse_routes(", ".join(REVALIDATED_ROUTES))
+    assert problems == []
+    endpoints = [(method, route.path) for route in endpoint_routes(routes) for method in route.methods]
+    assert len(endpoints) > 10
+    for method, path in endpoints:
+        uri = path.replace("{project_id}", "0b1c2d3e-0000-4000-8000-000000000001")
+        expected = f"{method} {path}" in revalidating
+        assert needs_forwarded_token(method, uri, configured) is expected, (method, path)
+
+
+def test_an_app_whose_routes_disagree_with_the_published_list_is_not_built(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(app_module, "REVALIDATED_ROUTES", ("DELETE /api/projects/{project_id}",))
+    with pytest.raises(RuntimeError, match="PUT /api/admin/settings"):
+        app_module.create_app(make_settings(tmp_path))

@@ -19,8 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from fastapi_app.revalidation import REVALIDATED_ROUTES
 from tests.support.app_clients import AppClients
 from tests.support.token_forge import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
+from verifier.core.forwarded_routes import parse_routes
 from verifier.core.identity import check_signature, principal_from_headers
 from verifier.core.session_cookies import session_binding
 from verifier.keys.provider import StaticKeys
@@ -71,7 +73,12 @@ async def verifier(
         keys = StaticKeys(
             key_set_for({"7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b": [signing_key]}, key_issuer=template)
         )
-        settings = VerifierSettings(validation=validation_settings(AUTHORITY), identity_key=IDENTITY_KEY)
+        settings = VerifierSettings(
+            validation=validation_settings(AUTHORITY),
+            identity_key=IDENTITY_KEY,
+            # As every deployment sets VERIFIER_REVALIDATED_ROUTES: the API's own list.
+            revalidated_routes=parse_routes(", ".join(REVALIDATED_ROUTES))[0],
+        )
         metrics = VerifierMetrics()
         source = build_session_source(
             SessionSourceSettings(
