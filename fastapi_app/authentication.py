@@ -26,8 +26,8 @@ from verifier.core.identity import (
     IDENTITY_HEADERS,
     Principal,
     SignatureError,
-    check_signature,
     principal_from_headers,
+    verify_signature,
 )
 
 Clock = Callable[[], float]
@@ -89,7 +89,7 @@ def authenticate(scope: Scope, settings: ApiSettings, now: int) -> Principal:
     """The principal the verifier vouched for on this request, or :class:`Unauthenticated`."""
     headers = identity_headers(scope.get("headers", []))
     try:
-        check_signature(
+        verify_signature(
             headers,
             keys=settings.signing_keys,
             method=scope["method"],

@@ -21,13 +21,13 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from stack import render
 from stack.pki import TlsFiles, make_dev_pki
 from stack.postgres import PostgresCluster
 from stack.processes import (
     ManagedProcess,
+    Running,
     StackError,
     find_program,
     http_probe,
@@ -119,7 +119,7 @@ def load_or_make_secrets(path: Path) -> render.Secrets:
     return made
 
 
-class Stack:
+class Stack(Running):
     """Every component of one local stack, configured from one :class:`Topology`."""
 
     def __init__(
@@ -334,14 +334,6 @@ class Stack:
             self.postgres.cleanup()  # throw-away: its data goes with it
             self.postgres = None
             self.processes.pop("postgres", None)
-
-    def __enter__(self) -> Stack:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _database_description(self) -> str:
         if self.postgres is not None:

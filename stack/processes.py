@@ -19,12 +19,32 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import httpx
 import redis
 
 #: Where Debian puts nginx (not on a normal user's PATH).
 _SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+
+class Running:
+    """Something with ``start()`` and ``stop()`` that ``with`` starts, and stops however the block ends."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 class StackError(Exception):

@@ -16,11 +16,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 
 from stack.haproxy import Balancer, Target
 from stack.launcher import Stack
-from stack.processes import ManagedProcess, StackError
+from stack.processes import ManagedProcess, Running, StackError
 from stack.topology import Topology, distinct_free_ports
 
 #: What one ECS task runs, in start order (stop order is the reverse: nginx first, so its in-flight
@@ -35,7 +34,7 @@ def task_name(index: int) -> str:
     return f"task-{index + 1}"
 
 
-class ScaleOutStack:
+class ScaleOutStack(Running):
     """``tasks`` edge tasks, the shared services and the balancer, all on free ports under ``run_dir``."""
 
     def __init__(
@@ -167,14 +166,6 @@ class ScaleOutStack:
         for task in self.tasks:
             task.stop()
         self.shared.stop()
-
-    def __enter__(self) -> ScaleOutStack:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def banner(self) -> str:
         t = self.topology

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.wrk import run_wrk
+from bench.wrk import WrkSummary, run_wrk
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -65,13 +65,9 @@ def cpu_by_component(roots: Mapping[str, list[int]]) -> dict[str, dict[int, floa
 
 
 @dataclass(frozen=True)
-class LoadResult:
-    requests: int
-    seconds: float
-    non2xx: int
-    socket_errors: int
-    p50_ms: float
-    p99_ms: float
+class LoadResult(WrkSummary):
+    """wrk's summary of one run and the CPU each component spent during it."""
+
     #: component -> CPU seconds spent during the run
     cpu: dict[str, float]
 
@@ -104,6 +100,4 @@ def run_load(
         name: sum(max(0.0, seconds - before[name].get(pid, 0.0)) for pid, seconds in after[name].items())
         for name in roots
     }
-    return LoadResult(
-        load.requests, load.seconds, load.non2xx, load.socket_errors, load.p50_ms, load.p99_ms, cpu
-    )
+    return LoadResult(**vars(load), cpu=cpu)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 from uuid import UUID
 
@@ -26,9 +28,15 @@ def _not_found() -> HTTPException:
     return HTTPException(status_code=404)
 
 
-async def _refuse_if_read_only(conn: AsyncConnection) -> None:
-    if (await AdminSettingsStore(conn).get()).read_only:
-        raise Conflict("read_only")
+@asynccontextmanager
+async def _project_change(conn: AsyncConnection) -> AsyncIterator[None]:
+    """One change to the projects: a write transaction, refused with 409 ``read_only`` while an
+    administrator has made the API read-only (checked inside the transaction, so the switch and the
+    change cannot pass each other)."""
+    async with write_transaction(conn):
+        if (await AdminSettingsStore(conn).get()).read_only:
+            raise Conflict("read_only")
+        yield
 
 
 def build_router(settings: ApiSettings) -> APIRouter:
@@ -62,8 +70,7 @@ def build_router(settings: ApiSettings) -> APIRouter:
         conn: Connection,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Project:
-        async with write_transaction(conn):
-            await _refuse_if_read_only(conn)
+        async with _project_change(conn):
             projects = ProjectStore(conn)
             quota = (await AdminSettingsStore(conn).get()).max_projects_per_owner
             if await projects.count_owned_by(principal.oid) >= quota:
@@ -83,8 +90,7 @@ def build_router(settings: ApiSettings) -> APIRouter:
     ) -> Project:
         given = body.model_dump(exclude_unset=True)
         changes = {key: value for key, value in given.items() if value is not None}
-        async with write_transaction(conn):
-            await _refuse_if_read_only(conn)
+        async with _project_change(conn):
             project = await ProjectStore(conn).update(project_id, changes, updated_by=principal.oid)
         if project is None:
             raise _not_found()
@@ -101,8 +107,7 @@ def build_router(settings: ApiSettings) -> APIRouter:
         conn: Connection,
         _: Annotated[Principal, Depends(revalidated_principal)],
     ) -> Response:
-        async with write_transaction(conn):
-            await _refuse_if_read_only(conn)
+        async with _project_change(conn):
             deleted = await ProjectStore(conn).delete(project_id)
         if not deleted:
             raise _not_found()

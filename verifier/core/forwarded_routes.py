@@ -18,9 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from verifier.core.policy import normalize_path
+from verifier.core.policy import HTTP_METHODS, normalize_path
 
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LITERAL = re.compile(r"^[A-Za-z0-9._~-]+$")
 _PARAMETER = re.compile(r"^\{[A-Za-z_][A-Za-z0-9_]*\}$")
 
@@ -44,8 +43,8 @@ def parse_route(text: str) -> ForwardedTokenRoute:
     """``METHOD /path/{param}`` -> a route; ValueError says what is wrong with it."""
     method, _, path = text.strip().partition(" ")
     path = path.strip()
-    if method not in _METHODS:
-        raise ValueError(f"{text.strip()!r}: the method must be one of {', '.join(sorted(_METHODS))}")
+    if method not in HTTP_METHODS:
+        raise ValueError(f"{text.strip()!r}: the method must be one of {', '.join(sorted(HTTP_METHODS))}")
     if not path.startswith("/") or path == "/":
         raise ValueError(f"{text.strip()!r}: the path must start with / and name an endpoint")
     parts = []

@@ -208,7 +208,7 @@ class SignatureError(Exception):
         self.reason = reason
 
 
-def check_signature(
+def verify_signature(
     headers: Mapping[str, str],
     *,
     keys: tuple[bytes, ...],
@@ -252,7 +252,7 @@ def check_signature(
 
 
 def principal_from_headers(headers: Mapping[str, str]) -> Principal:
-    """Rebuild the :class:`Principal` from identity headers. Call only after :func:`check_signature`."""
+    """Rebuild the :class:`Principal` from identity headers. Call only after :func:`verify_signature`."""
     get = headers.get
     ptype = get(HEADER_PRINCIPAL_TYPE, "")
     source = get(HEADER_AUTH_SOURCE, "")

@@ -26,7 +26,8 @@ from service_runtime.config_error import ConfigError
 from verifier.core.identity import Principal
 from verifier.core.reasons import PolicyRejected, Reason
 
-_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: The methods a rule (or a forwarded-token route) may name.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +154,8 @@ def policy_from_mapping(document: Mapping[str, Any]) -> RoutePolicy:
         if normalized != prefix.rstrip("/") and not (prefix == "/" and normalized == "/"):
             problems.append(f"{where}: 'prefix' {prefix!r} is not a normalized path (use {normalized!r})")
         methods = frozenset(m.upper() for m in _string_set(entry, "methods", where, problems))
-        if methods - _HTTP_METHODS:
-            problems.append(f"{where}: unknown methods {sorted(methods - _HTTP_METHODS)}")
+        if methods - HTTP_METHODS:
+            problems.append(f"{where}: unknown methods {sorted(methods - HTTP_METHODS)}")
         scopes = _string_set(entry, "scopes", where, problems)
         roles = _string_set(entry, "roles", where, problems)
         if not scopes and not roles:

@@ -18,7 +18,6 @@ Behaviour:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import ssl
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from service_runtime.tasks import cancel_and_wait
 from verifier.core.access_tokens import ValidationSettings
 from verifier.core.jwk import JwksError, KeySet, tenant_keys_from_jwks
 from verifier.keys.http_client import HttpClientOptions, LazyHttpClient
@@ -124,10 +124,7 @@ class JwksCache:
             self._loop_task = asyncio.create_task(self._refresh_loop(), name="jwks-refresh")
 
     async def close(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        await cancel_and_wait(self._loop_task)
         self._loop_task = None
         await self._fetcher.close()
         await self._http.close()

@@ -55,6 +55,7 @@ from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from service_runtime.tasks import cancel_and_wait
 from verifier.sources.access_token import CacheCounter
 
 log = logging.getLogger(__name__)
@@ -199,11 +200,8 @@ class SessionEndBroadcast:
             self._task = asyncio.get_running_loop().create_task(self.run(), name="session-end-listener")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._cache.stop_listening()
 
     async def announce(self, binding: bytes) -> None:

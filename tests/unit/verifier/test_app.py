@@ -23,7 +23,7 @@ from tests.support.token_forge import (
     TokenForge,
     verifier_settings,
 )
-from verifier.core.identity import check_signature, principal_from_headers
+from verifier.core.identity import principal_from_headers, verify_signature
 from verifier.core.policy import policy_from_mapping
 from verifier.service.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
 
@@ -38,7 +38,7 @@ def live_forge(jwks_server: JwksServer, signing_key: SigningKey) -> TokenForge:
 def check_signed_for_original(headers: Mapping[str, str]) -> None:
     """The identity headers carry a fresh signature over ``ORIGINAL``'s method and URI."""
     uri = ORIGINAL["X-Original-URI"]
-    check_signature(headers, keys=(TEST_IDENTITY_KEY,), method="POST", uri=uri, now=int(time.time()))
+    verify_signature(headers, keys=(TEST_IDENTITY_KEY,), method="POST", uri=uri, now=int(time.time()))
 
 
 async def start(aiohttp_server, aiohttp_client, app: web.Application) -> TestClient:
@@ -67,7 +67,7 @@ async def test_allowed_request_gets_identity_headers_signed_over_method_and_uri(
         assert response.headers["X-Roles"] == "Reader"
         assert response.headers["Cache-Control"] == "no-store"
         now = int(time.time())
-        check_signature(
+        verify_signature(
             response.headers, keys=(TEST_IDENTITY_KEY,), method="POST", uri="/api/projects/7?x=1", now=now
         )
         principal = principal_from_headers(response.headers)
@@ -80,7 +80,7 @@ async def test_identity_signature_does_not_vouch_for_another_uri(client, live_fo
     headers = {**ORIGINAL, "Authorization": f"Bearer {live_forge.mint()}"}
     async with client.get("/verify", headers=headers) as response:
         with pytest.raises(SignatureError) as info:
-            check_signature(
+            verify_signature(
                 response.headers,
                 keys=(TEST_IDENTITY_KEY,),
                 method="POST",

@@ -14,11 +14,11 @@ from verifier.core.identity import (
     HEADER_SIGNATURE,
     Principal,
     SignatureError,
-    check_signature,
     encode_list,
     encode_value,
     principal_from_headers,
     signed_principal_headers,
+    verify_signature,
 )
 
 KEY = b"k" * 32
@@ -74,7 +74,7 @@ def test_list_items_cannot_smuggle_the_separator():
 def test_principal_survives_the_round_trip_through_signed_headers():
     principal = _principal(name="José, Jr", roles=("A,b", "Reader"), scopes=("user.read", "x y"))
     headers = signed_principal_headers(principal, key=KEY, method="GET", uri="/api/me?x=1", now=1000)
-    check_signature(headers, keys=(KEY,), method="GET", uri="/api/me?x=1", now=1010)
+    verify_signature(headers, keys=(KEY,), method="GET", uri="/api/me?x=1", now=1010)
     back = principal_from_headers(headers)
     assert (back.name, back.roles, back.scopes) == ("José, Jr", ("A,b", "Reader"), ("user.read", "x y"))
 
@@ -93,7 +93,7 @@ def test_a_changed_identity_header_is_refused_with_its_reason(change, reason: st
     headers = signed_principal_headers(_principal(), key=KEY, method="GET", uri="/api/me", now=1000)
     change(headers)
     with pytest.raises(SignatureError) as raised:
-        check_signature(headers, keys=(KEY,), method="GET", uri="/api/me", now=1001)
+        verify_signature(headers, keys=(KEY,), method="GET", uri="/api/me", now=1001)
     assert raised.value.reason == reason
 
 
@@ -109,12 +109,12 @@ def test_a_changed_identity_header_is_refused_with_its_reason(change, reason: st
 def test_a_signature_vouches_only_for_its_own_request_and_time(method: str, uri: str, now: int, reason: str):
     headers = signed_principal_headers(_principal(), key=KEY, method="GET", uri="/api/me", now=1000)
     with pytest.raises(SignatureError) as raised:
-        check_signature(headers, keys=(KEY,), method=method, uri=uri, now=now, max_age=30)
+        verify_signature(headers, keys=(KEY,), method=method, uri=uri, now=now, max_age=30)
     assert raised.value.reason == reason
 
 
 def test_the_previous_key_is_accepted_during_a_rotation_and_an_unknown_key_is_not():
     headers = signed_principal_headers(_principal(), key=KEY, method="GET", uri="/api/me", now=1000)
-    check_signature(headers, keys=(b"n" * 32, KEY), method="GET", uri="/api/me", now=1000)
+    verify_signature(headers, keys=(b"n" * 32, KEY), method="GET", uri="/api/me", now=1000)
     with pytest.raises(SignatureError):
-        check_signature(headers, keys=(b"n" * 32,), method="GET", uri="/api/me", now=1000)
+        verify_signature(headers, keys=(b"n" * 32,), method="GET", uri="/api/me", now=1000)

@@ -19,11 +19,11 @@ from verifier.core.identity import (
     SIGNED_HEADERS,
     Principal,
     SignatureError,
-    check_signature,
     decode_identity_key,
     principal_headers,
     sign_headers,
     signed_principal_headers,
+    verify_signature,
 )
 
 VECTOR = identity_signature_vector()
@@ -78,7 +78,9 @@ def test_signed_principal_headers_match_the_vector() -> None:
 
 def test_the_vector_signature_is_accepted_at_its_timestamp() -> None:
     headers = {**VECTOR["headers"], HEADER_SIGNATURE: VECTOR["signature"]}
-    check_signature(headers, keys=(KEY,), method=VECTOR["method"], uri=VECTOR["uri"], now=VECTOR["timestamp"])
+    verify_signature(
+        headers, keys=(KEY,), method=VECTOR["method"], uri=VECTOR["uri"], now=VECTOR["timestamp"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,7 +89,7 @@ def test_the_vector_signature_is_accepted_at_its_timestamp() -> None:
 def test_the_vector_signature_does_not_vouch_for_another_method_or_uri(method: str, uri: str) -> None:
     headers = {**VECTOR["headers"], HEADER_SIGNATURE: VECTOR["signature"]}
     with pytest.raises(SignatureError) as refused:
-        check_signature(headers, keys=(KEY,), method=method, uri=uri, now=VECTOR["timestamp"])
+        verify_signature(headers, keys=(KEY,), method=method, uri=uri, now=VECTOR["timestamp"])
     assert refused.value.reason == "bad_identity_signature"
 
 
@@ -96,5 +98,5 @@ def test_the_vector_signature_with_another_timestamp_is_refused() -> None:
     moved = VECTOR["signature"].replace(f"t={VECTOR['timestamp']};", f"t={later};")
     headers = {**VECTOR["headers"], HEADER_SIGNATURE: moved}
     with pytest.raises(SignatureError) as refused:
-        check_signature(headers, keys=(KEY,), method=VECTOR["method"], uri=VECTOR["uri"], now=later)
+        verify_signature(headers, keys=(KEY,), method=VECTOR["method"], uri=VECTOR["uri"], now=later)
     assert refused.value.reason == "bad_identity_signature"

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.support.app_clients import AppClients
 from tests.support.token_forge import ManualClock, validation_settings
 from verifier.core.alb_token import ALB_HEADER, AlbRejected
-from verifier.core.identity import check_signature, principal_from_headers
+from verifier.core.identity import principal_from_headers, verify_signature
 from verifier.core.jwk import KeySet
 from verifier.core.policy import RoutePolicy, RouteRule
 from verifier.core.reasons import Reason
@@ -231,7 +231,7 @@ async def test_valid_alb_header_is_answered_200_with_signed_alb_identity(
     assert response.headers["X-User-Tid"] == TENANT
     assert response.headers["X-Roles"] == response.headers["X-Scopes"] == ""
     assert response.headers["Cache-Control"] == "no-store"
-    check_signature(response.headers, keys=(IDENTITY_KEY,), method="GET", uri=URI, now=NOW)
+    verify_signature(response.headers, keys=(IDENTITY_KEY,), method="GET", uri=URI, now=NOW)
     principal = principal_from_headers(response.headers)
     assert (principal.auth_source, principal.name, principal.email) == (
         "alb",

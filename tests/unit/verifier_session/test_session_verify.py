@@ -23,7 +23,7 @@ from fastapi_app.revalidation import REVALIDATED_ROUTES
 from tests.support.app_clients import AppClients
 from tests.support.token_forge import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
 from verifier.core.forwarded_routes import parse_routes
-from verifier.core.identity import check_signature, principal_from_headers
+from verifier.core.identity import principal_from_headers, verify_signature
 from verifier.core.session_cookies import session_binding
 from verifier.keys.provider import StaticKeys
 from verifier.service.app import STATE, create_app
@@ -154,7 +154,7 @@ async def test_session_get_is_allowed_with_signed_session_identity_and_a_csrf_to
     client = await verifier(oauth2_proxy.url)
     response = await verify(client, "GET", cookie)
     assert response.status == 200
-    check_signature(response.headers, keys=(IDENTITY_KEY,), method="GET", uri=URI, now=int(time.time()))
+    verify_signature(response.headers, keys=(IDENTITY_KEY,), method="GET", uri=URI, now=int(time.time()))
     principal = principal_from_headers(response.headers)
     assert (principal.auth_source, principal.oid) == ("session", "11111111-1111-4111-8111-111111111111")
     assert "Set-Cookie" not in response.headers
@@ -575,7 +575,7 @@ async def test_a_remembered_session_asks_oauth2_proxy_and_redis_once_and_still_c
         again = await verify(client, "GET", cookie)
         assert again.status == 200
         # Signed afresh for each request, with a fresh CSRF token for the same sign-in.
-        check_signature(again.headers, keys=(IDENTITY_KEY,), method="GET", uri=URI, now=int(time.time()))
+        verify_signature(again.headers, keys=(IDENTITY_KEY,), method="GET", uri=URI, now=int(time.time()))
         assert principal_from_headers(again.headers).auth_source == "session"
         verify_token(
             again.headers["X-CSRF-Token"],
