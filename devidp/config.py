@@ -139,6 +139,12 @@ class _Reader:
             self.problem(f"{where}.{key}", "must not be empty")
         return value
 
+    def one_of(self, value: str, where: str, allowed: Sequence[str]) -> str:
+        """``value``, with a problem recorded unless it is one of ``allowed``."""
+        if value not in allowed:
+            self.problem(where, f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return value
+
     def boolean(self, t: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
         value = t.get(key, default)
         if not isinstance(value, bool):
@@ -403,9 +409,7 @@ def _permission_scopes(r: _Reader, api: Mapping[str, Any], where: str, app_id: s
         value = r.string(sc, "value", w, required=True)
         if value and (" " in value or value.startswith(".")):
             r.problem(f"{w}.value", f"{value!r}: scope values may not contain spaces or start with '.'")
-        scope_type = r.string(sc, "type", w, default="User")
-        if scope_type not in ("User", "Admin"):
-            r.problem(f"{w}.type", f"expected 'User' or 'Admin', got {scope_type!r}")
+        scope_type = r.one_of(r.string(sc, "type", w, default="User"), f"{w}.type", ("User", "Admin"))
         scopes.append(
             PermissionScope(
                 id=r.guid(sc, "id", w, required=False) or derived_id(app_id, "scope", value),
@@ -427,9 +431,8 @@ def _app_roles(r: _Reader, a: Mapping[str, Any], where: str, app_id: str) -> lis
     ):
         value = r.string(ro, "value", w, required=True)
         members = r.strings(ro, "allowedMemberTypes", w) or ("User",)
-        for m in members:
-            if m not in ("User", "Application"):
-                r.problem(f"{w}.allowedMemberTypes", f"expected 'User' and/or 'Application', got {m!r}")
+        for member in members:
+            r.one_of(member, f"{w}.allowedMemberTypes", ("User", "Application"))
         roles.append(
             AppRole(
                 id=r.guid(ro, "id", w, required=False) or derived_id(app_id, "role", value),

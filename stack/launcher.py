@@ -31,6 +31,7 @@ from stack.processes import (
     StackError,
     find_program,
     http_probe,
+    labelled,
     redis_probe,
     redis_url_probe,
 )
@@ -348,11 +349,15 @@ class Stack(Running):
         t = self.topology
         lines = [
             "",
-            f"  The app:        {t.public_origin}/",
-            f"  API docs:       {t.public_origin}/api/docs",
-            f"  devidp:         {t.devidp_origin}/  (tenant {t.tenant_id})",
-            f"  Trust this CA:  {self.ca_file}",
-            f"  Logs:           {t.logs_dir}/",
+            *labelled(
+                [
+                    ("The app", f"{t.public_origin}/"),
+                    ("API docs", f"{t.public_origin}/api/docs"),
+                    ("devidp", f"{t.devidp_origin}/  (tenant {t.tenant_id})"),
+                    ("Trust this CA", self.ca_file),
+                    ("Logs", f"{t.logs_dir}/"),
+                ]
+            ),
             "",
             "  Internal (127.0.0.1 only, never through nginx):",
             f"    oauth2-proxy {t.oauth2_proxy_url}   verifier {t.verifier_url}   metrics {t.metrics_url}",

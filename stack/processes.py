@@ -29,6 +29,12 @@ import redis
 _SBIN = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
 
+def labelled(rows: Sequence[tuple[str, object]]) -> list[str]:
+    """``label: value`` lines for a start-up banner, the values aligned in one column."""
+    width = max(len(label) for label, _ in rows) + 2
+    return [f"  {label + ':':<{width}}{value}" for label, value in rows]
+
+
 class Running:
     """Something with ``start()`` and ``stop()`` that ``with`` starts, and stops however the block ends."""
 

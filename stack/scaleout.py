@@ -19,7 +19,7 @@ from pathlib import Path
 
 from stack.haproxy import Balancer, Target
 from stack.launcher import Stack
-from stack.processes import ManagedProcess, Running, StackError
+from stack.processes import ManagedProcess, Running, StackError, labelled
 from stack.topology import Topology, distinct_free_ports
 
 #: What one ECS task runs, in start order (stop order is the reverse: nginx first, so its in-flight
@@ -171,10 +171,14 @@ class ScaleOutStack(Running):
         t = self.topology
         lines = [
             "",
-            f"  The app (through HAProxy): {t.public_origin}/",
-            f"  devidp:                    {t.devidp_origin}/  (tenant {t.tenant_id})",
-            f"  Trust this CA:             {self.ca_file}",
-            f"  Redis (TLS, user {t.redis_username}): {t.bind_host}:{t.redis_port}",
+            *labelled(
+                [
+                    ("The app (through HAProxy)", f"{t.public_origin}/"),
+                    ("devidp", f"{t.devidp_origin}/  (tenant {t.tenant_id})"),
+                    ("Trust this CA", self.ca_file),
+                    (f"Redis (TLS, user {t.redis_username})", f"{t.bind_host}:{t.redis_port}"),
+                ]
+            ),
             "",
         ]
         for index, task in enumerate(self.tasks):

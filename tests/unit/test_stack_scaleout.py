@@ -9,6 +9,7 @@ import pytest
 
 from stack import render
 from stack.haproxy import HAPROXY_TEMPLATE, Target, haproxy_values, render_haproxy_conf
+from stack.processes import labelled
 from stack.scaleout import ScaleOutStack
 from stack.topology import REPO_ROOT, Topology
 
@@ -118,3 +119,11 @@ def test_a_redis_user_without_a_password_is_refused(tmp_path: Path):
     topo = Topology(run_dir=tmp_path, redis_username="entra-bff-edge")
     with pytest.raises(render.TemplateError, match="password"):
         render.redis_args(topo, tmp_path)
+
+
+def test_banner_values_line_up_in_one_column_whatever_the_labels():
+    lines = labelled([("The app", "https://localhost:8443/"), ("Redis (TLS, user edge)", "127.0.0.1:6380")])
+    assert lines == [
+        "  The app:                https://localhost:8443/",
+        "  Redis (TLS, user edge): 127.0.0.1:6380",
+    ]

@@ -197,6 +197,18 @@ def test_unsigned_request_is_refused_before_its_body_is_parsed(api: Api) -> None
     assert_unauthenticated(response, "missing_identity_signature")
 
 
+def _assert_the_signature_is_checked(app: FastAPI, path: str, *, smuggled: dict[str, str]) -> None:
+    """``GET path`` refuses no signature and a signed request with ``smuggled`` headers changed, and
+    answers ALICE's signed request with her oid."""
+    with TestClient(app) as client:
+        assert_unauthenticated(client.get(path), "missing_identity_signature")
+        changed = {**sign(ALICE, "GET", path), **smuggled}
+        assert_unauthenticated(client.get(path, headers=changed), "bad_identity_signature")
+        ok = client.get(path, headers=sign(ALICE, "GET", path))
+        assert ok.status_code == 200
+        assert ok.json()["oid"] == ALICE.oid
+
+
 def test_current_principal_dependency_checks_the_signature_without_the_guard_middleware(
     tmp_path: Path,
 ) -> None:
@@ -210,13 +222,7 @@ def test_current_principal_dependency_checks_the_signature_without_the_guard_mid
     def whoami(principal: Annotated[Principal, Depends(current_principal)]) -> dict[str, str]:
         return {"oid": principal.oid}
 
-    with TestClient(app) as client:
-        assert_unauthenticated(client.get("/api/whoami"), "missing_identity_signature")
-        smuggled = {**sign(ALICE, "GET", "/api/whoami"), "X-User-Oid": "someone-else"}
-        assert_unauthenticated(client.get("/api/whoami", headers=smuggled), "bad_identity_signature")
-        ok = client.get("/api/whoami", headers=sign(ALICE, "GET", "/api/whoami"))
-        assert ok.status_code == 200
-        assert ok.json() == {"oid": ALICE.oid}
+    _assert_the_signature_is_checked(app, "/api/whoami", smuggled={"X-User-Oid": "someone-else"})
 
 
 def test_me_returns_the_decoded_identity(api: Api) -> None:
@@ -255,13 +261,7 @@ def test_me_body_is_the_me_model_as_json(api: Api) -> None:
 def test_me_checks_the_signature_itself_in_an_app_without_the_guard_middleware(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path))
     app.user_middleware = [m for m in app.user_middleware if m.cls is not IdentityGuard]
-    with TestClient(app) as client:
-        assert_unauthenticated(client.get("/api/me"), "missing_identity_signature")
-        smuggled = {**sign(ALICE, "GET", "/api/me"), "X-Roles": "Admin"}
-        assert_unauthenticated(client.get("/api/me", headers=smuggled), "bad_identity_signature")
-        ok = client.get("/api/me", headers=sign(ALICE, "GET", "/api/me"))
-        assert ok.status_code == 200
-        assert ok.json()["oid"] == ALICE.oid
+    _assert_the_signature_is_checked(app, "/api/me", smuggled={"X-Roles": "Admin"})
 
 
 def test_websocket_connections_are_refused(api: Api) -> None:
