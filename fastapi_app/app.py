@@ -12,13 +12,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2AuthorizationCodeBearer
 
-from fastapi_app.authentication import Clock, IdentityGuard
+from fastapi_app.authentication import PUBLIC_PATHS, Clock, IdentityGuard
 from fastapi_app.database import create_engine, is_sqlite
 from fastapi_app.database.health import DatabaseHealth
 from fastapi_app.database.migrations import upgrade_to_head
 from fastapi_app.errors import install_error_handlers
 from fastapi_app.middleware import AccessLog, BodyLimit
 from fastapi_app.policy import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE
+from fastapi_app.refusals import document_refusals
 from fastapi_app.revalidation import REVALIDATED_ROUTES, TokenRevalidator, revalidating_routes
 from fastapi_app.routes import admin, docs, health, identity, projects
 from fastapi_app.routes.docs import OPENAPI_PATH
@@ -132,6 +133,9 @@ def create_app(
         # (see __main__), so the redirect would send the browser to http://, off TLS. Each path is
         # answered as it is: an unknown one is 404.
         redirect_slashes=False,
+        # Operation ids are the handlers' names (get_project, not get_project_api_projects__id__get):
+        # what a client generated from the document calls its methods.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -155,6 +159,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(IdentityGuard, settings=settings, clock=clock)
     app.add_middleware(AccessLog, every_request=settings.access_log)
+    document_refusals(app, unprotected=PUBLIC_PATHS)
     declared = revalidating_routes(app.routes)
     if declared != set(REVALIDATED_ROUTES):
         # The verifier forwards the token to REVALIDATED_ROUTES only: a route missing there would

@@ -20,6 +20,7 @@ from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastapi_app.errors import Unauthenticated, unauthenticated_response
+from fastapi_app.refusals import ApiReason
 from fastapi_app.routes.docs import DOCS_PATHS
 from fastapi_app.settings import ApiSettings
 from verifier.core.identity import (
@@ -49,7 +50,7 @@ def request_target(scope: Scope) -> str:
     """
     raw_path = scope.get("raw_path")
     if raw_path is None:
-        raise Unauthenticated("malformed_request_uri")
+        raise Unauthenticated(ApiReason.MALFORMED_REQUEST_URI)
     query = scope.get("query_string", b"")
     target = raw_path + b"?" + query if query else raw_path
     try:
@@ -57,7 +58,7 @@ def request_target(scope: Scope) -> str:
     except UnicodeDecodeError:
         # Clients percent-encode URIs; raw non-ASCII bytes cannot be compared reliably with what the
         # verifier saw through another HTTP stack, so they are refused rather than guessed at.
-        raise Unauthenticated("malformed_request_uri") from None
+        raise Unauthenticated(ApiReason.MALFORMED_REQUEST_URI) from None
 
 
 def identity_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -80,7 +81,7 @@ def identity_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, st
             # A second copy of a signed header would be ignored by the signature check (which reads
             # the first) and could be read by a careless consumer; nginx never sends two, so two
             # means tampering.
-            raise Unauthenticated("duplicate_identity_header")
+            raise Unauthenticated(ApiReason.DUPLICATE_IDENTITY_HEADER)
         found[canonical] = value.decode("latin-1")
     return found
 
@@ -101,7 +102,7 @@ def authenticate(scope: Scope, settings: ApiSettings, now: int) -> Principal:
     except SignatureError as exc:
         raise Unauthenticated(exc.reason) from None
     if not principal.oid or not principal.tid:
-        raise Unauthenticated("malformed_identity_headers")
+        raise Unauthenticated(ApiReason.MALFORMED_IDENTITY_HEADERS)
     return principal
 
 

@@ -31,6 +31,7 @@ from fastapi import Depends
 
 from fastapi_app.authentication import current_principal
 from fastapi_app.errors import Forbidden
+from fastapi_app.refusals import ApiReason, declare
 from verifier.core.identity import Principal
 
 #: ``async``: the checks do no I/O, so they run on the event loop instead of a thread-pool trip each.
@@ -51,10 +52,10 @@ def require_roles(*roles: str) -> PrincipalDependency:
 
     async def dependency(principal: CurrentPrincipal) -> Principal:
         if not set(principal.roles).intersection(required):
-            raise Forbidden("missing_role", required)
+            raise Forbidden(ApiReason.MISSING_ROLE, required)
         return principal
 
-    return _named(dependency, "require_roles", required)
+    return declare(_named(dependency, "require_roles", required), {403: [ApiReason.MISSING_ROLE]})
 
 
 def require_scopes(*scopes: str, allow_app_tokens: bool = False) -> PrincipalDependency:
@@ -65,12 +66,13 @@ def require_scopes(*scopes: str, allow_app_tokens: bool = False) -> PrincipalDep
         if principal.principal_type == "app":
             if allow_app_tokens:
                 return principal
-            raise Forbidden("app_token_not_allowed", required)
+            raise Forbidden(ApiReason.APP_TOKEN_NOT_ALLOWED, required)
         if not set(principal.scopes).intersection(required):
-            raise Forbidden("missing_scope", required)
+            raise Forbidden(ApiReason.MISSING_SCOPE, required)
         return principal
 
-    return _named(dependency, "require_scopes", required)
+    refusals = [ApiReason.MISSING_SCOPE] + ([] if allow_app_tokens else [ApiReason.APP_TOKEN_NOT_ALLOWED])
+    return declare(_named(dependency, "require_scopes", required), {403: refusals})
 
 
 def require_groups(*group_ids: str) -> PrincipalDependency:
@@ -82,9 +84,10 @@ def require_groups(*group_ids: str) -> PrincipalDependency:
 
     async def dependency(principal: CurrentPrincipal) -> Principal:
         if principal.groups_overage:
-            raise Forbidden("groups_overage", required)
+            raise Forbidden(ApiReason.GROUPS_OVERAGE, required)
         if not {group.lower() for group in principal.groups}.intersection(required):
-            raise Forbidden("missing_group", required)
+            raise Forbidden(ApiReason.MISSING_GROUP, required)
         return principal
 
-    return _named(dependency, "require_groups", required)
+    refusals = [ApiReason.GROUPS_OVERAGE, ApiReason.MISSING_GROUP]
+    return declare(_named(dependency, "require_groups", required), {403: refusals})

@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fastapi_app.refusals import ApiReason, endpoint_routes
+
 #: At most this many validation problems are reported, each without the offending input.
 MAX_VALIDATION_ERRORS = 10
 _MAX_MESSAGE_CHARS = 200
@@ -40,6 +42,10 @@ class Forbidden(Refusal):
 
 class Conflict(Refusal):
     """The request is valid but the current state refuses it (409), e.g. read-only mode or a quota."""
+
+
+class UnsupportedMediaType(Refusal):
+    """The body is not in a media type the endpoint takes (415)."""
 
 
 class Unavailable(Refusal):
@@ -90,6 +96,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"error": "conflict", "reason": exc.reason}, status_code=409)
 
+    @app.exception_handler(UnsupportedMediaType)
+    async def _unsupported(_: Request, exc: UnsupportedMediaType) -> JSONResponse:
+        return JSONResponse({"error": "unsupported_media_type", "reason": exc.reason}, status_code=415)
+
     @app.exception_handler(Unavailable)
     async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
         return JSONResponse(
@@ -100,17 +110,45 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            return _malformed_json()
         # FastAPI's default answer repeats each offending input; a hostile client could make us
         # reflect megabytes or smuggle content into logs, so only location, type and message go back.
         return JSONResponse(
-            {"error": "invalid_request", "details": _validation_details(exc)}, status_code=422
+            {
+                "error": "invalid_request",
+                "reason": ApiReason.INVALID_VALUE,
+                "details": _validation_details(exc),
+            },
+            status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        reasons = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
-        return JSONResponse(
-            {"error": reasons.get(exc.status_code, "http_error")},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's "error parsing the body" (bytes that are not text, for one).
+            return _malformed_json()
+        reason = _HTTP_REASONS.get(exc.status_code, "http_error")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route whose path matched; the resource
+            # allows those of every route on its path (RFC 9110, 15.5.6).
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return JSONResponse({"error": reason, "reason": reason}, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource the request's path names: every route with the path template of
+    the first route that matches it (so /api/projects/report is its own resource, not a project id)."""
+    path = request.scope["path"]
+    routes = [route for route in endpoint_routes(request.app.routes) if hasattr(route, "path_regex")]
+    template = next((route.path for route in routes if route.path_regex.match(path)), None)
+    methods = {method for route in routes if route.path == template for method in route.methods or ()}
+    return sorted(methods)
+
+
+_HTTP_REASONS = {404: ApiReason.NOT_FOUND, 405: ApiReason.METHOD_NOT_ALLOWED, 413: ApiReason.BODY_TOO_LARGE}
+
+
+def _malformed_json() -> JSONResponse:
+    return JSONResponse({"error": "invalid_request", "reason": ApiReason.MALFORMED_JSON}, status_code=400)

@@ -73,7 +73,9 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
-        payload = json.dumps({"error": "body_too_large", "max_bytes": self.max_bytes}).encode()
+        payload = json.dumps(
+            {"error": "body_too_large", "reason": "body_too_large", "max_bytes": self.max_bytes}
+        ).encode()
         await send(
             {
                 "type": "http.response.start",

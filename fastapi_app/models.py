@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from verifier.core.identity import Principal
 
 ProjectStatus = Literal["active", "archived"]
 
-# Printable text only: control characters in names end up in logs, CSV exports and terminals.
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-ProjectName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_PRINTABLE)
-]
+# The schema says everything the validation enforces, so a client generated from the OpenAPI document
+# sends only what is accepted, and is refused only what the document refuses. Printable text only
+# (control characters in names end up in logs, CSV exports and terminals), with no space at either
+# end (a plain space, so the class means the same in every regex dialect): refused, not silently
+# stripped, so the stored value is the one that was sent.
+_TRIMMED_PRINTABLE = r"^[^ \x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^ \x00-\x1f\x7f])?$"
+ProjectName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_TRIMMED_PRINTABLE)]
 ProjectDescription = Annotated[str, StringConstraints(max_length=2000)]
-Banner = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=_PRINTABLE)]
+Banner = Annotated[str, StringConstraints(max_length=200, pattern=f"^({_TRIMMED_PRINTABLE[1:-1]})?$")]
+
+
+def _integral(value: object) -> object:
+    # JSON has one number type, and JSON Schema calls 3.0 an integer: accept it as 3 (and nothing
+    # else that is not an int: "3", true and 3.5 stay refused by the strict int below).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer as JSON Schema means it: 3 and 3.0, not "3", true or 3.5.
+JsonInteger = Annotated[int, BeforeValidator(_integral)]
 
 
 class _Request(BaseModel):
@@ -30,16 +44,33 @@ class ProjectCreate(_Request):
     description: ProjectDescription = ""
 
 
+def _without_defaults(schema: dict[str, Any]) -> None:
+    # An absent field is "unchanged", not null: the document shows no default for it.
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+
+
 class ProjectUpdate(_Request):
-    name: ProjectName | None = None
-    description: ProjectDescription | None = None
-    status: ProjectStatus | None = None
+    """A partial change: at least one field, each with a value (null is no value)."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra=lambda schema: _with_min_properties(schema)
+    )
+
+    name: ProjectName = Field(default=None)  # type: ignore[assignment]
+    description: ProjectDescription = Field(default=None)  # type: ignore[assignment]
+    status: ProjectStatus = Field(default=None)  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _not_empty(self) -> ProjectUpdate:
-        if not self.model_fields_set or all(getattr(self, f) is None for f in self.model_fields_set):
+        if not self.model_fields_set:
             raise ValueError("give at least one of name, description, status")
         return self
+
+
+def _with_min_properties(schema: dict[str, Any]) -> None:
+    _without_defaults(schema)
+    schema["minProperties"] = 1
 
 
 class Project(BaseModel):
@@ -69,7 +100,7 @@ class ProjectReport(BaseModel):
 
 class AdminSettingsUpdate(_Request):
     read_only: bool
-    max_projects_per_owner: int = Field(ge=1, le=100_000)
+    max_projects_per_owner: JsonInteger = Field(ge=1, le=100_000)
     banner: Banner = ""
 
 

@@ -19,7 +19,9 @@ from fastapi import Depends, Request
 
 from fastapi_app.authentication import current_principal
 from fastapi_app.errors import Refusal, Unauthenticated, Unavailable
+from fastapi_app.refusals import ApiReason, declare, endpoint_routes
 from verifier.core.identity import HEADER_FORWARDED_TOKEN, Principal
+from verifier.core.reasons import Reason, http_status
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class RevalidationUnavailable(Unavailable):
     """The token cannot be checked right now (not configured, keys unreachable): refuse with 503."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__("revalidation_unavailable")
+        super().__init__(ApiReason.REVALIDATION_UNAVAILABLE)
         self.detail = detail
 
 
@@ -68,14 +70,14 @@ class TokenRevalidator(Protocol):
 def _forwarded_token(request: Request) -> str:
     values = request.headers.getlist(HEADER_FORWARDED_TOKEN)
     if not values or not values[0].strip():
-        raise Unauthenticated("missing_forwarded_token")
+        raise Unauthenticated(ApiReason.MISSING_FORWARDED_TOKEN)
     if len(values) > 1:
-        raise Unauthenticated("duplicate_forwarded_token")
+        raise Unauthenticated(ApiReason.DUPLICATE_FORWARDED_TOKEN)
     token = values[0].strip()
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
     if len(token) > MAX_FORWARDED_TOKEN_BYTES or not token.isascii():
-        raise Unauthenticated("malformed_forwarded_token")
+        raise Unauthenticated(ApiReason.MALFORMED_FORWARDED_TOKEN)
     return token
 
 
@@ -112,20 +114,24 @@ async def revalidated_principal(
         raise Unauthenticated(exc.reason) from None
     if not _same_identity(signed, fresh):
         log.warning("forwarded token does not match the signed identity", extra={"oid": signed.oid})
-        raise Unauthenticated("token_identity_mismatch")
+        raise Unauthenticated(ApiReason.TOKEN_IDENTITY_MISMATCH)
     return signed
 
 
-def endpoint_routes(routes: Sequence[Any]) -> list[Any]:
-    """Every endpoint route, looking inside included routers (however this FastAPI version nests them)."""
-    found = []
-    for route in routes:
-        nested = getattr(route, "original_router", None)
-        if nested is not None:
-            found += endpoint_routes(nested.routes)
-        elif getattr(route, "dependant", None) is not None:
-            found.append(route)
-    return found
+declare(
+    revalidated_principal,
+    {
+        # Its own, and the validation library's for a token it refuses (every 401 reason of a token).
+        401: [
+            ApiReason.MISSING_FORWARDED_TOKEN,
+            ApiReason.DUPLICATE_FORWARDED_TOKEN,
+            ApiReason.MALFORMED_FORWARDED_TOKEN,
+            ApiReason.TOKEN_IDENTITY_MISMATCH,
+            *(reason for reason in Reason if http_status(reason) == 401),
+        ],
+        503: [ApiReason.REVALIDATION_UNAVAILABLE],
+    },
+)
 
 
 def revalidating_routes(routes: Sequence[Any]) -> set[str]:
@@ -137,6 +143,6 @@ def revalidating_routes(routes: Sequence[Any]) -> set[str]:
         while stack:
             dependency = stack.pop()
             if dependency.call is revalidated_principal:
-                found.update(f"{method} {route.path}" for method in route.methods)
+                found.update(f"{method} {route.path_format}" for method in route.methods)
             stack.extend(dependency.dependencies)
     return found

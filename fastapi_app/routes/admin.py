@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fastapi_app.models import AdminSettings, AdminSettingsUpdate
 from fastapi_app.policy import CAN_ADMINISTER
 from fastapi_app.revalidation import revalidated_principal
-from fastapi_app.routes.common import database
+from fastapi_app.routes.common import JSON_BODY, database
 from fastapi_app.settings import ApiSettings
 from fastapi_app.store import AdminSettingsStore, write_transaction
 from verifier.core.identity import Principal
@@ -25,7 +25,7 @@ def build_router(settings: ApiSettings) -> APIRouter:
     async def get_settings(conn: Connection) -> AdminSettings:
         return await AdminSettingsStore(conn).get()
 
-    @router.put("/settings")
+    @router.put("/settings", dependencies=[JSON_BODY])
     async def put_settings(
         body: AdminSettingsUpdate,
         conn: Connection,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fastapi_app.database import DATABASE_UNAVAILABLE_ERRORS
-from fastapi_app.errors import Unavailable
+from fastapi_app.errors import Unavailable, UnsupportedMediaType
+from fastapi_app.refusals import ApiReason, declare
 
 log = logging.getLogger(__name__)
 
@@ -28,4 +29,27 @@ async def database(request: Request) -> AsyncIterator[AsyncConnection]:
         request.app.state.database_health.mark_unavailable()
         # The class only: driver messages can quote connection parameters.
         log.error("database unavailable: %s", type(exc).__name__, extra={"reason": "database_unavailable"})
-        raise Unavailable("database_unavailable") from exc
+        raise Unavailable(ApiReason.DATABASE_UNAVAILABLE) from exc
+
+
+declare(database, {503: [ApiReason.DATABASE_UNAVAILABLE]})
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def json_body(request: Request) -> None:
+    """Every endpoint with a body takes JSON: anything else is 415 ``unsupported_media_type`` (FastAPI
+    would otherwise read a text/plain body as bytes and answer a confusing 422). Malformed JSON is
+    400 ``malformed_json`` (fastapi_app.errors)."""
+    if not _is_json(request.headers.get("content-type", "")):
+        raise UnsupportedMediaType(ApiReason.UNSUPPORTED_MEDIA_TYPE)
+
+
+declare(json_body, {415: [ApiReason.UNSUPPORTED_MEDIA_TYPE], 400: [ApiReason.MALFORMED_JSON]})
+#: For the ``dependencies`` of every route with a body.
+JSON_BODY = Depends(json_body)

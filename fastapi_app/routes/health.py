@@ -6,6 +6,7 @@ The answer may be up to a second old while the database is healthy (see ``Databa
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,10 +22,29 @@ log = logging.getLogger(__name__)
 _OK = JSONResponse({"status": "ok"}).body
 
 
+_STATUS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]}, "reason": {"type": "string"}},
+}
+HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The API and its database answer.",
+        "content": {"application/json": {"schema": _STATUS}},
+    },
+    503: {
+        "description": "The database does not answer (the API's answer) or the API does not (the edge's).",
+        "content": {
+            "application/json": {"schema": {"anyOf": [_STATUS, {"$ref": "#/components/schemas/Error"}]}}
+        },
+    },
+}
+
+
 def build_router(settings: ApiSettings) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["health"])
 
-    @router.get("/healthz")
+    @router.get("/healthz", responses=HEALTH_RESPONSES)
     async def healthz(request: Request) -> Response:
         try:
             await request.app.state.database_health.check()

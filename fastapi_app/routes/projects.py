@@ -14,14 +14,27 @@ from fastapi_app.authentication import current_principal
 from fastapi_app.errors import Conflict
 from fastapi_app.models import Project, ProjectCreate, ProjectPage, ProjectReport, ProjectUpdate
 from fastapi_app.policy import CAN_ADMINISTER, CAN_READ, CAN_WRITE, can_read_reports
+from fastapi_app.refusals import ApiReason, route_refusals
 from fastapi_app.revalidation import revalidated_principal
-from fastapi_app.routes.common import database
+from fastapi_app.routes.common import JSON_BODY, database
 from fastapi_app.settings import ApiSettings
 from fastapi_app.store import AdminSettingsStore, ProjectStore, write_transaction
 from verifier.core.identity import Principal
 
 Connection = Annotated[AsyncConnection, Depends(database, scope="function")]
-NOT_FOUND = {404: {"description": "No project with this id"}}
+#: The refusals the routes below give themselves (their dependencies declare the others).
+NOT_FOUND = [ApiReason.NOT_FOUND]
+CHANGE_REFUSED = [ApiReason.READ_ONLY]
+#: After a project is created, its id leads to the operations on it (the document's links).
+CREATED_LINKS = {
+    201: {
+        "description": "Created; Location names the new project.",
+        "links": {
+            name: {"operationId": name, "parameters": {"project_id": "$response.body#/id"}}
+            for name in ("get_project", "update_project", "delete_project")
+        },
+    }
+}
 
 
 def _not_found() -> HTTPException:
@@ -35,7 +48,7 @@ async def _project_change(conn: AsyncConnection) -> AsyncIterator[None]:
     change cannot pass each other)."""
     async with write_transaction(conn):
         if (await AdminSettingsStore(conn).get()).read_only:
-            raise Conflict("read_only")
+            raise Conflict(ApiReason.READ_ONLY)
         yield
 
 
@@ -51,19 +64,28 @@ def build_router(settings: ApiSettings) -> APIRouter:
         items, total = await ProjectStore(conn).list(limit=limit, offset=offset)
         return ProjectPage(items=items, total=total, limit=limit, offset=offset)
 
-    # Declared before /projects/{project_id} so "report" is never parsed as an id.
+    # Declared before /projects/{project_id}, and an id is a UUID by its route (the uuid convertor):
+    # "report" is never parsed as an id, and PATCH /api/projects/report is 405, not a bad id.
     @router.get("/projects/report", dependencies=can_read_reports(settings.report_group_ids))
     async def project_report(conn: Connection) -> ProjectReport:
         return await ProjectStore(conn).report()
 
-    @router.get("/projects/{project_id}", dependencies=CAN_READ, responses=NOT_FOUND)
+    @router.get(
+        "/projects/{project_id:uuid}", dependencies=CAN_READ, openapi_extra=route_refusals(r404=NOT_FOUND)
+    )
     async def get_project(project_id: UUID, conn: Connection) -> Project:
         project = await ProjectStore(conn).get(project_id)
         if project is None:
             raise _not_found()
         return project
 
-    @router.post("/projects", dependencies=CAN_WRITE, status_code=status.HTTP_201_CREATED)
+    @router.post(
+        "/projects",
+        dependencies=[*CAN_WRITE, JSON_BODY],
+        status_code=status.HTTP_201_CREATED,
+        responses=CREATED_LINKS,
+        openapi_extra=route_refusals(r409=[*CHANGE_REFUSED, ApiReason.PROJECT_QUOTA_EXCEEDED]),
+    )
     async def create_project(
         body: ProjectCreate,
         response: Response,
@@ -74,14 +96,18 @@ def build_router(settings: ApiSettings) -> APIRouter:
             projects = ProjectStore(conn)
             quota = (await AdminSettingsStore(conn).get()).max_projects_per_owner
             if await projects.count_owned_by(principal.oid) >= quota:
-                raise Conflict("project_quota_exceeded")
+                raise Conflict(ApiReason.PROJECT_QUOTA_EXCEEDED)
             project = await projects.create(
                 name=body.name, description=body.description, owner_oid=principal.oid, owner_tid=principal.tid
             )
         response.headers["Location"] = f"/api/projects/{project.id}"
         return project
 
-    @router.patch("/projects/{project_id}", dependencies=CAN_WRITE, responses=NOT_FOUND)
+    @router.patch(
+        "/projects/{project_id:uuid}",
+        dependencies=[*CAN_WRITE, JSON_BODY],
+        openapi_extra=route_refusals(r404=NOT_FOUND, r409=CHANGE_REFUSED),
+    )
     async def update_project(
         project_id: UUID,
         body: ProjectUpdate,
@@ -97,10 +123,10 @@ def build_router(settings: ApiSettings) -> APIRouter:
         return project
 
     @router.delete(
-        "/projects/{project_id}",
+        "/projects/{project_id:uuid}",
         dependencies=CAN_ADMINISTER,
         status_code=status.HTTP_204_NO_CONTENT,
-        responses=NOT_FOUND,
+        openapi_extra=route_refusals(r404=NOT_FOUND, r409=CHANGE_REFUSED),
     )
     async def delete_project(
         project_id: UUID,

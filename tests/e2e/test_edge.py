@@ -506,7 +506,7 @@ def test_trailing_slash_is_not_redirected_off_tls(stack: Stack, client, origin):
     token = edge_client.password_token(stack, "alice@contoso-dev.example", "alice-password")
     r = client.get(origin + "/api/projects/", headers=_bearer(token))
     assert r.status_code == 404
-    assert r.json() == {"error": "not_found"}
+    assert r.json() == {"error": "not_found", "reason": "not_found"}
     assert "location" not in r.headers
 
 

@@ -187,7 +187,7 @@ def test_unsigned_request_to_an_unknown_path_is_refused_before_routing(api: Api)
 def test_signed_request_to_an_unknown_path_is_not_found(api: Api) -> None:
     response = api.call("GET", "/api/does-not-exist", ALICE)
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found"}
+    assert response.json() == {"error": "not_found", "reason": "not_found"}
 
 
 def test_unsigned_request_is_refused_before_its_body_is_parsed(api: Api) -> None:

@@ -13,7 +13,7 @@ from tests.unit.fastapi_app.conftest import ALICE, BOB, CAROL, DAEMON, Api, sign
 
 
 def test_created_project_is_owned_by_the_caller_and_timestamped(api: Api) -> None:
-    response = api.call("POST", "/api/projects", BOB, json={"name": "  Apollo  ", "description": "Moon"})
+    response = api.call("POST", "/api/projects", BOB, json={"name": "Apollo", "description": "Moon"})
     assert response.status_code == 201
     body = response.json()
     assert uuid.UUID(body["id"]).version == 4
@@ -104,13 +104,18 @@ def test_deleted_project_is_gone(api: Api) -> None:
 def test_unknown_project_id_is_not_found(api: Api, method: str, principal, kwargs) -> None:
     response = api.call(method, f"/api/projects/{uuid.uuid4()}", principal, **kwargs)
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found"}
+    assert response.json() == {"error": "not_found", "reason": "not_found"}
 
 
-def test_malformed_project_id_is_a_validation_error(api: Api) -> None:
+def test_a_project_id_that_is_no_uuid_names_no_project(api: Api) -> None:
+    # The route takes a UUID only (its path convertor): anything else is no resource at all.
     response = api.call("GET", "/api/projects/not-a-uuid", ALICE)
-    assert response.status_code == 422
-    assert response.json()["details"][0]["loc"] == ["path", "project_id"]
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "reason": "not_found"}
+    # /api/projects/report is its own resource, not a project id: other methods are 405 with Allow.
+    refused = api.call("PATCH", "/api/projects/report", BOB, json={"name": "x"})
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET"
 
 
 @pytest.mark.parametrize(
@@ -152,18 +157,24 @@ def test_validation_errors_do_not_echo_the_input(api: Api) -> None:
         assert set(detail) == {"loc", "type", "msg"}
 
 
-def test_body_that_is_not_json_is_a_validation_error(api: Api) -> None:
+def test_body_that_is_not_json_is_refused_as_malformed(api: Api) -> None:
     headers = {**sign(BOB, "POST", "/api/projects"), "content-type": "application/json"}
-    response = api.client.post("/api/projects", content=b"{broken", headers=headers)
-    assert response.status_code == 422
-    assert response.json()["error"] == "invalid_request"
+    for body in (b"{broken", b"\xff\xfe{}"):
+        response = api.client.post("/api/projects", content=body, headers=headers)
+        assert response.status_code == 400
+        assert response.json() == {"error": "invalid_request", "reason": "malformed_json"}
 
 
 def test_oversized_body_is_refused_with_413(api: Api) -> None:
     big = {"name": "x", "description": "d" * (api.settings.max_body_bytes + 10)}
     response = api.call("POST", "/api/projects", BOB, json=big)
     assert response.status_code == 413
-    assert response.json() == {"error": "body_too_large", "max_bytes": api.settings.max_body_bytes}
+    expected = {
+        "error": "body_too_large",
+        "reason": "body_too_large",
+        "max_bytes": api.settings.max_body_bytes,
+    }
+    assert response.json() == expected
 
 
 def test_oversized_chunked_body_without_content_length_is_refused_with_413(api: Api) -> None:

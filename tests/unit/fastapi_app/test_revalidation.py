@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from fastapi_app import app as app_module
 from fastapi_app import create_app
-from fastapi_app.revalidation import REVALIDATED_ROUTES, endpoint_routes, revalidating_routes
+from fastapi_app.refusals import endpoint_routes
+from fastapi_app.revalidation import REVALIDATED_ROUTES, revalidating_routes
 from fastapi_app.token_check import StaticKeys, VerifierRevalidator
 from tests.unit.fastapi_app.conftest import (
     ALICE,
@@ -257,7 +258,7 @@ def test_the_verifier_forwards_the_token_to_exactly_the_endpoints_that_revalidat
     # all the others.
     configured, problems = parse_routes(", ".join(REVALIDATED_ROUTES))
     assert problems == []
-    endpoints = [(method, route.path) for route in endpoint_routes(routes) for method in route.methods]
+    endpoints = [(method, route.path_format) for route in endpoint_routes(routes) for method in route.methods]
     assert len(endpoints) > 10
     for method, path in endpoints:
         uri = path.replace("{project_id}", "0b1c2d3e-0000-4000-8000-000000000001")
