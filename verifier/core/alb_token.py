@@ -30,6 +30,7 @@ to this module:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -231,3 +232,15 @@ def load_alb_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ValueError("not a P-256 public key")
     return key
+
+
+def alb_binding(token: AlbToken, settings: AlbSettings) -> bytes:
+    """What the ALB source's CSRF tokens are bound to: the signed-in user at this load balancer.
+
+    The ALB's own session cookie never reaches the verifier (the ALB keeps it and sends the signed
+    header instead), so the binding is the identity the header vouches for: the load balancer, the
+    issuer and ``sub``. A CSRF token minted for one user is worthless for another. Hashed, so it can
+    be used in a MAC freely. Call only after the signature is verified.
+    """
+    parts = (settings.signer_arn, str(token.payload.get("iss", "")), str(token.payload.get("sub", "")))
+    return hashlib.sha256("\0".join(("alb", *parts)).encode()).digest()

@@ -38,9 +38,11 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
     if sources is None:
         configured: list[CredentialSource] = []
         if settings.session is not None:
-            configured.append(build_session_source(settings.session, metrics=metrics))
-        if settings.alb is not None:
-            configured.append(build_alb_source(settings.alb, metrics=metrics))
+            session = build_session_source(settings.session, metrics=metrics)
+            configured.append(session)
+            if settings.alb is not None:
+                # The ALB's browsers pass the same CSRF checks, with the same key and spent tokens.
+                configured.append(build_alb_source(settings.alb, csrf=session.csrf, metrics=metrics))
         sources = tuple(configured)
     app = create_app(settings, sources=sources, metrics=metrics)
     metrics_app = create_metrics_app(app[STATE].metrics)

@@ -1,5 +1,10 @@
 """The ALB OIDC source: ``x-amzn-oidc-data`` checked by :mod:`verifier.core.alb_token` with keys from
-:mod:`verifier.keys.alb_keys`. Off unless ``VERIFIER_ALB_ARN`` is set."""
+:mod:`verifier.keys.alb_keys`. Off unless ``VERIFIER_ALB_ARN`` is set.
+
+A browser signed in at the ALB is authenticated by a cookie the ALB reads, so an unsafe request
+(POST, PUT, PATCH, DELETE) passes the same CSRF checks as a session's (:class:`CsrfGuard`: the
+``Origin``, a token bound to the user, spent once), and every allowed answer carries the next token.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from verifier.core.alb_token import (
     ALB_HEADER,
     AlbRejected,
     AlbSettings,
+    alb_binding,
     alb_principal,
     check_alb_token,
     verify_alb_signature,
@@ -19,6 +25,7 @@ from verifier.keys.alb_keys import AlbKeyCache
 from verifier.keys.upstream import UpstreamMetrics
 from verifier.sources.access_token import TokenAuthenticator
 from verifier.sources.credential_source import CredentialSource
+from verifier.sources.csrf import HEADER_CSRF_TOKEN, CsrfGuard, CsrfRejected
 
 
 class AlbSource(CredentialSource):
@@ -30,9 +37,10 @@ class AlbSource(CredentialSource):
 
     name = "alb"
 
-    def __init__(self, settings: AlbSettings, keys: AlbKeyCache) -> None:
+    def __init__(self, settings: AlbSettings, keys: AlbKeyCache, csrf: CsrfGuard) -> None:
         self.settings = settings
         self.keys = keys
+        self.csrf = csrf
 
     def present(self, request: web.Request) -> bool:
         return ALB_HEADER in request.headers
@@ -44,18 +52,27 @@ class AlbSource(CredentialSource):
             values = request.headers.getall(ALB_HEADER)
             if len(values) != 1:
                 raise AlbRejected(Reason.ALB_MALFORMED, f"exactly one {ALB_HEADER} header")
-            token = check_alb_token(values[0].strip(), self.settings, tokens.clock())
+            now = int(tokens.clock())
+            token = check_alb_token(values[0].strip(), self.settings, now)
             verify_alb_signature(token, await self.keys.get(token.kid))
             principal = alb_principal(token, self.settings)
             tokens.policy.check(principal, original.method, original.uri)
+            binding = alb_binding(token, self.settings)
+            await self.csrf.check(original.method, request.headers, binding, now=now)
+        except CsrfRejected as rejected:
+            rejected.oid = principal.oid
+            return Decision.reject(rejected, source=self.name)
         except Rejection as rejection:
             return Decision.reject(rejection, source=self.name)
-        return Decision.allow(principal)
+        return Decision.allow(principal).with_headers((HEADER_CSRF_TOKEN, self.csrf.mint(binding, now=now)))
 
     async def close(self) -> None:
         await self.keys.close()
 
 
-def build_alb_source(settings: AlbSettings, *, metrics: UpstreamMetrics | None = None) -> AlbSource:
-    """The production ALB source; its HTTP client opens on first use inside the running loop."""
-    return AlbSource(settings, AlbKeyCache(settings, metrics=metrics))
+def build_alb_source(
+    settings: AlbSettings, *, csrf: CsrfGuard, metrics: UpstreamMetrics | None = None
+) -> AlbSource:
+    """The production ALB source; its HTTP client opens on first use inside the running loop. ``csrf``
+    is the session source's guard (one key, one store of spent tokens)."""
+    return AlbSource(settings, AlbKeyCache(settings, metrics=metrics), csrf)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
 
 from tests.support.app_clients import AppClients
 from tests.support.token_forge import ManualClock, validation_settings
+from tests.unit.verifier_session.conftest import RedisServer, start_redis
 from verifier.core.alb_token import ALB_HEADER, AlbRejected
 from verifier.core.identity import principal_from_headers, verify_signature
 from verifier.core.jwk import KeySet
@@ -25,10 +27,13 @@ from verifier.service.app import create_app
 from verifier.service.metrics import VerifierMetrics
 from verifier.service.settings import VerifierSettings
 from verifier.sources.alb import AlbSource, build_alb_source
+from verifier.sources.csrf import CsrfGuard, CsrfSettings, SpentTokenStore, derive_csrf_key
 
 from .forge import KID, NOW, TENANT, AlbForge, pem_of, settings
 
 IDENTITY_KEY = bytes(range(32))
+#: The public origin the CSRF checks compare Origin with.
+PUBLIC = "https://app.example.com"
 OTHER_KID = "0b7e1c2d-3f40-4a5b-8c6d-7e8f90a1b2c3"
 
 
@@ -85,6 +90,13 @@ async def cache_for() -> AsyncIterator[Callable[..., AlbKeyCache]]:
     yield build
     for cache in caches:
         await cache.close()
+
+
+def assert_refused_403(response: ClientResponse, reason: str) -> None:
+    """Refused with 403 and ``reason`` (a CSRF refusal: no challenge), and no identity handed on."""
+    assert response.status == 403
+    assert response.headers["X-Auth-Reason"] == reason
+    assert "X-Identity-Signature" not in response.headers and "WWW-Authenticate" not in response.headers
 
 
 def assert_refused_401(response: ClientResponse, reason: str) -> None:
@@ -185,8 +197,27 @@ URI = "/api/me?x=1"
 VerifierFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-async def verifier() -> AsyncIterator[VerifierFactory]:
+async def csrf(redis_server: RedisServer) -> AsyncIterator[CsrfGuard]:
+    """The session source's guard, as the verifier shares it with the ALB source: a real Redis."""
+    redis = Redis.from_url(redis_server.url, socket_timeout=1, socket_connect_timeout=1)
+    await redis.flushdb()
+    guard = CsrfGuard(
+        CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC), SpentTokenStore(redis)
+    )
+    yield guard
+    await guard.store.close()
+
+
+@pytest.fixture
+async def verifier(csrf: CsrfGuard) -> AsyncIterator[VerifierFactory]:
     clients = AppClients()
 
     async def build(template: str, *, policy: RoutePolicy | None = None) -> TestClient[Any, Any]:
@@ -196,7 +227,7 @@ async def verifier() -> AsyncIterator[VerifierFactory]:
             identity_key=IDENTITY_KEY,
             route_policy=policy or RoutePolicy(),
         )
-        source = build_alb_source(settings(key_url_template=template), metrics=metrics)
+        source = build_alb_source(settings(key_url_template=template), csrf=csrf, metrics=metrics)
         app = create_app(
             verifier_settings,
             sources=(source,),
@@ -210,8 +241,8 @@ async def verifier() -> AsyncIterator[VerifierFactory]:
     await clients.close()
 
 
-async def ask(client: TestClient[Any, Any], token: str | None, **extra: str) -> Any:
-    headers = {"X-Original-Method": "GET", "X-Original-URI": URI, **extra}
+async def ask(client: TestClient[Any, Any], token: str | None, method: str = "GET", **extra: str) -> Any:
+    headers = {"X-Original-Method": method, "X-Original-URI": URI, **extra}
     if token is not None:
         headers[ALB_HEADER] = token
     response = await client.get("/verify", headers=headers)
@@ -322,7 +353,42 @@ async def test_bearer_header_wins_over_the_alb_header(
     assert key_server.hits == []
 
 
-def test_alb_source_is_a_credential_source() -> None:
+def test_alb_source_is_a_credential_source(csrf: CsrfGuard) -> None:
     from verifier.sources.credential_source import CredentialSource
 
-    assert isinstance(AlbSource(settings(), AlbKeyCache(settings())), CredentialSource)
+    assert isinstance(AlbSource(settings(), AlbKeyCache(settings()), csrf), CredentialSource)
+
+
+# --- CSRF: a browser signed in at the ALB passes the same checks as a session ------------------------
+
+
+async def test_an_unsafe_alb_request_needs_the_same_origin_and_a_csrf_token_spent_once(
+    key_server: KeyServer, verifier: VerifierFactory, forge: AlbForge
+) -> None:
+    client = await verifier(key_server.template)
+    safe = await ask(client, forge.token())
+    assert safe.status == 200
+    token = safe.headers["X-CSRF-Token"]
+    # A cross-site form post carries the ALB's cookie, so the ALB adds its header: refused.
+    forged = await ask(
+        client, forge.token(), "POST", Origin="https://evil.example", **{"X-CSRF-Token": token}
+    )
+    assert_refused_403(forged, "csrf_origin_mismatch")
+    missing = await ask(client, forge.token(), "POST", Origin=PUBLIC)
+    assert_refused_403(missing, "csrf_token_missing")
+    allowed = await ask(client, forge.token(), "POST", Origin=PUBLIC, **{"X-CSRF-Token": token})
+    assert allowed.status == 200
+    assert allowed.headers["X-CSRF-Token"] != token
+    replayed = await ask(client, forge.token(), "DELETE", Origin=PUBLIC, **{"X-CSRF-Token": token})
+    assert_refused_403(replayed, "csrf_token_spent")
+
+
+async def test_an_alb_csrf_token_is_bound_to_its_user(
+    key_server: KeyServer, verifier: VerifierFactory, forge: AlbForge
+) -> None:
+    client = await verifier(key_server.template)
+    mallory = (await ask(client, forge.token(payload={**forge.payload(), "sub": "mallory"}))).headers[
+        "X-CSRF-Token"
+    ]
+    refused = await ask(client, forge.token(), "PUT", Origin=PUBLIC, **{"X-CSRF-Token": mallory})
+    assert_refused_403(refused, "csrf_token_bad_mac")
