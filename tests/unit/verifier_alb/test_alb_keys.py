@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from tests.support.app_clients import AppClients
 from tests.support.token_forge import ManualClock, validation_settings
-from tests.unit.verifier_session.conftest import RedisServer, start_redis
+from tests.unit.verifier_session import conftest as session_fixtures
 from verifier.core.alb_token import ALB_HEADER, AlbRejected
 from verifier.core.identity import principal_from_headers, verify_signature
 from verifier.core.jwk import KeySet
@@ -34,6 +34,10 @@ from .forge import KID, NOW, TENANT, AlbForge, pem_of, settings
 IDENTITY_KEY = bytes(range(32))
 #: The public origin the CSRF checks compare Origin with.
 PUBLIC = "https://app.example.com"
+
+# The session tests' real Redis (a server per module, a flushed client per test), used here by name.
+redis_server = session_fixtures.redis_server
+redis = session_fixtures.redis
 OTHER_KID = "0b7e1c2d-3f40-4a5b-8c6d-7e8f90a1b2c3"
 
 
@@ -197,23 +201,12 @@ URI = "/api/me?x=1"
 VerifierFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-async def csrf(redis_server: RedisServer) -> AsyncIterator[CsrfGuard]:
+def csrf(redis: Redis) -> CsrfGuard:
     """The session source's guard, as the verifier shares it with the ALB source: a real Redis."""
-    redis = Redis.from_url(redis_server.url, socket_timeout=1, socket_connect_timeout=1)
-    await redis.flushdb()
-    guard = CsrfGuard(
+    return CsrfGuard(
         CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC), SpentTokenStore(redis)
     )
-    yield guard
-    await guard.store.close()
 
 
 @pytest.fixture
