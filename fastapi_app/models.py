@@ -17,10 +17,12 @@ ProjectStatus = Literal["active", "archived"]
 # (control characters in names end up in logs, CSV exports and terminals), with no space at either
 # end (a plain space, so the class means the same in every regex dialect): refused, not silently
 # stripped, so the stored value is the one that was sent.
-_TRIMMED_PRINTABLE = r"^[^ \x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^ \x00-\x1f\x7f])?$"
-ProjectName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=_TRIMMED_PRINTABLE)]
+_TRIMMED_PRINTABLE = r"[^ \x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^ \x00-\x1f\x7f])?"
+ProjectName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=f"^{_TRIMMED_PRINTABLE}$")
+]
 ProjectDescription = Annotated[str, StringConstraints(max_length=2000)]
-Banner = Annotated[str, StringConstraints(max_length=200, pattern=f"^({_TRIMMED_PRINTABLE[1:-1]})?$")]
+Banner = Annotated[str, StringConstraints(max_length=200, pattern=f"^({_TRIMMED_PRINTABLE})?$")]
 
 
 def _integral(value: object) -> object:
@@ -44,8 +46,10 @@ class ProjectCreate(_Request):
     description: ProjectDescription = ""
 
 
-def _without_defaults(schema: dict[str, Any]) -> None:
-    # An absent field is "unchanged", not null: the document shows no default for it.
+def _partial_change_schema(schema: dict[str, Any]) -> None:
+    # At least one field (the validator below), and an absent field is "unchanged", not null: the
+    # document shows no default for it.
+    schema["minProperties"] = 1
     for field in schema.get("properties", {}).values():
         field.pop("default", None)
 
@@ -53,9 +57,8 @@ def _without_defaults(schema: dict[str, Any]) -> None:
 class ProjectUpdate(_Request):
     """A partial change: at least one field, each with a value (null is no value)."""
 
-    model_config = ConfigDict(
-        extra="forbid", strict=True, json_schema_extra=lambda schema: _with_min_properties(schema)
-    )
+    # Merged with _Request's (strict, no unknown fields).
+    model_config = ConfigDict(json_schema_extra=_partial_change_schema)
 
     name: ProjectName = Field(default=None)  # type: ignore[assignment]
     description: ProjectDescription = Field(default=None)  # type: ignore[assignment]
@@ -66,11 +69,6 @@ class ProjectUpdate(_Request):
         if not self.model_fields_set:
             raise ValueError("give at least one of name, description, status")
         return self
-
-
-def _with_min_properties(schema: dict[str, Any]) -> None:
-    _without_defaults(schema)
-    schema["minProperties"] = 1
 
 
 class Project(BaseModel):

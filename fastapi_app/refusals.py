@@ -15,7 +15,7 @@ its statuses and reasons (:func:`declare`), and a route adds its own (:func:`rou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -138,11 +138,8 @@ def operation_refusals(route: APIRoute, *, protected: bool) -> Refusals:
     """Every refusal ``route`` can answer: its dependencies', its body's, its own and the edge's."""
     found = edge_refusals(protected=protected)
     _merge(found, {413: [ApiReason.BODY_TOO_LARGE]})
-    stack = list(route.dependant.dependencies)
-    while stack:
-        dependency = stack.pop()
-        _merge(found, getattr(dependency.call, _ATTRIBUTE, {}))
-        stack.extend(dependency.dependencies)
+    for call in dependency_calls(route):
+        _merge(found, getattr(call, _ATTRIBUTE, {}))
     if route.dependant.path_params or route.dependant.query_params or route.body_field is not None:
         _merge(found, {422: [ApiReason.INVALID_VALUE]})
     own = (route.openapi_extra or {}).get("x-refusals", {})
@@ -218,6 +215,16 @@ def endpoint_routes(routes: Sequence[Any]) -> list[Any]:
         elif getattr(route, "dependant", None) is not None:
             found.append(route)
     return found
+
+
+def dependency_calls(route: APIRoute) -> Iterator[Callable[..., Any]]:
+    """Every dependency ``route`` solves, directly or through another dependency."""
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dependency = stack.pop()
+        if dependency.call is not None:
+            yield dependency.call
+        stack.extend(dependency.dependencies)
 
 
 def document_refusals(app: FastAPI, *, unprotected: Iterable[str]) -> None:

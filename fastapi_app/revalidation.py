@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 
 from fastapi_app.authentication import current_principal
 from fastapi_app.errors import Refusal, Unauthenticated, Unavailable
-from fastapi_app.refusals import ApiReason, declare, endpoint_routes
+from fastapi_app.refusals import ApiReason, declare, dependency_calls, endpoint_routes
 from verifier.core.identity import HEADER_FORWARDED_TOKEN, Principal
 from verifier.core.reasons import Reason, http_status
 
@@ -137,12 +137,9 @@ declare(
 def revalidating_routes(routes: Sequence[Any]) -> set[str]:
     """``METHOD path`` of every route among ``routes`` that depends on :func:`revalidated_principal`,
     directly or through another dependency."""
-    found = set()
-    for route in endpoint_routes(routes):
-        stack = list(route.dependant.dependencies)
-        while stack:
-            dependency = stack.pop()
-            if dependency.call is revalidated_principal:
-                found.update(f"{method} {route.path_format}" for method in route.methods)
-            stack.extend(dependency.dependencies)
-    return found
+    return {
+        f"{method} {route.path_format}"
+        for route in endpoint_routes(routes)
+        if revalidated_principal in dependency_calls(route)
+        for method in route.methods
+    }

@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fastapi_app.authentication import current_principal
 from fastapi_app.errors import Conflict
-from fastapi_app.models import Project, ProjectCreate, ProjectPage, ProjectReport, ProjectUpdate
+from fastapi_app.models import (
+    AdminSettings,
+    Project,
+    ProjectCreate,
+    ProjectPage,
+    ProjectReport,
+    ProjectUpdate,
+)
 from fastapi_app.policy import CAN_ADMINISTER, CAN_READ, CAN_WRITE, can_read_reports
 from fastapi_app.refusals import ApiReason, route_refusals
 from fastapi_app.revalidation import revalidated_principal
@@ -42,14 +49,15 @@ def _not_found() -> HTTPException:
 
 
 @asynccontextmanager
-async def _project_change(conn: AsyncConnection) -> AsyncIterator[None]:
+async def _project_change(conn: AsyncConnection) -> AsyncIterator[AdminSettings]:
     """One change to the projects: a write transaction, refused with 409 ``read_only`` while an
     administrator has made the API read-only (checked inside the transaction, so the switch and the
-    change cannot pass each other)."""
+    change cannot pass each other). Yields the settings it read, for the change's other rules."""
     async with write_transaction(conn):
-        if (await AdminSettingsStore(conn).get()).read_only:
+        settings = await AdminSettingsStore(conn).get()
+        if settings.read_only:
             raise Conflict(ApiReason.READ_ONLY)
-        yield
+        yield settings
 
 
 def build_router(settings: ApiSettings) -> APIRouter:
@@ -92,10 +100,9 @@ def build_router(settings: ApiSettings) -> APIRouter:
         conn: Connection,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Project:
-        async with _project_change(conn):
+        async with _project_change(conn) as admin_settings:
             projects = ProjectStore(conn)
-            quota = (await AdminSettingsStore(conn).get()).max_projects_per_owner
-            if await projects.count_owned_by(principal.oid) >= quota:
+            if await projects.count_owned_by(principal.oid) >= admin_settings.max_projects_per_owner:
                 raise Conflict(ApiReason.PROJECT_QUOTA_EXCEEDED)
             project = await projects.create(
                 name=body.name, description=body.description, owner_oid=principal.oid, owner_tid=principal.tid
@@ -114,8 +121,8 @@ def build_router(settings: ApiSettings) -> APIRouter:
         conn: Connection,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Project:
-        given = body.model_dump(exclude_unset=True)
-        changes = {key: value for key, value in given.items() if value is not None}
+        # Only the fields sent, each with a value (ProjectUpdate refuses null).
+        changes = body.model_dump(exclude_unset=True)
         async with _project_change(conn):
             project = await ProjectStore(conn).update(project_id, changes, updated_by=principal.oid)
         if project is None:
