@@ -9,6 +9,7 @@ the request path never re-checks configuration. What it builds is :mod:`devidp.m
 
 from __future__ import annotations
 
+import re
 import tomllib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -201,18 +202,40 @@ def _is_guid(value: str) -> bool:
         return False
 
 
-def _check_redirect_uri(r: _Reader, uri: str, where: str, platform: str) -> None:
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: A URL's host and port as a Content-Security-Policy source accepts them. The logout page lists the
+#: front-channel logout URLs' origins in its frame-src, so anything else there could add directives.
+_PLAIN_NETLOC = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
+def _check_redirect_uri(r: _Reader, uri: str, where: str, platform: str, what: str = "redirect URIs") -> None:
     parts = urlsplit(uri)
     if parts.fragment:
-        r.problem(where, f"{uri!r}: redirect URIs may not contain a fragment")
+        r.problem(where, f"{uri!r}: {what} may not contain a fragment")
     if platform == "publicClient":
         if not parts.scheme:
             r.problem(where, f"{uri!r} is not an absolute URI")
         return
     if parts.scheme not in ("https", "http") or not parts.netloc:
         r.problem(where, f"{uri!r} is not an absolute http(s) URL")
-    elif parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
-        r.problem(where, f"{uri!r}: Entra accepts http redirect URIs only for localhost")
+    elif parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        r.problem(where, f"{uri!r}: Entra accepts http {what} only for localhost")
+
+
+def _front_channel_logout_url(r: _Reader, web_section: Mapping[str, Any], where: str) -> str:
+    """``web.logoutUrl``: checked like a web redirect URI, and with a host a CSP source can name."""
+    url = r.string(web_section, "logoutUrl", where)
+    if not url:
+        return ""
+    before = len(r.problems)
+    _check_redirect_uri(r, url, f"{where}.logoutUrl", "web", "front-channel logout URLs")
+    if len(r.problems) == before and not _PLAIN_NETLOC.match(urlsplit(url).netloc):
+        r.problem(
+            f"{where}.logoutUrl",
+            f"{url!r}: the host must be a plain host name or address with an optional port "
+            "(no user information), for example https://app.example/signout",
+        )
+    return url
 
 
 _TOP_KEYS = ("server", "lifetimes", "signing", "admin", "tenants")
@@ -298,11 +321,12 @@ EXAMPLE_APP_ORIGIN = "https://localhost:8443"
 
 
 def move_app_origin(text: str, origin: str) -> str:
-    """devidp/example.toml's text with the redirect URIs of its apps moved to the edge at ``origin``.
+    """devidp/example.toml's text with its apps' URLs on the edge moved to the edge at ``origin``.
 
-    The file registers ``https://localhost:8443/...``; an edge on another port (the tests, a second
-    compose project) needs its own origin there, exactly as a real app registration would. Nothing
-    else is changed.
+    The file registers ``https://localhost:8443/...`` (redirect URIs, post-logout URIs and the BFF's
+    front-channel ``logoutUrl``); an edge on another port (the tests, a second compose project)
+    needs its own origin there, exactly as a real app registration would. Nothing else is changed:
+    URLs on other origins, such as the sign-out test app's on 127.0.0.1:8981, stay.
     """
     origin = origin.rstrip("/")
     if origin == EXAMPLE_APP_ORIGIN:
@@ -360,7 +384,7 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
     roles = _app_roles(r, a, where, app_id)
     version = _requested_access_token_version(r, api, where)
     pre = _pre_authorized_applications(r, api, where, scopes)
-    platforms = _redirect_uris_by_platform(r, a, where)
+    platforms, logout_url = _redirect_uris_by_platform(r, a, where)
     gmc = _group_membership_claims(r, a, where)
     optional, properties = _optional_claims(r, a, where)
     secrets = _client_secrets(r, a, where)
@@ -386,6 +410,7 @@ def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Appl
         web_redirect_uris=platforms["web"],
         public_client_redirect_uris=platforms["publicClient"],
         post_logout_redirect_uris=post_logout,
+        logout_url=logout_url,
         is_fallback_public_client=r.boolean(a, "isFallbackPublicClient", where, False),
         group_membership_claims=gmc,
         optional_claims=OptionalClaims(
@@ -477,8 +502,12 @@ def _pre_authorized_applications(
     return pre
 
 
-def _redirect_uris_by_platform(r: _Reader, a: Mapping[str, Any], where: str) -> dict[str, tuple[str, ...]]:
+def _redirect_uris_by_platform(
+    r: _Reader, a: Mapping[str, Any], where: str
+) -> tuple[dict[str, tuple[str, ...]], str]:
+    """The redirect URIs of each platform, and the web platform's front-channel logout URL."""
     platforms: dict[str, tuple[str, ...]] = {}
+    logout_url = ""
     for platform in ("spa", "web", "publicClient"):
         allowed = ("redirectUris", "logoutUrl") if platform == "web" else ("redirectUris",)
         section = r.table(a.get(platform), f"{where}.{platform}", allowed)
@@ -486,7 +515,9 @@ def _redirect_uris_by_platform(r: _Reader, a: Mapping[str, Any], where: str) -> 
         for j, uri in enumerate(uris):
             _check_redirect_uri(r, uri, f"{where}.{platform}.redirectUris[{j}]", platform)
         platforms[platform] = uris
-    return platforms
+        if platform == "web":
+            logout_url = _front_channel_logout_url(r, section, f"{where}.web")
+    return platforms, logout_url
 
 
 def _group_membership_claims(r: _Reader, a: Mapping[str, Any], where: str) -> str:

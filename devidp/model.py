@@ -73,6 +73,9 @@ class Application:
     web_redirect_uris: tuple[str, ...] = ()
     public_client_redirect_uris: tuple[str, ...] = ()
     post_logout_redirect_uris: tuple[str, ...] = ()
+    #: ``web.logoutUrl``, the portal's "Front-channel logout URL": loaded in a hidden iframe, with
+    #: ``?sid=``, when a user signs out of a session in which they signed in to this app.
+    logout_url: str = ""
     is_fallback_public_client: bool = False
     group_membership_claims: str = "None"
     optional_claims: OptionalClaims = field(default_factory=OptionalClaims)

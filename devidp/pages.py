@@ -1,4 +1,8 @@
-"""Server-rendered HTML for the few pages a person sees. No scripts are needed; every value is escaped."""
+"""Server-rendered HTML for the few pages a person sees; every value is escaped.
+
+Two pages carry a script, each by a per-response nonce and each with a way through without it: the
+form_post answer (a Continue button) and the single sign-out page (a Continue link).
+"""
 
 from __future__ import annotations
 
@@ -118,3 +122,75 @@ def device_code_entry(action: str, error: str = "") -> str:
             "autocomplete=off autofocus></label><p><button type=submit>Next</button></p></form>"
         ),
     )
+
+
+#: How long the sign-out page waits for the front-channel logout frames before it moves on, so an
+#: app that never answers cannot keep the user on devidp's page.
+FRONT_CHANNEL_TIMEOUT_MS = 5000
+
+# Counts the frames' load events from a capturing listener registered before any frame exists, so
+# a frame that loads before the script could look at it is still counted. A frame that fails still
+# fires load in browsers; one that hangs is covered by the timeout.
+_FRONT_CHANNEL_SCRIPT = """(function () {
+  var box = document.getElementById("front-channel");
+  var loaded = new Set(), parsed = false, done = false;
+  function finish() {
+    if (done) return;
+    done = true;
+    var next = box.getAttribute("data-continue-to");
+    if (next) { window.location.replace(next); return; }
+    document.getElementById("signing-out").hidden = true;
+    document.getElementById("signed-out").hidden = false;
+  }
+  function check() {
+    if (parsed && loaded.size >= box.querySelectorAll("iframe[data-front-channel-logout]").length) finish();
+  }
+  document.addEventListener("load", function (event) {
+    var frame = event.target;
+    if (frame && frame.matches && frame.matches("iframe[data-front-channel-logout]")) {
+      loaded.add(frame);
+      check();
+    }
+  }, true);
+  document.addEventListener("DOMContentLoaded", function () { parsed = true; check(); });
+  window.setTimeout(finish, TIMEOUT_MS);
+})();""".replace("TIMEOUT_MS", str(FRONT_CHANNEL_TIMEOUT_MS))
+
+
+def csp_with_frames(nonce: str, frame_origins: Sequence[str]) -> str:
+    """The page CSP plus its one script (by nonce) and frames of exactly ``frame_origins``."""
+    return _CSP.replace(
+        "default-src 'none';",
+        f"default-src 'none'; script-src 'nonce-{nonce}'; frame-src {' '.join(frame_origins)};",
+    )
+
+
+def front_channel_sign_out(
+    frames: Sequence[tuple[str, str]],
+    *,
+    continue_to: str | None,
+    script_nonce: str,
+    error: str = "",
+) -> str:
+    """The end-session page that signs the user out of other apps: one hidden iframe per
+    ``(app name, front-channel logout URL)``, then on to ``continue_to`` (or the signed-out message)
+    once every frame has loaded or the timeout has passed. ``error``: why it cannot go on to the app."""
+    title = "You signed out of your account"
+    done_text = "It's a good idea to close all browser windows."
+    err = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
+    link = f'<p><a href="{escape(continue_to)}">Continue</a></p>' if continue_to else ""
+    target = f' data-continue-to="{escape(continue_to)}"' if continue_to else ""
+    iframes = "".join(
+        f'<iframe hidden data-front-channel-logout title="Signing out of {escape(name)}" '
+        f'src="{escape(url)}"></iframe>'
+        for name, url in frames
+    )
+    body = (
+        f"<h1>{escape(title)}</h1>{err}<div id=front-channel{target}>"
+        f"<p id=signing-out>Signing you out of the applications you used in this session.</p>"
+        f"<p id=signed-out hidden>{escape(done_text)}</p>"
+        f"<noscript><p>{escape(done_text)}</p>{link}</noscript>"
+        f'<script nonce="{escape(script_nonce)}">{_FRONT_CHANNEL_SCRIPT}</script>'
+        f"{iframes}</div>"
+    )
+    return _layout(title, body)

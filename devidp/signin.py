@@ -176,9 +176,17 @@ def send_to_client(target: Target, fields: dict[str, str]) -> web.Response:
     if target.response_mode == "fragment":
         location = f"{target.redirect_uri}#{urlencode(fields)}"
     else:
-        sep = "&" if urlsplit(target.redirect_uri).query else "?"
-        location = f"{target.redirect_uri}{sep}{urlencode(fields)}"
+        location = with_query(target.redirect_uri, fields)
     return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def with_query(url: str, fields: Mapping[str, str]) -> str:
+    """``url`` with ``fields`` added to its query, after whatever query it already has."""
+    if not fields:
+        return url
+    if url.endswith(("?", "&")):
+        return url + urlencode(fields)
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(fields)
 
 
 def send_error(rt: Runtime, target: Target, error: EntraError) -> web.Response:
@@ -209,6 +217,7 @@ def issue_code(
         sid=signed_in.sid,
         expires_at=rt.clock() + rt.config.lifetimes.code_seconds,
     )
+    signed_in.signed_in_to(req.client_id)
     fields = {"code": rt.store.add_code(code)}
     if req.client_info:
         fields["client_info"] = claims.client_info(user, tenant.id)
@@ -390,8 +399,14 @@ async def login(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Respon
     new_cookie = None
     if session is None:
         new_cookie, session = rt.store.new_session(rt.config.lifetimes.session_seconds)
-    signed_in = SignedIn(user.id, rt.now(), claims.new_session_id())
-    session.tenants[tenant.id] = signed_in
+    signed_in = session.tenants.get(tenant.id)
+    if signed_in is not None and signed_in.user_id == user.id:
+        # The same user again (prompt=login, a step-up): the same sign-in session, so the same
+        # sid, and the apps already signed in still get the front-channel logout.
+        signed_in.auth_time = rt.now()
+    else:
+        signed_in = SignedIn(user.id, rt.now(), claims.new_session_id())
+        session.tenants[tenant.id] = signed_in
 
     if tx.kind == "authorize":
         response = issue_code(rt, tenant, tx.request, user, signed_in)
@@ -448,26 +463,75 @@ async def device_submit(request: web.Request) -> web.Response:
 @_in_tenant
 async def logout(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Response:
     params = await _query_or_form(request)
-    rt.store.end_session(request.cookies.get(SESSION_COOKIE), tenant.id)
+    ended = rt.store.end_session(request.cookies.get(SESSION_COOKIE), tenant.id)
+    frames = front_channel_frames(tenant, ended)
     target = params.get("post_logout_redirect_uri", "")
-    if not target:
+    problem = _unregistered_post_logout_target(rt, tenant, params, target) if target else None
+    continue_to = None
+    if target and problem is None:
+        continue_to = with_query(target, {"state": params["state"]} if params.get("state") else {})
+    if frames:
+        # The session is over whatever else is wrong with the request, so the apps are told too.
+        return _front_channel_page(frames, continue_to, problem)
+    if problem is not None:
+        return error_html(problem)
+    if continue_to is None:
         return html(
             pages.message("You signed out of your account", "It's a good idea to close all browser windows.")
         )
+    return web.Response(status=302, headers={"Location": continue_to, "Cache-Control": "no-store"})
+
+
+def front_channel_frames(tenant: Tenant, ended: SignedIn | None) -> list[tuple[Application, str]]:
+    """The apps signed in to during the ended sign-in that registered a front-channel logout URL,
+    each with the URL to load: its ``logoutUrl`` plus ``sid`` (Entra sends no ``iss``)."""
+    if ended is None:
+        return []
+    frames = []
+    for client_id in ended.client_ids:
+        app = tenant.application(client_id)
+        if app is not None and app.logout_url:
+            frames.append((app, with_query(app.logout_url, {"sid": ended.sid})))
+    return frames
+
+
+def _front_channel_page(
+    frames: list[tuple[Application, str]], continue_to: str | None, problem: EntraError | None
+) -> web.Response:
+    nonce = secrets.token_urlsafe(16)
+    page = pages.front_channel_sign_out(
+        [(app.display_name, url) for app, url in frames],
+        continue_to=continue_to,
+        script_nonce=nonce,
+        error=problem.description if problem else "",
+    )
+    origins = sorted({_origin(url) for _, url in frames})
+    return html(
+        page,
+        status=400 if problem else 200,
+        headers={"Content-Security-Policy": pages.csp_with_frames(nonce, origins)},
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _unregistered_post_logout_target(
+    rt: Runtime, tenant: Tenant, params: Mapping[str, str], target: str
+) -> EntraError | None:
+    """AADSTS50011 unless ``target`` is registered by the app the request names (``client_id`` or
+    ``id_token_hint``'s audience), or by any app of the tenant when it names none."""
     candidates = list(tenant.applications)
     client_id = params.get("client_id", "") or _hinted_client(rt, params.get("id_token_hint", ""))
     if client_id:
         client = tenant.application(client_id)
         candidates = [client] if client else []
-    if not any(
-        target in app.post_logout_redirect_uris or target in app.all_redirect_uris() for app in candidates
-    ):
-        return error_html(errors.POST_LOGOUT_REDIRECT_NOT_REGISTERED(uri=target))
-    state = params.get("state")
-    location = target + (
-        ("&" if urlsplit(target).query else "?") + urlencode({"state": state}) if state else ""
-    )
-    return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
+    registered = (app.post_logout_redirect_uris + app.all_redirect_uris() for app in candidates)
+    if any(target in uris for uris in registered):
+        return None
+    return errors.POST_LOGOUT_REDIRECT_NOT_REGISTERED(uri=target)
 
 
 def _hinted_client(rt: Runtime, id_token_hint: str) -> str:

@@ -81,9 +81,18 @@ class DeviceAuthorization:
 
 @dataclass(slots=True)
 class SignedIn:
+    """One user's sign-in to one tenant in one browser: what single sign-out ends."""
+
     user_id: str
     auth_time: int
-    sid: str  # the session id tokens carry as ``sid``
+    sid: str  # the session id tokens carry as ``sid``, the same for every app of this sign-in
+    #: The apps issued an authorization code under this sign-in, in order: the ones whose
+    #: front-channel logout URL the logout page loads.
+    client_ids: list[str] = field(default_factory=list)
+
+    def signed_in_to(self, client_id: str) -> None:
+        if client_id not in self.client_ids:
+            self.client_ids.append(client_id)
 
 
 @dataclass(slots=True)
@@ -200,10 +209,10 @@ class GrantStore:
         self._sessions[session.id] = session
         return value, session
 
-    def end_session(self, session_id: str | None, tenant_id: str) -> None:
+    def end_session(self, session_id: str | None, tenant_id: str) -> SignedIn | None:
+        """End the browser's sign-in to one tenant; returns it, or None when there was none."""
         session = self.session(session_id)
-        if session is not None:
-            session.tenants.pop(tenant_id, None)
+        return session.tenants.pop(tenant_id, None) if session is not None else None
 
     # -- sign-in page transactions -----------------------------------------------------------------
     def add_login(

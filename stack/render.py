@@ -168,7 +168,9 @@ def oauth2_proxy_env(client_secret: str, cookie_secret: str) -> dict[str, str]:
 
 
 def devidp_config_text(example_text: str, topo: Topology) -> str:
-    """devidp/example.toml with its redirect URIs moved to this stack's public origin."""
+    """devidp/example.toml with the edge's redirect URIs and front-channel logout URL (the BFF's
+    ``web.logoutUrl``) moved to this stack's public origin; the sign-out test app's loopback URLs
+    (``http://127.0.0.1:8981/...``) are left as they are."""
     return move_app_origin(example_text, topo.public_origin)
 
 

@@ -5,7 +5,18 @@ Imported as a module (``forms.bff_refresh(token)``) so a test reads as the reque
 
 from __future__ import annotations
 
-from tests.unit.devidp.harness import API_URI, BFF, BFF_REDIRECT, BFF_SECRET, DAEMON, DAEMON_SECRET, POSTMAN
+from tests.unit.devidp.harness import (
+    API_URI,
+    BFF,
+    BFF_REDIRECT,
+    BFF_SECRET,
+    DAEMON,
+    DAEMON_SECRET,
+    POSTMAN,
+    SECOND_APP,
+    SECOND_APP_REDIRECT,
+    SECOND_APP_SECRET,
+)
 
 
 def _bff(grant_type: str, **fields: str) -> dict[str, str]:
@@ -19,6 +30,17 @@ def bff_code_redemption(code: str, **extra: str) -> dict[str, str]:
 
 def bff_refresh(refresh_token: str, **extra: str) -> dict[str, str]:
     return _bff("refresh_token", refresh_token=refresh_token) | extra
+
+
+def second_app_code_redemption(code: str) -> dict[str, str]:
+    """The sign-out test app (a confidential web app) redeeming its code."""
+    return {
+        "grant_type": "authorization_code",
+        "client_id": SECOND_APP,
+        "client_secret": SECOND_APP_SECRET,
+        "code": code,
+        "redirect_uri": SECOND_APP_REDIRECT,
+    }
 
 
 def daemon_credentials(scope: str = f"{API_URI}/.default") -> dict[str, str]:

@@ -38,6 +38,11 @@ API_URI = f"api://{API}"
 BFF = "b7f3d1e2-6c4a-4b58-9e17-3d2c1a0f9e84"
 BFF_SECRET = "bff-dev-secret-change-me"
 BFF_REDIRECT = "https://localhost:8443/oauth2/callback"
+BFF_LOGOUT_URL = "https://localhost:8443/oauth2/front_channel_logout"
+SECOND_APP = "a8c0e2f4-5b7d-4f91-8c3e-6d8f0a2b4c61"
+SECOND_APP_SECRET = "second-app-dev-secret-change-me"
+SECOND_APP_REDIRECT = "http://127.0.0.1:8981/callback"
+SECOND_APP_LOGOUT_URL = "http://127.0.0.1:8981/front-channel-logout"
 SPA = "c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f"
 SPA_REDIRECT = "https://localhost:8443/"
 POSTMAN = "d3e5f7a9-2b4c-4d6e-9f80-1a2b3c4d5e6f"
@@ -278,3 +283,29 @@ def validate_as_resource_server(
 
 
 BOB_UPN = "bob@contoso-dev.example"
+
+
+# -- the end-session endpoint --------------------------------------------------------------------------
+
+
+def logout(
+    idp: RunningIdp, session: requests.Session, tenant: str = TENANT, **params: str
+) -> requests.Response:
+    """The browser at the end-session endpoint (not followed)."""
+    return session.get(
+        idp.url(f"/{tenant}/oauth2/v2.0/logout"), params=params, allow_redirects=False, timeout=10
+    )
+
+
+def front_channel_frames(html_text: str) -> list[str]:
+    """The ``src`` of each front-channel logout iframe on the sign-out page, in page order."""
+    return [
+        unescape(src)
+        for src in re.findall(r"<iframe hidden data-front-channel-logout [^>]*src=\"([^\"]+)\"", html_text)
+    ]
+
+
+def continue_to(html_text: str) -> str | None:
+    """Where the sign-out page goes once its frames have loaded (None: it stays, with a message)."""
+    match = re.search(r'<div id=front-channel data-continue-to="([^"]+)"', html_text)
+    return unescape(match.group(1)) if match else None

@@ -193,8 +193,12 @@ def test_cancel_sends_access_denied(idp: RunningIdp) -> None:
 
 
 def test_logout_ends_session_and_redirects_only_to_registered_uri(idp: RunningIdp) -> None:
+    # Signed in to the SPA only, which registers no front-channel logout URL: no sign-out page
+    # (test_single_sign_out.py has the apps that do), the end-session endpoint answers at once.
     s = idp.session()
-    sign_in(idp, s, bff_authorize_url(idp, SCOPE), pick=ALICE)
+    _, challenge = pkce_pair()
+    spa = authorize_url(idp, SPA, SPA_REDIRECT, SCOPE, challenge=challenge)
+    sign_in(idp, s, spa, pick=ALICE)
     bad = s.get(
         idp.url(f"/{TENANT}/oauth2/v2.0/logout"),
         params={"post_logout_redirect_uri": "https://evil.example/"},
@@ -202,7 +206,7 @@ def test_logout_ends_session_and_redirects_only_to_registered_uri(idp: RunningId
         timeout=10,
     )
     assert bad.status_code == 400 and "Location" not in bad.headers
-    sign_in(idp, s, bff_authorize_url(idp, SCOPE), pick=ALICE)
+    sign_in(idp, s, spa, pick=ALICE)
     out = s.get(
         idp.url(f"/{TENANT}/oauth2/v2.0/logout"),
         params={"post_logout_redirect_uri": "https://localhost:8443/", "client_id": BFF, "state": "bye"},
@@ -213,5 +217,6 @@ def test_logout_ends_session_and_redirects_only_to_registered_uri(idp: RunningId
     loc = urlsplit(out.headers["Location"])
     assert loc.netloc == "localhost:8443" and parse_qs(loc.query)["state"] == ["bye"]
     # The session is over: a silent request now needs a sign-in.
-    again = s.get(bff_authorize_url(idp, SCOPE, prompt="none"), allow_redirects=False, timeout=10)
+    silent = authorize_url(idp, SPA, SPA_REDIRECT, SCOPE, challenge=challenge, prompt="none")
+    again = s.get(silent, allow_redirects=False, timeout=10)
     assert redirect_params(again)["error"] == "login_required"

@@ -26,6 +26,7 @@ def test_example_config_loads_with_the_fixed_ids() -> None:
         "c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f",
         "d3e5f7a9-2b4c-4d6e-9f80-1a2b3c4d5e6f",
         "e4f6a8b0-3c5d-4e7f-a091-2b3c4d5e6f70",
+        "a8c0e2f4-5b7d-4f91-8c3e-6d8f0a2b4c61",  # the second web app, for single sign-out tests
     ]
     assert [u.user_principal_name.split("@")[0] for u in tenant.users] == [
         "alice",
