@@ -30,6 +30,8 @@ FIELDS: tuple[str, ...] = (
     "duration_ms",
     "tenant",
     "kid",
+    "target_oid",
+    "sessions_ended",
 )
 
 

@@ -33,11 +33,18 @@ API_CLIENT_ID = "5a1e9c3d-8b7f-4e21-9d63-2f4a8b1c0e57"
 API_APP_ID_URI = f"api://{API_CLIENT_ID}"
 SPA_CLIENT_ID = "c2d4e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f"
 DAEMON_CLIENT_ID = "e4f6a8b0-3c5d-4e7f-a091-2b3c4d5e6f70"
+BFF_CLIENT_ID = "b1f2a3c4-5d6e-4f70-8a91-b2c3d4e5f607"
 V2_KEY_ISSUER = "{authority}/{{tenantid}}/v2.0"
 
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode_json(segment: str) -> dict[str, Any]:
+    """A JWT segment's JSON object (no checks: for tokens a test made itself)."""
+    decoded = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def b64json(value: object) -> str:
@@ -141,6 +148,30 @@ class TokenForge:
         )
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not _DROP}
+
+    def id_token_claims(self, **overrides: Any) -> dict[str, Any]:
+        """A v2 ID token's claims for the BFF app, as Entra sends them at sign-in (with ``sid``)."""
+        now = int(self.clock())
+        claims: dict[str, Any] = {
+            "aud": BFF_CLIENT_ID,
+            "iss": self.v2_issuer(),
+            "iat": now - 10,
+            "nbf": now - 10,
+            "exp": now + 3600,
+            "name": "Alice Example",
+            "nonce": "n-0S6_WzA2Mj",
+            "oid": "11111111-1111-4111-8111-111111111111",
+            "preferred_username": "alice@contoso-dev.example",
+            "sid": str(uuid.uuid4()),
+            "sub": "q1w2e3r4t5y6u7i8o9p0-sub",
+            "tid": self.tenant_id,
+            "ver": "2.0",
+        }
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not _DROP}
+
+    def id_token(self, **overrides: Any) -> str:
+        return self.mint(self.id_token_claims(**overrides))
 
     def header(self, **overrides: Any) -> dict[str, Any]:
         header: dict[str, Any] = {"typ": "JWT", "alg": "RS256", "kid": self.key.kid}

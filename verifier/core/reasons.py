@@ -56,6 +56,7 @@ class Reason(StrEnum):
     SESSION_BACKEND_UNAVAILABLE = "session_backend_unavailable"
     SESSION_TOKEN_MISSING = "session_token_missing"
     SESSION_EXPIRED = "session_expired"
+    SESSION_ENDED = "session_ended"
     # CSRF on cookie-authenticated unsafe requests (verifier.sources.csrf).
     CSRF_TOKEN_MISSING = "csrf_token_missing"
     CSRF_TOKEN_MALFORMED = "csrf_token_malformed"

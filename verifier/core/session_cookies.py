@@ -164,3 +164,19 @@ def pick_session_set_cookie(set_cookies: Iterable[str], name: str) -> str | None
         if cookie_name_of(value) == name and "\r" not in value and "\n" not in value:
             chosen = value
     return chosen
+
+
+def session_cookie_time(cookie_value: str) -> int | None:
+    """When oauth2-proxy wrote this cookie (unix seconds), or None for a value without that shape.
+
+    The middle field of ``<payload>|<unix time>|<HMAC>``. oauth2-proxy signs the time with the value
+    and refuses a cookie whose MAC or time does not check out (``pkg/encryption`` ``Validate``: older
+    than ``cookie_expire`` or more than 5 minutes ahead), so once oauth2-proxy has accepted the
+    cookie its time is authentic. A session's first cookie is written by the sign-in callback; a
+    refresh writes a new one, but only after a request through the verifier, which by then has
+    recorded the sign-in.
+    """
+    parts = cookie_value.split("|")
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 12:
+        return None
+    return int(parts[1])

@@ -1,12 +1,15 @@
 """The verifier's aiohttp applications, built by factories that take their settings and collaborators.
 
 ``create_app`` serves ``/verify`` (nginx ``auth_request``), ``/session-ended`` (asked by nginx before a
-sign-out), ``/healthz`` (liveness) and ``/readyz`` (503 until signing keys are loaded);
+sign-out), ``/front-channel-logout`` (the identity provider's single sign-out, through nginx),
+``/sessions/end`` (the API's "sign out everywhere", over localhost), ``/healthz`` (liveness) and
+``/readyz`` (503 until signing keys are loaded);
 ``create_metrics_app`` serves ``/metrics`` on its own port, which the load balancer never reaches.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -19,6 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from verifier.core.decision import (
     HEADER_AUTH_REASON,
+    HEADER_ORIGINAL_METHOD,
+    HEADER_ORIGINAL_URI,
     HEADER_REQUEST_ID,
     HEADER_SIGN_IN_REDIRECT,
     Decision,
@@ -27,13 +32,18 @@ from verifier.core.decision import (
     sign_in_redirect,
 )
 from verifier.core.forwarded_routes import ForwardedTokenRoute, needs_forwarded_token
+from verifier.core.id_tokens import is_session_id
 from verifier.core.identity import (
     HEADER_FORWARDED_TOKEN,
     HEADER_SIGNATURE,
+    SignatureError,
+    principal_from_headers,
     sign_headers,
     signed_principal_headers,
+    verify_signature,
 )
-from verifier.core.reasons import Reason, TokenRejected
+from verifier.core.jose import GUID
+from verifier.core.reasons import Reason, Rejection, TokenRejected, http_status
 from verifier.keys.jwks import JwksCache
 from verifier.keys.provider import KeyProvider
 from verifier.service.metrics import VerifierMetrics, outcome_for_status
@@ -125,6 +135,8 @@ def create_app(
     app[STATE] = state
     app.router.add_route("*", "/verify", handle_verify)
     app.router.add_route("*", "/session-ended", handle_session_ended)
+    app.router.add_get("/front-channel-logout", handle_front_channel_logout)
+    app.router.add_post("/sessions/end", handle_end_user_sessions)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
     app.on_startup.append(_start)
@@ -240,6 +252,119 @@ async def handle_session_ended(request: web.Request) -> web.Response:
     for source in request.app[STATE].session_enders:
         await source.end(request.headers.getall("Cookie", ()))
     return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+#: What the identity provider's hidden iframe gets: nothing to see, nothing to run. nginx adds the
+#: CSP whose frame-ancestors lets only the provider's origin frame it.
+_FRONT_CHANNEL_PAGE = '<!doctype html><meta charset="utf-8"><title>Signed out</title>\n'
+
+#: How long an identity signature sent on to ``/sessions/end`` stays good: the API forwards it at
+#: once, in the same task.
+END_SESSIONS_SIGNATURE_MAX_AGE_SECONDS = 30
+
+#: The most a ``/sessions/end`` body may hold; it is ``{"oid": "<guid>"}``.
+MAX_END_SESSIONS_BODY_BYTES = 1024
+
+
+def _front_channel_answer(status: int) -> web.Response:
+    headers = {"Cache-Control": "no-store"}
+    if status == 503:
+        headers["Retry-After"] = "5"
+    return web.Response(status=status, text=_FRONT_CHANNEL_PAGE, content_type="text/html", headers=headers)
+
+
+async def handle_front_channel_logout(request: web.Request) -> web.Response:
+    """The identity provider's front-channel logout (OpenID Connect Front-Channel Logout 1.0, as
+    Entra sends it): ``GET ?sid=<its sign-in session>``, from a hidden iframe on its logout page.
+
+    The session cookie does not arrive (the frame is cross-site and the cookie ``SameSite=Lax``), so
+    the sessions are found by ``sid`` (:meth:`SessionEnder.end_sign_in`), on every task at once. Entra
+    sends no ``iss``, and the call carries no proof: what it can do is bounded by what knowing a
+    ``sid`` allows, which only the sign-in's ID token (kept server-side, never in the browser) tells.
+    Safe to repeat; an unknown ``sid`` ends nothing and is logged as such. 400 without exactly one
+    well-formed ``sid``; 503 with ``Retry-After`` when the session store does not answer.
+    """
+    state = request.app[STATE]
+    sids = request.query.getall("sid", [])
+    if len(sids) != 1 or not is_session_id(sids[0]):
+        log.warning("front-channel logout refused: no single well-formed sid", extra=_request_fields(request))
+        return _front_channel_answer(400)
+    ended = 0
+    try:
+        for source in state.session_enders:
+            ended += await source.end_sign_in(sids[0])
+    except Rejection as failed:
+        log.warning(
+            "front-channel logout failed: %s",
+            failed.reason,
+            extra={**_request_fields(request), "reason": failed.reason},
+        )
+        return _front_channel_answer(http_status(failed.reason))
+    fields = {**_request_fields(request), "event": "front_channel_logout", "sessions_ended": ended}
+    if ended:
+        log.info("front-channel logout ended %d session(s)", ended, extra=fields)
+    else:
+        log.info("front-channel logout for an unknown sid: nothing ended", extra=fields)
+    return _front_channel_answer(200)
+
+
+async def handle_end_user_sessions(request: web.Request) -> web.Response:
+    """ "Sign out everywhere": end every session of one user (``{"oid": ...}``) on every task.
+
+    Asked by the API over localhost, never through nginx, on behalf of a request the API has
+    authorized ("end all my sessions" for the caller, "end all sessions of user X" for an Admin). The
+    API sends on that request's identity headers, its signature and its method and target
+    (``X-Original-Method``, ``X-Original-URI``); the verifier acts only on a fresh signature it made
+    itself for an unsafe request, which a browser's got only after the CSRF checks. Who may end whose
+    sessions is the API's decision. Answers ``{"ended": n}``; 503 when the session store does not
+    answer.
+    """
+    state = request.app[STATE]
+    method = request.headers.get(HEADER_ORIGINAL_METHOD, "")
+    uri = request.headers.get(HEADER_ORIGINAL_URI, "")
+    try:
+        if method in ("GET", "HEAD", "OPTIONS"):
+            raise SignatureError("bad_identity_signature", "only an unsafe request may end sessions")
+        verify_signature(
+            request.headers,
+            keys=(state.settings.identity_key,),
+            method=method,
+            uri=uri,
+            now=int(state.clock()),
+            max_age=END_SESSIONS_SIGNATURE_MAX_AGE_SECONDS,
+        )
+        caller = principal_from_headers(request.headers)
+    except SignatureError as refused:
+        log.warning("sessions/end refused: %s", refused.reason, extra={"reason": refused.reason})
+        return web.json_response({"error": "forbidden", "reason": refused.reason}, status=403)
+    body = await request.content.read(MAX_END_SESSIONS_BODY_BYTES + 1)
+    try:
+        oid = json.loads(body)["oid"] if len(body) <= MAX_END_SESSIONS_BODY_BYTES else None
+    except (ValueError, TypeError, KeyError):
+        oid = None
+    if not isinstance(oid, str) or not GUID.fullmatch(oid):
+        return web.json_response({"error": "bad_request", "reason": "bad_oid"}, status=400)
+    ended = 0
+    try:
+        for source in state.session_enders:
+            ended += await source.end_user(oid, now=int(state.clock()))
+    except Rejection as failed:
+        status = http_status(failed.reason)
+        return web.json_response(
+            {"error": "unavailable", "reason": failed.reason},
+            status=status,
+            headers={"Retry-After": "5"} if status == 503 else None,
+        )
+    log.info(
+        "ended every session of a user",
+        extra={"event": "sessions_ended", "oid": caller.oid, "target_oid": oid, "sessions_ended": ended},
+    )
+    return web.json_response({"ended": ended}, headers={"Cache-Control": "no-store"})
+
+
+def _request_fields(request: web.Request) -> dict[str, str]:
+    request_id = request.headers.get(HEADER_REQUEST_ID, "")
+    return {"request_id": request_id if _REQUEST_ID.fullmatch(request_id) else ""}
 
 
 async def handle_healthz(_request: web.Request) -> web.Response:

@@ -47,8 +47,18 @@ class CredentialSource(Protocol):
 
 @runtime_checkable
 class SessionEnder(Protocol):
-    """A source whose sessions a browser ends by signing out (``/session-ended``)."""
+    """A source whose sessions end by the browser signing out (``/session-ended``), by the identity
+    provider's front-channel logout (``/front-channel-logout``) and by "sign out everywhere"
+    (``/sessions/end``)."""
 
     async def end(self, cookie_headers: Iterable[str]) -> None:
         """Forget, on every task, the session these ``Cookie`` headers name."""
+        ...
+
+    async def end_sign_in(self, sid: str) -> int:
+        """End, on every task, every session of the identity provider's sign-in session ``sid``."""
+        ...
+
+    async def end_user(self, oid: str, *, now: int) -> int:
+        """End, on every task, every session of user ``oid`` begun before ``now``."""
         ...

@@ -1,9 +1,10 @@
 """Fixtures for the session source and CSRF tests: a real redis-server and a real oauth2-proxy.
 
 oauth2-proxy runs with the same session flags as the stack (``--session-store-type=redis
---set-xauthrequest --pass-access-token``, cookie ``__Host-oauth2_proxy``). The sessions it serves are
+--set-xauthrequest --pass-access-token --set-authorization-header``, cookie ``__Host-oauth2_proxy``). The sessions it serves are
 written into Redis exactly as oauth2-proxy writes one after a sign-in (see ``oauth2_proxy_cookie.py``),
-so no browser is needed. Its token endpoint, used only for refreshes, is a small local server standing
+so no browser is needed, each with an ID token signed by :func:`session_forge`'s key for the sign-in
+the access token names. Its token endpoint, used only for refreshes, is a small local server standing
 in for the identity provider.
 """
 
@@ -14,23 +15,53 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from fastapi_app.revalidation import REVALIDATED_ROUTES
 from tests.prerequisites import missing, require_program
+from tests.support.app_clients import AppClients
+from tests.support.token_forge import (
+    SigningKey,
+    TokenForge,
+    b64url_decode_json,
+    key_set_for,
+    validation_settings,
+)
+from verifier.core.forwarded_routes import parse_routes
+from verifier.keys.provider import StaticKeys
+from verifier.service.app import create_app
+from verifier.service.metrics import VerifierMetrics
+from verifier.service.settings import VerifierSettings
+from verifier.sources.csrf import CsrfSettings, derive_csrf_key
+from verifier.sources.session.settings import SessionSettings, SessionSourceSettings
+from verifier.sources.session.source import build_session_source
 
 from .oauth2_proxy_cookie import Ticket, session_state
 
 NAME = "__Host-oauth2_proxy"
 COOKIE_SECRET = "0123456789abcdef0123456789abcdef"
 REPO = Path(__file__).resolve().parents[3]
+#: The identity provider the session tests' tokens come from.
+AUTHORITY = "https://login.example.test"
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate("session-test-key")
+
+
+@pytest.fixture
+def forge(signing_key: SigningKey) -> TokenForge:
+    return TokenForge(signing_key, authority=AUTHORITY, v1_issuer_base=f"{AUTHORITY}/sts")
 
 
 def free_port() -> int:
@@ -142,16 +173,33 @@ class IdentityProvider:
 class OAuth2Proxy:
     url: str
     redis: Redis
+    #: Signs each session's ID token (the sign-in's ``oid``, ``tid`` and a ``sid``).
+    forge: TokenForge
 
-    async def sign_in(self, *, age: int = 0, access_token: str = "at-live", refresh_token: str = "") -> str:
-        """Store a session as oauth2-proxy does after a sign-in ``age`` seconds ago; return the cookie."""
+    async def sign_in(
+        self,
+        *,
+        age: int = 0,
+        access_token: str = "at-live",
+        refresh_token: str = "",
+        id_token: str | None = None,
+        sid: str | None = None,
+    ) -> str:
+        """Store a session as oauth2-proxy does after a sign-in ``age`` seconds ago; return the cookie.
+
+        Its ID token is ``id_token``, or one of :attr:`forge` for the user and tenant of
+        ``access_token`` (when that is a JWT) in Entra session ``sid`` (a new one when None).
+        """
         now = int(time.time())
         ticket = Ticket.new(NAME)
+        if id_token is None:
+            id_token = self.forge.id_token(**_sign_in_claims(access_token), **({"sid": sid} if sid else {}))
         state = session_state(
             created_at=now - age,
             expires_on=now + 3600,
             access_token=access_token,
             refresh_token=refresh_token,
+            id_token=id_token,
         )
         await self.redis.set(ticket.ticket_id, ticket.encrypt(state), ex=3600)
         return ticket.cookie_value(COOKIE_SECRET, now - age)
@@ -166,6 +214,15 @@ class OAuth2Proxy:
         ):
             await response.read()
             assert response.status == 302, response.status
+
+
+def _sign_in_claims(access_token: str) -> dict[str, str]:
+    """The ``oid`` and ``tid`` an access token names (unverified: the test made it), if it is a JWT."""
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return {}
+    claims = b64url_decode_json(parts[1])
+    return {name: claims[name] for name in ("oid", "tid") if isinstance(claims.get(name), str)}
 
 
 @pytest.fixture
@@ -207,12 +264,17 @@ def oauth2_proxy_argv(port: int, issuer: str, redis_url: str) -> list[str]:
         "--upstream=static://202",
         "--set-xauthrequest",
         "--pass-access-token",
+        "--set-authorization-header",
     ]
 
 
 @pytest.fixture
 async def oauth2_proxy(
-    idp: tuple[IdentityProvider, TestServer], redis_server: RedisServer, redis: Redis, tmp_path: Path
+    idp: tuple[IdentityProvider, TestServer],
+    redis_server: RedisServer,
+    redis: Redis,
+    forge: TokenForge,
+    tmp_path: Path,
 ) -> AsyncIterator[OAuth2Proxy]:
     _, server = idp
     port = free_port()
@@ -220,7 +282,7 @@ async def oauth2_proxy(
     process = launch(argv, tmp_path / "oauth2-proxy.log")
     try:
         await asyncio.to_thread(wait_for_port, port)
-        yield OAuth2Proxy(url=f"http://127.0.0.1:{port}", redis=redis)
+        yield OAuth2Proxy(url=f"http://127.0.0.1:{port}", redis=redis, forge=forge)
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 10)
@@ -228,7 +290,7 @@ async def oauth2_proxy(
 
 @pytest.fixture
 async def oauth2_proxy_with_own_redis(
-    idp: tuple[IdentityProvider, TestServer], tmp_path: Path
+    idp: tuple[IdentityProvider, TestServer], forge: TokenForge, tmp_path: Path
 ) -> AsyncIterator[tuple[OAuth2Proxy, RedisServer]]:
     """oauth2-proxy over a Redis of its own, which a test may stop (and the shared one stays up)."""
     _, server = idp
@@ -240,9 +302,65 @@ async def oauth2_proxy_with_own_redis(
     )
     try:
         await asyncio.to_thread(wait_for_port, port)
-        yield OAuth2Proxy(url=f"http://127.0.0.1:{port}", redis=client), own
+        yield OAuth2Proxy(url=f"http://127.0.0.1:{port}", redis=client, forge=forge), own
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 10)
         await client.aclose()
         own.stop()
+
+
+IDENTITY_KEY = b"identity-signing-key-for-tests-0123456789"
+PUBLIC = "https://localhost:8443"
+URI = "/api/projects/7?view=full"
+
+
+VerifyClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def verifier(
+    signing_key: SigningKey, redis_server: RedisServer
+) -> AsyncIterator[Callable[..., Awaitable[TestClient[Any, Any]]]]:
+    """Build a verifier app with the session source against ``oauth2_proxy_url`` and ``redis_url``."""
+    clients = AppClients()
+
+    async def build(
+        oauth2_proxy_url: str,
+        redis_url: str | None = None,
+        *,
+        max_age_seconds: int = 3600,
+        clock: Callable[[], float] = time.time,
+        cache_seconds: int = 0,
+    ) -> TestClient[Any, Any]:
+        template = f"{AUTHORITY}/{{tenantid}}/v2.0"
+        keys = StaticKeys(
+            key_set_for({"7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b": [signing_key]}, key_issuer=template)
+        )
+        settings = VerifierSettings(
+            validation=validation_settings(AUTHORITY),
+            identity_key=IDENTITY_KEY,
+            # As every deployment sets VERIFIER_REVALIDATED_ROUTES: the API's own list.
+            revalidated_routes=parse_routes(", ".join(REVALIDATED_ROUTES))[0],
+        )
+        metrics = VerifierMetrics()
+        source = build_session_source(
+            SessionSourceSettings(
+                session=SessionSettings(
+                    oauth2_proxy_url=oauth2_proxy_url,
+                    cookie_name=NAME,
+                    max_age_seconds=max_age_seconds,
+                    # Off unless a test is about it: the others count what oauth2-proxy is asked.
+                    cache_seconds=cache_seconds,
+                ),
+                csrf=CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC),
+                redis_url=redis_url or redis_server.url,
+            ),
+            metrics=metrics,
+            clock=clock,
+        )
+        app = create_app(settings, sources=[source], keys=keys, metrics=metrics, clock=clock)
+        return await clients.start(app)
+
+    yield build
+    await clients.close()

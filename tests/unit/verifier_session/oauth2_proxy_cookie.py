@@ -54,6 +54,7 @@ def session_state(
     expires_on: int,
     access_token: str,
     refresh_token: str = "",
+    id_token: str = "",
     email: str = "alice@contoso-dev.example",
     user: str = "alice",
 ) -> bytes:
@@ -66,6 +67,8 @@ def session_state(
     ]
     if refresh_token:
         fields.append(("rt", _mp_str(refresh_token)))
+    if id_token:
+        fields.append(("it", _mp_str(id_token)))
     return bytes([0x80 | len(fields)]) + b"".join(_mp_str(k) + v for k, v in fields)
 
 

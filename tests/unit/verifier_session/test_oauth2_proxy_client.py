@@ -51,10 +51,12 @@ async def lookup_reason(source: OAuth2ProxyClient, cookie_header: str) -> Sessio
 async def test_live_session_yields_its_access_token_bound_to_the_ticket(
     oauth2_proxy: OAuth2Proxy, make_client: Callable[..., OAuth2ProxyClient]
 ) -> None:
-    cookie = await oauth2_proxy.sign_in(access_token="at-alice")
+    id_token = oauth2_proxy.forge.id_token()
+    cookie = await oauth2_proxy.sign_in(access_token="at-alice", id_token=id_token)
     source = make_client(oauth2_proxy.url)
     lookup = await source.lookup(source.cookies_from([f"theme=dark; {NAME}={cookie}"]))
-    assert lookup == SessionLookup(access_token="at-alice", binding=session_binding(cookie), set_cookie=None)
+    # The ID token comes as oauth2-proxy's set_authorization_header sends it (Authorization: Bearer).
+    assert lookup == SessionLookup("at-alice", session_binding(cookie), None, id_token)
 
 
 async def test_session_due_for_refresh_returns_the_new_token_and_cookie_with_the_same_binding(

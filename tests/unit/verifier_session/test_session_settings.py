@@ -155,7 +155,7 @@ async def test_python_m_verifier_serves_sessions_with_csrf_from_its_environment(
     }
     process = _start_verifier(env, tmp_path / "verifier.log")
     forge = TokenForge(key, authority=server.base_url, v1_issuer_base=f"{server.base_url}/sts")
-    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint(), id_token=forge.id_token())
     base = f"http://127.0.0.1:{port}"
     try:
         await asyncio.to_thread(wait_for_port, port, timeout=20)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,87 +19,25 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from fastapi_app.revalidation import REVALIDATED_ROUTES
-from tests.support.app_clients import AppClients
-from tests.support.token_forge import ManualClock, SigningKey, TokenForge, key_set_for, validation_settings
-from verifier.core.forwarded_routes import parse_routes
+from tests.support.token_forge import ManualClock, TokenForge
 from verifier.core.identity import principal_from_headers, verify_signature
 from verifier.core.session_cookies import session_binding
-from verifier.keys.provider import StaticKeys
-from verifier.service.app import STATE, create_app
-from verifier.service.metrics import VerifierMetrics
-from verifier.service.settings import VerifierSettings
-from verifier.sources.csrf import CsrfSettings, derive_csrf_key, verify_token
-from verifier.sources.session.settings import SessionSettings, SessionSourceSettings
-from verifier.sources.session.source import SessionSource, build_session_source
+from verifier.service.app import STATE
+from verifier.sources.csrf import derive_csrf_key, verify_token
+from verifier.sources.session.source import SessionSource
 
-from .conftest import NAME, IdentityProvider, OAuth2Proxy, RedisServer, free_port, start_redis
-
-AUTHORITY = "https://login.example.test"
-IDENTITY_KEY = b"identity-signing-key-for-tests-0123456789"
-PUBLIC = "https://localhost:8443"
-URI = "/api/projects/7?view=full"
-
-
-@pytest.fixture(scope="module")
-def signing_key() -> SigningKey:
-    return SigningKey.generate("session-test-key")
-
-
-@pytest.fixture
-def forge(signing_key: SigningKey) -> TokenForge:
-    return TokenForge(signing_key, authority=AUTHORITY, v1_issuer_base=f"{AUTHORITY}/sts")
-
-
-VerifyClient = Callable[..., Awaitable[TestClient[Any, Any]]]
-
-
-@pytest.fixture
-async def verifier(
-    signing_key: SigningKey, redis_server: RedisServer
-) -> AsyncIterator[Callable[..., Awaitable[TestClient[Any, Any]]]]:
-    """Build a verifier app with the session source against ``oauth2_proxy_url`` and ``redis_url``."""
-    clients = AppClients()
-
-    async def build(
-        oauth2_proxy_url: str,
-        redis_url: str | None = None,
-        *,
-        max_age_seconds: int = 3600,
-        clock: Callable[[], float] = time.time,
-        cache_seconds: int = 0,
-    ) -> TestClient[Any, Any]:
-        template = f"{AUTHORITY}/{{tenantid}}/v2.0"
-        keys = StaticKeys(
-            key_set_for({"7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b": [signing_key]}, key_issuer=template)
-        )
-        settings = VerifierSettings(
-            validation=validation_settings(AUTHORITY),
-            identity_key=IDENTITY_KEY,
-            # As every deployment sets VERIFIER_REVALIDATED_ROUTES: the API's own list.
-            revalidated_routes=parse_routes(", ".join(REVALIDATED_ROUTES))[0],
-        )
-        metrics = VerifierMetrics()
-        source = build_session_source(
-            SessionSourceSettings(
-                session=SessionSettings(
-                    oauth2_proxy_url=oauth2_proxy_url,
-                    cookie_name=NAME,
-                    max_age_seconds=max_age_seconds,
-                    # Off unless a test is about it: the others count what oauth2-proxy is asked.
-                    cache_seconds=cache_seconds,
-                ),
-                csrf=CsrfSettings(key=derive_csrf_key(IDENTITY_KEY), public_origin=PUBLIC),
-                redis_url=redis_url or redis_server.url,
-            ),
-            metrics=metrics,
-            clock=clock,
-        )
-        app = create_app(settings, sources=[source], keys=keys, metrics=metrics, clock=clock)
-        return await clients.start(app)
-
-    yield build
-    await clients.close()
+from .conftest import (
+    IDENTITY_KEY,
+    NAME,
+    PUBLIC,
+    URI,
+    IdentityProvider,
+    OAuth2Proxy,
+    RedisServer,
+    VerifyClient,
+    free_port,
+    start_redis,
+)
 
 
 async def verify(
@@ -192,8 +130,9 @@ async def test_csrf_token_is_accepted_once_and_each_answer_carries_the_next_one(
     labels = {"source": "session", "outcome": "forbidden", "reason": "csrf_token_spent"}
     assert registry.get_sample_value("verifier_decisions_total", labels) == 1.0
     assert upstream_count(client, "oauth2_proxy", "ok") == 4
-    # Four reads of the sign-in's start time, two tokens spent; the replayed one refused.
-    assert upstream_count(client, "redis", "ok") == 4 + 2
+    # Four reads of the sign-in's start time (the first one misses and records the sign-in), two
+    # tokens spent; the replayed one refused.
+    assert upstream_count(client, "redis", "ok") == 4 + 1 + 2
     assert upstream_count(client, "redis", "refused") == 1
 
 
@@ -495,19 +434,40 @@ async def test_a_session_ends_its_max_age_after_first_use_however_often_it_was_u
 
 
 async def test_a_new_sign_in_gets_its_own_lifetime(
-    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+    oauth2_proxy: OAuth2Proxy,
+    forge: TokenForge,
+    verifier: VerifyClient,
+    idp: tuple[IdentityProvider, TestServer],
 ) -> None:
     clock = ManualClock(time.time())
     client = await verifier(oauth2_proxy.url, max_age_seconds=600, clock=clock)
     token = forge.mint(forge.user_claims(exp=int(time.time()) + 7200))
-    first = await oauth2_proxy.sign_in(access_token=token)
-    assert (await verify(client, "GET", first)).status == 200
-    clock.advance(599)
+    # Older than oauth2-proxy's refresh period: its first request refreshes it.
+    idp[0].next_access_token = token
+    first = await oauth2_proxy.sign_in(age=599, access_token=token, refresh_token="rt-1")
     second = await oauth2_proxy.sign_in(access_token=token)
+    assert (await verify(client, "GET", first)).status == 200
     assert (await verify(client, "GET", second)).status == 200
     clock.advance(2)
     assert (await reason_of(await verify(client, "GET", first))) == "session_expired"
     assert (await verify(client, "GET", second)).status == 200
+
+
+async def test_a_session_counts_from_its_sign_in_not_from_its_first_request(
+    oauth2_proxy: OAuth2Proxy,
+    forge: TokenForge,
+    verifier: VerifyClient,
+    idp: tuple[IdentityProvider, TestServer],
+) -> None:
+    # Signed in 11 minutes ago (the callback wrote the cookie then), never used since: its first
+    # request is past a 10-minute lifetime, and the session is signed out at oauth2-proxy.
+    client = await verifier(oauth2_proxy.url, max_age_seconds=600)
+    idp[0].next_access_token = forge.mint()
+    cookie = await oauth2_proxy.sign_in(age=660, access_token=forge.mint(), refresh_token="rt-1")
+    response = await verify(client, "GET", cookie)
+    assert (response.status, await reason_of(response)) == (401, "session_expired")
+    assert response.headers["Set-Cookie"].startswith(f"{NAME}=;")
+    assert await oauth2_proxy.redis.keys(f"{NAME}-*") == []
 
 
 # --- remembered sessions (verifier/sources/session_cache.py) -------------------------------------
@@ -584,7 +544,8 @@ async def test_a_remembered_session_asks_oauth2_proxy_and_redis_once_and_still_c
             now=int(time.time()),
         )
     assert upstream_count(client, "oauth2_proxy", "ok") == 1
-    assert upstream_count(client, "redis", "ok") == 1  # the sign-in's start time, once
+    # The sign-in's start time, once: read (a miss) and recorded.
+    assert upstream_count(client, "redis", "ok") == 2
     assert (cache_count(client, "miss"), cache_count(client, "hit")) == (1, 3)
     # Unsafe requests from memory still spend their CSRF token in Redis, exactly once.
     token = first.headers["X-CSRF-Token"]

@@ -5,8 +5,9 @@ oauth2-proxy's Redis session store. For a request that carries that cookie and n
 verifier asks oauth2-proxy's ``/oauth2/auth`` endpoint (over localhost, run with ``--set-xauthrequest
 --pass-access-token``), which answers
 
-* ``202 Accepted`` with ``X-Auth-Request-Access-Token`` (plus ``Set-Cookie`` when it refreshed the
-  session) for a live session,
+* ``202 Accepted`` with ``X-Auth-Request-Access-Token`` and the session's ID token as
+  ``Authorization: Bearer`` (``--set-authorization-header``; read once per sign-in, see below), plus
+  ``Set-Cookie`` when it refreshed the session, for a live session,
 * ``401`` when there is no valid session (with a clearing ``Set-Cookie`` when the cookie was bad or a
   refresh failed for good),
 * ``403`` when one of its own ``allowed_*`` constraints refuses the user.
@@ -40,8 +41,15 @@ refresh token does (90 days at Entra by default). The verifier records when it f
 :func:`~verifier.core.session_cookies.session_binding`) in Redis, and
 once ``max_age_seconds`` have passed it signs the session out at oauth2-proxy (deleting it from
 Redis, so the refresh token is gone with it) and answers 401 ``session_expired`` with oauth2-proxy's
-deleting ``Set-Cookie``. The clock starts at the first request after the callback, seconds after the
-user signed in at the identity provider. Entra's Conditional Access sign-in frequency can shorten
+deleting ``Set-Cookie``. The clock starts when the sign-in callback wrote the session's first cookie
+(the time oauth2-proxy signs into it), read when any task first sees the session.
+
+Sessions also end without their cookie: by Entra's front-channel logout, which names only the Entra
+sign-in session (``sid``), and by "sign out everywhere" for one user (``oid``). So the first sight of a
+sign-in also records it under both, read from the session's ID token
+(:class:`~verifier.sources.session.store.SessionRegistry`); ending by either marks each recorded
+session ended (401 ``session_ended`` on its next request, on any task), deletes it from oauth2-proxy's
+store and leaves a mark that ends a session of that sid (or of that user, begun earlier) seen later. Entra's Conditional Access sign-in frequency can shorten
 this further; the edge does not rely on it, since not every tenant has it.
 
 The package: :mod:`~verifier.sources.session.source` (the flow), :mod:`~verifier.sources.session.oauth2_proxy`

@@ -38,12 +38,14 @@ MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class SessionLookup:
-    """A live session: the access token to validate, the CSRF binding, and the ``Set-Cookie`` (if
-    oauth2-proxy refreshed the session) to return to the browser."""
+    """A live session: the access token to validate, the CSRF binding, the ``Set-Cookie`` (if
+    oauth2-proxy refreshed the session) to return to the browser, and the session's ID token (read
+    only when the verifier first sees the sign-in)."""
 
     access_token: str
     binding: bytes
     set_cookie: str | None = None
+    id_token: str = ""
 
 
 class OAuth2ProxyClient:
@@ -90,7 +92,7 @@ class OAuth2ProxyClient:
         if len(header) > MAX_FORWARDED_COOKIE_BYTES:
             raise SessionRejected(Reason.NO_SESSION, "session cookie is larger than oauth2-proxy sets")
         binding = self.binding_of(cookies)
-        status, set_cookie, access_token = await self._ask(header)
+        status, set_cookie, access_token, id_token = await self._ask(header)
         if status == 401:
             if not await self._session_store_ready():
                 # The 401 (and its deleting Set-Cookie) says only that the store could not be read.
@@ -111,7 +113,7 @@ class OAuth2ProxyClient:
                 Reason.SESSION_TOKEN_MISSING,
                 f"oauth2-proxy answered {status} without {HEADER_ACCESS_TOKEN}; is --pass-access-token set?",
             )
-        return SessionLookup(access_token=access_token, binding=binding, set_cookie=set_cookie)
+        return SessionLookup(access_token, binding, set_cookie, id_token)
 
     async def sign_out(self, cookies: Sequence[tuple[str, str]]) -> str | None:
         """End the session at oauth2-proxy (it deletes it from its store); its deleting ``Set-Cookie``.
@@ -147,8 +149,9 @@ class OAuth2ProxyClient:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return False
 
-    async def _ask(self, cookie_header: str) -> tuple[int, str | None, str]:
-        """One ``/oauth2/auth`` round trip: status, the session ``Set-Cookie`` and the access token."""
+    async def _ask(self, cookie_header: str) -> tuple[int, str | None, str, str]:
+        """One ``/oauth2/auth`` round trip: status, the session ``Set-Cookie``, the access token and
+        the ID token (``Authorization: Bearer``, with ``set_authorization_header``)."""
         with timed_upstream(self._metrics, "oauth2_proxy") as call:
             try:
                 async with self._http.get().get(
@@ -161,6 +164,8 @@ class OAuth2ProxyClient:
                         response.headers.getall("Set-Cookie", ()), self.settings.cookie_name
                     )
                     access_token = response.headers.get(HEADER_ACCESS_TOKEN, "").strip()
+                    scheme, _, id_token = response.headers.get("Authorization", "").partition(" ")
+                    id_token = id_token.strip() if scheme == "Bearer" else ""
                     # Drain the (tiny) body so the connection goes back to the pool for the next request.
                     await response.read()
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -168,4 +173,4 @@ class OAuth2ProxyClient:
                     Reason.SESSION_BACKEND_UNAVAILABLE, f"oauth2-proxy did not answer ({type(exc).__name__})"
                 ) from None
             call.result = "ok" if status in (200, 202) else "refused" if status in (401, 403) else "error"
-        return status, set_cookie, access_token
+        return status, set_cookie, access_token, id_token

@@ -11,8 +11,14 @@ from typing import Protocol
 from aiohttp import web
 
 from verifier.core.decision import Decision, OriginalRequest
-from verifier.core.reasons import Reason
-from verifier.core.session_cookies import cookie_header, session_cookie_value, session_ticket_id
+from verifier.core.id_tokens import SignInSession, read_sign_in_session
+from verifier.core.reasons import KeyNotHeld, Reason, TokenRejected
+from verifier.core.session_cookies import (
+    cookie_header,
+    session_cookie_time,
+    session_cookie_value,
+    session_ticket_id,
+)
 from verifier.keys.upstream import UpstreamMetrics
 from verifier.sources.access_token import TokenAuthenticator
 from verifier.sources.credential_source import CredentialSource, SessionEnder
@@ -20,7 +26,12 @@ from verifier.sources.csrf import HEADER_CSRF_TOKEN, CsrfGuard, CsrfRejected, Sp
 from verifier.sources.session.oauth2_proxy import OAuth2ProxyClient, SessionLookup
 from verifier.sources.session.rejected import SessionRejected
 from verifier.sources.session.settings import SessionSourceSettings
-from verifier.sources.session.store import SESSION_START_KEEP_SECONDS, SessionStartStore, StoredSessions
+from verifier.sources.session.store import (
+    ENDED,
+    SESSION_START_KEEP_SECONDS,
+    SessionRegistry,
+    StoredSessions,
+)
 from verifier.sources.session_cache import (
     RememberedSession,
     SessionCache,
@@ -40,8 +51,11 @@ class SessionSource(CredentialSource, SessionEnder):
 
     1. oauth2-proxy's ``/oauth2/auth`` turns the cookie into an access token (401 ``no_session``,
        403 ``session_forbidden``, 503 ``session_backend_unavailable``, 500 ``session_token_missing``),
-       and Redis says when the sign-in began (401 ``session_expired`` past the absolute lifetime);
-       a live session found within the last few seconds is taken from :class:`SessionCache` instead;
+       and Redis says when the sign-in began (401 ``session_expired`` past the absolute lifetime,
+       401 ``session_ended`` once its Entra session or its user's sessions were ended); a sign-in seen
+       for the first time is recorded with the time oauth2-proxy wrote its cookie at the callback and
+       the ``sid`` and ``oid`` of its ID token (:class:`SessionRegistry`); a live session found
+       within the last few seconds is taken from :class:`SessionCache` instead;
     2. that token is validated and the route policy applied exactly as for a bearer token;
     3. for an unsafe method, the CSRF checks (403 ``csrf_*``; 503 ``csrf_store_unavailable``);
     4. an allowed answer carries a fresh ``X-CSRF-Token`` for the SPA's next unsafe request.
@@ -56,14 +70,14 @@ class SessionSource(CredentialSource, SessionEnder):
         self,
         client: OAuth2ProxyClient,
         csrf: CsrfGuard,
-        starts: SessionStartStore,
+        registry: SessionRegistry,
         stored: StoredSessions,
         cache: SessionCache | None = None,
         broadcast: SessionEndBroadcast | None = None,
     ) -> None:
         self.client = client
         self.csrf = csrf
-        self.starts = starts
+        self.registry = registry
         self.stored = stored
         self.cache = cache if cache is not None else SessionCache(0)
         self.broadcast = broadcast
@@ -95,13 +109,20 @@ class SessionSource(CredentialSource, SessionEnder):
             self.cache.forget(key)
         try:
             lookup = await self.client.lookup(cookies)
-            started = await self._started_at(lookup, now=now)
+            started = await self._started_at(lookup, cookies, tokens, now=now)
         except SessionRejected as rejected:
             if rejected.reason is Reason.NO_SESSION:
                 rejected = await self._confirmed_gone(cookies, rejected)
             return Decision.reject(rejected, source=self.name, headers=_set_cookie(rejected.set_cookie))
+        except TokenRejected as rejected:
+            log.warning("the session's ID token was refused: %s", rejected.reason)
+            return Decision.reject(rejected, source=self.name)
+        if started == ENDED:
+            ended = SessionRejected(Reason.SESSION_ENDED, "the session was ended without its cookie")
+            return await self._sign_out(cookies, lookup.binding, ended)
         if now - started >= max_age:
-            return await self._expire(cookies, lookup.binding, max_age)
+            expired = SessionRejected(Reason.SESSION_EXPIRED, f"signed in more than {max_age} s ago")
+            return await self._sign_out(cookies, lookup.binding, expired)
         decision = await tokens.check_token(lookup.access_token, original, source="session")
         if decision.allowed:
             if lookup.set_cookie is None:
@@ -116,6 +137,25 @@ class SessionSource(CredentialSource, SessionEnder):
         cookies = self.client.cookies_from(cookie_headers)
         if cookies:
             await self._end(self.client.binding_of(cookies))
+
+    async def end_sign_in(self, sid: str) -> int:
+        """The identity provider ended its sign-in session ``sid`` (front-channel logout): end every
+        session of it, on every task, and any recorded later; how many were ended."""
+        bindings = await self.registry.end_sign_in(sid, keep_seconds=self._keep_seconds)
+        for binding in bindings:
+            await self._end(binding)
+        return len(bindings)
+
+    async def end_user(self, oid: str, *, now: int) -> int:
+        """End every session of user ``oid`` begun before ``now``, on every task; how many."""
+        bindings = await self.registry.end_user(oid, now=now, keep_seconds=self._keep_seconds)
+        for binding in bindings:
+            await self._end(binding)
+        return len(bindings)
+
+    @property
+    def _keep_seconds(self) -> int:
+        return self.client.settings.max_age_seconds + SESSION_START_KEEP_SECONDS
 
     async def _end(self, binding: bytes) -> None:
         if self.broadcast is not None:
@@ -135,6 +175,11 @@ class SessionSource(CredentialSource, SessionEnder):
             return refused
         try:
             if not await self.stored.holds(ticket_id):
+                if await self.registry.started_at(self.client.binding_of(cookies)) == ENDED:
+                    # Ended by sid or oid: oauth2-proxy's session was deleted then; say so.
+                    return SessionRejected(
+                        Reason.SESSION_ENDED, "the session was ended", set_cookie=refused.set_cookie
+                    )
                 return refused
         except SessionRejected as unavailable:
             return unavailable
@@ -160,17 +205,60 @@ class SessionSource(CredentialSource, SessionEnder):
             return Decision.reject(rejected, source=self.name)
         return decision.with_headers((HEADER_CSRF_TOKEN, self.csrf.mint(binding, now=now)))
 
-    async def _started_at(self, lookup: SessionLookup, *, now: int) -> int:
-        """When this sign-in began (stored now if this is its first request)."""
-        keep = self.client.settings.max_age_seconds + SESSION_START_KEEP_SECONDS
-        return await self.starts.started_at(lookup.binding, now=now, keep_seconds=keep)
+    async def _started_at(
+        self,
+        lookup: SessionLookup,
+        cookies: Sequence[tuple[str, str]],
+        tokens: TokenAuthenticator,
+        *,
+        now: int,
+    ) -> int:
+        """When this sign-in began, or :data:`ENDED`; recorded if no task has seen it yet.
 
-    async def _expire(self, cookies: Sequence[tuple[str, str]], binding: bytes, max_age: int) -> Decision:
-        """401 ``session_expired``, the session signed out at oauth2-proxy, its deleting cookie."""
+        A new sign-in began when oauth2-proxy wrote its first cookie at the callback (the cookie's
+        signed time, never later than now), not at its first request: a cookie left unused after
+        sign-in does not live longer for it.
+        """
+        started = await self.registry.started_at(lookup.binding)
+        if started is not None:
+            return started
+        sign_in = await self._sign_in_of(lookup, tokens)
+        value = session_cookie_value(cookies, self.client.settings.cookie_name)
+        written = session_cookie_time(value)
+        start = now if written is None else min(now, written)
+        recorded = await self.registry.register(
+            lookup.binding,
+            ticket_id=session_ticket_id(value, self.client.settings.cookie_name),
+            oid=sign_in.oid,
+            sid=sign_in.sid,
+            start=start,
+            keep_seconds=self._keep_seconds,
+        )
+        if not sign_in.sid:
+            log.warning("a session's ID token names no sid: only sign-out here or everywhere ends it")
+        return recorded
+
+    async def _sign_in_of(self, lookup: SessionLookup, tokens: TokenAuthenticator) -> SignInSession:
+        """Who signed in and in which Entra session, from the session's verified ID token."""
+        if not lookup.id_token:
+            raise SessionRejected(
+                Reason.SESSION_TOKEN_MISSING,
+                "oauth2-proxy answered without the session's ID token; is set_authorization_header set?",
+            )
+        try:
+            return read_sign_in_session(lookup.id_token, tokens.keys.keys, tokens.settings)
+        except KeyNotHeld as missing:
+            await tokens.keys.refetch_for_unknown_kid(missing.tenant_id, missing.kid)
+        return read_sign_in_session(lookup.id_token, tokens.keys.keys, tokens.settings)
+
+    async def _sign_out(
+        self, cookies: Sequence[tuple[str, str]], binding: bytes, why: SessionRejected
+    ) -> Decision:
+        """401 for ``why`` (expired, ended), the session signed out at oauth2-proxy, its deleting
+        cookie."""
         await self._end(binding)
         cleared = await self.client.sign_out(cookies)
-        expired = SessionRejected(Reason.SESSION_EXPIRED, f"signed in more than {max_age} s ago")
-        return Decision.reject(expired, source=self.name, headers=_set_cookie(cleared))
+        return Decision.reject(why, source=self.name, headers=_set_cookie(cleared))
 
     async def close(self) -> None:
         if self.broadcast is not None:
@@ -197,7 +285,7 @@ def build_session_source(
     """The production session source: pooled HTTP to oauth2-proxy, pooled Redis for spent tokens.
 
     Nothing connects here; both pools open on first use inside the running event loop (the spent CSRF
-    tokens, the sign-in start times and the sign-out announcements share one Redis pool; the
+    tokens, the sign-in records and the sign-out announcements share one Redis pool; the
     listener starts with the app, :meth:`SessionSource.start`). ``metrics`` (the app's) gets the upstream
     latencies and the remembered-session hits and misses.
     """
@@ -208,7 +296,7 @@ def build_session_source(
     return SessionSource(
         OAuth2ProxyClient(settings.session, metrics=metrics),
         CsrfGuard(settings.csrf, SpentTokenStore(redis, metrics=metrics)),
-        SessionStartStore(redis, metrics=metrics),
+        SessionRegistry(redis, metrics=metrics),
         StoredSessions(redis, metrics=metrics),
         cache,
         SessionEndBroadcast(redis, cache),
