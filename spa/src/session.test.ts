@@ -1,10 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { localPath, signInUrl, signOutUrl } from "./session";
+import { localPath, signInUrl } from "./session";
 
-describe("sign-in and sign-out URLs", () => {
+describe("sign-in URLs", () => {
   it("point at oauth2-proxy on this origin with an encoded return path", () => {
     expect(signInUrl()).toBe("/oauth2/start?rd=%2F");
-    expect(signOutUrl()).toBe("/oauth2/sign_out?rd=%2F");
     expect(signInUrl("/projects?x=1&y=2")).toBe("/oauth2/start?rd=%2Fprojects%3Fx%3D1%26y%3D2");
   });
 

@@ -21,7 +21,3 @@ export function localPath(path: string): string {
 export function signInUrl(returnTo = "/"): string {
   return `/oauth2/start?rd=${encodeURIComponent(localPath(returnTo))}`;
 }
-
-export function signOutUrl(returnTo = "/"): string {
-  return `/oauth2/sign_out?rd=${encodeURIComponent(localPath(returnTo))}`;
-}

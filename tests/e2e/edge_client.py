@@ -130,6 +130,14 @@ def follow(
     raise AssertionError(f"more than {max_hops} redirects: {[h.url for h in hops]}")
 
 
+def sign_out(client: httpx.Client, origin: str, *, public_origin: str | None = None) -> httpx.Response:
+    """What the SPA's Sign out button does: a form POST from our own page, for which the browser sets
+    ``Origin`` and ``Sec-Fetch-Site: same-origin`` (the edge's proof that this site asked).
+    ``public_origin`` is the site's origin when ``origin`` reaches one task behind the balancer."""
+    proof = {"Origin": public_origin or origin, "Sec-Fetch-Site": "same-origin"}
+    return client.post(origin + "/oauth2/sign_out", headers=proof)
+
+
 def sign_in(
     stack: Stack,
     username: str,

@@ -3,6 +3,8 @@ an expired bearer token is refused."""
 
 from __future__ import annotations
 
+import html
+import re
 import time
 
 import pytest
@@ -51,7 +53,7 @@ def test_after_sign_out_the_old_cookie_gets_401(stack: Stack):
         assert old
         assert dave.client.get(origin + "/api/me").status_code == 200
         sessions_before = _session_keys(stack)
-        r = dave.client.get(origin + "/oauth2/sign_out")
+        r = edge_client.sign_out(dave.client, origin)
         assert r.status_code == 302
         assert edge_client.clears_session_cookie(r, name), r.headers.get_list("set-cookie")
         # The session is gone from Redis, not just from the browser.
@@ -102,12 +104,21 @@ def test_sign_out_ends_the_provider_session_too_so_the_next_visit_asks_for_a_pas
     with edge_client.sign_in(stack, "bob@contoso-dev.example", "bob-password") as bob:
         # The client's own rd is ignored: sign-out always continues to the provider's logout.
         sign_out = origin + "/oauth2/sign_out?rd=https%3A%2F%2Fevil.example%2F"
-        hops = edge_client.follow(bob.client, "GET", sign_out)
+        proof = {"Origin": origin, "Sec-Fetch-Site": "same-origin"}
+        hops = edge_client.follow(bob.client, "POST", sign_out, headers=proof)
         urls = [h.url for h in hops]
         assert urls[1] == origin + "/oauth2/signed_out", urls
         assert urls[2].startswith(stack.topology.authority + "/oauth2/v2.0/logout?"), urls
         assert not any("evil.example" in u for u in urls[1:])
+        # The provider's logout page calls our front-channel logout for this sign-in (a browser
+        # loads it in a hidden iframe; the session here is already gone, so it ends nothing more).
+        logout_page = hops[-1].body  # type: ignore[attr-defined]
+        (frame,) = re.findall(r'<iframe[^>]*data-front-channel-logout[^>]*src="([^"]+)"', logout_page)
+        frame = html.unescape(frame)
+        assert frame.startswith(origin + "/oauth2/front_channel_logout?sid="), frame
+        assert bob.client.get(frame).status_code == 200
         # Back on our site, signed out everywhere: devidp shows its password form again.
+        hops = edge_client.follow(bob.client, "GET", origin + "/")
         final = hops[-1]
         assert final.status == 200 and final.url.startswith(stack.topology.devidp_origin), urls
         edge_client.password_form(final.body)  # type: ignore[attr-defined]

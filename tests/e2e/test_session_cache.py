@@ -28,7 +28,7 @@ def test_a_burst_of_session_requests_asks_oauth2_proxy_once_and_sign_out_ends_it
         assert lookups_after - lookups <= 1
         assert hits_after - hits >= 5
         assert (hits_after - hits) + (misses_after - misses) == 6
-        assert dave.client.get(origin + "/oauth2/sign_out").status_code == 302
+        assert edge_client.sign_out(dave.client, origin).status_code == 302
         with edge_client.new_client(stack) as replay:
             r = replay.get(origin + "/api/me", headers={"Cookie": f"{name}={cookie}"})
             assert r.status_code == 401, r.text

@@ -51,7 +51,9 @@ def test_sign_out_on_task_a_is_effective_on_task_b_at_once(stack: ScaleOutStack)
     with sign_in_through(stack, A, "dave@contoso-dev.example", "dave-password") as dave:
         old = dave.client.cookies.get(name)
         assert old and _me(stack, dave, B).status_code == 200
-        r = dave.client.get(stack.task_origin(A) + "/oauth2/sign_out")
+        r = edge_client.sign_out(
+            dave.client, stack.task_origin(A), public_origin=stack.topology.public_origin
+        )
         assert r.status_code == 302, r.text
         with edge_client.new_client(stack) as replay:
             r = replay.get(stack.task_origin(B) + "/api/me", headers={"Cookie": f"{name}={old}"})
