@@ -21,8 +21,9 @@ from fastapi_app.middleware import AccessLog, BodyLimit
 from fastapi_app.policy import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE
 from fastapi_app.refusals import document_refusals
 from fastapi_app.revalidation import REVALIDATED_ROUTES, TokenRevalidator, revalidating_routes
-from fastapi_app.routes import admin, docs, health, identity, projects
+from fastapi_app.routes import admin, docs, health, identity, projects, sessions
 from fastapi_app.routes.docs import OPENAPI_PATH
+from fastapi_app.routes.sessions import VerifierSessions
 from fastapi_app.settings import ApiSettings
 
 TITLE = "Projects API"
@@ -144,11 +145,12 @@ def create_app(
 
         revalidator = VerifierRevalidator.from_settings(settings)
     app.state.revalidator = revalidator
+    app.state.verifier_sessions = VerifierSessions(settings.verifier_url)
 
     install_error_handlers(app)
     app.include_router(health.build_router(settings))
     app.include_router(docs.build_router(settings, title=TITLE, scopes=settings.scope(SCOPE_READ)))
-    signed_in = [area.build_router(settings) for area in (identity, projects, admin)]
+    signed_in = [area.build_router(settings) for area in (identity, projects, admin, sessions)]
     _declare_sign_in(app, _docs_sign_in(settings), signed_in)
     for router in signed_in:
         app.include_router(router)

@@ -138,3 +138,9 @@ class Me(BaseModel):
             groups=list(principal.groups),
             groups_overage=principal.groups_overage,
         )
+
+
+class SessionsEnded(BaseModel):
+    """How many sessions "sign out everywhere" ended, across every task."""
+
+    ended: int = Field(ge=0)

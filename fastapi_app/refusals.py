@@ -53,6 +53,7 @@ class ApiReason(StrEnum):
     # 503: a dependency is down; the request is refused, never waved through.
     DATABASE_UNAVAILABLE = "database_unavailable"
     REVALIDATION_UNAVAILABLE = "revalidation_unavailable"
+    SESSION_STORE_UNAVAILABLE = "session_store_unavailable"
     # The request itself.
     MALFORMED_JSON = "malformed_json"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"

@@ -89,6 +89,9 @@ class ApiSettings:
     jwks_ca_file: Path | None = None
     jwks_refresh_seconds: float = 43_200.0
     jwks_min_refetch_seconds: float = 60.0
+    #: The verifier of this task, which ends sessions for "sign out everywhere" (``/sessions/end``).
+    #: Every container of a task shares localhost (ECS awsvpc, compose's task namespace).
+    verifier_url: str = "http://127.0.0.1:9000"
 
     @property
     def authorization_url(self) -> str:
@@ -138,6 +141,7 @@ class ApiSettings:
             "access_log": reader.boolean("API_ACCESS_LOG", False),
             "workers": reader.integer("API_WORKERS", 1, 1, 64),
             "log_level": reader.choice("API_LOG_LEVEL", "info", _LOG_LEVELS),
+            "verifier_url": reader.base_url("API_VERIFIER_URL", "http://127.0.0.1:9000"),
         }
         # Re-validation reads the verifier's own variables with the verifier's own reader, so the two
         # cannot drift apart; it is configured when either of its mandatory variables is present.
