@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from devidp import admin, discovery, signin, token
+from devidp import admin, discovery, sign_out, signin, step_up, token
 from devidp.keys import KeyRing, generate_signing_key, load_or_create_signing_key
 from devidp.model import DevIdpConfig
 from devidp.runtime import RUNTIME, Runtime
@@ -53,6 +53,8 @@ def create_app(
     discovery.add_routes(app)
     token.add_routes(app)
     signin.add_routes(app)
+    sign_out.add_routes(app)
+    step_up.add_routes(app)
     if config.admin.enabled:
         admin.add_routes(app)
     return app

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from devidp.auth_context import NO_CONDITIONS, SignInConditions
 from devidp.keys import b64url
 from devidp.model import Application, Lifetimes, Tenant, User
 from devidp.scopes import ScopeGrant
@@ -133,6 +134,7 @@ def user_access_token(
     sid: str,
     lifetime: int,
     ipaddr: str = "",
+    conditions: SignInConditions = NO_CONDITIONS,
 ) -> dict[str, Any]:
     resource = grant.resource
     version = resource.requested_access_token_version if resource else 1
@@ -151,6 +153,13 @@ def user_access_token(
             aud=grant.resource_identifier if resource else GRAPH_V1_AUDIENCE, iss=v1_issuer(ctx.base_url, tid)
         )
     claims.update(_times(ctx, lifetime))
+    # The resource owns its access token: it opts in to opportunistic contexts and to xms_cc.
+    acrs = conditions.acrs(opportunistic="acrs" in optional)
+    if acrs:
+        claims["acrs"] = acrs
+    capabilities = conditions.client_capabilities()
+    if capabilities and "xms_cc" in optional:
+        claims["xms_cc"] = capabilities
     claims["aio"] = _opaque()
     if version == 2:
         claims.update(azp=client.app_id, azpacr=acr)

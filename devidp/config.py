@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from devidp.auth_context import AUTH_CONTEXT_ID
 from devidp.model import (
     DEFAULT_GROUPS_OVERAGE_LIMIT,
     AdminSettings,
     Application,
     AppRole,
     AppRoleAssignment,
+    AuthenticationContext,
     DevIdpConfig,
     Lifetimes,
     OptionalClaims,
@@ -44,6 +46,7 @@ GROUP_MEMBERSHIP_CLAIMS = ("None", "SecurityGroup", "All", "DirectoryRole", "App
 SUPPORTED_OPTIONAL_CLAIMS = frozenset(
     {
         "acct",
+        "acrs",
         "auth_time",
         "ctry",
         "email",
@@ -352,11 +355,22 @@ def _tenant(r: _Reader, t: Mapping[str, Any], where: str) -> Tenant:
     t = r.table(
         t,
         where,
-        ("id", "displayName", "domain", "groupsOverageLimit", "preferredLanguage", "applications", "users"),
+        (
+            "id",
+            "displayName",
+            "domain",
+            "groupsOverageLimit",
+            "preferredLanguage",
+            "authenticationContexts",
+            "applications",
+            "users",
+        ),
     )
     tid = r.guid(t, "id", where)
     apps_raw = r.array_of_tables(t.get("applications"), f"{where}.applications")
     users_raw = r.array_of_tables(t.get("users"), f"{where}.users")
+    contexts = _authentication_contexts(r, t, where)
+    context_ids = tuple(c.id for c in contexts)
     return Tenant(
         id=tid,
         display_name=r.string(t, "displayName", where, default="devidp tenant"),
@@ -364,12 +378,37 @@ def _tenant(r: _Reader, t: Mapping[str, Any], where: str) -> Tenant:
         applications=tuple(
             _application(r, a, f"{where}.applications[{i}]", tid) for i, a in enumerate(apps_raw)
         ),
-        users=tuple(_user(r, u, f"{where}.users[{i}]", tid) for i, u in enumerate(users_raw)),
+        users=tuple(_user(r, u, f"{where}.users[{i}]", tid, context_ids) for i, u in enumerate(users_raw)),
         groups_overage_limit=r.integer(
             t, "groupsOverageLimit", where, DEFAULT_GROUPS_OVERAGE_LIMIT, minimum=1
         ),
         preferred_language=r.string(t, "preferredLanguage", where),
+        authentication_contexts=contexts,
     )
+
+
+def _authentication_contexts(
+    r: _Reader, t: Mapping[str, Any], where: str
+) -> tuple[AuthenticationContext, ...]:
+    contexts: list[AuthenticationContext] = []
+    for w, c in r.each_table(
+        t.get("authenticationContexts"),
+        f"{where}.authenticationContexts",
+        ("id", "displayName", "description"),
+    ):
+        context_id = r.string(c, "id", w, required=True)
+        if context_id and not AUTH_CONTEXT_ID.match(context_id):
+            r.problem(f"{w}.id", f"{context_id!r} is not an authentication context id (c1 to c99)")
+        elif context_id in (known.id for known in contexts):
+            r.problem(f"{w}.id", f"duplicate authentication context {context_id!r}")
+        contexts.append(
+            AuthenticationContext(
+                id=context_id,
+                display_name=r.string(c, "displayName", w, required=True),
+                description=r.string(c, "description", w),
+            )
+        )
+    return tuple(contexts)
 
 
 def _application(r: _Reader, a: Mapping[str, Any], where: str, tid: str) -> Application:
@@ -594,7 +633,7 @@ def _required_resource_access(r: _Reader, a: Mapping[str, Any], where: str) -> l
     return rra
 
 
-def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
+def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str, context_ids: Sequence[str]) -> User:
     u = r.table(
         u,
         where,
@@ -613,6 +652,8 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
             "directoryRoleTemplateIds",
             "preferredLanguage",
             "preferredDataLocation",
+            "stepUpCode",
+            "stepUpContexts",
         ),
     )
     oid = r.guid(u, "id", where)
@@ -638,6 +679,7 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
                 app_role=r.string(a, "appRole", w, required=True),
             )
         )
+    step_up_code, step_up_contexts = _step_up(r, u, where, context_ids)
     return User(
         id=oid,
         user_principal_name=upn,
@@ -652,7 +694,31 @@ def _user(r: _Reader, u: Mapping[str, Any], where: str, tid: str) -> User:
         directory_role_template_ids=tuple(role.lower() for role in directory_roles),
         preferred_language=r.string(u, "preferredLanguage", where),
         preferred_data_location=r.string(u, "preferredDataLocation", where),
+        step_up_code=step_up_code,
+        step_up_contexts=step_up_contexts,
     )
+
+
+def _step_up(
+    r: _Reader, u: Mapping[str, Any], where: str, context_ids: Sequence[str]
+) -> tuple[str, frozenset[str]]:
+    """The user's step-up code and the contexts it satisfies (unset: all the tenant's)."""
+    code = r.string(u, "stepUpCode", where)
+    if code and (len(code) < 6 or code != code.strip()):
+        r.problem(f"{where}.stepUpCode", "must be at least 6 characters, without surrounding spaces")
+    if "stepUpContexts" not in u:
+        return code, frozenset(context_ids) if code else frozenset()
+    contexts = r.strings(u, "stepUpContexts", where)
+    if contexts and not code:
+        r.problem(f"{where}.stepUpContexts", "needs stepUpCode: the code the step-up page asks this user for")
+    for j, context_id in enumerate(contexts):
+        if context_id not in context_ids:
+            defined = ", ".join(context_ids) or "none"
+            r.problem(
+                f"{where}.stepUpContexts[{j}]",
+                f"{context_id!r} is not an authenticationContexts id of this tenant (defined: {defined})",
+            )
+    return code, frozenset(contexts)
 
 
 def _check_tenants(r: _Reader, tenants: Sequence[Tenant]) -> None:

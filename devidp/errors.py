@@ -286,6 +286,34 @@ USER_DISABLED = Aadsts("invalid_grant", 50057, 400, "The user account is disable
 LOGIN_REQUIRED = Aadsts(
     "login_required", 50058, 400, "A silent sign-in request was sent but no user is signed in."
 )
+# Conditional Access: authentication context (step-up) and the claims parameter
+# The number and message are Entra's answer to a claims parameter it cannot read (not on the
+# reference page); the last sentence is devidp's, naming what was wrong.
+CLAIMS_MALFORMED = Aadsts(
+    "invalid_request",
+    50117,
+    400,
+    "Failed to deserialize policy specified in the request's claim parameter. {reason}",
+)
+_STRONG_AUTH = (
+    "Due to a configuration change made by your administrator, or because you moved to a new location, "
+    "you must use multi-factor authentication to access '{resource}'."
+)
+STEP_UP_REQUIRED = Aadsts("interaction_required", 50076, 400, _STRONG_AUTH)
+STEP_UP_REQUIRED_ON_TOKEN_ENDPOINT = Aadsts("invalid_grant", 50076, 400, _STRONG_AUTH, "basic_action")
+STEP_UP_NOT_PASSED = Aadsts(
+    "access_denied",
+    50074,
+    400,
+    "Strong Authentication is required and the user did not pass the MFA challenge.",
+)
+BLOCKED_BY_CONDITIONAL_ACCESS = Aadsts(
+    "access_denied",
+    53003,
+    400,
+    "Access has been blocked by Conditional Access policies. The access policy does not allow token "
+    "issuance.",
+)
 # device code
 AUTHORIZATION_PENDING = Aadsts(
     "authorization_pending",

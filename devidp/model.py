@@ -97,6 +97,16 @@ class Application:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthenticationContext:
+    """A Conditional Access authentication context the tenant publishes (Graph's
+    authenticationContextClassReference), protected here by one policy: step-up."""
+
+    id: str  # c1 .. c99
+    display_name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AppRoleAssignment:
     resource_app_id: str
     app_role: str
@@ -117,6 +127,10 @@ class User:
     directory_role_template_ids: tuple[str, ...] = ()  # Entra roles (``wids``)
     preferred_language: str = ""  # ``xms_pl``
     preferred_data_location: str = ""  # ``xms_pdl``
+    #: devidp-only stand-in for multifactor authentication: the code the step-up page asks for,
+    #: and the authentication contexts completing it satisfies. No code: the user cannot step up.
+    step_up_code: str = ""
+    step_up_contexts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +142,15 @@ class Tenant:
     users: tuple[User, ...]
     groups_overage_limit: int = DEFAULT_GROUPS_OVERAGE_LIMIT
     preferred_language: str = ""  # the organization's, ``xms_tpl``
+    authentication_contexts: tuple[AuthenticationContext, ...] = ()
+
+    @property
+    def protected_contexts(self) -> frozenset[str]:
+        """The contexts a Conditional Access policy (here: step-up) protects."""
+        return frozenset(c.id for c in self.authentication_contexts)
+
+    def authentication_context(self, context_id: str) -> AuthenticationContext | None:
+        return next((c for c in self.authentication_contexts if c.id == context_id), None)
 
     def application(self, app_id: str) -> Application | None:
         return next((app for app in self.applications if app.app_id.lower() == app_id.lower()), None)

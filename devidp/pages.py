@@ -85,6 +85,37 @@ def sign_in(
     return _layout("Sign in", "".join(parts))
 
 
+def step_up(
+    *,
+    action: str,
+    tx_id: str,
+    csrf: str,
+    app_name: str,
+    tenant_name: str,
+    contexts: Sequence[str],
+    error: str = "",
+) -> str:
+    """Entra's "Verify your identity" prompt, with devidp's stand-in for a second factor: the
+    user's configured step-up code typed into ``otc``."""
+    hidden = (
+        f'<input type=hidden name=tx value="{escape(tx_id)}">'
+        f'<input type=hidden name=csrf value="{escape(csrf)}">'
+    )
+    items = "".join(f"<li>{escape(name)}</li>" for name in contexts)
+    err = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
+    body = (
+        f"<h1>Verify your identity</h1><p><small>{escape(tenant_name)}</small></p>{err}"
+        f"<p>{escape(app_name)} needs you to verify your identity again for:</p><ul>{items}</ul>"
+        f'<form method=post action="{escape(action)}">{hidden}'
+        "<label>Code <input type=text name=otc inputmode=numeric autocomplete=one-time-code autofocus>"
+        "</label><p><button type=submit name=verify value=1>Verify</button></p></form>"
+        f'<form method=post action="{escape(action)}">{hidden}'
+        "<button type=submit name=cancel value=1>Cancel</button></form>"
+        "<p><small>devidp: the code is the user's <code>stepUpCode</code> in its configuration.</small></p>"
+    )
+    return _layout("Verify your identity", body)
+
+
 def error_page(title: str, message: str, details: Mapping[str, str] | None = None) -> str:
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in (details or {}).items())
     return _layout(

@@ -18,6 +18,7 @@ import jwt
 from aiohttp import web
 
 from devidp import claims, errors
+from devidp.auth_context import NO_CONDITIONS, SignInConditions
 from devidp.keys import KeyRing, b64url
 from devidp.model import DEFAULT_ACCESS_TOKEN_LIFETIME_RANGE, Application, DevIdpConfig, Tenant, User
 from devidp.scopes import ScopeGrant
@@ -36,6 +37,7 @@ class Redemption:
     family: RefreshFamily | None = None  # the refresh family being continued, if any
     public: bool = False  # a new refresh family belongs to a public client
     spa: bool = False  # ... redeemed by a single-page app
+    conditions: SignInConditions = NO_CONDITIONS  # what the sign-in established for acrs and xms_cc
 
 
 @dataclass(slots=True)
@@ -140,6 +142,7 @@ class Runtime:
             sid=sid,
             lifetime=lifetime,
             ipaddr=ipaddr,
+            conditions=redemption.conditions,
         )
         v1 = access["ver"] == "1.0"
         signed = (
@@ -166,6 +169,7 @@ class Runtime:
                     sid=sid,
                     public=redemption.public,
                     spa=redemption.spa,
+                    conditions=redemption.conditions,
                 )
                 self.store.new_family(family)
             body["refresh_token"] = self.store.add_refresh_token(

@@ -1,4 +1,4 @@
-"""The browser side: ``/authorize``, the sign-in page, device-code entry and ``/logout``.
+"""The browser side: ``/authorize``, the sign-in page and device-code entry.
 
 Errors follow Entra's split: while the client or its redirect URI is not established (unknown
 tenant, unknown client, unregistered redirect URI) the error is shown on the page, because sending it
@@ -16,16 +16,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-import jwt
 from aiohttp import web
 
 from devidp import claims, errors, pages
+from devidp.auth_context import NO_CLAIMS, ClaimsRequest, SignInConditions, needs_step_up, parse_claims
 from devidp.errors import EntraError
 from devidp.http import error_html, html, runtime
 from devidp.model import Application, Tenant, User
 from devidp.runtime import Runtime
 from devidp.scopes import ScopeGrant, resolve_delegated
-from devidp.state import AuthorizationCode, SignedIn
+from devidp.state import AuthorizationCode, LoginTransaction, SignedIn
 
 SESSION_COOKIE = "devidp_session"
 #: The browser's sign-in binding: one random value per browser, set by the first sign-in page and
@@ -60,6 +60,7 @@ class AuthorizeRequest:
     prompt: str
     login_hint: str
     client_info: bool
+    claims: ClaimsRequest = NO_CLAIMS  # authentication contexts asked for, capabilities declared
 
 
 class ShowOnPage(Exception):
@@ -129,6 +130,7 @@ def validate_authorize(tenant: Tenant, params: Mapping[str, str]) -> AuthorizeRe
         raise SendToClient(errors.UNSUPPORTED_RESPONSE_TYPE(response_type=response_type), target)
     try:
         grant = resolve_delegated(tenant, client, params.get("scope", ""), on_token_endpoint=False)
+        asked = parse_claims(params.get("claims", ""))
     except EntraError as exc:
         raise SendToClient(exc, target) from exc
 
@@ -158,6 +160,7 @@ def validate_authorize(tenant: Tenant, params: Mapping[str, str]) -> AuthorizeRe
         prompt=prompt,
         login_hint=params.get("login_hint", ""),
         client_info=params.get("client_info") == "1",
+        claims=asked,
     )
 
 
@@ -216,6 +219,11 @@ def issue_code(
         auth_time=signed_in.auth_time,
         sid=signed_in.sid,
         expires_at=rt.clock() + rt.config.lifetimes.code_seconds,
+        conditions=SignInConditions(
+            requested=req.claims.contexts,
+            satisfied=frozenset(signed_in.satisfied_contexts),
+            capabilities=req.claims.capabilities,
+        ),
     )
     signed_in.signed_in_to(req.client_id)
     fields = {"code": rt.store.add_code(code)}
@@ -229,6 +237,52 @@ def _set_cookie(rt: Runtime, response: web.StreamResponse, name: str, value: str
     response.set_cookie(name, value, path="/", httponly=True, secure=rt.secure_cookies, samesite=samesite)
 
 
+def _shown_page(
+    request: web.Request,
+    rt: Runtime,
+    tenant: Tenant,
+    kind: str,
+    payload: object,
+    render: Callable[[LoginTransaction], web.Response],
+) -> web.Response:
+    """A page that waits for the browser's answer: a transaction bound to the browser's cookie."""
+    binding = request.cookies.get(LOGIN_COOKIE, "")
+    new_binding = not _BINDING.match(binding)
+    if new_binding:
+        binding = secrets.token_urlsafe(32)
+    tx = rt.store.add_login(kind, tenant.id, payload, binding)
+    response = render(tx)
+    if new_binding:
+        _set_cookie(rt, response, LOGIN_COOKIE, binding, "Strict")
+    return response
+
+
+def answered_transaction(
+    request: web.Request, rt: Runtime, tenant: Tenant, form: Mapping[str, object], kinds: tuple[str, ...]
+) -> LoginTransaction | web.Response:
+    """The transaction a posted page answers, or the page that says why it cannot be answered."""
+    tx = rt.store.login(str(form.get("tx", "")))
+    if tx is None or tx.tenant_id != tenant.id or tx.kind not in kinds:
+        # Expired, already answered (a replay or a second submit), or never shown.
+        return html(
+            pages.error_page(
+                "Sign-in expired",
+                "This sign-in page has expired or was already used. Start again from the application.",
+            ),
+            status=400,
+        )
+    sent = str(form.get("csrf", ""))
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not (hmac.compare_digest(sent, tx.csrf) and hmac.compare_digest(cookie, tx.binding)):
+        return html(
+            pages.error_page(
+                "Sign-in refused", "The sign-in form could not be verified. Start again from the application."
+            ),
+            status=403,
+        )
+    return tx
+
+
 def show_sign_in(
     request: web.Request,
     rt: Runtime,
@@ -240,15 +294,65 @@ def show_sign_in(
     login_hint: str = "",
     current: User | None = None,
 ) -> web.Response:
-    binding = request.cookies.get(LOGIN_COOKIE, "")
-    new_binding = not _BINDING.match(binding)
-    if new_binding:
-        binding = secrets.token_urlsafe(32)
-    tx = rt.store.add_login(kind, tenant.id, payload, binding)
-    response = _render_sign_in(rt, tenant, tx.id, tx.csrf, app_name, login_hint=login_hint, current=current)
-    if new_binding:
-        _set_cookie(rt, response, LOGIN_COOKIE, binding, "Strict")
-    return response
+    return _shown_page(
+        request,
+        rt,
+        tenant,
+        kind,
+        payload,
+        lambda tx: _render_sign_in(
+            rt, tenant, tx.id, tx.csrf, app_name, login_hint=login_hint, current=current
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StepUp:
+    """A signed-in user asked to step up before the code is issued: the step-up page's payload."""
+
+    authorize: AuthorizeRequest
+    user_id: str
+    contexts: frozenset[str]  # the protected contexts still to satisfy
+
+
+def after_sign_in(
+    request: web.Request, rt: Runtime, tenant: Tenant, req: AuthorizeRequest, user: User, signed_in: SignedIn
+) -> web.Response:
+    """A signed-in user's authorize request: the code, or first the step-up its claims ask for.
+
+    The step-up page comes even after single sign-on; a user who cannot satisfy a context is
+    blocked (AADSTS53003) and ``prompt=none`` cannot show the page (AADSTS50076).
+    """
+    needed = needs_step_up(req.claims, tenant.protected_contexts, frozenset(signed_in.satisfied_contexts))
+    if not needed:
+        return issue_code(rt, tenant, req, user, signed_in)
+    if req.prompt == "none":
+        return send_error(rt, req.target, errors.STEP_UP_REQUIRED(resource=req.grant.resource_identifier))
+    if not needed <= user.step_up_contexts:
+        return send_error(rt, req.target, errors.BLOCKED_BY_CONDITIONAL_ACCESS())
+    step_up = StepUp(req, user.id, needed)
+    return _shown_page(
+        request, rt, tenant, "step_up", step_up, lambda tx: render_step_up(rt, tenant, tx, step_up)
+    )
+
+
+def render_step_up(
+    rt: Runtime, tenant: Tenant, tx: LoginTransaction, step_up: StepUp, *, error: str = ""
+) -> web.Response:
+    names = []
+    for context_id in sorted(step_up.contexts, key=lambda c: int(c[1:])):
+        context = tenant.authentication_context(context_id)
+        names.append(context.display_name if context else context_id)
+    page = pages.step_up(
+        action=f"/{tenant.id}/stepup",
+        tx_id=tx.id,
+        csrf=tx.csrf,
+        app_name=_app_name(rt, tenant, "authorize", step_up.authorize),
+        tenant_name=tenant.display_name,
+        contexts=names,
+        error=error,
+    )
+    return html(page)
 
 
 def _render_sign_in(
@@ -276,7 +380,7 @@ def _render_sign_in(
     return html(page)
 
 
-def _signed_in_user(rt: Runtime, request: web.Request, tenant: Tenant) -> tuple[User, SignedIn] | None:
+def signed_in_user(rt: Runtime, request: web.Request, tenant: Tenant) -> tuple[User, SignedIn] | None:
     session = rt.store.session(request.cookies.get(SESSION_COOKIE))
     signed_in = session.tenants.get(tenant.id) if session else None
     user = tenant.user_by_id(signed_in.user_id) if signed_in else None
@@ -290,7 +394,7 @@ def _signed_in_user(rt: Runtime, request: web.Request, tenant: Tenant) -> tuple[
 TenantHandler = Callable[[web.Request, Runtime, Tenant], Awaitable[web.Response]]
 
 
-def _in_tenant(handler: TenantHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+def in_tenant(handler: TenantHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The handler for a ``/{tenant}/...`` page: an unknown tenant gets Entra's AADSTS90002 page."""
 
     @functools.wraps(handler)
@@ -304,14 +408,14 @@ def _in_tenant(handler: TenantHandler) -> Callable[[web.Request], Awaitable[web.
     return with_tenant
 
 
-async def _query_or_form(request: web.Request) -> Mapping[str, str]:
+async def query_or_form(request: web.Request) -> Mapping[str, str]:
     """Entra takes the authorize and logout parameters by GET query or by POSTed form alike."""
     return request.query if request.method == "GET" else await request.post()  # type: ignore[return-value]
 
 
-@_in_tenant
+@in_tenant
 async def authorize(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Response:
-    params = await _query_or_form(request)
+    params = await query_or_form(request)
     try:
         req = validate_authorize(tenant, params)
     except ShowOnPage as exc:
@@ -319,12 +423,12 @@ async def authorize(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Re
     except SendToClient as exc:
         return send_error(rt, exc.target, exc.error)
 
-    current = _signed_in_user(rt, request, tenant)
+    current = signed_in_user(rt, request, tenant)
     hint_matches = current is not None and (
         not req.login_hint or current[0].user_principal_name.lower() == req.login_hint.lower()
     )
     if req.prompt in ("", "none") and current is not None and hint_matches:
-        return issue_code(rt, tenant, req, current[0], current[1])
+        return after_sign_in(request, rt, tenant, req, current[0], current[1])
     if req.prompt == "none":
         return send_error(rt, req.target, errors.LOGIN_REQUIRED())
     client = tenant.application(req.client_id)
@@ -341,28 +445,12 @@ async def authorize(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Re
     )
 
 
-@_in_tenant
+@in_tenant
 async def login(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Response:
     form = await request.post()
-    tx = rt.store.login(str(form.get("tx", "")))
-    if tx is None or tx.tenant_id != tenant.id:
-        # Expired, already answered (a replay or a second submit), or never shown.
-        return html(
-            pages.error_page(
-                "Sign-in expired",
-                "This sign-in page has expired or was already used. Start again from the application.",
-            ),
-            status=400,
-        )
-    sent = str(form.get("csrf", ""))
-    cookie = request.cookies.get(LOGIN_COOKIE, "")
-    if not (hmac.compare_digest(sent, tx.csrf) and hmac.compare_digest(cookie, tx.binding)):
-        return html(
-            pages.error_page(
-                "Sign-in refused", "The sign-in form could not be verified. Start again from the application."
-            ),
-            status=403,
-        )
+    tx = answered_transaction(request, rt, tenant, form, ("authorize", "device"))
+    if isinstance(tx, web.Response):
+        return tx
     app_name = _app_name(rt, tenant, tx.kind, tx.request)
 
     if form.get("cancel"):
@@ -409,7 +497,7 @@ async def login(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Respon
         session.tenants[tenant.id] = signed_in
 
     if tx.kind == "authorize":
-        response = issue_code(rt, tenant, tx.request, user, signed_in)
+        response = after_sign_in(request, rt, tenant, tx.request, user, signed_in)
     else:
         device = rt.store.device_by_user_code(str(tx.request))
         if device is None or device.user_id is not None or rt.clock() >= device.expires_at:
@@ -460,95 +548,9 @@ async def device_submit(request: web.Request) -> web.Response:
     )
 
 
-@_in_tenant
-async def logout(request: web.Request, rt: Runtime, tenant: Tenant) -> web.Response:
-    params = await _query_or_form(request)
-    ended = rt.store.end_session(request.cookies.get(SESSION_COOKIE), tenant.id)
-    frames = front_channel_frames(tenant, ended)
-    target = params.get("post_logout_redirect_uri", "")
-    problem = _unregistered_post_logout_target(rt, tenant, params, target) if target else None
-    continue_to = None
-    if target and problem is None:
-        continue_to = with_query(target, {"state": params["state"]} if params.get("state") else {})
-    if frames:
-        # The session is over whatever else is wrong with the request, so the apps are told too.
-        return _front_channel_page(frames, continue_to, problem)
-    if problem is not None:
-        return error_html(problem)
-    if continue_to is None:
-        return html(
-            pages.message("You signed out of your account", "It's a good idea to close all browser windows.")
-        )
-    return web.Response(status=302, headers={"Location": continue_to, "Cache-Control": "no-store"})
-
-
-def front_channel_frames(tenant: Tenant, ended: SignedIn | None) -> list[tuple[Application, str]]:
-    """The apps signed in to during the ended sign-in that registered a front-channel logout URL,
-    each with the URL to load: its ``logoutUrl`` plus ``sid`` (Entra sends no ``iss``)."""
-    if ended is None:
-        return []
-    frames = []
-    for client_id in ended.client_ids:
-        app = tenant.application(client_id)
-        if app is not None and app.logout_url:
-            frames.append((app, with_query(app.logout_url, {"sid": ended.sid})))
-    return frames
-
-
-def _front_channel_page(
-    frames: list[tuple[Application, str]], continue_to: str | None, problem: EntraError | None
-) -> web.Response:
-    nonce = secrets.token_urlsafe(16)
-    page = pages.front_channel_sign_out(
-        [(app.display_name, url) for app, url in frames],
-        continue_to=continue_to,
-        script_nonce=nonce,
-        error=problem.description if problem else "",
-    )
-    origins = sorted({_origin(url) for _, url in frames})
-    return html(
-        page,
-        status=400 if problem else 200,
-        headers={"Content-Security-Policy": pages.csp_with_frames(nonce, origins)},
-    )
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _unregistered_post_logout_target(
-    rt: Runtime, tenant: Tenant, params: Mapping[str, str], target: str
-) -> EntraError | None:
-    """AADSTS50011 unless ``target`` is registered by the app the request names (``client_id`` or
-    ``id_token_hint``'s audience), or by any app of the tenant when it names none."""
-    candidates = list(tenant.applications)
-    client_id = params.get("client_id", "") or _hinted_client(rt, params.get("id_token_hint", ""))
-    if client_id:
-        client = tenant.application(client_id)
-        candidates = [client] if client else []
-    registered = (app.post_logout_redirect_uris + app.all_redirect_uris() for app in candidates)
-    if any(target in uris for uris in registered):
-        return None
-    return errors.POST_LOGOUT_REDIRECT_NOT_REGISTERED(uri=target)
-
-
-def _hinted_client(rt: Runtime, id_token_hint: str) -> str:
-    if not id_token_hint:
-        return ""
-    try:
-        # An expired ID token is still a fine hint of which app is signing out.
-        return str(rt.decode_own_token(id_token_hint, verify_exp=False).get("aud", ""))
-    except jwt.InvalidTokenError:
-        return ""
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_route("GET", "/{tenant}/oauth2/v2.0/authorize", authorize)
     app.router.add_route("POST", "/{tenant}/oauth2/v2.0/authorize", authorize)
     app.router.add_post("/{tenant}/login", login)
-    app.router.add_route("GET", "/{tenant}/oauth2/v2.0/logout", logout)
-    app.router.add_route("POST", "/{tenant}/oauth2/v2.0/logout", logout)
     app.router.add_get("/devicelogin", device_entry)
     app.router.add_post("/devicelogin", device_submit)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from devidp.auth_context import NO_CONDITIONS, SignInConditions
 from devidp.scopes import ScopeGrant
 
 Clock = Callable[[], float]
@@ -40,6 +41,7 @@ class AuthorizationCode:
     auth_time: int
     sid: str
     expires_at: float
+    conditions: SignInConditions = NO_CONDITIONS  # acrs and xms_cc of this sign-in
     redeemed: bool = False
     family_id: str | None = None
 
@@ -58,6 +60,7 @@ class RefreshFamily:
     sid: str
     public: bool  # issued to a public client (no secret at refresh)
     spa: bool  # issued to a SPA redirect (must be redeemed cross-origin)
+    conditions: SignInConditions = NO_CONDITIONS  # kept from the sign-in, as Entra keeps its session's
     revoked: bool = False
 
 
@@ -89,6 +92,8 @@ class SignedIn:
     #: The apps issued an authorization code under this sign-in, in order: the ones whose
     #: front-channel logout URL the logout page loads.
     client_ids: list[str] = field(default_factory=list)
+    #: The authentication contexts the user satisfied by stepping up during this sign-in.
+    satisfied_contexts: set[str] = field(default_factory=set)
 
     def signed_in_to(self, client_id: str) -> None:
         if client_id not in self.client_ids:
@@ -109,7 +114,7 @@ class LoginTransaction:
     id: str
     csrf: str
     binding: str  # the browser's sign-in binding cookie value the page was shown to
-    kind: str  # "authorize" | "device"
+    kind: str  # "authorize" | "device" | "step_up"
     tenant_id: str
     request: Any
     expires_at: float

@@ -28,6 +28,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from devidp import claims, errors
+from devidp.auth_context import parse_claims
 from devidp.errors import EntraError
 from devidp.http import json_error, json_ok, runtime
 from devidp.keys import b64url
@@ -159,13 +160,25 @@ def _public_client_rule(client: Application) -> SecretRule:
     return "optional" if client.is_fallback_public_client else "required"
 
 
+def _with_token_claims(tenant: Tenant, redemption: Redemption, form: Form) -> Redemption:
+    """The redemption with the token request's own ``claims`` applied (MSAL sends the client's
+    capabilities on every request): they add to what the sign-in established, and a context it did
+    not satisfy needs the user (AADSTS50076)."""
+    conditions = redemption.conditions.with_token_request(
+        parse_claims(form.get("claims", "")),
+        tenant.protected_contexts,
+        resource=redemption.grant.resource_identifier,
+    )
+    return dataclasses.replace(redemption, conditions=conditions)
+
+
 def _mint(
     rt: Runtime, tenant: Tenant, auth: ClientAuth, redemption: Redemption, request: web.Request, form: Form
 ) -> tuple[dict[str, Any], RefreshFamily | None]:
     return rt.user_token_response(
         tenant,
         auth.app,
-        redemption,
+        _with_token_claims(tenant, redemption, form),
         confidential=auth.secret_presented,
         want_client_info=form.get("client_info") == "1",
         ipaddr=request.remote or "",
@@ -203,6 +216,7 @@ def grant_authorization_code(rt: Runtime, tenant: Tenant, form: Form, request: w
         nonce=code.nonce,
         public=code.platform != "web",
         spa=code.platform == "spa",
+        conditions=code.conditions,
     )
     body, family = _mint(rt, tenant, auth, redemption, request, form)
     code.family_id = family.id if family else None
@@ -234,7 +248,9 @@ def grant_refresh_token(rt: Runtime, tenant: Tenant, form: Form, request: web.Re
             tenant, client, form["scope"], on_token_endpoint=True, first_resource_wins=True
         )
         grant = dataclasses.replace(grant, oidc=grant.oidc | {"offline_access"})
-    redemption = Redemption(user, grant, family.auth_time, family.sid, family=family)
+    redemption = Redemption(
+        user, grant, family.auth_time, family.sid, family=family, conditions=family.conditions
+    )
     body, _ = _mint(rt, tenant, auth, redemption, request, form)
     return body
 
@@ -326,7 +342,12 @@ def grant_on_behalf_of(rt: Runtime, tenant: Tenant, form: Form, request: web.Req
     )
     # devidp answers on-behalf-of without client_info, whatever the request asks.
     body, _ = rt.user_token_response(
-        tenant, client, redemption, confidential=True, want_client_info=False, ipaddr=request.remote or ""
+        tenant,
+        client,
+        _with_token_claims(tenant, redemption, form),
+        confidential=True,
+        want_client_info=False,
+        ipaddr=request.remote or "",
     )
     return body
 
