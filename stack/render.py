@@ -255,6 +255,8 @@ def api_env(
         "API_AUTHORITY_URL": topo.authority,
         "API_OPENAPI_CLIENT_ID": topo.spa_client_id,
         "API_SCOPE_PREFIX": topo.api_app_id_uri,
+        # This task's verifier ends sessions for "sign out everywhere".
+        "API_VERIFIER_URL": f"http://{topo.verifier_addr}",
     }
 
 

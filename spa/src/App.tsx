@@ -108,7 +108,7 @@ export function App() {
                 {allowed.has("settings.manage") && <AdminPanel api={api} />}
               </div>
               <aside className="layout-side">
-                <IdentityPanel me={session.me} />
+                <IdentityPanel me={session.me} api={api} />
               </aside>
             </div>
           </>

@@ -1,4 +1,6 @@
+import type { ApiClient } from "../api/client";
 import type { Me } from "../api/types";
+import { EndAllSessionsButton } from "./EndAllSessionsButton";
 
 function List({ values, empty }: { values: string[]; empty: string }) {
   if (values.length === 0) {
@@ -21,7 +23,7 @@ const SOURCES: Record<string, string> = {
   alb: "Load balancer OIDC",
 };
 
-export function IdentityPanel({ me }: { me: Me }) {
+export function IdentityPanel({ me, api }: { me: Me; api: ApiClient }) {
   return (
     <section className="card" aria-labelledby="identity-heading">
       <h2 id="identity-heading">Signed in as</h2>
@@ -57,6 +59,7 @@ export function IdentityPanel({ me }: { me: Me }) {
         <dt>Signed in with</dt>
         <dd data-testid="me-auth-source">{SOURCES[me.auth_source] ?? me.auth_source}</dd>
       </dl>
+      {me.auth_source === "session" && <EndAllSessionsButton api={api} />}
     </section>
   );
 }
