@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import html
+import re
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -97,3 +100,38 @@ def test_parallel_requests_through_both_tasks_after_expiry_all_succeed_and_refre
             for task in (A, B):
                 r = c.get(stack.task_origin(task) + "/api/me", headers={"Cookie": f"{name}={latest}"})
                 assert r.status_code == 200, r.text
+
+
+def test_an_admin_ending_bobs_sessions_through_task_a_ends_them_on_task_b_at_once(stack: ScaleOutStack):
+    origin = stack.topology.public_origin
+    with (
+        sign_in_through(stack, A, "carol@contoso-dev.example", "carol-password") as carol,
+        sign_in_through(stack, B, "bob@contoso-dev.example", "bob-password") as bob,
+    ):
+        # Both tasks remember bob's session now.
+        name = stack.topology.session_cookie_name
+        cookie = {"Cookie": f"{name}={bob.client.cookies.get(name)}"}
+        bob_oid = _me(stack, bob, A).json()["oid"]
+        assert _me(stack, bob, B).status_code == 200
+        token = _me(stack, carol, A).headers["x-csrf-token"]
+        ended = carol.client.post(
+            f"{stack.task_origin(A)}/api/users/{bob_oid}/sessions/end",
+            headers={"X-CSRF-Token": token, "Origin": origin},
+        )
+        assert (ended.status_code, ended.json()) == (200, {"ended": 1}), ended.text
+        with edge_client.new_client(stack) as replay:
+            for task in (B, A):
+                refused = replay.get(stack.task_origin(task) + "/api/me", headers=cookie)
+                assert (refused.status_code, refused.json()["reason"]) == (401, "session_ended"), refused.text
+
+
+def test_the_providers_front_channel_call_through_task_a_ends_the_session_on_task_b(stack: ScaleOutStack):
+    with sign_in_through(stack, A, "dave@contoso-dev.example", "dave-password") as dave:
+        assert _me(stack, dave, B).status_code == 200
+        logout = dave.client.get(stack.topology.sign_out_url)
+        (frame,) = re.findall(r'<iframe[^>]*data-front-channel-logout[^>]*src="([^"]+)"', logout.text)
+        path = urlsplit(html.unescape(frame))
+        with edge_client.new_client(stack) as provider_frame:
+            assert provider_frame.get(f"{stack.task_origin(A)}{path.path}?{path.query}").status_code == 200
+        refused = _me(stack, dave, B)
+        assert (refused.status_code, refused.json()["reason"]) == (401, "session_ended"), refused.text

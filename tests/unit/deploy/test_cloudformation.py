@@ -19,7 +19,21 @@ from fastapi_app.routes.docs import OAUTH2_REDIRECT_PATH
 from stack.launcher import nginx_templates
 from stack.render import inline_includes
 from verifier.sources.csrf import SPENT_KEY_PREFIX
-from verifier.sources.session.store import SESSION_START_KEY_PREFIX
+from verifier.sources.session.store import (
+    OID_ENDED_KEY_PREFIX,
+    OID_INDEX_KEY_PREFIX,
+    SESSION_START_KEY_PREFIX,
+    SID_ENDED_KEY_PREFIX,
+    SID_INDEX_KEY_PREFIX,
+)
+
+SESSION_REGISTRY_KEY_PREFIXES = (
+    SESSION_START_KEY_PREFIX,
+    SID_INDEX_KEY_PREFIX,
+    OID_INDEX_KEY_PREFIX,
+    SID_ENDED_KEY_PREFIX,
+    OID_ENDED_KEY_PREFIX,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY_AWS = REPO / "deploy" / "aws"
@@ -534,7 +548,7 @@ def test_redis_requires_tls_and_authenticates_every_client(resources):
     assert props(resources, "RedisAppUser")["AuthenticationMode"]["Type"] == "password"
 
 
-def test_redis_user_may_touch_only_session_spent_csrf_and_session_start_keys(resources, source_taskdef):
+def test_redis_user_may_touch_only_the_sessions_and_the_verifiers_own_keys(resources, source_taskdef):
     access = props(resources, "RedisAppUser")["AccessString"].split()
     patterns = {word[1:] for word in access if word.startswith("~")}
     env = {
@@ -545,7 +559,7 @@ def test_redis_user_may_touch_only_session_spent_csrf_and_session_start_keys(res
     assert patterns == {
         env["O2P_COOKIE_NAME"] + "-*",
         SPENT_KEY_PREFIX + "*",
-        SESSION_START_KEY_PREFIX + "*",
+        *(prefix + "*" for prefix in SESSION_REGISTRY_KEY_PREFIXES),
     }
     assert "-@dangerous" in access
     assert env["O2P_REDIS_URL"].startswith("rediss://")

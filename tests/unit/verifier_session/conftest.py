@@ -1,11 +1,11 @@
 """Fixtures for the session source and CSRF tests: a real redis-server and a real oauth2-proxy.
 
 oauth2-proxy runs with the same session flags as the stack (``--session-store-type=redis
---set-xauthrequest --pass-access-token --set-authorization-header``, cookie ``__Host-oauth2_proxy``). The sessions it serves are
-written into Redis exactly as oauth2-proxy writes one after a sign-in (see ``oauth2_proxy_cookie.py``),
-so no browser is needed, each with an ID token signed by :func:`session_forge`'s key for the sign-in
-the access token names. Its token endpoint, used only for refreshes, is a small local server standing
-in for the identity provider.
+--set-xauthrequest --pass-access-token --set-authorization-header``, cookie ``__Host-oauth2_proxy``).
+The sessions it serves are written into Redis exactly as oauth2-proxy writes one after a sign-in
+(see ``oauth2_proxy_cookie.py``), so no browser is needed, each with an ID token signed by
+:func:`forge`'s key for the sign-in the access token names. Its token endpoint, used only for
+refreshes, is a small local server standing in for the identity provider.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.support.token_forge import TokenForge
 from verifier.core.identity import Principal, signed_principal_headers
-from verifier.sources.session.store import OID_INDEX_PREFIX, SESSION_START_KEY_PREFIX
+from verifier.sources.session.store import OID_INDEX_KEY_PREFIX, SESSION_START_KEY_PREFIX
 
 from .conftest import IDENTITY_KEY, NAME, OAuth2Proxy, VerifyClient, free_port
 from .test_session_verify import hearing_sign_outs, reason_of, verify
@@ -84,7 +84,7 @@ async def test_a_sign_in_is_recorded_with_its_cookie_time_under_its_user(
     (start_key,) = await oauth2_proxy.redis.keys(f"{SESSION_START_KEY_PREFIX}*")
     # The time oauth2-proxy wrote the cookie at the callback, not the first request's.
     assert int(cookie.split("|")[1]) == int(await oauth2_proxy.redis.get(start_key))
-    (member,) = await oauth2_proxy.redis.smembers(OID_INDEX_PREFIX + ALICE)
+    (member,) = await oauth2_proxy.redis.smembers(OID_INDEX_KEY_PREFIX + ALICE)
     binding_hex, ticket_id = member.decode().split(" ")
     assert start_key.decode() == SESSION_START_KEY_PREFIX + binding_hex
     assert ticket_id in {key.decode() for key in await oauth2_proxy.redis.keys(f"{NAME}-*")}

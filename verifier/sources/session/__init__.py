@@ -49,8 +49,10 @@ sign-in session (``sid``), and by "sign out everywhere" for one user (``oid``). 
 sign-in also records it under both, read from the session's ID token
 (:class:`~verifier.sources.session.store.SessionRegistry`); ending by either marks each recorded
 session ended (401 ``session_ended`` on its next request, on any task), deletes it from oauth2-proxy's
-store and leaves a mark that ends a session of that sid (or of that user, begun earlier) seen later. Entra's Conditional Access sign-in frequency can shorten
-this further; the edge does not rely on it, since not every tenant has it.
+store and leaves a mark that ends a session of that sid (or of that user, begun earlier) seen later.
+
+Entra's Conditional Access sign-in frequency can shorten a session further; the edge does not rely
+on it, since not every tenant has it.
 
 The package: :mod:`~verifier.sources.session.source` (the flow), :mod:`~verifier.sources.session.oauth2_proxy`
 (the client), :mod:`~verifier.sources.session.store` (what the verifier keeps in Redis),

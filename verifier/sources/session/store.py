@@ -26,12 +26,12 @@ SESSION_START_KEEP_SECONDS = 24 * 3600
 SESSION_START_KEY_PREFIX = "eba:session-start:"
 #: The sessions of one Entra sign-in session (``sid``, hashed) and of one user (``oid``): sets of
 #: ``<binding hex> <oauth2-proxy ticket id>``, each expiring with its newest session.
-SID_INDEX_PREFIX = "eba:sessions-by-sid:"
-OID_INDEX_PREFIX = "eba:sessions-by-oid:"
+SID_INDEX_KEY_PREFIX = "eba:sessions-by-sid:"
+OID_INDEX_KEY_PREFIX = "eba:sessions-by-oid:"
 #: "Every session of this sid / of this oid that began before the value has ended": what closes the
 #: race with a session signed in but not yet recorded when its end was asked for.
-SID_ENDED_PREFIX = "eba:sid-ended:"
-OID_ENDED_PREFIX = "eba:oid-ended:"
+SID_ENDED_KEY_PREFIX = "eba:sid-ended:"
+OID_ENDED_KEY_PREFIX = "eba:oid-ended:"
 
 #: The start time of a session that was ended (by sid or oid): the next request of any task finds it
 #: and signs the session out. Below every real start time.
@@ -143,10 +143,10 @@ class SessionRegistry:
         member = f"{binding.hex()} {ticket_id or ''}"
         keys = [
             SESSION_START_KEY_PREFIX + binding.hex(),
-            SID_INDEX_PREFIX + (_hashed(sid) if sid else "-"),
-            OID_INDEX_PREFIX + oid,
-            SID_ENDED_PREFIX + (_hashed(sid) if sid else "-"),
-            OID_ENDED_PREFIX + oid,
+            SID_INDEX_KEY_PREFIX + (_hashed(sid) if sid else "-"),
+            OID_INDEX_KEY_PREFIX + oid,
+            SID_ENDED_KEY_PREFIX + (_hashed(sid) if sid else "-"),
+            OID_ENDED_KEY_PREFIX + oid,
         ]
         stored = await _repeatable_redis_call(
             self._metrics,
@@ -158,13 +158,14 @@ class SessionRegistry:
     async def end_sign_in(self, sid: str, *, keep_seconds: int) -> list[bytes]:
         """End every session of the Entra sign-in session ``sid``; their bindings."""
         return await self._end_index(
-            SID_INDEX_PREFIX + _hashed(sid), SID_ENDED_PREFIX + _hashed(sid), 1, keep_seconds
+            SID_INDEX_KEY_PREFIX + _hashed(sid), SID_ENDED_KEY_PREFIX + _hashed(sid), 1, keep_seconds
         )
 
     async def end_user(self, oid: str, *, now: int, keep_seconds: int) -> list[bytes]:
         """End every session of user ``oid`` begun before ``now`` (a sign-in in the same second as the
         end is a new one); their bindings."""
-        return await self._end_index(OID_INDEX_PREFIX + oid, OID_ENDED_PREFIX + oid, now, keep_seconds)
+        index, mark = OID_INDEX_KEY_PREFIX + oid, OID_ENDED_KEY_PREFIX + oid
+        return await self._end_index(index, mark, now, keep_seconds)
 
     async def _end_index(self, index: str, mark: str, value: int, keep_seconds: int) -> list[bytes]:
         ended = await _repeatable_redis_call(
