@@ -23,7 +23,7 @@ from fastapi_app.authorization import CurrentPrincipal, require_scopes
 from fastapi_app.errors import Unavailable
 from fastapi_app.models import SessionsEnded
 from fastapi_app.policy import CAN_ADMINISTER, SCOPE_READ
-from fastapi_app.refusals import ApiReason, declare
+from fastapi_app.refusals import ApiReason, declare, route_refusals
 from fastapi_app.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,12 @@ def build_router(settings: ApiSettings) -> APIRouter:
         """End every session of mine, in every browser, this one included."""
         return await sessions.end_user(request, caller.oid, caller.oid)
 
-    @router.post("/users/{user_oid:uuid}/sessions/end", dependencies=CAN_ADMINISTER)
+    # A user id that is no UUID matches no route: 404, as for projects.
+    @router.post(
+        "/users/{user_oid:uuid}/sessions/end",
+        dependencies=CAN_ADMINISTER,
+        openapi_extra=route_refusals(r404=[ApiReason.NOT_FOUND]),
+    )
     async def end_user_sessions(
         user_oid: UUID, request: Request, caller: CurrentPrincipal, sessions: Sessions
     ) -> SessionsEnded:

@@ -251,7 +251,7 @@ def test_sign_out_clears_the_cookie_and_the_old_session_is_refused_afterwards(
     (old,) = [c for c in context.cookies(site["app"]) if c["name"] == cookie_name]
 
     with page.expect_response(lambda r: urlsplit(r.url).path == "/oauth2/sign_out") as signed_out:
-        page.get_by_role("button", name="Sign out").click()
+        page.get_by_role("button", name="Sign out", exact=True).click()
     response = signed_out.value
     # oauth2-proxy answers with a redirect on to the provider's sign-out (the edge decides where).
     assert response.status == 302
@@ -281,7 +281,7 @@ def test_sign_out_returns_to_the_sign_in_page(
     """Sign-out must end the provider's single sign-on session too: if it did not, the redirect to /
     would sign the person straight back in without a password."""
     sign_in(page, site, "alice")
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
 
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(tmp_path / "after-sign-out.png"), full_page=True)
