@@ -18,7 +18,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from service_runtime.env import EnvReader
 from verifier.core.identity import AuthSource, Principal, PrincipalType
-from verifier.core.jose import GUID, HeaderRules, check_header, is_number, parse_compact_jws
+from verifier.core.jose import GUID, HeaderRules, ParsedToken, check_header, is_number, parse_compact_jws
 from verifier.core.jwk import TENANT_TEMPLATE, KeySet, VerificationKey
 from verifier.core.reasons import KeysNotLoaded, Reason, TokenRejected, UnknownKid
 
@@ -27,6 +27,7 @@ __all__ = [
     "classify_principal_type",
     "validation_settings_from_env",
     "verify_access_token",
+    "verify_token_signature",
 ]
 
 
@@ -242,6 +243,25 @@ def _principal(payload: Mapping[str, Any], principal_type: PrincipalType, source
     )
 
 
+def verify_token_signature(
+    parsed: ParsedToken, keys: KeySet, tid: str, kid: str, *, oid: str = "", what: str = "the signature"
+) -> VerificationKey:
+    """Check ``parsed``'s RS256 signature with tenant ``tid``'s key ``kid``; the key that verified it.
+
+    Raises :class:`KeysNotLoaded` (no keys of the tenant yet) or :class:`UnknownKid` (the tenant's
+    keys lack ``kid``), which a caller may answer with one refetch, or ``bad_signature``.
+    """
+    tenant_keys = keys.for_tenant(tid)
+    if tenant_keys is None:
+        raise KeysNotLoaded(tid, kid, oid=oid)
+    key = tenant_keys.get(kid)
+    if key is None:
+        raise UnknownKid(tid, kid, oid=oid)
+    if not _RS256.verify(parsed.signing_input, key.public_key, parsed.signature):
+        raise TokenRejected(Reason.BAD_SIGNATURE, f"{what} does not verify", oid=oid)
+    return key
+
+
 def verify_access_token(
     token: str,
     keys: KeySet,
@@ -272,14 +292,7 @@ def verify_access_token(
         raise TokenRejected(Reason.BAD_CLAIM_TYPE, "claim 'tid' must be a string", oid=oid)
     if tid not in settings.tenant_ids:
         raise TokenRejected(Reason.TENANT_NOT_ALLOWED, "the token's tenant is not allowed", oid=oid)
-    tenant_keys = keys.for_tenant(tid)
-    if tenant_keys is None:
-        raise KeysNotLoaded(tid, kid, oid=oid)
-    key = tenant_keys.get(kid)
-    if key is None:
-        raise UnknownKid(tid, kid, oid=oid)
-    if not _RS256.verify(parsed.signing_input, key.public_key, parsed.signature):
-        raise TokenRejected(Reason.BAD_SIGNATURE, "the signature does not verify", oid=oid)
+    key = verify_token_signature(parsed, keys, tid, kid, oid=oid)
 
     # From here on the claims are authentic; check that they say what we require.
     _check_claim_types(payload, oid)

@@ -20,16 +20,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from jwt.algorithms import RSAAlgorithm
-
-from verifier.core.access_tokens import BEARER_HEADER_RULES, ValidationSettings
+from verifier.core.access_tokens import BEARER_HEADER_RULES, ValidationSettings, verify_token_signature
 from verifier.core.jose import check_header, parse_compact_jws
 from verifier.core.jwk import KeySet
-from verifier.core.reasons import KeysNotLoaded, Reason, TokenRejected, UnknownKid
+from verifier.core.reasons import Reason, TokenRejected
 
 __all__ = ["SignInSession", "is_session_id", "read_sign_in_session"]
-
-_RS256 = RSAAlgorithm(RSAAlgorithm.SHA256)
 
 #: Entra's ``sid`` is a GUID; the OpenID front-channel logout spec gives it the syntax of a client
 #: id. Anything printable without space, bounded, so it can key an index and sit in a log line.
@@ -63,14 +59,7 @@ def read_sign_in_session(id_token: str, keys: KeySet, settings: ValidationSettin
     tid = payload.get("tid")
     if not isinstance(tid, str) or tid not in settings.tenant_ids:
         raise TokenRejected(Reason.TENANT_NOT_ALLOWED, "the ID token's tenant is not allowed")
-    tenant_keys = keys.for_tenant(tid)
-    if tenant_keys is None:
-        raise KeysNotLoaded(tid, kid)
-    key = tenant_keys.get(kid)
-    if key is None:
-        raise UnknownKid(tid, kid)
-    if not _RS256.verify(parsed.signing_input, key.public_key, parsed.signature):
-        raise TokenRejected(Reason.BAD_SIGNATURE, "the ID token's signature does not verify")
+    verify_token_signature(parsed, keys, tid, kid, what="the ID token's signature")
     if payload.get("iss") != settings.v2_issuer(tid):
         raise TokenRejected(Reason.BAD_ISSUER, "the ID token's 'iss' is not the tenant's v2 issuer")
     oid = payload.get("oid")

@@ -12,13 +12,14 @@ from aiohttp import web
 
 from verifier.core.decision import Decision, OriginalRequest
 from verifier.core.id_tokens import SignInSession, read_sign_in_session
-from verifier.core.reasons import KeyNotHeld, Reason, TokenRejected
+from verifier.core.reasons import Reason, TokenRejected
 from verifier.core.session_cookies import (
     cookie_header,
     session_cookie_time,
     session_cookie_value,
     session_ticket_id,
 )
+from verifier.keys.provider import with_key_refetch
 from verifier.keys.upstream import UpstreamMetrics
 from verifier.sources.access_token import TokenAuthenticator
 from verifier.sources.credential_source import CredentialSource, SessionEnder
@@ -141,14 +142,16 @@ class SessionSource(CredentialSource, SessionEnder):
     async def end_sign_in(self, sid: str) -> int:
         """The identity provider ended its sign-in session ``sid`` (front-channel logout): end every
         session of it, on every task, and any recorded later; how many were ended."""
-        bindings = await self.registry.end_sign_in(sid, keep_seconds=self._keep_seconds)
-        for binding in bindings:
-            await self._end(binding)
-        return len(bindings)
+        return await self._end_all(await self.registry.end_sign_in(sid, keep_seconds=self._keep_seconds))
 
     async def end_user(self, oid: str, *, now: int) -> int:
         """End every session of user ``oid`` begun before ``now``, on every task; how many."""
-        bindings = await self.registry.end_user(oid, now=now, keep_seconds=self._keep_seconds)
+        return await self._end_all(
+            await self.registry.end_user(oid, now=now, keep_seconds=self._keep_seconds)
+        )
+
+    async def _end_all(self, bindings: list[bytes]) -> int:
+        """Tell every task the sessions the registry has just ended; how many."""
         for binding in bindings:
             await self._end(binding)
         return len(bindings)
@@ -245,11 +248,12 @@ class SessionSource(CredentialSource, SessionEnder):
                 Reason.SESSION_TOKEN_MISSING,
                 "oauth2-proxy answered without the session's ID token; is set_authorization_header set?",
             )
-        try:
-            return read_sign_in_session(lookup.id_token, tokens.keys.keys, tokens.settings)
-        except KeyNotHeld as missing:
-            await tokens.keys.refetch_for_unknown_kid(missing.tenant_id, missing.kid)
-        return read_sign_in_session(lookup.id_token, tokens.keys.keys, tokens.settings)
+        id_token = lookup.id_token
+        return await with_key_refetch(
+            tokens.keys,
+            lambda keys: read_sign_in_session(id_token, keys, tokens.settings),
+            refetch_when_tenant_unloaded=True,
+        )
 
     async def _sign_out(
         self, cookies: Sequence[tuple[str, str]], binding: bytes, why: SessionRejected
