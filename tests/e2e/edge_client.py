@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from stack.topology import (
     SECOND_TENANT_ID,
     SESSION_COOKIE_NAME,
 )
+from tests.support.servers import serving
 
 _FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S | re.I)
 _ATTR = re.compile(r'(\w[\w-]*)\s*=\s*(?:"([^"]*)"|([^\s>]+))')
@@ -444,14 +444,10 @@ def upstream_recorder(
             return None
 
     stack.stop_component(component)
-    server = ThreadingHTTPServer((stack.topology.bind_host, port), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield seen
+        with serving(ThreadingHTTPServer((stack.topology.bind_host, port), Recorder)):
+            yield seen
     finally:
-        server.shutdown()
-        server.server_close()
         stack.start_component(component)
 
 

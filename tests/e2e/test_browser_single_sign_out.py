@@ -6,7 +6,6 @@ the edge ends its session without the cookie, and the second app hears the same 
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -16,6 +15,7 @@ from playwright.sync_api import Browser
 
 from stack.launcher import Stack
 from tests.e2e.browser import expect_sign_in_page, fresh_context, sign_in
+from tests.support.servers import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -47,14 +47,8 @@ class SecondApp(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def second_app() -> Iterator[type[SecondApp]]:
     SecondApp.heard = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", SECOND_APP_PORT), SecondApp)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", SECOND_APP_PORT), SecondApp)):
         yield SecondApp
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_signing_out_at_the_provider_ends_the_session_here_and_at_the_other_app(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import socket
 import socketserver
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.fault_proxy import FaultProxy
+from tests.support.servers import serving
 
 
 def _free_port() -> int:
@@ -29,14 +29,12 @@ class _Echo(socketserver.BaseRequestHandler):
 def proxy(tmp_path: Path) -> Iterator[FaultProxy]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    relay = FaultProxy(
-        ("127.0.0.1", _free_port()), server.server_address, ("127.0.0.1", _free_port()), tmp_path / "log"
-    ).start()
-    yield relay
-    relay.stop()
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        relay = FaultProxy(
+            ("127.0.0.1", _free_port()), server.server_address, ("127.0.0.1", _free_port()), tmp_path / "log"
+        ).start()
+        yield relay
+        relay.stop()
 
 
 def _echo(sock: socket.socket, data: bytes) -> bytes:
