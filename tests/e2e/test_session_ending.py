@@ -4,6 +4,8 @@ everywhere" ends a user's sessions by the user or an Admin."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
 import uuid
@@ -38,7 +40,13 @@ def test_a_get_of_sign_out_asks_to_confirm_and_signs_nobody_out(stack: Stack, al
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert '<form method="post" action="/oauth2/sign_out">' in page.text
-    assert "form-action 'self'" in page.headers["content-security-policy"]
+    csp = page.headers["content-security-policy"]
+    assert "form-action 'self'" in csp
+    # The page's one stylesheet (the error pages') is allowed by its hash, and nothing else runs.
+    style = re.search(r"<style>(.*?)</style>", page.text, re.S)
+    assert style is not None, page.text
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in csp and "script-src" not in csp, csp
     assert _me(alice, origin).status_code == 200
 
 
