@@ -51,6 +51,7 @@ from verifier.service.settings import VerifierSettings
 from verifier.sources.access_token import TokenAuthenticator, VerifiedTokenCache
 from verifier.sources.bearer import BearerSource
 from verifier.sources.credential_source import CredentialSource, SessionEnder
+from verifier.sources.csrf import is_unsafe_method
 
 log = logging.getLogger("verifier.decision")
 
@@ -322,7 +323,7 @@ async def handle_end_user_sessions(request: web.Request) -> web.Response:
     method = request.headers.get(HEADER_ORIGINAL_METHOD, "")
     uri = request.headers.get(HEADER_ORIGINAL_URI, "")
     try:
-        if method in ("GET", "HEAD", "OPTIONS"):
+        if not is_unsafe_method(method):
             raise SignatureError("bad_identity_signature", "only an unsafe request may end sessions")
         verify_signature(
             request.headers,
