@@ -6,6 +6,8 @@ permissions the endpoint requires (which are public policy, not caller data).
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -40,6 +42,17 @@ class Forbidden(Refusal):
         self.required = required
 
 
+class StepUpRequired(Unauthenticated):
+    """The token lacks the authentication context the endpoint demands and its client declared it can
+    answer a claims challenge (``xms_cc`` holds ``cp1``): 401 with the challenge (see
+    :func:`claims_challenge_response`)."""
+
+    def __init__(self, context: str, authorization_uri: str) -> None:
+        super().__init__(ApiReason.INSUFFICIENT_CLAIMS)
+        self.context = context
+        self.authorization_uri = authorization_uri
+
+
 class Conflict(Refusal):
     """The request is valid but the current state refuses it (409), e.g. read-only mode or a quota."""
 
@@ -59,6 +72,28 @@ def unauthenticated_response(reason: str) -> JSONResponse:
         {"error": "unauthenticated", "reason": reason},
         status_code=401,
         headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"},
+    )
+
+
+def claims_challenge(context: str) -> str:
+    """The ``claims`` value that asks for authentication context ``context``: base64 (standard, padded)
+    of ``{"access_token":{"acrs":{"essential":true,"value":"c1"}}}``, as Microsoft documents it."""
+    request = {"access_token": {"acrs": {"essential": True, "value": context}}}
+    return base64.b64encode(json.dumps(request, separators=(",", ":")).encode()).decode("ascii")
+
+
+def claims_challenge_response(context: str, authorization_uri: str) -> JSONResponse:
+    """401 with Entra's claims challenge (``error="insufficient_claims"``, ``claims``), which MSAL and
+    the SPA turn into an interactive sign-in for ``context``; ``required`` names it in the body too.
+    The values are configuration, never request data, and hold no character that needs quoting."""
+    challenge = (
+        f'Bearer realm="", authorization_uri="{authorization_uri}", '
+        f'error="insufficient_claims", claims="{claims_challenge(context)}"'
+    )
+    return JSONResponse(
+        {"error": "unauthenticated", "reason": ApiReason.INSUFFICIENT_CLAIMS, "required": [context]},
+        status_code=401,
+        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
     )
 
 
@@ -86,6 +121,8 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unauthenticated)
     async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        if isinstance(exc, StepUpRequired):
+            return claims_challenge_response(exc.context, exc.authorization_uri)
         return unauthenticated_response(exc.reason)
 
     @app.exception_handler(Forbidden)

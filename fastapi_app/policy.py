@@ -2,11 +2,14 @@
 
 - list and read projects: role Reader, Writer or Admin; delegated tokens also scope ``user.read``.
 - create and change projects: role Writer or Admin; delegated tokens also scope ``user.write``.
-- delete projects: role Admin; delegated tokens also scope ``admin``; the forwarded token is
-  re-validated.
+- delete projects: role Admin; delegated tokens also scope ``admin``; critical (below).
 - read admin settings: role Admin; delegated tokens also scope ``admin``.
-- change admin settings: as reading them, and the forwarded token is re-validated.
+- change admin settings: as reading them, and critical.
 - project report: as listing, and membership in one of ``API_REPORT_GROUP_IDS``.
+
+Critical actions re-validate the forwarded token and, unless ``API_STEP_UP_AUTH_CONTEXT`` is
+``none``, need a user's sign-in to have satisfied that Conditional Access authentication context
+(``c1`` by default; step-up, see ``authorization.require_auth_context``).
 
 ``/api/me`` needs only a valid signed identity: it tells a caller who it is and what it holds.
 
@@ -19,7 +22,8 @@ from __future__ import annotations
 from fastapi import Depends
 from fastapi.params import Depends as DependsParam
 
-from fastapi_app.authorization import require_groups, require_roles, require_scopes
+from fastapi_app.authorization import require_auth_context, require_groups, require_roles, require_scopes
+from fastapi_app.revalidation import revalidated_principal
 
 READ_ROLES = ("Reader", "Writer", "Admin")
 WRITE_ROLES = ("Writer", "Admin")
@@ -45,3 +49,11 @@ CAN_ADMINISTER: list[DependsParam] = [
 
 def can_read_reports(group_ids: tuple[str, ...]) -> list[DependsParam]:
     return [*CAN_READ, Depends(require_groups(*group_ids))]
+
+
+def critical(step_up_context: str | None) -> list[DependsParam]:
+    """What a critical action needs besides its permissions: the forwarded token re-validated and,
+    when ``step_up_context`` names one, that authentication context."""
+    if step_up_context is None:
+        return [Depends(revalidated_principal)]
+    return [Depends(require_auth_context(step_up_context))]

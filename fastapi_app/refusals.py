@@ -41,12 +41,16 @@ class ApiReason(StrEnum):
     DUPLICATE_FORWARDED_TOKEN = "duplicate_forwarded_token"
     MALFORMED_FORWARDED_TOKEN = "malformed_forwarded_token"
     TOKEN_IDENTITY_MISMATCH = "token_identity_mismatch"
+    # 401: a step-up the client can do: Entra's claims challenge is in WWW-Authenticate
+    # (fastapi_app.authorization.require_auth_context).
+    INSUFFICIENT_CLAIMS = "insufficient_claims"
     # 403: the endpoint's permissions (fastapi_app.authorization).
     MISSING_ROLE = "missing_role"
     MISSING_SCOPE = "missing_scope"
     APP_TOKEN_NOT_ALLOWED = "app_token_not_allowed"
     MISSING_GROUP = "missing_group"
     GROUPS_OVERAGE = "groups_overage"
+    AUTH_CONTEXT_REQUIRED = "auth_context_required"
     # 409: the state refuses a valid request.
     READ_ONLY = "read_only"
     PROJECT_QUOTA_EXCEEDED = "project_quota_exceeded"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 from fastapi import Depends, Request
@@ -96,7 +97,8 @@ def _same_identity(signed: Principal, fresh: Principal) -> bool:
 async def revalidated_principal(
     request: Request, signed: Annotated[Principal, Depends(current_principal)]
 ) -> Principal:
-    """Dependency: the signed-header principal, confirmed by re-validating the forwarded token.
+    """Dependency: the signed-header principal, confirmed by re-validating the forwarded token, with
+    the token's ``acrs`` and ``xms_cc`` (which the signed headers do not carry).
 
     401 ``missing_forwarded_token`` / ``malformed_forwarded_token`` / ``duplicate_forwarded_token``,
     401 with the validation library's reason (``expired``, ``bad_signature``, ...) for an invalid
@@ -115,7 +117,9 @@ async def revalidated_principal(
     if not _same_identity(signed, fresh):
         log.warning("forwarded token does not match the signed identity", extra={"oid": signed.oid})
         raise Unauthenticated(ApiReason.TOKEN_IDENTITY_MISMATCH)
-    return signed
+    # What only the token says, from the token checked just now: the authentication contexts the
+    # sign-in satisfied and the client's capabilities (the step-up check reads them; see authorization).
+    return replace(signed, auth_contexts=fresh.auth_contexts, client_capabilities=fresh.client_capabilities)
 
 
 declare(

@@ -7,6 +7,7 @@ on the request path re-reads the environment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,10 @@ def database_url_for_sqlite(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+#: Conditional Access authentication context ids: c1 to c99.
+AUTH_CONTEXT_ID = re.compile(r"c[1-9][0-9]?")
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     """Everything the API needs to run. Build with :meth:`from_env` or directly in tests."""
@@ -92,6 +97,10 @@ class ApiSettings:
     #: The verifier of this task, which ends sessions for "sign out everywhere" (``/sessions/end``).
     #: Every container of a task shares localhost (ECS awsvpc, compose's task namespace).
     verifier_url: str = "http://127.0.0.1:9000"
+    #: The Conditional Access authentication context critical actions need (step-up), or None for
+    #: none. ``API_STEP_UP_AUTH_CONTEXT`` defaults to ``c1``: a tenant without a policy on ``c1``
+    #: issues it when asked, so the default costs such a tenant one redirect and nothing else.
+    step_up_auth_context: str | None = None
 
     @property
     def authorization_url(self) -> str:
@@ -142,6 +151,7 @@ class ApiSettings:
             "workers": reader.integer("API_WORKERS", 1, 1, 64),
             "log_level": reader.choice("API_LOG_LEVEL", "info", _LOG_LEVELS),
             "verifier_url": reader.base_url("API_VERIFIER_URL", "http://127.0.0.1:9000"),
+            "step_up_auth_context": reader.auth_context("API_STEP_UP_AUTH_CONTEXT", "c1"),
         }
         # Re-validation reads the verifier's own variables with the verifier's own reader, so the two
         # cannot drift apart; it is configured when either of its mandatory variables is present.
@@ -242,4 +252,13 @@ class _EnvReader(EnvReader):
             self.problem(f"{name} is required (the API's App ID URI, e.g. api://<app id>)")
         elif not (text.startswith("api://") or text.startswith("https://")) or " " in text:
             self.problem(f"{name} must be an App ID URI such as api://<app id>, got {text[:80]!r}")
+        return text
+
+    def auth_context(self, name: str, default: str) -> str | None:
+        """An authentication context id (``c1`` to ``c99``), or None for ``none``."""
+        text = self.env.get(name, default).strip().lower()
+        if text == "none":
+            return None
+        if not AUTH_CONTEXT_ID.fullmatch(text):
+            self.problem(f"{name} must be an authentication context id (c1 to c99) or none: {text[:20]!r}")
         return text

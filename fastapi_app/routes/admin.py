@@ -1,4 +1,4 @@
-"""Admin settings: Admins read them; changing them also re-validates the forwarded token."""
+"""Admin settings: Admins read them; changing them is critical (see ``policy``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fastapi_app.authentication import current_principal
 from fastapi_app.models import AdminSettings, AdminSettingsUpdate
-from fastapi_app.policy import CAN_ADMINISTER
-from fastapi_app.revalidation import revalidated_principal
+from fastapi_app.policy import CAN_ADMINISTER, critical
 from fastapi_app.routes.common import JSON_BODY, database
 from fastapi_app.settings import ApiSettings
 from fastapi_app.store import AdminSettingsStore, write_transaction
@@ -25,11 +25,11 @@ def build_router(settings: ApiSettings) -> APIRouter:
     async def get_settings(conn: Connection) -> AdminSettings:
         return await AdminSettingsStore(conn).get()
 
-    @router.put("/settings", dependencies=[JSON_BODY])
+    @router.put("/settings", dependencies=[JSON_BODY, *critical(settings.step_up_auth_context)])
     async def put_settings(
         body: AdminSettingsUpdate,
         conn: Connection,
-        principal: Annotated[Principal, Depends(revalidated_principal)],
+        principal: Annotated[Principal, Depends(current_principal)],
     ) -> AdminSettings:
         async with write_transaction(conn):
             return await AdminSettingsStore(conn).put(

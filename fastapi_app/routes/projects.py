@@ -20,9 +20,8 @@ from fastapi_app.models import (
     ProjectReport,
     ProjectUpdate,
 )
-from fastapi_app.policy import CAN_ADMINISTER, CAN_READ, CAN_WRITE, can_read_reports
+from fastapi_app.policy import CAN_ADMINISTER, CAN_READ, CAN_WRITE, can_read_reports, critical
 from fastapi_app.refusals import ApiReason, route_refusals
-from fastapi_app.revalidation import revalidated_principal
 from fastapi_app.routes.common import JSON_BODY, database
 from fastapi_app.settings import ApiSettings
 from fastapi_app.store import AdminSettingsStore, ProjectStore, write_transaction
@@ -131,15 +130,11 @@ def build_router(settings: ApiSettings) -> APIRouter:
 
     @router.delete(
         "/projects/{project_id:uuid}",
-        dependencies=CAN_ADMINISTER,
+        dependencies=[*CAN_ADMINISTER, *critical(settings.step_up_auth_context)],
         status_code=status.HTTP_204_NO_CONTENT,
         openapi_extra=route_refusals(r404=NOT_FOUND, r409=CHANGE_REFUSED),
     )
-    async def delete_project(
-        project_id: UUID,
-        conn: Connection,
-        _: Annotated[Principal, Depends(revalidated_principal)],
-    ) -> Response:
+    async def delete_project(project_id: UUID, conn: Connection) -> Response:
         async with _project_change(conn):
             deleted = await ProjectStore(conn).delete(project_id)
         if not deleted:

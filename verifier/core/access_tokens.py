@@ -100,7 +100,7 @@ _OPTIONAL_STRING_CLAIMS: tuple[str, ...] = (
     "jti",
     "ver",
 )
-_OPTIONAL_STRING_LIST_CLAIMS: tuple[str, ...] = ("roles", "groups")
+_OPTIONAL_STRING_LIST_CLAIMS: tuple[str, ...] = ("roles", "groups", "acrs", "xms_cc")
 #: Claims only ID tokens carry (OIDC Core 3.1.3.6 / 3.3.2.11).
 _ID_TOKEN_CLAIMS: tuple[str, ...] = ("nonce", "at_hash", "c_hash")
 
@@ -240,6 +240,8 @@ def _principal(payload: Mapping[str, Any], principal_type: PrincipalType, source
         expires_at=int(payload["exp"]),
         subject=payload["sub"],
         token_id=payload.get("uti") or payload.get("jti") or "",
+        auth_contexts=tuple(payload.get("acrs", ())),
+        client_capabilities=tuple(payload.get("xms_cc", ())),
     )
 
 

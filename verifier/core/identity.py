@@ -148,6 +148,10 @@ class Principal:
     #: Claims kept for logging and policy, never forwarded as headers.
     subject: str = ""
     token_id: str = ""
+    #: ``acrs``: the Conditional Access authentication contexts the sign-in satisfied (``c1``...).
+    auth_contexts: tuple[str, ...] = ()
+    #: ``xms_cc``: what the client declared it can handle, e.g. ``cp1`` (claims challenges).
+    client_capabilities: tuple[str, ...] = ()
 
     def with_source(self, source: AuthSource) -> Principal:
         return replace(self, auth_source=source)

@@ -193,3 +193,20 @@ def test_bad_database_url_is_refused_without_repeating_it(given: str, message: s
     problems = problems_of(base_env(API_DATABASE_URL=given))
     assert [p for p in problems if p.startswith(message)], problems
     assert not [p for p in problems if "hunter2" in p]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("c1", "c1"), ("C7", "c7"), ("c99", "c99"), ("none", None)])
+def test_the_step_up_context_is_a_context_id_or_none(value: str, expected: str | None) -> None:
+    settings = ApiSettings.from_env(base_env(API_STEP_UP_AUTH_CONTEXT=value))
+    assert settings.step_up_auth_context == expected
+
+
+def test_the_step_up_context_defaults_to_c1() -> None:
+    assert ApiSettings.from_env(base_env()).step_up_auth_context == "c1"
+
+
+@pytest.mark.parametrize("value", ["c0", "c100", "c01", "acr1", "c1,c2", ""])
+def test_a_bad_step_up_context_is_a_configuration_error(value: str) -> None:
+    problems = problems_of(base_env(API_STEP_UP_AUTH_CONTEXT=value))
+    assert len(problems) == 1
+    assert "API_STEP_UP_AUTH_CONTEXT" in problems[0]
