@@ -7,7 +7,10 @@ look at every hop. It also fetches tokens from devidp the way Postman or a daemo
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import secrets
 import socket
 import ssl
 import time
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from html import unescape
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -48,8 +51,17 @@ def _attrs(tag: str) -> dict[str, str]:
 
 def password_form(html: str) -> tuple[str, dict[str, str]]:
     """The action and fields of devidp's "use a password" form."""
+    return _form_with(html, "password", "the sign-in page")
+
+
+def step_up_form(html: str) -> tuple[str, dict[str, str]]:
+    """The action and fields of devidp's step-up page ("Verify your identity": the code in ``otc``)."""
+    return _form_with(html, "otc", "the step-up page")
+
+
+def _form_with(html: str, input_name: str, page: str) -> tuple[str, dict[str, str]]:
     for form in _FORM.findall(html):
-        if "name=password" not in form and 'name="password"' not in form:
+        if f"name={input_name}" not in form and f'name="{input_name}"' not in form:
             continue
         action = _attrs(form[: form.index(">") + 1]).get("action", "")
         fields: dict[str, str] = {}
@@ -58,7 +70,7 @@ def password_form(html: str) -> tuple[str, dict[str, str]]:
             if "name" in a and a.get("type", "").lower() in ("hidden", "text", "password", "submit", ""):
                 fields[a["name"]] = a.get("value", "")
         return action, fields
-    raise AssertionError(f"no password form in the sign-in page:\n{html[:2000]}")
+    raise AssertionError(f"no form with {input_name!r} in {page}:\n{html[:2000]}")
 
 
 @dataclass
@@ -113,8 +125,10 @@ def follow(
     headers: dict[str, str] | None = None,
     max_hops: int = 12,
     stop_at: str | None = None,
+    stop_before: str | None = None,
 ) -> list[Hop]:
-    """Send a request and follow redirects by hand, recording every hop (up to one at ``stop_at``)."""
+    """Send a request and follow redirects by hand, recording every hop (up to one at ``stop_at``;
+    a redirect to ``stop_before`` is recorded and not followed: a native client's loopback redirect)."""
     hops: list[Hop] = []
     for _ in range(max_hops):
         response = client.request(method, url, data=data, headers=headers)
@@ -127,6 +141,8 @@ def follow(
             return hops
         url = urljoin(url, location)
         method, data = "GET", None
+        if stop_before is not None and url.startswith(stop_before):
+            return hops
     raise AssertionError(f"more than {max_hops} redirects: {[h.url for h in hops]}")
 
 
@@ -252,6 +268,7 @@ def password_token(
     scope: str | None = None,
     tenant: str | None = None,
     client_id: str = PUBLIC_CLIENT_ID,
+    claims: str | None = None,
 ) -> str:
     api = stack.topology.api_app_id_uri
     form = {
@@ -261,7 +278,83 @@ def password_token(
         "password": password,
         "scope": scope or f"{api}/user.read {api}/user.write",
     }
+    if claims is not None:
+        form["claims"] = claims
     return _access_token(stack, tenant, form)
+
+
+# --- step-up (Conditional Access authentication context) --------------------------------------------
+
+#: What a client that answers claims challenges declares (MSAL's client capabilities).
+CP1_CLAIMS = '{"access_token":{"xms_cc":{"values":["cp1"]}}}'
+#: Each user's step-up code in devidp's example tenant (its stand-in for MFA).
+STEP_UP_CODES = {"alice": "246810", "bob": "135791", "carol": "314159"}
+#: Where the public client's authorization code goes: Entra's loopback redirect for native apps.
+LOOPBACK_REDIRECT = "http://localhost"
+
+
+def step_up_claims(context: str = "c1") -> str:
+    """The ``claims`` request for ``context`` that the SPA sends to /oauth2/start (and oauth2-proxy
+    allows, exactly this shape), declaring cp1 as every BFF sign-in does."""
+    return (
+        '{"access_token":{"xms_cc":{"values":["cp1"]},"acrs":{"essential":true,"value":"' + context + '"}}}'
+    )
+
+
+def submit_step_up(client: httpx.Client, page: Hop, code: str, **follow_options: str) -> list[Hop]:
+    """Type ``code`` into devidp's step-up ``page`` and follow where it leads."""
+    action, fields = step_up_form(page.body)  # type: ignore[attr-defined]
+    fields.update({"otc": code, "verify": "1"})
+    fields.pop("cancel", None)
+    return follow(client, "POST", urljoin(page.url, action), data=fields, **follow_options)
+
+
+def step_up_session(signed_in: httpx.Client, origin: str, code: str, *, context: str = "c1") -> list[Hop]:
+    """What the SPA does with a claims challenge: /oauth2/start with the step-up ``claims``; devidp,
+    still signed in, shows only its step-up page; the code; back through the callback with a new
+    session. Every hop; the last is the SPA's page."""
+    start = f"{origin}/oauth2/start?" + urlencode({"rd": "/", "claims": step_up_claims(context)})
+    hops = follow(signed_in, "GET", start)
+    page = hops[-1]
+    assert page.status == 200 and "name=otc" in page.body, [(h.status, h.url) for h in hops]  # type: ignore[attr-defined]
+    return hops + submit_step_up(signed_in, page, code)
+
+
+def stepped_up_token(
+    stack: Stack, username: str, password: str, code: str, *, context: str = "c1", scope: str | None = None
+) -> str:
+    """An access token whose sign-in satisfied ``context`` (``acrs``), for the Postman client: the
+    authorization code flow with PKCE and the step-up ``claims``, through devidp's password form and
+    step-up page, as MSAL does after a claims challenge."""
+    api = stack.topology.api_app_id_uri
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    request = {
+        "client_id": PUBLIC_CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": LOOPBACK_REDIRECT,
+        "scope": scope or f"{api}/user.read {api}/user.write {api}/admin",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": secrets.token_urlsafe(16),
+        "claims": step_up_claims(context),
+    }
+    idp = f"{stack.topology.devidp_origin}/{stack.topology.tenant_id}"
+    with new_client(stack) as client:
+        hops = follow(client, "GET", f"{idp}/oauth2/v2.0/authorize?{urlencode(request)}")
+        hops = submit_password(client, hops[-1], username, password)
+        hops = submit_step_up(client, hops[-1], code, stop_before=LOOPBACK_REDIRECT)
+        answer = query_of(hops[-1].location)
+        assert answer.get("state") == request["state"] and "code" in answer, hops[-1].location
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": PUBLIC_CLIENT_ID,
+            "code": answer["code"],
+            "redirect_uri": LOOPBACK_REDIRECT,
+            "code_verifier": verifier,
+            "scope": request["scope"],
+        }
+        return token_from(client, token_endpoint(stack), form)
 
 
 def forged(token: str) -> str:

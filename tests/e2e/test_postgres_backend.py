@@ -41,12 +41,16 @@ def edge(postgres_stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def _bearer(stack: Stack, user: str) -> dict[str, str]:
+def _bearer(stack: Stack, user: str, *, step_up: bool = False) -> dict[str, str]:
+    """A user's token; ``step_up``: from a sign-in that passed step-up (what deleting needs)."""
     api = stack.topology.api_app_id_uri
-    token = edge_client.password_token(
-        stack, f"{user}@contoso-dev.example", f"{user}-password",
-        scope=f"{api}/user.read {api}/user.write {api}/admin",
-    )  # fmt: skip
+    username, password = f"{user}@contoso-dev.example", f"{user}-password"
+    scope = f"{api}/user.read {api}/user.write {api}/admin"
+    if step_up:
+        code = edge_client.STEP_UP_CODES[user]
+        token = edge_client.stepped_up_token(stack, username, password, code, scope=scope)
+    else:
+        token = edge_client.password_token(stack, username, password, scope=scope)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -92,7 +96,7 @@ def test_projects_are_created_read_listed_and_changed_in_postgresql_through_the_
 def test_an_admin_changes_settings_and_deletes_a_project_in_postgresql_through_the_edge(
     postgres_stack: Stack, edge: httpx.Client
 ) -> None:
-    writer, admin = _bearer(postgres_stack, "bob"), _bearer(postgres_stack, "carol")
+    writer, admin = _bearer(postgres_stack, "bob"), _bearer(postgres_stack, "carol", step_up=True)
     project = edge.post("/api/projects", headers=writer, json={"name": "To be deleted"}).json()
     body = {"read_only": False, "max_projects_per_owner": 500, "banner": "Kept in PostgreSQL"}
     changed = edge.put("/api/admin/settings", headers=admin, json=body)

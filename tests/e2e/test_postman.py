@@ -30,7 +30,7 @@ LOCAL_ENVIRONMENT = POSTMAN / "local.postman_environment.json"
 #: person at a browser and is never part of an automated run.
 TOKEN_FOLDERS = ("1. Service token and device code", "2. User tokens by password (devidp only)")
 API_FOLDERS = ("3. API", "4. Refusals")
-REVALIDATED_FOLDER = "5. API: deleting and changing settings (re-validated)"
+REVALIDATED_FOLDER = "5. API: deleting and changing settings (re-validated, step-up)"
 PERSON_FOLDER = "6. Real tenant (in the Postman app)"
 
 
@@ -119,6 +119,8 @@ def test_every_request_and_check_of_the_collection_passes_against_the_stack(stac
     assert assertion_count(result) >= 2 * len(expected)
 
 
-def test_admin_deletes_and_changes_settings_through_the_edge(stack: Stack, tmp_path: Path):
+def test_the_admin_folder_gets_the_step_up_challenge_through_the_edge(stack: Stack, tmp_path: Path):
+    # A password-grant token cannot step up: each critical request gets the claims challenge, checked
+    # header and body by the collection; deleting after step-up is tests/e2e/test_step_up.py's.
     result = run_newman(stack, (*TOKEN_FOLDERS, "3. API", REVALIDATED_FOLDER), tmp_path / "newman.json")
     assert failures_of(result) == [], result["cli_output"][-6000:]

@@ -4,8 +4,11 @@ Callers: a Reader (alice), a Writer (bob), an Admin (carol), a user with no role
 application roles (the nightly job: Reader and Writer) and an app without any (the BFF's own client).
 Ways in: a bearer token (Postman, scripts, services) and, for users, the browser session (the cookie,
 plus Origin, Sec-Fetch-Site and the X-CSRF-Token the previous answer carried for writes), exactly as
-the SPA sends them. The expected answers are docs/api.md's policy table; a refusal is checked by its
-status and its whole body, an allowed action by its status and what it returns or changes.
+the SPA sends them. The Admin's token and session come from sign-ins that passed step-up
+(authentication context c1, which deleting and changing settings need; tests/e2e/test_step_up.py
+covers the challenge and the refusal without it). The expected answers are docs/api.md's policy
+table; a refusal is checked by its status and its whole body, an allowed action by its status and
+what it returns or changes.
 """
 
 from __future__ import annotations
@@ -101,10 +104,14 @@ class Caller:
 def _user_token(stack: Stack, user: str) -> Callable[[], str]:
     api = stack.topology.api_app_id_uri
     scope = f"{api}/user.read {api}/user.write {api}/admin"
+    username = f"{user}@contoso-dev.example"
+    if user == USERS["admin"]:
+        # The Admin's critical actions need step-up (authentication context c1): its tokens come
+        # from a sign-in that passed it, as an MSAL client's do after the claims challenge.
+        code = edge_client.STEP_UP_CODES[user]
+        return lambda: edge_client.stepped_up_token(stack, username, PASSWORDS[user], code, scope=scope)
     # A fresh token per request: the stack's tokens live only seconds (see conftest).
-    return lambda: edge_client.password_token(
-        stack, f"{user}@contoso-dev.example", PASSWORDS[user], scope=scope
-    )
+    return lambda: edge_client.password_token(stack, username, PASSWORDS[user], scope=scope)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +120,11 @@ def sessions(stack: Stack) -> Iterator[dict[str, edge_client.SignIn]]:
         role: edge_client.sign_in(stack, f"{user}@contoso-dev.example", PASSWORDS[user])
         for role, user in USERS.items()
     }
+    # The Admin's session steps up once, as the SPA does on the first claims challenge.
+    admin = USERS["admin"]
+    edge_client.step_up_session(
+        signed_in["admin"].client, stack.topology.public_origin, edge_client.STEP_UP_CODES[admin]
+    )
     try:
         yield signed_in
     finally:
