@@ -8,6 +8,7 @@ import { ProjectsPanel } from "./components/ProjectsPanel";
 import { SignOutButton } from "./components/SignOutButton";
 import { describeError, type ErrorMessage } from "./messages";
 import { permittedActions } from "./permissions";
+import type { ResumeAction } from "./resume";
 import { signInUrl } from "./session";
 
 type Session =
@@ -20,7 +21,8 @@ function currentPath(): string {
   return window.location.pathname + window.location.search;
 }
 
-export function App() {
+/** `resume`: the action a step-up sign-in interrupted, read from the address at start (main.tsx). */
+export function App({ resume = null }: { resume?: ResumeAction | null }) {
   const [session, setSession] = useState<Session>({ kind: "loading" });
   // One client for the page's lifetime: it holds the current CSRF token in memory.
   const api = useMemo(
@@ -96,7 +98,11 @@ export function App() {
             <div className="layout">
               <div className="layout-main">
                 {allowed.has("project.read") ? (
-                  <ProjectsPanel api={api} allowed={allowed} />
+                  <ProjectsPanel
+                    api={api}
+                    allowed={allowed}
+                    resumeDeleteOf={resume?.kind === "delete-project" ? resume.projectId : null}
+                  />
                 ) : (
                   <section className="card" aria-labelledby="no-access-heading">
                     <h2 id="no-access-heading">Projects</h2>
@@ -105,7 +111,9 @@ export function App() {
                     </p>
                   </section>
                 )}
-                {allowed.has("settings.manage") && <AdminPanel api={api} />}
+                {allowed.has("settings.manage") && (
+                  <AdminPanel api={api} resumeDraft={resume?.kind === "admin-settings" ? resume.draft : null} />
+                )}
               </div>
               <aside className="layout-side">
                 <IdentityPanel me={session.me} api={api} />

@@ -15,6 +15,12 @@ describe("describeError", () => {
     expect(message.reason).toBe("csrf_token_missing");
   });
 
+  it("explains a refused step-up as a sign-in too weak for the action, not a missing role", () => {
+    const message = describeError(new ApiError(403, { error: "forbidden", reason: "auth_context_required", required: ["c1"] }));
+    expect(message.text).toMatch(/^This action needs a stronger sign-in/);
+    expect(message.reason).toBe("auth_context_required");
+  });
+
   it("tells a signed-out person to sign in again", () => {
     const message = describeError(new ApiError(401, { error: "unauthenticated", reason: "expired" }));
     expect(message.text).toMatch(/Sign in again/);

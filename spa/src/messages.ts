@@ -15,6 +15,11 @@ const REASONS: Record<string, string> = {
   project_quota_exceeded: "You have reached the maximum number of projects.",
   not_found: "That item no longer exists. It may have been deleted.",
   redirected_to_sign_in: "Your session has ended. Sign in again to continue.",
+  // A step-up this page did not turn into a sign-in (StepUpRequired), e.g. on an action it does not expect one for.
+  insufficient_claims: "This action needs you to verify your identity again. Reload the page and try again.",
+  // The caller cannot step up (it did not declare the capability to), so the API refuses outright.
+  auth_context_required:
+    "This action needs a stronger sign-in than this session can provide. Sign out, sign in again and retry, or ask an administrator.",
 };
 
 export function describeError(error: unknown): ErrorMessage {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ApiClient, ApiError, NetworkError, isCsrfRefusal, isUnsafeMethod, type FetchLike } from "./client";
+import { ApiClient, ApiError, NetworkError, StepUpRequired, isCsrfRefusal, isUnsafeMethod, type FetchLike } from "./client";
 import { CsrfTokenHolder } from "./csrf";
 
 interface Call {
@@ -11,7 +11,7 @@ interface Call {
   redirect: RequestRedirect | undefined;
 }
 
-type Reply = { status: number; body?: unknown; token?: string } | Error;
+type Reply = { status: number; body?: unknown; token?: string; headers?: Record<string, string> } | Error;
 
 /** A fake `fetch` that answers from a script and records what the client sent. */
 function scripted(replies: Reply[]): { fetch: FetchLike; calls: Call[] } {
@@ -33,7 +33,7 @@ function scripted(replies: Reply[]): { fetch: FetchLike; calls: Call[] } {
     if (reply instanceof Error) {
       throw reply;
     }
-    const responseHeaders = new Headers();
+    const responseHeaders = new Headers(reply.headers);
     if (reply.token !== undefined) {
       responseHeaders.set("X-CSRF-Token", reply.token);
     }
@@ -266,5 +266,97 @@ describe("ApiClient writes", () => {
 
     await expect(client.get("/me")).rejects.toMatchObject({ status: 401, reason: "redirected_to_sign_in" });
     expect(signedOut).toBe(1);
+  });
+});
+
+describe("ApiClient and the API's step-up challenge", () => {
+  const CHALLENGE =
+    'Bearer realm="", error="insufficient_claims", ' +
+    'claims="eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19"';
+  const BODY = { error: "unauthorized", reason: "insufficient_claims", required: ["c1"] };
+
+  it("turns the challenge into StepUpRequired and leaves the page signed in", async () => {
+    const { fetch, calls } = scripted([{ status: 401, body: BODY, headers: { "WWW-Authenticate": CHALLENGE } }]);
+    const csrf = new CsrfTokenHolder();
+    csrf.remember("t1");
+    let signedOut = 0;
+    const client = new ApiClient({ fetch, csrf, onUnauthenticated: () => (signedOut += 1) });
+
+    const failure = await client.delete("/projects/p1").catch((error: unknown) => error);
+
+    expect(failure).toBeInstanceOf(StepUpRequired);
+    expect(failure).toBeInstanceOf(ApiError);
+    expect(failure).toMatchObject({ status: 401, reason: "insufficient_claims", required: ["c1"], contextId: "c1" });
+    expect(signedOut).toBe(0);
+    expect(calls).toHaveLength(1); // never retried
+  });
+
+  it("keeps the CSRF token the challenge brought for the next write", async () => {
+    const { fetch, calls } = scripted([
+      { status: 401, body: BODY, headers: { "WWW-Authenticate": CHALLENGE }, token: "t2" },
+      { status: 204, token: "t3" },
+    ]);
+    const csrf = new CsrfTokenHolder();
+    csrf.remember("t1");
+    const client = new ApiClient({ fetch, csrf });
+
+    await expect(client.put("/admin/settings", {})).rejects.toBeInstanceOf(StepUpRequired);
+    await client.delete("/projects/p2");
+
+    expect(calls.map((c) => [c.method, c.csrf])).toEqual([
+      ["PUT", "t1"],
+      ["DELETE", "t2"],
+    ]);
+  });
+
+  it("treats a 401 with another Bearer error as signed out", async () => {
+    const { fetch } = scripted([
+      {
+        status: 401,
+        body: { error: "unauthenticated", reason: "expired" },
+        headers: { "WWW-Authenticate": 'Bearer realm="", error="invalid_token"' },
+        token: "t2",
+      },
+    ]);
+    const csrf = new CsrfTokenHolder();
+    csrf.remember("t1");
+    let signedOut = 0;
+    const client = new ApiClient({ fetch, csrf, onUnauthenticated: () => (signedOut += 1) });
+
+    const failure = await client.delete("/projects/p1").catch((error: unknown) => error);
+
+    expect(failure).toBeInstanceOf(ApiError);
+    expect(failure).not.toBeInstanceOf(StepUpRequired);
+    expect(signedOut).toBe(1);
+    expect(csrf.has()).toBe(false);
+  });
+
+  it("treats a challenge it cannot read as signed out", async () => {
+    const { fetch } = scripted([
+      { status: 401, body: BODY, headers: { "WWW-Authenticate": 'Bearer error="insufficient_claims", claims="bm90IGpzb24="' } },
+    ]);
+    let signedOut = 0;
+    const client = new ApiClient({ fetch, onUnauthenticated: () => (signedOut += 1) });
+
+    await expect(client.get("/me")).rejects.not.toBeInstanceOf(StepUpRequired);
+    expect(signedOut).toBe(1);
+  });
+
+  it("ignores a step-up header on anything but a 401", async () => {
+    const { fetch } = scripted([
+      {
+        status: 403,
+        body: { error: "forbidden", reason: "auth_context_required", required: ["c1"] },
+        headers: { "WWW-Authenticate": CHALLENGE },
+      },
+    ]);
+    const csrf = new CsrfTokenHolder();
+    csrf.remember("t1");
+    const client = new ApiClient({ fetch, csrf });
+
+    const failure = await client.delete("/projects/p1").catch((error: unknown) => error);
+
+    expect(failure).not.toBeInstanceOf(StepUpRequired);
+    expect(failure).toMatchObject({ status: 403, reason: "auth_context_required", required: ["c1"] });
   });
 });

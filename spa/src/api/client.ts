@@ -8,10 +8,13 @@
  *   token; a second refusal is shown to the person, never retried in a loop.
  * - Unsafe requests run one at a time: tokens are single-use, so two concurrent writes holding the same
  *   token would make one of them fail.
+ * - A 401 that carries a claims challenge (claimsChallenge.ts) is not a signed-out session: the
+ *   action needs a stronger sign-in, so it becomes StepUpRequired and the page stays signed in.
  *
  * `fetch` is injected so the retry logic is unit-tested without a browser.
  */
 
+import { stepUpContext, WWW_AUTHENTICATE } from "./claimsChallenge";
 import { CSRF_HEADER, CsrfTokenHolder } from "./csrf";
 import type { ApiErrorBody } from "./types";
 
@@ -47,6 +50,20 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The person is signed in, but the session's access token lacks the authentication context this
+ * action requires (Conditional Access step-up); `contextId` ("c1") is the one to sign in for.
+ */
+export class StepUpRequired extends ApiError {
+  readonly contextId: string;
+
+  constructor(body: ApiErrorBody, contextId: string) {
+    super(401, body);
+    this.name = "StepUpRequired";
+    this.contextId = contextId;
+  }
+}
+
 /** The request never got an HTTP answer (offline, DNS, TLS, a redirect to another origin). */
 export class NetworkError extends Error {
   constructor(message: string) {
@@ -59,7 +76,7 @@ export interface ApiClientOptions {
   fetch?: FetchLike;
   csrf?: CsrfTokenHolder;
   basePath?: string;
-  /** Called on every 401, so the page can switch to its signed-out view. */
+  /** Called on every 401 but a step-up challenge, so the page can switch to its signed-out view. */
   onUnauthenticated?: (error: ApiError) => void;
 }
 
@@ -192,6 +209,14 @@ export class ApiClient {
     const body = await readBody(response);
     if (response.ok) {
       return body as T;
+    }
+    if (response.status === 401) {
+      const contextId = stepUpContext(response.headers.get(WWW_AUTHENTICATE));
+      if (contextId !== null) {
+        // Still signed in: only this action wants more. The session, the held CSRF token and the
+        // page stay as they are; the page asks the person before sending them to sign in again.
+        throw new StepUpRequired(asErrorBody(body), contextId);
+      }
     }
     const error = new ApiError(response.status, asErrorBody(body));
     if (response.status === 401) {

@@ -60,6 +60,13 @@ export interface AdminSettingsUpdate {
   banner: string;
 }
 
+/** AdminSettingsUpdate's bounds as the API validates them; the settings form uses the same. */
+export const ADMIN_SETTINGS_LIMITS = {
+  minProjectsPerOwner: 1,
+  maxProjectsPerOwner: 100_000,
+  bannerMaxLength: 200,
+} as const;
+
 /** The error body every non-2xx answer carries: `{error, reason?, required?, details?}`. */
 export interface ApiErrorBody {
   error?: string;

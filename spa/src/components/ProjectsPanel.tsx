@@ -1,9 +1,12 @@
 import { useCallback, useEffect, useId, useRef, useState, type FormEvent, type Ref } from "react";
-import type { ApiClient } from "../api/client";
+import { ApiError, StepUpRequired, type ApiClient } from "../api/client";
 import type { Project, ProjectCreate, ProjectPage, ProjectStatus, ProjectUpdate } from "../api/types";
 import { describeError, type ErrorMessage } from "../messages";
 import type { Action } from "../permissions";
+import { resumeReturnPath } from "../resume";
+import { stepUpUrl } from "../session";
 import { Alert } from "./Alert";
+import { StepUpPrompt, VerifiedDelete } from "./StepUp";
 
 const PAGE_SIZE = 50;
 const NAME_MAX = 100;
@@ -19,9 +22,14 @@ function formatDate(value: string): string {
 interface Props {
   api: ApiClient;
   allowed: Set<Action>;
+  /** The project whose delete was interrupted by a step-up sign-in (resume.ts), or null. */
+  resumeDeleteOf?: string | null;
 }
 
-export function ProjectsPanel({ api, allowed }: Props) {
+/** A delete waiting for a step-up sign-in ("verify"), or re-opened after one ("verified"). */
+type SteppedUpDelete = { stage: "verify"; project: Project; href: string } | { stage: "verified"; project: Project };
+
+export function ProjectsPanel({ api, allowed, resumeDeleteOf = null }: Props) {
   const [page, setPage] = useState<ProjectPage | null>(null);
   const [offset, setOffset] = useState(0);
   const [error, setError] = useState<ErrorMessage | null>(null);
@@ -29,6 +37,8 @@ export function ProjectsPanel({ api, allowed }: Props) {
   const [busy, setBusy] = useState(false);
   const [editing, setEditing] = useState<string | null>(null);
   const [confirmingDelete, setConfirmingDelete] = useState<string | null>(null);
+  const [steppedUpDelete, setSteppedUpDelete] = useState<SteppedUpDelete | null>(null);
+  const canDelete = allowed.has("project.delete");
 
   const load = useCallback(
     async (at: number) => {
@@ -47,7 +57,32 @@ export function ProjectsPanel({ api, allowed }: Props) {
     void load(offset);
   }, [load, offset]);
 
-  async function run(work: () => Promise<string>): Promise<boolean> {
+  // Back from a step-up sign-in: re-open the delete's confirmation, wherever the project is listed.
+  // Only re-open it: the address that brought us here could have come from anyone (see resume.ts).
+  useEffect(() => {
+    if (resumeDeleteOf === null || !canDelete) {
+      return;
+    }
+    let live = true;
+    api
+      .get<Project>(`/projects/${encodeURIComponent(resumeDeleteOf)}`)
+      .then((project) => live && setSteppedUpDelete({ stage: "verified", project }))
+      .catch((failure: unknown) => {
+        if (!live) {
+          return;
+        }
+        if (failure instanceof ApiError && failure.status === 404) {
+          setNotice("Identity verified, but the project you wanted to delete no longer exists.");
+        } else {
+          setError(describeError(failure));
+        }
+      });
+    return () => {
+      live = false;
+    };
+  }, [api, resumeDeleteOf, canDelete]);
+
+  async function run(work: () => Promise<string>, onStepUp?: (challenge: StepUpRequired) => void): Promise<boolean> {
     setBusy(true);
     setNotice("");
     try {
@@ -57,7 +92,12 @@ export function ProjectsPanel({ api, allowed }: Props) {
       await load(offset);
       return true;
     } catch (failure) {
-      setError(describeError(failure));
+      if (failure instanceof StepUpRequired && onStepUp !== undefined) {
+        setError(null);
+        onStepUp(failure);
+      } else {
+        setError(describeError(failure));
+      }
       return false;
     } finally {
       setBusy(false);
@@ -78,14 +118,27 @@ export function ProjectsPanel({ api, allowed }: Props) {
     });
 
   const remove = (project: Project) =>
-    run(async () => {
-      await api.delete(`/projects/${encodeURIComponent(project.id)}`);
-      setConfirmingDelete(null);
-      return `Project “${project.name}” deleted.`;
-    });
+    run(
+      async () => {
+        await api.delete(`/projects/${encodeURIComponent(project.id)}`);
+        setConfirmingDelete(null);
+        setSteppedUpDelete(null);
+        return `Project “${project.name}” deleted.`;
+      },
+      (challenge) => {
+        const returnTo = resumeReturnPath(window.location.pathname, { kind: "delete-project", projectId: project.id });
+        setConfirmingDelete(null);
+        setSteppedUpDelete({ stage: "verify", project, href: stepUpUrl(challenge.contextId, returnTo) });
+      },
+    );
+
+  function confirmDelete(project: Project) {
+    // One confirmation at a time, so one button is named "Confirm delete <name>".
+    setSteppedUpDelete(null);
+    setConfirmingDelete(project.id);
+  }
 
   const canEdit = allowed.has("project.edit");
-  const canDelete = allowed.has("project.delete");
 
   return (
     <section className="card" aria-labelledby="projects-heading" aria-busy={busy}>
@@ -98,6 +151,21 @@ export function ProjectsPanel({ api, allowed }: Props) {
       <p className="notice" role="status">
         {notice}
       </p>
+      {steppedUpDelete?.stage === "verify" && (
+        <StepUpPrompt
+          purpose={`delete “${steppedUpDelete.project.name}”`}
+          href={steppedUpDelete.href}
+          onCancel={() => setSteppedUpDelete(null)}
+        />
+      )}
+      {steppedUpDelete?.stage === "verified" && (
+        <VerifiedDelete
+          project={steppedUpDelete.project}
+          busy={busy}
+          onConfirm={() => void remove(steppedUpDelete.project)}
+          onKeep={() => setSteppedUpDelete(null)}
+        />
+      )}
 
       {allowed.has("project.create") ? (
         <CreateForm busy={busy} onCreate={create} />
@@ -191,7 +259,7 @@ export function ProjectsPanel({ api, allowed }: Props) {
                               className="button button-quiet button-danger-text"
                               aria-label={`Delete ${project.name}`}
                               disabled={busy}
-                              onClick={() => setConfirmingDelete(project.id)}
+                              onClick={() => confirmDelete(project)}
                             >
                               Delete
                             </button>
