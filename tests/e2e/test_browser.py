@@ -27,6 +27,7 @@ from tests.e2e.browser import (
     sign_in,
     upn,
 )
+from tests.e2e.edge_client import STEP_UP_CODES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -290,10 +291,20 @@ def test_sign_out_returns_to_the_sign_in_page(
     assert stack.topology.session_cookie_name not in names, names
 
 
-def test_admin_saves_settings_and_deletes_a_project_through_the_ui(
+def _step_up_at_devidp(page: Page, site: dict[str, str], name: str) -> None:
+    """devidp's step-up page, its stand-in for the second factor Conditional Access asks for: the
+    person is still signed in there, so only the code is asked."""
+    expect(page).to_have_url(re.compile("^" + re.escape(site["idp"]) + "/"))
+    expect(page.get_by_role("heading", name="Verify your identity")).to_be_visible()
+    page.get_by_label("Code").fill(STEP_UP_CODES[name])
+    page.get_by_role("button", name="Verify", exact=True).click()
+    expect(page).to_have_url(re.compile("^" + re.escape(site["app"]) + "/"))
+
+
+def test_admin_steps_up_then_saves_settings_and_deletes_a_project_through_the_ui(
     page: Page, page_errors: list[str], site: dict[str, str], tmp_path: Path
 ) -> None:
-    # Both go through the edge to endpoints that re-validate the session's access token.
+    # Both need step-up (authentication context c1) and re-validate the session's access token.
     sign_in(page, site, "carol")
     expect(page.get_by_test_id("me-roles")).to_have_text("Admin")
 
@@ -301,6 +312,20 @@ def test_admin_saves_settings_and_deletes_a_project_through_the_ui(
     banner = f"Maintenance {uuid.uuid4().hex[:8]}"
     admin.get_by_label("Maximum projects per owner").fill("1000")
     admin.get_by_label("Banner text").fill(banner)
+    admin.get_by_role("button", name="Save settings").click()
+    # The API's claims challenge: the page says why it is about to leave, and has saved nothing.
+    prompt = admin.get_by_role("alert").filter(has_text="Verify your identity to change the settings")
+    expect(prompt).to_be_visible()
+    page.screenshot(path=str(tmp_path / "step-up-prompt.png"), full_page=True)
+    assert api_fetch(page, "GET", "/api/admin/settings")["body"]["banner"] != banner
+    prompt.get_by_role("button", name="Verify and continue").click()
+
+    _step_up_at_devidp(page, site, "carol")
+    # Back with the draft re-opened for one more click: the return itself saved nothing.
+    expect(admin.get_by_label("Banner text")).to_have_value(banner)
+    expect(admin.get_by_role("status")).to_contain_text("Identity verified")
+    assert "resume" not in page.url
+    assert api_fetch(page, "GET", "/api/admin/settings")["body"]["banner"] != banner
     admin.get_by_role("button", name="Save settings").click()
     expect(admin.get_by_role("status")).to_have_text("Settings saved.")
     expect(admin.get_by_role("alert")).to_have_count(0)
@@ -311,6 +336,7 @@ def test_admin_saves_settings_and_deletes_a_project_through_the_ui(
         1000,
     )
 
+    # The session now carries the context: the delete asks nothing more.
     name = f"Doomed {uuid.uuid4().hex[:8]}"
     form = page.get_by_role("form", name="New project")
     form.get_by_label("Name").fill(name)
@@ -325,6 +351,35 @@ def test_admin_saves_settings_and_deletes_a_project_through_the_ui(
     listed = api_fetch(page, "GET", "/api/projects?limit=100")
     assert name not in {p["name"] for p in listed["body"]["items"]}
     page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
+    assert page_errors == []
+
+
+def test_admin_delete_asks_for_step_up_and_comes_back_to_the_confirmation(
+    page: Page, page_errors: list[str], site: dict[str, str], tmp_path: Path
+) -> None:
+    sign_in(page, site, "carol")
+    name = f"Step-up {uuid.uuid4().hex[:8]}"
+    form = page.get_by_role("form", name="New project")
+    form.get_by_label("Name").fill(name)
+    form.get_by_role("button", name="Create project").click()
+    row = page.get_by_role("row", name=re.compile(re.escape(name)))
+    expect(row).to_have_count(1)
+    page.get_by_role("button", name=f"Delete {name}").click()
+    page.get_by_role("button", name=f"Confirm delete {name}").click()
+    prompt = page.get_by_role("alert").filter(has_text=f"Verify your identity to delete “{name}”")
+    expect(prompt).to_be_visible()
+    expect(row).to_have_count(1)
+    prompt.get_by_role("button", name="Verify and continue").click()
+
+    _step_up_at_devidp(page, site, "carol")
+    # The confirmation is open again, for the person to click: a link alone never deletes.
+    confirm = page.get_by_role("button", name=f"Confirm delete {name}")
+    expect(confirm).to_be_visible()
+    expect(row).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "step-up-resumed.png"), full_page=True)
+    confirm.click()
+    expect(page.get_by_text(f"Project “{name}” deleted.")).to_be_visible()
+    expect(row).to_have_count(0)
     assert page_errors == []
 
 
