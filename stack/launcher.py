@@ -185,13 +185,23 @@ class Stack(Running):
         edge_conf = write_edge_conf(t.conf_dir, nginx_templates(t.repo_root), render.edge_values(t))
         nginx_conf = t.conf_dir / "nginx.conf"
         nginx_conf.write_text(render.nginx_main_conf(t, edge_conf, running_as_root=os.geteuid() == 0))
-        o2p_conf = t.conf_dir / "oauth2-proxy.cfg"
-        template_o2p = t.repo_root / render.OAUTH2_PROXY_TEMPLATE
         o2p_values = render.oauth2_proxy_values(t, tls.ca_cert)
-        o2p_conf.write_text(render.render_template(template_o2p.read_text(), o2p_values, "O2P_"))
+        o2p_conf = t.conf_dir / "oauth2-proxy.cfg"
+        o2p_alpha = t.conf_dir / "oauth2-proxy.alpha.yaml"
+        for template, rendered in (
+            (render.OAUTH2_PROXY_TEMPLATE, o2p_conf),
+            (render.OAUTH2_PROXY_ALPHA_TEMPLATE, o2p_alpha),
+        ):
+            text = (t.repo_root / template).read_text(encoding="utf-8")
+            rendered.write_text(render.render_template(text, o2p_values, "O2P_"))
         devidp_conf = t.conf_dir / "devidp.toml"
         devidp_conf.write_text(render.devidp_config_text(t.devidp_config.read_text(encoding="utf-8"), t))
-        return {"nginx": nginx_conf, "oauth2-proxy": o2p_conf, "devidp": devidp_conf}
+        return {
+            "nginx": nginx_conf,
+            "oauth2-proxy": o2p_conf,
+            "oauth2-proxy alpha": o2p_alpha,
+            "devidp": devidp_conf,
+        }
 
     def _database_url(self) -> str | None:
         """The API's PostgreSQL: a throw-away cluster, initialised now and started like the others,
@@ -216,10 +226,10 @@ class Stack(Running):
         api_env = render.api_env(t, tls.ca_cert, secrets, postgres_url=postgres_url)
         py_env = {"PYTHONUNBUFFERED": "1", **dict(t.extra_env)}
         o2p_args = [
-            "--config", str(configs["oauth2-proxy"]), *render.oauth2_proxy_redis_args(t, tls.ca_cert)
+            "--config", str(configs["oauth2-proxy"]),
+            "--alpha-config", str(configs["oauth2-proxy alpha"]),
+            *render.oauth2_proxy_redis_args(t, tls.ca_cert),
         ]  # fmt: skip
-        if t.oauth2_proxy_metrics_port is not None:
-            o2p_args.append(f"--metrics-address={t.bind_host}:{t.oauth2_proxy_metrics_port}")
         host = t.bind_host
         logs = t.logs_dir
         return {
@@ -242,6 +252,7 @@ class Stack(Running):
                 http_probe(f"{t.oauth2_proxy_url}/ready"), logs / "oauth2-proxy.log",
                 env={
                     **render.oauth2_proxy_env(BFF_CLIENT_SECRET, secrets.cookie_secret),
+                    **render.oauth2_proxy_metrics_env(t),
                     **render.oauth2_proxy_redis_env(t),
                 },
             ),

@@ -25,7 +25,11 @@ NGINX_TEMPLATE = NGINX_DIR / "edge.conf.template"
 #: Where the rendered files live, relative to the folder of nginx's main configuration (nginx reads
 #: a relative ``include`` from there): the edge image's template step writes to /etc/nginx/conf.d.
 NGINX_PARTS_DIR = "conf.d"
+#: oauth2-proxy reads two files, both rendered from :func:`oauth2_proxy_values`: the core options
+#: (``--config``) and its alpha configuration (``--alpha-config``: the provider with the sign-in's
+#: allowed ``claims``, the headers /oauth2/auth answers, its servers and upstream).
 OAUTH2_PROXY_TEMPLATE = Path("oauth2-proxy") / "oauth2-proxy.cfg.template"
+OAUTH2_PROXY_ALPHA_TEMPLATE = Path("oauth2-proxy") / "oauth2-proxy.alpha.yaml.template"
 
 
 class TemplateError(Exception):
@@ -143,6 +147,7 @@ def nginx_main_conf(topo: Topology, edge_conf: Path, *, running_as_root: bool) -
 
 
 def oauth2_proxy_values(topo: Topology, ca_file: Path) -> dict[str, str]:
+    """The ``${O2P_*}`` values of both of oauth2-proxy's templates."""
     return {
         "O2P_HTTP_ADDRESS": topo.oauth2_proxy_addr,
         "O2P_TRUSTED_PROXY_IP": f"{topo.bind_host}/32",
@@ -160,8 +165,17 @@ def oauth2_proxy_values(topo: Topology, ca_file: Path) -> dict[str, str]:
 
 
 def oauth2_proxy_env(client_secret: str, cookie_secret: str) -> dict[str, str]:
-    """Secrets go in the environment, never in the rendered file (the same as on ECS)."""
+    """Secrets go in the environment, never in the rendered files (the same as on ECS); oauth2-proxy
+    substitutes the client secret into its alpha configuration as it loads it."""
     return {"OAUTH2_PROXY_CLIENT_SECRET": client_secret, "OAUTH2_PROXY_COOKIE_SECRET": cookie_secret}
+
+
+def oauth2_proxy_metrics_env(topo: Topology) -> dict[str, str]:
+    """Where oauth2-proxy serves /metrics, which its alpha configuration reads from the environment
+    as compose and ECS set it (with an alpha file it takes no ``--metrics-address``); empty, not
+    unset, turns it off, so a value in the caller's environment cannot turn it on."""
+    port = topo.oauth2_proxy_metrics_port
+    return {"OAUTH2_PROXY_METRICS_ADDRESS": "" if port is None else f"{topo.bind_host}:{port}"}
 
 
 # --- devidp --------------------------------------------------------------------------------------
@@ -343,6 +357,7 @@ __all__ = [
     "NGINX_DIR",
     "NGINX_PARTS_DIR",
     "NGINX_TEMPLATE",
+    "OAUTH2_PROXY_ALPHA_TEMPLATE",
     "OAUTH2_PROXY_TEMPLATE",
     "SECOND_TENANT_ID",
     "Secrets",
@@ -357,6 +372,7 @@ __all__ = [
     "nginx_main_conf",
     "nginx_tls_conf",
     "oauth2_proxy_env",
+    "oauth2_proxy_metrics_env",
     "oauth2_proxy_redis_args",
     "oauth2_proxy_redis_env",
     "oauth2_proxy_values",

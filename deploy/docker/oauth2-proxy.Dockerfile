@@ -1,7 +1,7 @@
 # oauth2-proxy, built from its Go module at exactly the version in the repository's
 # OAUTH2_PROXY_VERSION file with the project's oauth2-proxy/patches applied (the binary `make run` and
-# the tests use), with the project's config template rendered at start-up from O2P_* environment
-# variables.
+# the tests use), with the project's two config templates (the core options and the alpha
+# configuration) rendered at start-up from O2P_* environment variables.
 #
 # Build from the repository root:
 #   docker build -f deploy/docker/oauth2-proxy.Dockerfile -t entra-bff-edge/oauth2-proxy:<tag> .
@@ -43,7 +43,7 @@ RUN --mount=type=secret,id=build_ca \
 
 FROM ${BASE_IMAGE}
 # ca-certificates: the public CAs of login.microsoftonline.com and ElastiCache's TLS endpoint
-# (O2P_PROVIDER_CA_FILE=/etc/ssl/certs/ca-certificates.crt); gettext-base: envsubst for the template;
+# (O2P_PROVIDER_CA_FILE=/etc/ssl/certs/ca-certificates.crt); gettext-base: envsubst for the templates;
 # wget: the container health check (GET /ready, which also pings Redis).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates gettext-base wget \
@@ -54,8 +54,10 @@ RUN apt-get update \
  && chmod 1777 /tmp
 COPY --from=build /out/oauth2-proxy /usr/local/bin/oauth2-proxy
 COPY oauth2-proxy/oauth2-proxy.cfg.template /etc/oauth2-proxy/oauth2-proxy.cfg.template
+COPY oauth2-proxy/oauth2-proxy.alpha.yaml.template /etc/oauth2-proxy/oauth2-proxy.alpha.yaml.template
 COPY deploy/docker/oauth2-proxy-entrypoint.sh /usr/local/bin/oauth2-proxy-entrypoint
-# The rendered configuration is written to /tmp (a volume), so the root filesystem stays read-only.
+# The rendered configuration files are written to /tmp (a volume), so the root filesystem stays
+# read-only.
 VOLUME ["/tmp"]
 USER 65532:65532
 EXPOSE 4180

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 
 #: edge.conf with its parts inlined: the variables of every file nginx reads, documented in edge.conf.
 NGINX_TEMPLATE = render.inline_includes(nginx_templates(REPO_ROOT))
+#: oauth2-proxy's core options (--config) and its alpha configuration (--alpha-config).
 O2P_TEMPLATE = (REPO_ROOT / render.OAUTH2_PROXY_TEMPLATE).read_text()
+O2P_ALPHA_TEMPLATE = (REPO_ROOT / render.OAUTH2_PROXY_ALPHA_TEMPLATE).read_text()
 
 
 def test_render_substitutes_only_edge_names_and_leaves_nginx_variables():
@@ -36,7 +38,11 @@ def test_render_refuses_missing_values_and_line_breaks():
         render.render_template("${EDGE_A}", {"EDGE_A": "a;\nevil on;"}, "EDGE_")
 
 
-@pytest.mark.parametrize(("template", "prefix"), [(NGINX_TEMPLATE, "EDGE_"), (O2P_TEMPLATE, "O2P_")])
+@pytest.mark.parametrize(
+    ("template", "prefix"),
+    [(NGINX_TEMPLATE, "EDGE_"), (O2P_TEMPLATE, "O2P_"), (O2P_ALPHA_TEMPLATE, "O2P_")],
+    ids=["nginx", "oauth2-proxy", "oauth2-proxy alpha"],
+)
 def test_every_template_variable_is_documented_in_its_header_and_used(template: str, prefix: str):
     header = "\n".join(line for line in template.splitlines() if line.startswith("#"))
     documented = set(re.findall(r"#\s+(" + prefix + r"[A-Z0-9_]+)\s", header))
@@ -49,22 +55,47 @@ def test_local_values_cover_every_template_variable(tmp_path: Path):
     topo = Topology(run_dir=tmp_path)
     assert set(render.edge_values(topo)) == render.placeholders(NGINX_TEMPLATE, "EDGE_")
     o2p_values = render.oauth2_proxy_values(topo, tmp_path / "ca.pem")
-    assert set(o2p_values) == render.placeholders(O2P_TEMPLATE, "O2P_")
+    used = render.placeholders(O2P_TEMPLATE, "O2P_") | render.placeholders(O2P_ALPHA_TEMPLATE, "O2P_")
+    assert set(o2p_values) == used
 
 
 def test_rendered_oauth2_proxy_config_holds_no_secret_and_the_mandatory_settings(tmp_path: Path):
     topo = Topology(run_dir=tmp_path)
-    cfg = render.render_template(O2P_TEMPLATE, render.oauth2_proxy_values(topo, tmp_path / "ca.pem"), "O2P_")
-    assert BFF_CLIENT_SECRET not in cfg
+    values = render.oauth2_proxy_values(topo, tmp_path / "ca.pem")
+    cfg = render.render_template(O2P_TEMPLATE, values, "O2P_")
+    alpha = render.render_template(O2P_ALPHA_TEMPLATE, values, "O2P_")
+    for text in (cfg, alpha):
+        assert BFF_CLIENT_SECRET not in text
     assert "client_secret" not in cfg.replace("OAUTH2_PROXY_CLIENT_SECRET", "")
+    # oauth2-proxy substitutes it from its environment as it loads the file.
+    assert "clientSecret: '${OAUTH2_PROXY_CLIENT_SECRET}'" in alpha
     assert 'trusted_proxy_ips = ["127.0.0.1/32"]' in cfg
-    assert 'http_address = "127.0.0.1:4180"' in cfg
     assert 'whitelist_domains = ["localhost:8443"]' in cfg
     assert 'cookie_name = "__Host-oauth2_proxy"' in cfg
-    assert 'code_challenge_method = "S256"' in cfg
-    assert "api://5a1e9c3d-8b7f-4e21-9d63-2f4a8b1c0e57/user.read" in cfg
     assert 'cookie_refresh = "900s"' in cfg and 'cookie_expire = "3600s"' in cfg
     assert "cookie_csrf_per_request = true" in cfg and 'cookie_samesite = "lax"' in cfg
+    assert 'bindAddress: "127.0.0.1:4180"' in alpha
+    assert "code_challenge_method: S256" in alpha
+    assert "insecureSkipNonce: false" in alpha
+    assert "api://5a1e9c3d-8b7f-4e21-9d63-2f4a8b1c0e57/user.read" in alpha
+    assert f'issuerURL: "{topo.oidc_issuer}"' in alpha
+
+
+def test_oauth2_proxy_is_started_with_both_rendered_files_and_its_metrics_address(tmp_path: Path):
+    stack = Stack(free_port_topology(tmp_path, oauth2_proxy_metrics_port=None))
+    stack.prepare()
+    o2p = stack.processes["oauth2-proxy"]
+    conf = stack.topology.conf_dir
+    assert o2p.argv[1:5] == [
+        "--config", str(conf / "oauth2-proxy.cfg"), "--alpha-config", str(conf / "oauth2-proxy.alpha.yaml")
+    ]  # fmt: skip
+    assert not any(a.startswith("--metrics-address") for a in o2p.argv), "no such flag with an alpha file"
+    assert o2p.env["OAUTH2_PROXY_METRICS_ADDRESS"] == "", "off, whatever the caller's environment says"
+    assert "${O2P_" not in (conf / "oauth2-proxy.alpha.yaml").read_text()
+    with_metrics = Stack(free_port_topology(tmp_path / "metrics", oauth2_proxy_metrics_port=19101))
+    with_metrics.prepare()
+    address = with_metrics.processes["oauth2-proxy"].env["OAUTH2_PROXY_METRICS_ADDRESS"]
+    assert address == f"{with_metrics.topology.bind_host}:19101"
 
 
 def test_stack_on_other_ports_registers_its_own_redirect_uri_with_devidp(tmp_path: Path):

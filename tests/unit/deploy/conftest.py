@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -16,13 +20,22 @@ import pytest
 
 from deploy.aws import render as aws_render
 from stack.render import placeholders
+from tests.prerequisites import require_file, require_program
 
 REPO = Path(__file__).resolve().parents[3]
 TASKDEF_TEMPLATE = REPO / "ecs-taskdefs" / "edge-api.taskdef.json"
 EXAMPLE_VALUES = REPO / "ecs-taskdefs" / "values.example.json"
 COMPOSE_FILE = REPO / "compose.yaml"
 DEVIDP_ENV = REPO / "deploy" / "docker" / "devidp.env"
-OAUTH2_PROXY_TEMPLATE = REPO / "oauth2-proxy" / "oauth2-proxy.cfg.template"
+#: oauth2-proxy's two templates: the core options (--config) and its alpha configuration
+#: (--alpha-config), rendered by the image's entrypoint from the same O2P_* variables.
+OAUTH2_PROXY_TEMPLATES = (
+    REPO / "oauth2-proxy" / "oauth2-proxy.cfg.template",
+    REPO / "oauth2-proxy" / "oauth2-proxy.alpha.yaml.template",
+)
+OAUTH2_PROXY_ENTRYPOINT = REPO / "deploy" / "docker" / "oauth2-proxy-entrypoint.sh"
+#: The binary scripts/setup.sh builds, the one the image builds too (oauth2-proxy/build.sh).
+OAUTH2_PROXY = REPO / ".cache" / "bin" / "oauth2-proxy"
 DOCKER_DIR = REPO / "deploy" / "docker"
 
 #: Stand-ins for what Secrets Manager injects, shaped like real values.
@@ -87,13 +100,22 @@ def ecs_secret_names(container: Mapping[str, Any]) -> set[str]:
 # --- templates rendered from the environment ------------------------------------------------------
 
 
-# A test module of a template sets TEMPLATE (its path), PREFIX (its variables' prefix) and
-# HEADER_NAME (a pattern finding a documented variable in one line of its leading comment block).
+# A test module of a template sets TEMPLATE (its path) or TEMPLATES (the paths of templates rendered
+# together from the same variables), PREFIX (its variables' prefix) and HEADER_NAME (a pattern finding
+# a documented variable in one line of a template's leading comment block).
 
 
 @pytest.fixture(scope="module")
-def template_text(request: pytest.FixtureRequest) -> str:
-    return request.module.TEMPLATE.read_text(encoding="utf-8")
+def template_texts(request: pytest.FixtureRequest) -> dict[Path, str]:
+    """Each template of the test module, by path."""
+    paths = getattr(request.module, "TEMPLATES", None) or (request.module.TEMPLATE,)
+    return {path: path.read_text(encoding="utf-8") for path in paths}
+
+
+@pytest.fixture(scope="module")
+def template_text(template_texts: dict[Path, str]) -> str:
+    """All the module's templates, one after the other."""
+    return "\n".join(template_texts.values())
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +127,21 @@ def used(request: pytest.FixtureRequest, template_text: str) -> set[str]:
     return names
 
 
-@pytest.fixture(scope="module")
-def documented(request: pytest.FixtureRequest, template_text: str) -> set[str]:
-    """The variables the template's leading comment block documents."""
+def header_names(text: str, pattern: str) -> set[str]:
+    """The variables a template's leading comment block documents (``pattern`` finds one in a line)."""
     names: set[str] = set()
-    for line in template_text.splitlines():
+    for line in text.splitlines():
         if not line.startswith("#"):
             break
-        names.update(re.findall(request.module.HEADER_NAME, line + " "))
+        names.update(re.findall(pattern, line + " "))
     return names
+
+
+@pytest.fixture(scope="module")
+def documented(request: pytest.FixtureRequest, template_texts: dict[Path, str]) -> set[str]:
+    """The variables the templates' leading comment blocks document."""
+    pattern = request.module.HEADER_NAME
+    return {name for text in template_texts.values() for name in header_names(text, pattern)}
 
 
 def assert_sets_exactly(env: Mapping[str, str], prefix: str, used: set[str]) -> set[str]:
@@ -282,3 +310,103 @@ def placeholder_secrets() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+# --- oauth2-proxy as its image runs it -----------------------------------------------------------
+
+#: ElastiCache's scheme: an ACL user with a password, the default user off.
+REDIS_USER = "entra-bff-edge"
+REDIS_PASSWORD = "test-only-redis-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def oauth2_proxy_entrypoint_files(folder: Path, binary: Path = OAUTH2_PROXY) -> dict[str, str]:
+    """The entrypoint's own variables: the repository's two templates, rendered into ``folder``,
+    and the binary it then runs."""
+    core, alpha = OAUTH2_PROXY_TEMPLATES
+    return {
+        "O2P_TEMPLATE": str(core),
+        "O2P_CONFIG": str(folder / "oauth2-proxy.cfg"),
+        "O2P_ALPHA_TEMPLATE": str(alpha),
+        "O2P_ALPHA_CONFIG": str(folder / "oauth2-proxy.alpha.yaml"),
+        "O2P_BINARY": str(binary),
+    }
+
+
+def run_oauth2_proxy_entrypoint(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(OAUTH2_PROXY_ENTRYPOINT), *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def oauth2_proxy_prerequisites() -> None:
+    require_file(OAUTH2_PROXY, "scripts/setup.sh builds it")
+    require_program("envsubst", "gettext-base")
+
+
+def _redis_accepts(port: int, user: str, password: str) -> bool:
+    """True once Redis at ``port`` answers AUTH for ``user`` and then PING."""
+    command = f"AUTH {user} {password}\r\nPING\r\n".encode()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+            connection.sendall(command)
+            answer = b""
+            while answer.count(b"\r\n") < 2:
+                chunk = connection.recv(256)
+                if not chunk:
+                    break
+                answer += chunk
+    except OSError:
+        return False
+    return answer == b"+OK\r\n+PONG\r\n"
+
+
+def _wait_until_redis_accepts(proc: subprocess.Popen[bytes], port: int, user: str, password: str) -> None:
+    deadline = time.monotonic() + 30
+    while not _redis_accepts(port, user, password):
+        if proc.poll() is not None:
+            pytest.fail(f"redis-server exited with status {proc.returncode} before it answered")
+        if time.monotonic() > deadline:
+            pytest.fail(f"redis-server on port {port} did not accept {user}'s password within 30 s")
+        time.sleep(0.05)
+
+
+@contextmanager
+def running_acl_redis(folder: Path) -> Iterator[int]:
+    """A local Redis with ElastiCache's ACL user and password scheme (no TLS), for a with block; its
+    port."""
+    redis_server = require_program("redis-server", "redis-server")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            redis_server,
+            "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+            "--dir", str(folder), "--user", "default", "off",
+            "--user", REDIS_USER, "on", f">{REDIS_PASSWORD}", "~*", "&*", "+@all", "-@dangerous",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_until_redis_accepts(proc, port, REDIS_USER, REDIS_PASSWORD)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def acl_redis(tmp_path: Path) -> Iterator[int]:
+    with running_acl_redis(tmp_path) as port:
+        yield port
