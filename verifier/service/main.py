@@ -38,7 +38,9 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
     if sources is None:
         configured: list[CredentialSource] = []
         if settings.session is not None:
-            session = build_session_source(settings.session, metrics=metrics)
+            session = build_session_source(
+                settings.session, metrics=metrics, fresh_routes=settings.revalidated_routes
+            )
             configured.append(session)
             if settings.alb is not None:
                 # The ALB's browsers pass the same CSRF checks, with the same key and spent tokens.

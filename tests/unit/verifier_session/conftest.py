@@ -358,6 +358,7 @@ async def verifier(
             ),
             metrics=metrics,
             clock=clock,
+            fresh_routes=settings.revalidated_routes,
         )
         app = create_app(settings, sources=[source], keys=keys, metrics=metrics, clock=clock)
         return await clients.start(app)

@@ -555,6 +555,36 @@ async def test_a_remembered_session_asks_oauth2_proxy_and_redis_once_and_still_c
     assert upstream_count(client, "oauth2_proxy", "ok") == 1
 
 
+async def test_a_critical_request_reads_the_session_afresh_and_never_from_memory(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    # A step-up sign-in keeps the cookie and changes the token behind it: the requests whose token
+    # the API re-validates (deleting a project here) must carry the token as it is now.
+    cookie = await oauth2_proxy.sign_in(access_token=forge.mint())
+    client = await hearing_sign_outs(await verifier(oauth2_proxy.url, cache_seconds=60))
+    token = (await verify(client, "GET", cookie)).headers["X-CSRF-Token"]
+    for _ in range(2):
+        response = await client.get(
+            "/verify",
+            headers={
+                "X-Original-Method": "DELETE",
+                "X-Original-URI": "/api/projects/0b1c2d3e-0000-4000-8000-000000000001",
+                "Cookie": f"{NAME}={cookie}",
+                **{k.replace("_", "-"): v for k, v in browser(token).items()},
+            },
+        )
+        await response.read()
+        assert response.status == 200
+        assert response.headers["X-Forwarded-Access-Token"]
+        token = response.headers["X-CSRF-Token"]
+    assert upstream_count(client, "oauth2_proxy", "ok") == 3
+    assert (cache_count(client, "miss"), cache_count(client, "hit")) == (1, 0)
+    # Every other request is still answered from memory.
+    assert (await verify(client, "GET", cookie)).status == 200
+    assert upstream_count(client, "oauth2_proxy", "ok") == 3
+    assert cache_count(client, "hit") == 1
+
+
 async def test_a_cookie_that_differs_by_one_byte_is_not_taken_from_memory(
     oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
 ) -> None:

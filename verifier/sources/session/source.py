@@ -11,6 +11,7 @@ from typing import Protocol
 from aiohttp import web
 
 from verifier.core.decision import Decision, OriginalRequest
+from verifier.core.forwarded_routes import ForwardedTokenRoute, needs_forwarded_token
 from verifier.core.id_tokens import SignInSession, read_sign_in_session
 from verifier.core.reasons import Reason, TokenRejected
 from verifier.core.session_cookies import (
@@ -75,8 +76,14 @@ class SessionSource(CredentialSource, SessionEnder):
         stored: StoredSessions,
         cache: SessionCache | None = None,
         broadcast: SessionEndBroadcast | None = None,
+        *,
+        fresh_routes: tuple[ForwardedTokenRoute, ...] = (),
     ) -> None:
         self.client = client
+        #: Requests the session is read afresh for, never from memory: the critical ones, whose token
+        #: the API re-validates (VERIFIER_REVALIDATED_ROUTES). A step-up sign-in keeps the cookie and
+        #: changes the token in it; a remembered copy would keep refusing the step-up it asked for.
+        self.fresh_routes = fresh_routes
         self.csrf = csrf
         self.registry = registry
         self.stored = stored
@@ -100,7 +107,8 @@ class SessionSource(CredentialSource, SessionEnder):
         cookies = self.client.cookies_from(request.headers.getall("Cookie", ()))
         key = cache_key(cookie_header(cookies))
         max_age = self.client.settings.max_age_seconds
-        remembered = self.cache.get(key, now=now, max_age=max_age)
+        fresh = needs_forwarded_token(original.method, original.uri, self.fresh_routes)
+        remembered = None if fresh else self.cache.get(key, now=now, max_age=max_age)
         if remembered is not None:
             decision = await tokens.check_token(remembered.access_token, original, source="session")
             if decision.allowed:
@@ -285,13 +293,14 @@ def build_session_source(
     *,
     metrics: SessionSourceMetrics | None = None,
     clock: Callable[[], float] = time.time,
+    fresh_routes: tuple[ForwardedTokenRoute, ...] = (),
 ) -> SessionSource:
     """The production session source: pooled HTTP to oauth2-proxy, pooled Redis for spent tokens.
 
     Nothing connects here; both pools open on first use inside the running event loop (the spent CSRF
     tokens, the sign-in records and the sign-out announcements share one Redis pool; the
     listener starts with the app, :meth:`SessionSource.start`). ``metrics`` (the app's) gets the upstream
-    latencies and the remembered-session hits and misses.
+    latencies and the remembered-session hits and misses. ``fresh_routes``: see :class:`SessionSource`.
     """
     redis = redis_client(settings.redis_url)
     cache = SessionCache(
@@ -304,4 +313,5 @@ def build_session_source(
         StoredSessions(redis, metrics=metrics),
         cache,
         SessionEndBroadcast(redis, cache),
+        fresh_routes=fresh_routes,
     )
