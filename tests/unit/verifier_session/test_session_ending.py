@@ -90,6 +90,24 @@ async def test_a_sign_in_is_recorded_with_its_cookie_time_under_its_user(
     assert ticket_id in {key.decode() for key in await oauth2_proxy.redis.keys(f"{NAME}-*")}
 
 
+async def test_a_sign_in_first_seen_while_the_store_is_down_is_503_kept_and_recorded_once_it_answers(
+    oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
+) -> None:
+    # Signed in just before the verifier's Redis went away: its first request cannot be recorded.
+    cookie = await oauth2_proxy.sign_in(age=20, access_token=forge.mint())
+    down = await verifier(oauth2_proxy.url, f"redis://127.0.0.1:{free_port()}/0")
+    refused = await verify(down, "GET", cookie)
+    assert (refused.status, await reason_of(refused)) == (503, "session_backend_unavailable")
+    assert "Set-Cookie" not in refused.headers, "a store fault never signs anyone out"
+    assert "X-User-Oid" not in refused.headers
+    assert await oauth2_proxy.redis.keys(f"{SESSION_START_KEY_PREFIX}*") == []
+    # The store answers again: the same cookie works, counted from its sign-in, not from now.
+    up = await verifier(oauth2_proxy.url)
+    assert (await verify(up, "GET", cookie)).status == 200
+    (start_key,) = await oauth2_proxy.redis.keys(f"{SESSION_START_KEY_PREFIX}*")
+    assert int(await oauth2_proxy.redis.get(start_key)) == int(cookie.split("|")[1])
+
+
 async def test_a_session_without_its_id_token_is_refused_500_session_token_missing(
     oauth2_proxy: OAuth2Proxy, forge: TokenForge, verifier: VerifyClient
 ) -> None:
