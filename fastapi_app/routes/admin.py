@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fastapi_app.authentication import current_principal
 from fastapi_app.models import AdminSettings, AdminSettingsUpdate
 from fastapi_app.policy import CAN_ADMINISTER, critical
-from fastapi_app.routes.common import JSON_BODY, database
+from fastapi_app.routes.common import JSON_BODY, database, operation_id
 from fastapi_app.settings import ApiSettings
 from fastapi_app.store import AdminSettingsStore, write_transaction
 from verifier.core.identity import Principal
@@ -19,7 +19,12 @@ Connection = Annotated[AsyncConnection, Depends(database, scope="function")]
 
 
 def build_router(settings: ApiSettings) -> APIRouter:
-    router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=CAN_ADMINISTER)
+    router = APIRouter(
+        prefix="/api/admin",
+        tags=["admin"],
+        dependencies=CAN_ADMINISTER,
+        generate_unique_id_function=operation_id,
+    )
 
     @router.get("/settings")
     async def get_settings(conn: Connection) -> AdminSettings:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fastapi_app.database import DATABASE_UNAVAILABLE_ERRORS
@@ -13,6 +14,14 @@ from fastapi_app.errors import Unavailable, UnsupportedMediaType
 from fastapi_app.refusals import ApiReason, declare
 
 log = logging.getLogger(__name__)
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id in the OpenAPI document is its handler's name (``get_project``, not
+    ``get_project_api_projects__id__get``): what a client generated from the document calls its
+    methods. Every router passes it as ``generate_unique_id_function``, because its routes are added
+    to the app as they are (see ``create_app``), never re-created by ``include_router``."""
+    return route.name
 
 
 async def database(request: Request) -> AsyncIterator[AsyncConnection]:

@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from fastapi_app.routes.common import operation_id
 from fastapi_app.settings import ApiSettings
 
 DOCS_PATH = "/api/docs"
@@ -135,7 +136,7 @@ def init_script(settings: ApiSettings, *, title: str, scopes: str) -> str:
 
 def build_router(settings: ApiSettings, *, title: str, scopes: str) -> APIRouter:
     """``scopes``: what the Authorize dialog pre-selects (space-separated)."""
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, generate_unique_id_function=operation_id)
     headers = {"Content-Security-Policy": content_security_policy(settings), "Cache-Control": "no-store"}
     page = _DOCS_HTML.replace("{title}", html.escape(title))
     script = init_script(settings, title=title, scopes=scopes)

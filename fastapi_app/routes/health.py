@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from fastapi_app.database import DATABASE_UNAVAILABLE_ERRORS
+from fastapi_app.routes.common import operation_id
 from fastapi_app.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def build_router(settings: ApiSettings) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["health"])
+    router = APIRouter(prefix="/api", tags=["health"], generate_unique_id_function=operation_id)
 
     @router.get("/healthz", responses=HEALTH_RESPONSES)
     async def healthz(request: Request) -> Response:

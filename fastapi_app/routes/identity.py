@@ -7,13 +7,14 @@ from fastapi.responses import Response
 
 from fastapi_app.authentication import current_principal
 from fastapi_app.models import Me
+from fastapi_app.routes.common import operation_id
 from fastapi_app.settings import ApiSettings
 
 JSON = "application/json"
 
 
 def build_router(settings: ApiSettings) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["identity"])
+    router = APIRouter(prefix="/api", tags=["identity"], generate_unique_id_function=operation_id)
 
     # The hot path of every client, so FastAPI is given as little to do as the same answer allows:
     # - the principal comes from ``current_principal`` called here rather than declared with

@@ -22,7 +22,7 @@ from fastapi_app.models import (
 )
 from fastapi_app.policy import CAN_ADMINISTER, CAN_READ, CAN_WRITE, can_read_reports, critical
 from fastapi_app.refusals import ApiReason, route_refusals
-from fastapi_app.routes.common import JSON_BODY, database
+from fastapi_app.routes.common import JSON_BODY, database, operation_id
 from fastapi_app.settings import ApiSettings
 from fastapi_app.store import AdminSettingsStore, ProjectStore, write_transaction
 from verifier.core.identity import Principal
@@ -60,7 +60,7 @@ async def _project_change(conn: AsyncConnection) -> AsyncIterator[AdminSettings]
 
 
 def build_router(settings: ApiSettings) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["projects"])
+    router = APIRouter(prefix="/api", tags=["projects"], generate_unique_id_function=operation_id)
 
     @router.get("/projects", dependencies=CAN_READ)
     async def list_projects(

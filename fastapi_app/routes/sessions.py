@@ -24,6 +24,7 @@ from fastapi_app.errors import Unavailable
 from fastapi_app.models import SessionsEnded
 from fastapi_app.policy import CAN_ADMINISTER, SCOPE_READ
 from fastapi_app.refusals import ApiReason, declare, route_refusals
+from fastapi_app.routes.common import operation_id
 from fastapi_app.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ Sessions = Annotated[
 
 
 def build_router(settings: ApiSettings) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["sessions"])
+    router = APIRouter(prefix="/api", tags=["sessions"], generate_unique_id_function=operation_id)
 
     @router.post("/me/sessions/end", dependencies=[Depends(require_scopes(SCOPE_READ))])
     async def end_my_sessions(

@@ -9,6 +9,8 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from fastapi_app.refusals import EDGE_ERRORS, ApiReason, all_reasons, endpoint_routes
 from fastapi_app.routes.common import json_body
@@ -124,6 +126,13 @@ def test_the_edges_own_error_codes_are_the_ones_nginx_answers_with() -> None:
 def test_operation_ids_are_the_handlers_names(document) -> None:
     ids = {op["operationId"] for _, _, op in _operations(document)}
     assert {"list_projects", "get_project", "create_project", "update_project", "delete_project"} <= ids
+
+
+def test_every_route_is_on_the_apps_own_router(api: Api) -> None:
+    # An included router is matched as a router and then route by route again on every request;
+    # create_app adds the routes themselves (and every router names its operations itself).
+    routes = api.client.app.routes  # type: ignore[attr-defined]
+    assert routes and all(isinstance(route, (APIRoute, Route)) for route in routes), routes
 
 
 def test_a_created_project_links_to_the_operations_on_it(document) -> None:
