@@ -48,6 +48,8 @@ command -v redis-server >/dev/null 2>&1 || want redis-server "sessions and spent
 debian_package_installed postgresql || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || want postgresql "the API's PostgreSQL backend: a throw-away cluster in the tests"
 command -v chromium >/dev/null 2>&1 || want chromium "the browser tests"
 command -v wrk >/dev/null 2>&1 || want wrk "the benchmark"
+command -v apache2 >/dev/null 2>&1 || [ -x /usr/sbin/apache2 ] || want apache2 "the Apache httpd design beside the edge in the benchmark (make bench-edge)"
+debian_package_installed libapache2-mod-auth-openidc || want libapache2-mod-auth-openidc "mod_auth_openidc, the OIDC module of that Apache design"
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || want haproxy "the load balancer in front of the multi-task stack (the scale-out tests)"
 command -v promtool >/dev/null 2>&1 || want prometheus "the metrics rules and scrape tests (promtool, a real Prometheus)"
 command -v curl >/dev/null 2>&1 || want curl "the README's bearer example, run by the tests"
@@ -75,6 +77,16 @@ if [ ${#need[@]} -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   # policy-rc.d keeps the packages from starting system-wide services: the stack starts its own.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian's apache2 enables a system-wide server on port 80 (and its cache cleaner), and starts it
+  # where systemd runs and no policy-rc.d forbids it. The benchmark starts its own Apache from a
+  # generated configuration on a free port, so the system one is stopped and left disabled.
+  if [[ " ${need[*]} " == *" apache2 "* ]]; then
+    if command -v systemctl >/dev/null 2>&1; then
+      "${sudo_cmd[@]}" systemctl disable --now apache2.service apache-htcacheclean.service >/dev/null 2>&1 || true
+    fi
+    # Without systemd running (a container), its init script started it unless policy-rc.d said no.
+    [ -d /run/systemd/system ] || "${sudo_cmd[@]}" invoke-rc.d apache2 stop >/dev/null 2>&1 || true
+  fi
 fi
 
 # --- The Go toolchain for the two Go programs built below ----------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.edge import credentials, peers, profiles, report
+from bench.edge import apache, credentials, peers, profiles, report
 from bench.edge.measure import LoadResult, run_load
 from bench.lifecycle import terminate_as_exit
 from stack.launcher import Stack
@@ -99,6 +99,9 @@ def build(
     devidp_config = credentials.devidp_config_with_key_file(
         REPO_ROOT / "devidp" / "example.toml", key_file, work / "devidp-example.toml"
     )
+    # Apache's session host signs in at devidp too: its redirect URI is registered before devidp starts.
+    apache_ports = apache.reserve_ports()
+    apache.register_redirect_uri(devidp_config, apache_ports.redirect_uri)
     topology = free_port_topology(work / "stack", devidp_config=devidp_config)
     say("starting the stack (Redis, devidp, oauth2-proxy, verifier, FastAPI, nginx) ...")
     running.stack = Stack(topology)
@@ -118,7 +121,9 @@ def build(
         stack, work / "edge-nginx-uncached", verifier_addr=f"127.0.0.1:{uncached.port}",
         name=f"edge nginx ({peers.UNCACHED})",
     )  # fmt: skip
-    for process in (bare, in_app, edge, plain, azure_auth, uncached, edge_uncached):
+    behind_apache = apache.claims_app(work / "behind-apache")
+    httpd = apache.apache_httpd(stack, work / "apache", apache_ports, behind_apache.port)
+    for process in (bare, in_app, edge, plain, azure_auth, uncached, edge_uncached, behind_apache, httpd):
         say(f"starting {process.name} on port {process.port} ...")
         running.peers.append(process)
         process.start("127.0.0.1")
@@ -129,6 +134,8 @@ def build(
     token = credentials.bearer_token(stack)
     one_token = _write(work / "bearer.txt", [token])
     refused = _write(work / "refused.txt", [credentials.refused_token(token)])
+    apache_cookie = apache.session_cookie(stack, apache_ports)
+    apache.check_bearer_refusals(apache_ports, token, credentials.refused_token(token), key_file)
     started = time.monotonic()
     minted = credentials.distinct_tokens(token, key_file, token_count * repetitions)
     miss_files = [
@@ -164,6 +171,12 @@ def build(
             plain_url, "/", cookie_env),
         Row("plain_asset", f"plain oauth2-proxy: hashed build file ({asset.stat().st_size:,} B), cookie",
             plain_url, asset_path, cookie_env),
+        Row("apache_bearer", "Apache + mod_auth_openidc `AuthType oauth20`: JWT signature against the JWKS, "
+            "`exp`, `Require claim` iss and aud, every request -> FastAPI trusting its headers (1 worker), "
+            "`/api/me` bearer", apache_ports.bearer_url, "/api/me", bearer_env),
+        Row("apache_session", "Apache + mod_auth_openidc `AuthType openid-connect`: its own session (shm "
+            "cache) -> FastAPI trusting its headers (1 worker), `/api/me` cookie", apache_ports.session_url,
+            "/api/me", {"BENCH_COOKIE": apache_cookie}),
         Row("edge_healthz", "edge `GET /api/healthz` (nginx -> FastAPI, no auth)", edge_url, "/api/healthz"),
         Row("edge_bearer", "edge `GET /api/me`, bearer (verifier cache hit)", edge_url, "/api/me",
             bearer_env),
@@ -365,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"wrk -t1 -c{args.connections}")  # fmt: skip
                 results = measure(rows, running, repetitions=args.repetitions, duration=args.duration,
                                   connections=args.connections, say=say)  # fmt: skip
-            notes = (many_headers_note(rows),)
+            notes = (many_headers_note(rows), apache.note())
             if args.profile:
                 _profile(rows, running, args.profile, Path(folder), say)
             if args.hold:
