@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import sys
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -63,12 +65,23 @@ def main() -> int:
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         log_config=None,
         log_level=settings.log_level,
+        **_tls_options(settings),
     )
     if settings.workers == 1:
         uvicorn.Server(config).run()
         return 0
     Multiprocess(config, sockets=[tcp_listener(config)]).run()
     return 0
+
+
+def _tls_options(settings: ApiSettings) -> dict[str, Any]:
+    """uvicorn's TLS options for ``API_TLS_*`` (service_runtime.tls); none when TLS is off."""
+    if settings.tls is None:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": settings.tls.cert_file, "ssl_keyfile": settings.tls.key_file}
+    if settings.tls.client_ca_file is not None:
+        options.update(ssl_ca_certs=str(settings.tls.client_ca_file), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
 
 
 def tcp_listener(config: uvicorn.Config) -> socket.socket:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from service_runtime.config_error import ConfigError
 from service_runtime.env import EnvReader
+from service_runtime.tls import ServerTls, server_tls_from_env
 from verifier.core.access_tokens import ValidationSettings, validation_settings_from_env
 from verifier.core.identity import decode_identity_key
 from verifier.core.jose import GUID
@@ -101,6 +102,8 @@ class ApiSettings:
     #: none. ``API_STEP_UP_AUTH_CONTEXT`` defaults to ``c1``: a tenant without a policy on ``c1``
     #: issues it when asked, so the default costs such a tenant one redirect and nothing else.
     step_up_auth_context: str | None = None
+    #: TLS (mutual with a client CA) on the API's port; None: plain HTTP (service_runtime.tls).
+    tls: ServerTls | None = None
 
     @property
     def authorization_url(self) -> str:
@@ -152,6 +155,7 @@ class ApiSettings:
             "log_level": reader.choice("API_LOG_LEVEL", "info", _LOG_LEVELS),
             "verifier_url": reader.base_url("API_VERIFIER_URL", "http://127.0.0.1:9000"),
             "step_up_auth_context": reader.auth_context("API_STEP_UP_AUTH_CONTEXT", "c1"),
+            "tls": server_tls_from_env(reader, "API"),
         }
         # Re-validation reads the verifier's own variables with the verifier's own reader, so the two
         # cannot drift apart; it is configured when either of its mandatory variables is present.

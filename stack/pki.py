@@ -104,7 +104,12 @@ def make_dev_pki(
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        # Client too: nginx presents the same certificate to the verifier and the API when they
+        # require client certificates (mutual TLS, service_runtime.tls; make bench-edge measures it).
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
@@ -123,7 +128,12 @@ def _still_valid(files: TlsFiles, hostnames: tuple[str, ...]) -> bool:
     try:
         cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except (ValueError, x509.ExtensionNotFound):
         return False
     remaining = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
-    return remaining > dt.timedelta(days=1) and set(hostnames) <= set(names.get_values_for_type(x509.DNSName))
+    return (
+        remaining > dt.timedelta(days=1)
+        and set(hostnames) <= set(names.get_values_for_type(x509.DNSName))
+        and ExtendedKeyUsageOID.CLIENT_AUTH in usages
+    )

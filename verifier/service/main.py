@@ -27,6 +27,12 @@ from verifier.sources.session.source import build_session_source
 log = logging.getLogger("verifier")
 
 
+def _tls_label(settings: VerifierSettings) -> str:
+    if settings.tls is None:
+        return ""
+    return " with TLS" + (" (client certificates)" if settings.tls.client_ca_file else "")
+
+
 async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSource] | None = None) -> None:
     """Run the /verify app and the metrics app until SIGTERM or SIGINT.
 
@@ -57,12 +63,15 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        # TLS, when configured, on /verify's port only: the metrics port is scraped inside the task.
+        tls = settings.tls.context() if settings.tls is not None else None
+        await web.TCPSite(runner, settings.host, settings.port, ssl_context=tls).start()
         await web.TCPSite(metrics_runner, settings.host, settings.metrics_port).start()
         log.info(
-            "verifier listening on %s:%d (metrics on %s:%d)",
+            "verifier listening on %s:%d%s (metrics on %s:%d)",
             settings.host,
             settings.port,
+            _tls_label(settings),
             settings.host,
             settings.metrics_port,
         )

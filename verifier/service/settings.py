@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from service_runtime.config_error import ConfigError
 from service_runtime.env import EnvReader
+from service_runtime.tls import ServerTls, server_tls_from_env
 from verifier.core.access_tokens import ValidationSettings, validation_settings_from_env
 from verifier.core.alb_token import ALB_ARN, DEFAULT_KEY_URL_TEMPLATE, REGION, AlbSettings
 from verifier.core.forwarded_routes import ForwardedTokenRoute, parse_routes
@@ -71,6 +72,8 @@ class VerifierSettings:
     session: SessionSourceSettings | None = None
     #: The ALB OIDC source (``x-amzn-oidc-data``); None unless ``VERIFIER_ALB_ARN`` is set.
     alb: AlbSettings | None = None
+    #: TLS (mutual with a client CA) on /verify's port; None: plain HTTP (service_runtime.tls).
+    tls: ServerTls | None = None
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
@@ -112,6 +115,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
     log_level = reader.choice("VERIFIER_LOG_LEVEL", "info", _LOG_LEVELS)
     session = session_source_settings_from_env(reader, identity_key)
     alb = alb_settings_from_env(reader, leeway_seconds=validation.leeway_seconds)
+    tls = server_tls_from_env(reader, "VERIFIER")
 
     if reader.problems:
         raise ConfigError("the verifier's environment", reader.problems)
@@ -130,6 +134,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
         log_level=log_level,
         session=session,
         alb=alb,
+        tls=tls,
     )
 
 
