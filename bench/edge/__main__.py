@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.edge import apache, credentials, peers, profiles, report
+from bench.edge import apache, credentials, peers, profiles, report, tls
 from bench.edge.measure import LoadResult, run_load
 from bench.lifecycle import terminate_as_exit
 from stack.launcher import Stack
@@ -128,6 +128,19 @@ def build(
         running.peers.append(process)
         process.start("127.0.0.1")
         process.wait_ready()
+    # The in-VPC TLS option: a verifier and an API of their own, over mutual TLS from nginx.
+    verifier_tls = tls.tls_verifier(stack, work / "verifier-tls")
+    api_tls = tls.tls_api(stack, work / "api-tls")
+    for process in (verifier_tls, api_tls):
+        say(f"starting {process.name} on port {process.port} ...")
+        running.peers.append(process)
+        process.start("127.0.0.1")
+        process.wait_ready()
+    edge_tls = tls.tls_edge_nginx(stack, work / "edge-nginx-tls", verifier_tls, api_tls)
+    say(f"starting {edge_tls.name} on port {edge_tls.port} ...")
+    running.peers.append(edge_tls)
+    edge_tls.start("127.0.0.1")
+    edge_tls.wait_ready()
 
     say("signing in and getting tokens ...")
     cookie = credentials.session_cookie(stack)
@@ -150,6 +163,7 @@ def build(
     asset_path = f"/assets/{asset.name}"
     edge_url = f"http://127.0.0.1:{edge.port}"
     uncached_url = f"http://127.0.0.1:{edge_uncached.port}"
+    tls_url = f"http://127.0.0.1:{edge_tls.port}"
     plain_url = f"http://127.0.0.1:{plain.port}"
     cookie_env = {"BENCH_COOKIE": cookie}
     bearer_env = {"BENCH_TOKENS": str(one_token)}
@@ -181,6 +195,10 @@ def build(
         Row("edge_bearer", "edge `GET /api/me`, bearer (verifier cache hit)", edge_url, "/api/me",
             bearer_env),
         Row("edge_cookie", "edge `GET /api/me`, session cookie", edge_url, "/api/me", cookie_env),
+        Row("edge_tls_bearer", "edge `GET /api/me`, bearer, nginx -> verifier and API over mutual TLS 1.3",
+            tls_url, "/api/me", bearer_env),
+        Row("edge_tls_cookie", "edge `GET /api/me`, session cookie, nginx -> verifier and API over mutual "
+            "TLS 1.3", tls_url, "/api/me", cookie_env),
         Row("edge_page", "edge `GET /` (SPA page), session cookie", edge_url, "/", cookie_env),
         Row("edge_cookie_uncached", "edge `GET /api/me`, session cookie, session cache off (every "
             "request asks oauth2-proxy)", uncached_url, "/api/me", cookie_env),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from stack import render
@@ -44,15 +45,23 @@ def _nginx(name: str, folder: Path, http_conf: str, port: int, probe_path: str) 
 
 
 def edge_nginx(
-    stack: Stack, folder: Path, *, verifier_addr: str | None = None, name: str = "edge nginx"
+    stack: Stack,
+    folder: Path,
+    *,
+    verifier_addr: str | None = None,
+    api_addr: str | None = None,
+    rewrite: Callable[[str], str] | None = None,
+    name: str = "edge nginx",
 ) -> ManagedProcess:
     """Our edge, from the real template, listening on plain HTTP as on ECS; in front of the stack's
-    verifier, or of ``verifier_addr``."""
+    verifier and API, or of ``verifier_addr`` and ``api_addr``; ``rewrite`` changes the rendered
+    ``edge.conf`` (bench/edge/tls.py)."""
     topology = stack.topology
     port = free_port()
     values = {
         **render.edge_values(topology),
         **({"EDGE_VERIFIER_ADDR": verifier_addr} if verifier_addr else {}),
+        **({"EDGE_API_ADDR": api_addr} if api_addr else {}),
         "EDGE_LISTEN": f"127.0.0.1:{port}",
         # As on ECS: a glob that matches nothing, so no TLS directives.
         "EDGE_TLS_CONF_GLOB": str(folder / "no-tls" / "*.conf"),
@@ -61,6 +70,8 @@ def edge_nginx(
     # The edge's files go to folder/conf.d/, beside the main configuration _nginx writes, as its
     # relative includes expect; the site is the one include of edge.conf.
     edge_conf = write_edge_conf(folder, nginx_templates(topology.repo_root), values)
+    if rewrite is not None:
+        edge_conf.write_text(rewrite(edge_conf.read_text(encoding="utf-8")), encoding="utf-8")
     return _nginx(name, folder, f"include {edge_conf};\n", port, "/healthz")
 
 
