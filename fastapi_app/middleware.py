@@ -10,6 +10,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_app.authentication import principal_of
+from service_runtime.logs import trace_id_of
 
 access_log = logging.getLogger("fastapi_app.access")
 #: A request id worth logging: what nginx generates or passes on, nothing a client could shape into
@@ -146,6 +147,7 @@ class AccessLog:
                 fields: dict[str, object] = {
                     "event": "access",
                     "request_id": _request_id(scope),
+                    "trace_id": _trace_id(scope),
                     "method": scope["method"],
                     "path": scope["path"][:512],
                     "status": status,
@@ -155,6 +157,14 @@ class AccessLog:
                 if status >= 400:
                     fields["reason"] = _reason_of(body[:_REASON_BODY_LIMIT])
                 access_log.info("access", extra=fields)
+
+
+def _trace_id(scope: Scope) -> str:
+    """The trace nginx put the request in (its ``traceparent``), or ""."""
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            return trace_id_of(value.decode("latin-1"))
+    return ""
 
 
 def _request_id(scope: Scope) -> str:

@@ -1,14 +1,16 @@
 """The one JSON log schema of every service: one line per record, the same field names everywhere.
 
 Every line has ``time`` (UTC, milliseconds), ``level``, ``logger`` and ``message``; a line about a
-request adds ``request_id`` when one came. Further fields are taken from a logging call's ``extra=``
-only when their name is in :data:`FIELDS`, so no token, cookie or secret can ride along by accident.
+request adds ``request_id`` and ``trace_id`` when they came. Further fields are taken from a logging
+call's ``extra=`` only when their name is in :data:`FIELDS`, so no token, cookie or secret can ride
+along by accident.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import TextIO
@@ -32,7 +34,18 @@ FIELDS: tuple[str, ...] = (
     "kid",
     "target_oid",
     "sessions_ended",
+    "trace_id",
 )
+
+#: W3C ``traceparent``, version 00 (https://www.w3.org/TR/trace-context/), as nginx sends it.
+_TRACEPARENT = re.compile(r"00-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def trace_id_of(traceparent: str) -> str:
+    """The trace id of a valid ``traceparent`` header value, else "": a log line names the trace
+    nginx put the request in (nginx/trace-context.inc), so the line and the trace find each other."""
+    match = _TRACEPARENT.fullmatch(traceparent)
+    return match.group(1) if match else ""
 
 
 class JsonFormatter(logging.Formatter):

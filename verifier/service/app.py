@@ -20,6 +20,7 @@ from time import perf_counter
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service_runtime.logs import trace_id_of
 from verifier.core.decision import (
     HEADER_AUTH_REASON,
     HEADER_ORIGINAL_METHOD,
@@ -363,9 +364,12 @@ async def handle_end_user_sessions(request: web.Request) -> web.Response:
 
 
 def _request_fields(request: web.Request) -> dict[str, str]:
-    """The request's id for a log line: nginx's, when it has the shape nginx gives it."""
+    """The request's id and trace for a log line: nginx's, when they have the shape nginx gives them."""
     request_id = request.headers.get(HEADER_REQUEST_ID, "")
-    return {"request_id": request_id if _REQUEST_ID.fullmatch(request_id) else ""}
+    return {
+        "request_id": request_id if _REQUEST_ID.fullmatch(request_id) else "",
+        "trace_id": trace_id_of(request.headers.get("traceparent", "")),
+    }
 
 
 async def handle_healthz(_request: web.Request) -> web.Response:

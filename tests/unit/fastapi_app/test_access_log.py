@@ -66,3 +66,15 @@ def test_an_access_line_is_one_flat_json_object_with_the_envelope(caplog):
     assert (line["level"], line["logger"]) == ("info", "fastapi_app.access")
     assert str(line["time"]).endswith("Z")
     assert isinstance(line["duration_ms"], float)
+
+
+def test_an_access_line_names_the_trace_nginx_put_the_request_in_and_nothing_else(caplog):
+    client = TestClient(AccessLog(routes, every_request=False))
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with caplog.at_level(logging.INFO, logger="fastapi_app.access"):
+        client.get("/api/unsigned", headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+        client.get("/api/unsigned", headers={"traceparent": f'00-{trace}-00f067aa0ba902b7-01"x'})
+        client.get("/api/unsigned")
+    lines = [json.loads(JsonFormatter().format(record)) for record in caplog.records]
+    # The shared schema leaves out empty fields: a malformed or absent traceparent gives no trace_id.
+    assert [line.get("trace_id") for line in lines] == [trace, None, None]

@@ -192,6 +192,7 @@ async def test_refusals_are_logged_as_json_with_reason_request_id_and_oid_but_ne
     token = live_forge.mint(live_forge.user_claims(aud="api://other"))
     caplog.set_level(logging.INFO, logger="verifier.decision")
     headers = {**ORIGINAL, "Authorization": f"Bearer {token}", "X-Request-ID": "req-42", "Cookie": "s=secret"}
+    headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     async with client.get("/verify", headers=headers) as response:
         assert response.status == 401
     records = [r for r in caplog.records if r.name == "verifier.decision"]
@@ -200,6 +201,7 @@ async def test_refusals_are_logged_as_json_with_reason_request_id_and_oid_but_ne
     entry = json.loads(line)
     assert entry["reason"] == "bad_audience"
     assert entry["request_id"] == "req-42"
+    assert entry["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert entry["oid"] == "11111111-1111-4111-8111-111111111111"
     assert entry["path"] == "/api/projects/7"  # no query string
     assert token not in line and token.split(".")[1] not in line and "secret" not in line
