@@ -128,8 +128,19 @@ def redis_url_probe(url: str) -> Probe:
     return probe
 
 
-def http_probe(url: str, *, ca_file: Path | None = None, expect: Sequence[int] = (200,)) -> Probe:
+def http_probe(
+    url: str,
+    *,
+    ca_file: Path | None = None,
+    expect: Sequence[int] = (200,),
+    client_cert: tuple[Path, Path] | None = None,
+) -> Probe:
+    """Ready when ``url`` answers one of ``expect``; ``client_cert`` (certificate, key) for a server
+    that requires one (mutual TLS)."""
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+    if client_cert is not None:
+        assert isinstance(verify, ssl.SSLContext), "a client certificate needs the server's CA file too"
+        verify.load_cert_chain(*client_cert)
 
     def probe() -> bool:
         try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from stack import render
 from stack.launcher import Stack, nginx_templates, write_edge_conf
-from stack.processes import ManagedProcess, find_program, http_probe
+from stack.processes import ManagedProcess, Probe, find_program, http_probe
 from stack.topology import Topology, free_port
 
 
@@ -78,25 +78,36 @@ def edge_nginx(
 UNCACHED = "no session cache"
 
 
-def uncached_verifier(stack: Stack, folder: Path) -> ManagedProcess:
-    """A second verifier exactly like the stack's but with ``VERIFIER_SESSION_CACHE_SECONDS=0``: every
-    cookie request asks oauth2-proxy and Redis, as each first request of a burst does."""
+def extra_verifier(
+    stack: Stack,
+    folder: Path,
+    name: str,
+    env: dict[str, str],
+    probe: Callable[[str], Probe] = lambda address: http_probe(f"http://{address}/readyz"),
+) -> ManagedProcess:
+    """A second verifier, configured as the stack's, with ``env`` on top, on ports of its own;
+    ``probe`` makes its readiness check from its ``host:port``."""
     topology = stack.topology
     assert stack.secrets is not None
     port, metrics_port = free_port(), free_port()
     folder.mkdir(parents=True, exist_ok=True)
-    env = {
+    full_env = {
         "PYTHONUNBUFFERED": "1",
         **render.verifier_env(topology, stack.ca_file, stack.secrets),
         "VERIFIER_PORT": str(port),
         "VERIFIER_METRICS_PORT": str(metrics_port),
-        "VERIFIER_SESSION_CACHE_SECONDS": "0",
+        **env,
     }
     return ManagedProcess(
-        f"verifier ({UNCACHED})", [sys.executable, "-m", "verifier"], port,
-        http_probe(f"http://127.0.0.1:{port}/readyz"), folder / "verifier.log",
-        env=env, cwd=topology.repo_root,
+        name, [sys.executable, "-m", "verifier"], port, probe(f"127.0.0.1:{port}"),
+        folder / "verifier.log", env=full_env, cwd=topology.repo_root,
     )  # fmt: skip
+
+
+def uncached_verifier(stack: Stack, folder: Path) -> ManagedProcess:
+    """A second verifier exactly like the stack's but with ``VERIFIER_SESSION_CACHE_SECONDS=0``: every
+    cookie request asks oauth2-proxy and Redis, as each first request of a burst does."""
+    return extra_verifier(stack, folder, f"verifier ({UNCACHED})", {"VERIFIER_SESSION_CACHE_SECONDS": "0"})
 
 
 PLAIN_OAUTH2_PROXY_SITE = """\

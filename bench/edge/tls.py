@@ -14,36 +14,23 @@ fails loudly if the template stops matching (:func:`tls_upstreams`).
 
 from __future__ import annotations
 
-import ssl
 import sys
 from pathlib import Path
 
-import httpx
-
-from bench.edge.peers import edge_nginx
+from bench.edge.peers import edge_nginx, extra_verifier
 from stack import render
 from stack.launcher import Stack
-from stack.processes import ManagedProcess
+from stack.processes import ManagedProcess, Probe, http_probe
 from stack.topology import free_port
 
 #: What the edge's two per-request upstreams become, and the settings of the TLS hop.
 _UPSTREAMS = ("edge_verifier", "edge_api")
 
 
-def _probe(url: str, stack: Stack) -> object:
+def _probe(url: str, stack: Stack) -> Probe:
     """Ready when ``url`` answers 200 to a client holding the stack's certificate."""
     assert stack.tls is not None
-    context = ssl.create_default_context(cafile=str(stack.tls.ca_cert))
-    context.load_cert_chain(stack.tls.cert, stack.tls.key)
-
-    def probe() -> bool:
-        try:
-            with httpx.Client(verify=context, timeout=1.0, trust_env=False) as client:
-                return client.get(url).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return probe
+    return http_probe(url, ca_file=stack.tls.ca_cert, client_cert=(stack.tls.cert, stack.tls.key))
 
 
 def _tls_env(prefix: str, stack: Stack) -> dict[str, str]:
@@ -57,22 +44,14 @@ def _tls_env(prefix: str, stack: Stack) -> dict[str, str]:
 
 def tls_verifier(stack: Stack, folder: Path) -> ManagedProcess:
     """The stack's verifier, configured alike, serving /verify over mutual TLS."""
-    topology = stack.topology
-    assert stack.secrets is not None
-    port, metrics_port = free_port(), free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PYTHONUNBUFFERED": "1",
-        **render.verifier_env(topology, stack.ca_file, stack.secrets),
-        "VERIFIER_PORT": str(port),
-        "VERIFIER_METRICS_PORT": str(metrics_port),
-        **_tls_env("VERIFIER", stack),
-    }
-    return ManagedProcess(
-        "verifier (TLS)", [sys.executable, "-m", "verifier"], port,
-        _probe(f"https://localhost:{port}/readyz", stack), folder / "verifier.log",  # type: ignore[arg-type]
-        env=env, cwd=topology.repo_root,
-    )  # fmt: skip
+    return extra_verifier(
+        stack,
+        folder,
+        "verifier (TLS)",
+        _tls_env("VERIFIER", stack),
+        # The development certificate names 127.0.0.1 too.
+        probe=lambda address: _probe(f"https://{address}/readyz", stack),
+    )
 
 
 def tls_api(stack: Stack, folder: Path) -> ManagedProcess:
@@ -91,7 +70,7 @@ def tls_api(stack: Stack, folder: Path) -> ManagedProcess:
     }
     return ManagedProcess(
         "our API (TLS)", [sys.executable, "-m", "fastapi_app"], port,
-        _probe(f"https://localhost:{port}/api/healthz", stack), folder / "api.log",  # type: ignore[arg-type]
+        _probe(f"https://localhost:{port}/api/healthz", stack), folder / "api.log",
         env=env, cwd=topology.repo_root,
     )  # fmt: skip
 

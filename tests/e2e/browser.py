@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from tests.prerequisites import require_file
 
@@ -162,3 +162,15 @@ def browser_storage(page: Page) -> dict[str, Any]:
             session: Object.fromEntries(Object.entries(sessionStorage)),
         })"""
     )
+
+
+def create_project(page: Page, name: str, description: str = "") -> Locator:
+    """Create project ``name`` with the page's "New project" form; its row in the table, once shown."""
+    form = page.get_by_role("form", name="New project")
+    form.get_by_label("Name").fill(name)
+    if description:
+        form.get_by_label("Description").fill(description)
+    form.get_by_role("button", name="Create project").click()
+    row = page.get_by_role("row", name=re.compile(re.escape(name)))
+    expect(row).to_have_count(1)
+    return row

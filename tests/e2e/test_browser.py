@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, e
 from tests.e2e.browser import (
     api_fetch,
     browser_storage,
+    create_project,
     expect_sign_in_page,
     fresh_context,
     password,
@@ -338,11 +339,7 @@ def test_admin_steps_up_then_saves_settings_and_deletes_a_project_through_the_ui
 
     # The session now carries the context: the delete asks nothing more.
     name = f"Doomed {uuid.uuid4().hex[:8]}"
-    form = page.get_by_role("form", name="New project")
-    form.get_by_label("Name").fill(name)
-    form.get_by_role("button", name="Create project").click()
-    row = page.get_by_role("row", name=re.compile(re.escape(name)))
-    expect(row).to_have_count(1)
+    row = create_project(page, name)
     page.get_by_role("button", name=f"Delete {name}").click()
     page.get_by_role("button", name=f"Confirm delete {name}").click()
     expect(page.get_by_text(f"Project “{name}” deleted.")).to_be_visible()
@@ -359,11 +356,7 @@ def test_admin_delete_asks_for_step_up_and_comes_back_to_the_confirmation(
 ) -> None:
     sign_in(page, site, "carol")
     name = f"Step-up {uuid.uuid4().hex[:8]}"
-    form = page.get_by_role("form", name="New project")
-    form.get_by_label("Name").fill(name)
-    form.get_by_role("button", name="Create project").click()
-    row = page.get_by_role("row", name=re.compile(re.escape(name)))
-    expect(row).to_have_count(1)
+    row = create_project(page, name)
     page.get_by_role("button", name=f"Delete {name}").click()
     page.get_by_role("button", name=f"Confirm delete {name}").click()
     prompt = page.get_by_role("alert").filter(has_text=f"Verify your identity to delete “{name}”")
@@ -393,11 +386,7 @@ def test_phone_sized_screen_does_not_scroll_sideways(
         sign_in(page, site, "carol")
         # A project in the table, with its Edit and Delete buttons, and a long unbroken name.
         name = f"Telemetry-pipeline-{uuid.uuid4().hex}"
-        form = page.get_by_role("form", name="New project")
-        form.get_by_label("Name").fill(name)
-        form.get_by_label("Description").fill("A description long enough to wrap on a phone screen, twice.")
-        form.get_by_role("button", name="Create project").click()
-        expect(page.get_by_role("row", name=re.compile(re.escape(name)))).to_have_count(1)
+        create_project(page, name, "A description long enough to wrap on a phone screen, twice.")
         page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
         page.screenshot(path="/tmp/spa-phone.png", full_page=True)
         widths = page.evaluate(
