@@ -30,6 +30,7 @@ from fastapi_app.app import create_app
 from fastapi_app.settings import ApiSettings
 from service_runtime.config_error import ConfigError
 from service_runtime.logs import configure_logging
+from service_runtime.tracing import start_tracing
 
 #: Seconds uvicorn keeps an idle connection open: longer than nginx's upstream keepalive_timeout.
 KEEP_ALIVE_SECONDS = 75
@@ -39,7 +40,8 @@ def app_from_environment() -> FastAPI:
     """uvicorn's app factory in each worker process (``API_WORKERS`` > 1); main() validated the env."""
     settings = ApiSettings.from_env(os.environ)
     configure_logging(settings.log_level, stream=sys.stderr)
-    return create_app(settings)
+    # Each worker its own exporter (its own batch and thread): a provider does not survive a fork.
+    return create_app(settings, tracer_provider=start_tracing(settings.tracing))
 
 
 def main() -> int:
@@ -50,7 +52,9 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, stream=sys.stderr)
     config = uvicorn.Config(
-        create_app(settings) if settings.workers == 1 else "fastapi_app.__main__:app_from_environment",
+        create_app(settings, tracer_provider=start_tracing(settings.tracing))
+        if settings.workers == 1
+        else "fastapi_app.__main__:app_from_environment",
         factory=settings.workers > 1,
         host=settings.host,
         port=settings.port,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.encoders import jsonable_encoder
@@ -26,8 +26,14 @@ from fastapi_app.routes.common import operation_id
 from fastapi_app.routes.docs import OPENAPI_PATH
 from fastapi_app.routes.sessions import VerifierSessions
 from fastapi_app.settings import ApiSettings
+from service_runtime.tracing import stop_tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 TITLE = "Projects API"
+#: FastAPI's OpenTelemetry support, all of it off (tracing is off unless configured).
+_NO_TELEMETRY: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def _docs_sign_in(settings: ApiSettings) -> OAuth2AuthorizationCodeBearer:
@@ -87,11 +93,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_to_head(settings.database_url)
     app.state.database = create_engine(settings.database_url)
     app.state.database_health = DatabaseHealth(app.state.database)
+    provider: TracerProvider | None = app.state.tracer_provider
+    if provider is not None:
+        from fastapi_app import tracing
+
+        tracing.instrument_database(app.state.database, provider)
     try:
         async with _revalidator_running(app):
             yield
     finally:
         await app.state.database.dispose()
+        stop_tracing(provider)
 
 
 @asynccontextmanager
@@ -113,8 +125,17 @@ def create_app(
     *,
     revalidator: TokenRevalidator | None = None,
     clock: Clock = time.time,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """Build the API. ``revalidator`` defaults to the verifier's validation library when configured."""
+    """Build the API. ``revalidator`` defaults to the verifier's validation library when configured.
+    ``tracer_provider`` (service_runtime.tracing.start_tracing) turns the API's spans on; the app
+    shuts it down when it stops."""
+    telemetry = _NO_TELEMETRY
+    if tracer_provider is not None:
+        from fastapi_app import tracing
+
+        tracing.instrument_clients(tracer_provider)
+        telemetry = tracing.telemetry(tracer_provider)
     app = FastAPI(
         title=TITLE,
         version="1.0.0",
@@ -126,11 +147,10 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
         lifespan=_lifespan,
         openapi_url=OPENAPI_PATH,
-        # FastAPI's built-in OpenTelemetry instrumentation, off: nothing here exports traces, metrics
-        # or logs through OpenTelemetry (nginx and the logs carry the request id), and with it on,
-        # every request asks the global providers whether anyone listens (about a tenth of /api/me's
-        # time in the app in a profile).
-        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # FastAPI's built-in OpenTelemetry instrumentation: on only with tracing (fastapi_app.tracing).
+        # Off, it is off entirely: with it on, every request asks the global providers whether anyone
+        # listens (about a tenth of /api/me's time in the app in a profile).
+        telemetry=telemetry,
         # No redirect from /api/projects/ to /api/projects: uvicorn does not believe forwarded headers
         # (see __main__), so the redirect would send the browser to http://, off TLS. Each path is
         # answered as it is: an unknown one is 404.
@@ -140,6 +160,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.tracer_provider = tracer_provider
     if revalidator is None and settings.revalidation is not None:
         from fastapi_app.token_check import VerifierRevalidator
 
@@ -164,7 +185,7 @@ def create_app(
     # AccessLog), and unsigned requests are refused before any body is read.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(IdentityGuard, settings=settings, clock=clock)
-    app.add_middleware(AccessLog, every_request=settings.access_log)
+    app.add_middleware(AccessLog, every_request=settings.access_log, traced=tracer_provider is not None)
     document_refusals(app, unprotected=PUBLIC_PATHS)
     declared = revalidating_routes(app.routes)
     if declared != set(REVALIDATED_ROUTES):

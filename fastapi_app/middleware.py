@@ -119,9 +119,12 @@ class AccessLog:
     data travel (only a refusal's ``reason`` code is taken from its body, checked to be ``[a-z0-9_]``).
     """
 
-    def __init__(self, app: ASGIApp, *, every_request: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, every_request: bool = True, traced: bool = False) -> None:
         self.app = app
         self.every_request = every_request
+        #: With tracing on, the request's server span gets what the line gets: the caller's kind and
+        #: a refusal's reason code (fastapi_app.tracing).
+        self.traced = traced
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,8 +138,12 @@ class AccessLog:
             nonlocal status, body
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif status >= 400 and len(body) < _REASON_BODY_LIMIT:
-                body += message.get("body", b"")
+            elif message["type"] == "http.response.body":
+                if status >= 400 and len(body) < _REASON_BODY_LIMIT:
+                    body += message.get("body", b"")
+                if self.traced and not message.get("more_body", False):
+                    # Before the last part goes: the server span ends with the response.
+                    _annotate_span(scope, _reason_of(body[:_REASON_BODY_LIMIT]) if status >= 400 else "")
             await send(message)
 
         try:
@@ -157,6 +164,17 @@ class AccessLog:
                 if status >= 400:
                     fields["reason"] = _reason_of(body[:_REASON_BODY_LIMIT])
                 access_log.info("access", extra=fields)
+
+
+def _annotate_span(scope: Scope, reason: str) -> None:
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    principal = principal_of(scope)
+    if principal is not None:
+        span.set_attribute("edge.auth.principal_type", principal.principal_type)
+    if reason:
+        span.set_attribute("edge.api.reason", reason)
 
 
 def _trace_id(scope: Scope) -> str:

@@ -20,12 +20,14 @@ from sqlalchemy.exc import ArgumentError
 from service_runtime.config_error import ConfigError
 from service_runtime.env import EnvReader
 from service_runtime.tls import ServerTls, server_tls_from_env
+from service_runtime.tracing import TracingSettings, tracing_settings
 from verifier.core.access_tokens import ValidationSettings, validation_settings_from_env
 from verifier.core.identity import decode_identity_key
 from verifier.core.jose import GUID
 
 MIN_SIGNING_KEY_BYTES = 32
 DEFAULT_DATABASE_PATH = "run/api.sqlite3"
+TRACING_OFF = TracingSettings(enabled=False, service_name="api")
 #: The schemes ``API_DATABASE_URL`` accepts, and the async driver each one is served by. The plain
 #: forms are what Secrets Manager and libpq tools hold; the driver forms are SQLAlchemy's spelling.
 _DATABASE_SCHEMES = {
@@ -104,6 +106,8 @@ class ApiSettings:
     step_up_auth_context: str | None = None
     #: TLS (mutual with a client CA) on the API's port; None: plain HTTP (service_runtime.tls).
     tls: ServerTls | None = None
+    #: OpenTelemetry traces (service_runtime.tracing): off unless an OTLP endpoint is set.
+    tracing: TracingSettings = TRACING_OFF
 
     @property
     def authorization_url(self) -> str:
@@ -157,6 +161,8 @@ class ApiSettings:
             "step_up_auth_context": reader.auth_context("API_STEP_UP_AUTH_CONTEXT", "c1"),
             "tls": server_tls_from_env(reader, "API"),
         }
+        values["tracing"], tracing_problems = tracing_settings(env, "api")
+        problems.extend(tracing_problems)
         # Re-validation reads the verifier's own variables with the verifier's own reader, so the two
         # cannot drift apart; it is configured when either of its mandatory variables is present.
         if reader.raw("VERIFIER_TENANT_IDS") or reader.raw("VERIFIER_AUDIENCES"):

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 
@@ -61,6 +61,9 @@ log = logging.getLogger("verifier.decision")
 #: ``token_too_large``, so the server accepts large fields and the handler refuses them by length.
 SERVER_LIMITS: dict[str, int] = {"max_field_size": 2 * 1024 * 1024, "max_line_size": 16 * 1024}
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 
 
@@ -96,6 +99,7 @@ def create_app(
     token_cache: VerifiedTokenCache | None = None,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     """Build the /verify app.
 
@@ -103,6 +107,7 @@ def create_app(
     session); each gets the app's :class:`TokenAuthenticator` to validate the token it finds and is
     closed on shutdown. ``keys`` replaces the JWKS cache (a fixed key set in tests); by default a
     :class:`JwksCache` is built, started with the app and fetches keys in the background.
+    ``middlewares`` wrap every request (the server span when tracing is on, verifier.service.tracing).
     """
     metrics = metrics if metrics is not None else VerifierMetrics()
     jwks: JwksCache | None = None
@@ -133,7 +138,7 @@ def create_app(
         clock=clock,
     )
     metrics.track_readiness(lambda: state.ready)
-    app = web.Application()
+    app = web.Application(middlewares=tuple(middlewares))
     app[STATE] = state
     app.router.add_route("*", "/verify", handle_verify)
     app.router.add_route("*", "/session-ended", handle_session_ended)

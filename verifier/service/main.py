@@ -17,6 +17,7 @@ from aiohttp import web
 
 from service_runtime.config_error import ConfigError
 from service_runtime.logs import configure_logging
+from service_runtime.tracing import start_tracing, stop_tracing
 from verifier.service.app import SERVER_LIMITS, STATE, create_app, create_metrics_app
 from verifier.service.metrics import VerifierMetrics
 from verifier.service.settings import VerifierSettings, settings_from_env
@@ -40,7 +41,18 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
     ALB OIDC source when enabled, built here inside the event loop their connection pools will
     belong to.
     """
-    metrics = VerifierMetrics()
+    # Traces, only when configured: the SDK, the instrumentations and the traced metrics are loaded
+    # here or not at all, so a verifier without tracing runs exactly the code it always ran.
+    provider = start_tracing(settings.tracing)
+    middlewares = []
+    if provider is not None:
+        from verifier.service import tracing
+
+        tracing.instrument_clients(provider)
+        metrics: VerifierMetrics = tracing.TracedVerifierMetrics()
+        middlewares.append(tracing.server_span_middleware(provider))
+    else:
+        metrics = VerifierMetrics()
     if sources is None:
         configured: list[CredentialSource] = []
         if settings.session is not None:
@@ -52,12 +64,13 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
                 # The ALB's browsers pass the same CSRF checks, with the same key and spent tokens.
                 configured.append(build_alb_source(settings.alb, csrf=session.csrf, metrics=metrics))
         sources = tuple(configured)
-    app = create_app(settings, sources=sources, metrics=metrics)
+    app = create_app(settings, sources=sources, metrics=metrics, middlewares=middlewares)
     metrics_app = create_metrics_app(app[STATE].metrics)
     runner = web.AppRunner(app, access_log=None, **SERVER_LIMITS)
     metrics_runner = web.AppRunner(metrics_app, access_log=None)
     await runner.setup()
     await metrics_runner.setup()
+    relay = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -67,6 +80,8 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
         tls = settings.tls.context() if settings.tls is not None else None
         await web.TCPSite(runner, settings.host, settings.port, ssl_context=tls).start()
         await web.TCPSite(metrics_runner, settings.host, settings.metrics_port).start()
+        if provider is not None and settings.edge_spans_listen is not None:
+            relay = await tracing.start_edge_span_relay(*settings.edge_spans_listen)
         log.info(
             "verifier listening on %s:%d%s (metrics on %s:%d)",
             settings.host,
@@ -80,6 +95,9 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
         with contextlib.suppress(Exception):
             await metrics_runner.cleanup()
         await runner.cleanup()
+        if provider is not None:
+            tracing.stop_edge_span_relay(relay)
+            stop_tracing(provider)
 
 
 def main() -> int:

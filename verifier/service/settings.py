@@ -16,8 +16,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from service_runtime.config_error import ConfigError
-from service_runtime.env import EnvReader
+from service_runtime.env import EnvReader, is_loopback
 from service_runtime.tls import ServerTls, server_tls_from_env
+from service_runtime.tracing import TracingSettings, tracing_settings
 from verifier.core.access_tokens import ValidationSettings, validation_settings_from_env
 from verifier.core.alb_token import ALB_ARN, DEFAULT_KEY_URL_TEMPLATE, REGION, AlbSettings
 from verifier.core.forwarded_routes import ForwardedTokenRoute, parse_routes
@@ -47,6 +48,7 @@ __all__ = [
     "settings_from_env",
     "validation_settings_from_env",
 ]
+TRACING_OFF = TracingSettings(enabled=False, service_name="verifier")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6380/0"
 DEFAULT_PUBLIC_ORIGIN = "https://localhost:8443"
 _LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -74,6 +76,10 @@ class VerifierSettings:
     alb: AlbSettings | None = None
     #: TLS (mutual with a client CA) on /verify's port; None: plain HTTP (service_runtime.tls).
     tls: ServerTls | None = None
+    #: OpenTelemetry traces (service_runtime.tracing): off unless an OTLP endpoint is set.
+    tracing: TracingSettings = TRACING_OFF
+    #: Where nginx's span records arrive (UDP, loopback; verifier.service.tracing): only with tracing.
+    edge_spans_listen: tuple[str, int] | None = None
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
@@ -116,6 +122,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
     session = session_source_settings_from_env(reader, identity_key)
     alb = alb_settings_from_env(reader, leeway_seconds=validation.leeway_seconds)
     tls = server_tls_from_env(reader, "VERIFIER")
+    tracing, tracing_problems = tracing_settings(reader.env, "verifier")
+    for problem in tracing_problems:
+        reader.problem(problem)
+    edge_spans_listen = _edge_spans_listen(reader)
 
     if reader.problems:
         raise ConfigError("the verifier's environment", reader.problems)
@@ -135,7 +145,25 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> VerifierSettings:
         session=session,
         alb=alb,
         tls=tls,
+        tracing=tracing,
+        edge_spans_listen=edge_spans_listen if tracing.enabled else None,
     )
+
+
+def _edge_spans_listen(reader: EnvReader) -> tuple[str, int] | None:
+    """``VERIFIER_EDGE_SPANS_LISTEN=host:port``: a loopback address only, since whatever can reach
+    it can put spans into the traces; unset (the default): no relay."""
+    text = reader.text("VERIFIER_EDGE_SPANS_LISTEN", "")
+    if not text:
+        return None
+    host, _, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535 or not is_loopback(host):
+        reader.problem(
+            f"VERIFIER_EDGE_SPANS_LISTEN={text[:60]!r}: expected a loopback host:port such as 127.0.0.1:9200"
+        )
+        return None
+    return host, int(port_text)
 
 
 def session_source_settings_from_env(reader: EnvReader, identity_key: bytes) -> SessionSourceSettings | None:
