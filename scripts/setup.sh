@@ -89,7 +89,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# --- The Go toolchain for the two Go programs built below ----------------------------------------------
+# --- The Go toolchain for the Go programs built below -------------------------------------------------
 # use_pinned_go WHAT: make `go` at least $go_toolchain for building WHAT, once per run.
 go_ready=""
 use_pinned_go() {
@@ -184,6 +184,19 @@ build_go_cli "Docker buildx" github.com/docker/buildx "$buildx_version" ./cmd/bu
   github.com/docker/buildx/version.Version "$buildx_bin" "about two minutes"
 mkdir -p "$root/.cache/docker/config/cli-plugins"
 ln -sfn "$buildx_bin" "$root/.cache/docker/config/cli-plugins/docker-buildx"
+
+# --- Jaeger, the tracing backend ------------------------------------------------------------------
+# The traces of the tests and of `python -m stack up --tracing` go to a throw-away Jaeger (stack/jaeger.py):
+# Jaeger v2, the all-in-one built on the OpenTelemetry Collector (./cmd/jaeger; the module's v1.75.0
+# is the release Jaeger also calls v2.12.0), receiving OTLP over HTTP and keeping traces in memory.
+# Its web UI's assets are not part of the Go module, so the binary serves a placeholder page where
+# the UI would be; the tests and the stack's banner use its HTTP query API (/api/traces/<trace id>).
+# The version goes where `jaeger version` reads it from.
+jaeger_version=v1.75.0
+build_go_cli "Jaeger" github.com/jaegertracing/jaeger "$jaeger_version" ./cmd/jaeger \
+  github.com/jaegertracing/jaeger/internal/version.latestVersion "$bin_dir/jaeger-$jaeger_version" \
+  "about three minutes"
+ln -sfn "jaeger-$jaeger_version" "$bin_dir/jaeger"
 
 # --- Python virtual environment ----------------------------------------------------------------------
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)

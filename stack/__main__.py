@@ -1,4 +1,5 @@
-"""``python -m stack up [--run-dir run/] [--base-port N]``: the whole stack on 127.0.0.1 until Ctrl-C."""
+"""``python -m stack up [--run-dir run/] [--base-port N] [--tracing]``: the whole stack on 127.0.0.1
+until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from stack.jaeger import OTLP_HTTP_PORT, QUERY_PORT, Jaeger
 from stack.launcher import Stack
 from stack.processes import StackError
 from stack.scaleout import ScaleOutStack
-from stack.topology import REPO_ROOT, Topology, base_port_topology
+from stack.topology import REPO_ROOT, SPAN_RELAY_PORT, Topology, base_port_topology
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,11 +46,19 @@ def _parser() -> argparse.ArgumentParser:
         help="N > 1: N complete edge tasks (nginx, oauth2-proxy, verifier, FastAPI) behind HAProxy, "
         "sharing one Redis (TLS and a password), one PostgreSQL and devidp, all on free ports",
     )
+    up.add_argument(
+        "--tracing",
+        action="store_true",
+        help="also start Jaeger (in memory, built by `make setup`) and send the verifier's, FastAPI's "
+        f"and nginx's spans to it: OTLP/HTTP on port {OTLP_HTTP_PORT}, its query API on {QUERY_PORT} "
+        f"(with --base-port N: N+9 and N+10; nginx's spans reach the verifier on UDP port "
+        f"{SPAN_RELAY_PORT}, or N+8); all on 127.0.0.1",
+    )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def stack_from_args(args: argparse.Namespace) -> Stack | ScaleOutStack:
+    """The stack ``python -m stack up`` asked for, not started."""
     run_dir: Path = args.run_dir.resolve()
     if args.base_port is None:
         topology = Topology(run_dir=run_dir)
@@ -56,12 +66,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         topology = base_port_topology(run_dir, args.base_port)
     topology = replace(topology, database=args.database)
     if args.base_port is not None:
-        topology = replace(topology, postgres_port=args.base_port + 7)
-    stack: Stack | ScaleOutStack
+        topology = replace(topology, postgres_port=args.base_port + 7, span_relay_port=args.base_port + 8)
+    jaeger: Jaeger | None = None
+    if args.tracing:
+        otlp_port, query_port = OTLP_HTTP_PORT, QUERY_PORT
+        if args.base_port is not None:
+            otlp_port, query_port = args.base_port + 9, args.base_port + 10
+        jaeger = Jaeger(
+            topology.conf_dir,
+            otlp_port=otlp_port,
+            query_port=query_port,
+            host=topology.bind_host,
+            log_path=topology.logs_dir / "jaeger.log",
+        )
+        topology = replace(topology, otlp_endpoint=jaeger.otlp_endpoint)
     if args.tasks > 1:
-        stack = ScaleOutStack(topology, args.tasks, balancer_port=topology.nginx_port)
-    else:
-        stack = Stack(topology)
+        return ScaleOutStack(topology, args.tasks, balancer_port=topology.nginx_port, jaeger=jaeger)
+    return Stack(topology, jaeger=jaeger)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    run_dir: Path = args.run_dir.resolve()
+    stack = stack_from_args(args)
     stopping = threading.Event()
     # SIGTERM (e.g. from a process supervisor) stops as cleanly as Ctrl-C. SIGINT is reinstated
     # explicitly because a shell starting us in the background (`&`) hands us SIGINT ignored.

@@ -3,9 +3,12 @@
 ``Stack(topology).start()`` renders every configuration into the run folder, makes the development
 CA and a certificate for ``localhost``, then starts Redis, devidp, oauth2-proxy, the verifier,
 FastAPI and nginx in that order (each waits for the ones before it: oauth2-proxy reads devidp's
-discovery document at start-up), waiting until each one answers. :meth:`Stack.stop` stops them in
-reverse order; :meth:`Stack.stop_component` / :meth:`Stack.start_component` restart one of them on
-the same port with the same configuration (the fail-closed tests).
+discovery document at start-up), waiting until each one answers. Two components are optional: a
+throw-away PostgreSQL when the topology asks for it, and Jaeger (stack.jaeger; first of all, so the
+services' first spans have somewhere to go) when one is given for the topology's ``otlp_endpoint``.
+:meth:`Stack.stop` stops them in reverse order; :meth:`Stack.stop_component` /
+:meth:`Stack.start_component` restart one of them on the same port with the same configuration (the
+fail-closed tests).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack import render
+from stack.jaeger import Jaeger
 from stack.pki import TlsFiles, make_dev_pki
 from stack.postgres import PostgresCluster
 from stack.processes import (
@@ -37,8 +41,11 @@ from stack.processes import (
 )
 from stack.topology import BFF_CLIENT_SECRET, Topology
 
-#: Start order. Stop order is the reverse. "postgres" is part of a stack whose topology asks for it.
-COMPONENTS: tuple[str, ...] = ("redis", "postgres", "devidp", "oauth2-proxy", "verifier", "api", "nginx")
+#: Start order. Stop order is the reverse. "postgres" is part of a stack whose topology asks for it,
+#: "jaeger" of one given a Jaeger.
+COMPONENTS: tuple[str, ...] = (
+    "jaeger", "redis", "postgres", "devidp", "oauth2-proxy", "verifier", "api", "nginx"
+)  # fmt: skip
 #: How long the migration step before the API may take (it waits for another migrator's lock).
 MIGRATE_TIMEOUT_SECONDS = 120
 
@@ -130,9 +137,12 @@ class Stack(Running):
         python: str = sys.executable,
         oauth2_proxy_binary: Path | None = None,
         database_url: str | None = None,
+        jaeger: Jaeger | None = None,
     ) -> None:
         """``database_url``: a PostgreSQL database another stack runs (the multi-task stack's tasks
-        share one); None starts this stack's own cluster when the topology asks for PostgreSQL."""
+        share one); None starts this stack's own cluster when the topology asks for PostgreSQL.
+        ``jaeger``: a tracing backend (not started yet) the stack starts first and stops last; the
+        topology's ``otlp_endpoint`` must be its endpoint."""
         self.topology = topology
         self.python = python
         default_binary = topology.repo_root / ".cache" / "bin" / "oauth2-proxy"
@@ -142,6 +152,7 @@ class Stack(Running):
         self.secrets: render.Secrets | None = None
         self.postgres: PostgresCluster | None = None
         self.database_url = database_url
+        self.jaeger = jaeger
 
     # --- preparation (files only) --------------------------------------------------------------
     @property
@@ -155,6 +166,11 @@ class Stack(Running):
         t = self.topology
         if t.database not in ("sqlite", "postgres"):
             raise StackError(f"the API's database must be sqlite or postgres, not {t.database!r}")
+        if self.jaeger is not None and t.otlp_endpoint != self.jaeger.otlp_endpoint:
+            raise StackError(
+                f"the stack was given a Jaeger at {self.jaeger.otlp_endpoint} but its topology sends "
+                f"traces to {t.otlp_endpoint}: set the topology's otlp_endpoint to the Jaeger's"
+            )
         programs = self._programs()
         if not t.devidp_config.is_file():
             raise StackError(f"devidp's configuration {t.devidp_config} is missing")
@@ -167,6 +183,10 @@ class Stack(Running):
         if self.postgres is not None:
             assert self.postgres.process is not None
             self.processes["postgres"] = self.postgres.process
+        if self.jaeger is not None:
+            self.jaeger.prepare()
+            assert self.jaeger.process is not None
+            self.processes["jaeger"] = self.jaeger.process
 
     def _programs(self) -> dict[str, Path]:
         """The three programs that are not Python modules of this repository, or a StackError."""
@@ -353,6 +373,17 @@ class Stack(Running):
             return f"PostgreSQL {t.bind_host}:{t.postgres_port} (throw-away, user edge)"
         return f"SQLite {self.topology.run_dir / 'api.sqlite3'}"
 
+    def _tracing_lines(self) -> list[str]:
+        t = self.topology
+        if self.jaeger is not None:
+            return [
+                f"    traces: Jaeger, {self.jaeger.query_url}/api/traces/<trace id>  (JSON; the trace id is",
+                "      `trace_id` in nginx's access log and in the verifier's and FastAPI's log lines)",
+            ]
+        if t.otlp_endpoint is not None:
+            return [f"    traces: sent to {t.otlp_endpoint}"]
+        return []
+
     def users(self) -> list[DevUser]:
         return read_dev_users(self.topology.devidp_config)
 
@@ -374,6 +405,7 @@ class Stack(Running):
             f"    oauth2-proxy {t.oauth2_proxy_url}   verifier {t.verifier_url}   metrics {t.metrics_url}",
             f"    FastAPI {t.api_url}   Redis {t.redis_url}",
             f"    database: {self._database_description()}",
+            *self._tracing_lines(),
             "",
             "  Sign in as (devidp users, development passwords):",
         ]

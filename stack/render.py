@@ -76,6 +76,7 @@ def edge_values(topo: Topology) -> dict[str, str]:
         "EDGE_API_ADDR": topo.api_addr,
         "EDGE_SPA_ROOT": str(topo.spa_root),
         "EDGE_ACCESS_LOG": str(topo.logs_dir / "nginx-access.log"),
+        "EDGE_SPAN_LOG": edge_span_log(topo),
         "EDGE_REAL_IP_FROM": "127.0.0.1/32",
         # Short locally: a browser that visits https://localhost once should not be pinned to TLS
         # on every localhost port for a year.
@@ -83,6 +84,14 @@ def edge_values(topo: Topology) -> dict[str, str]:
         "EDGE_AUTHORITY_ORIGIN": topo.devidp_origin,
         "EDGE_SIGN_OUT_URL": topo.sign_out_url,
     }
+
+
+def edge_span_log(topo: Topology) -> str:
+    """Where nginx writes its span of each request: to the verifier's span relay as syslog (UDP) when
+    tracing is on, nowhere otherwise (an ``access_log`` needs a target even when it is unused)."""
+    if not topo.tracing:
+        return "/dev/null"
+    return f"syslog:server={topo.span_relay_addr},nohostname,tag=edge_span"
 
 
 def nginx_files(templates: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
@@ -228,7 +237,22 @@ def validation_env(topo: Topology, ca_file: Path) -> dict[str, str]:
     }
 
 
+def tracing_env(topo: Topology) -> dict[str, str]:
+    """The OpenTelemetry SDK's settings of the verifier and the API: export to the topology's OTLP
+    endpoint over HTTP/protobuf, a batch every 200 ms (the SDK's default is 5 s, longer than a test
+    wants to wait for a trace). Empty when tracing is off."""
+    if topo.otlp_endpoint is None:
+        return {}
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": topo.otlp_endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+
+
 def verifier_env(topo: Topology, ca_file: Path, secrets: Secrets) -> dict[str, str]:
+    # With tracing on, the verifier also relays nginx's spans (see edge_span_log).
+    edge_spans = {"VERIFIER_EDGE_SPANS_LISTEN": topo.span_relay_addr} if topo.tracing else {}
     return {
         **validation_env(topo, ca_file),
         "IDENTITY_SIGNING_KEY": secrets.identity_signing_key,
@@ -244,6 +268,8 @@ def verifier_env(topo: Topology, ca_file: Path, secrets: Secrets) -> dict[str, s
         "VERIFIER_LOG_LEVEL": "info",
         # The API's own list: the endpoints that re-validate the token, the only ones that get it.
         "VERIFIER_REVALIDATED_ROUTES": ", ".join(REVALIDATED_ROUTES),
+        **tracing_env(topo),
+        **edge_spans,
     }
 
 
@@ -271,6 +297,7 @@ def api_env(
         "API_SCOPE_PREFIX": topo.api_app_id_uri,
         # This task's verifier ends sessions for "sign out everywhere".
         "API_VERIFIER_URL": f"http://{topo.verifier_addr}",
+        **tracing_env(topo),
     }
 
 
@@ -366,6 +393,7 @@ __all__ = [
     "api_env",
     "devidp_args",
     "devidp_config_text",
+    "edge_span_log",
     "edge_values",
     "inline_includes",
     "nginx_files",
@@ -379,6 +407,7 @@ __all__ = [
     "placeholders",
     "redis_args",
     "render_template",
+    "tracing_env",
     "validation_env",
     "verifier_env",
 ]

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from stack.haproxy import Balancer, Target
+from stack.jaeger import Jaeger
 from stack.launcher import Stack
 from stack.processes import ManagedProcess, Running, StackError, labelled
 from stack.topology import Topology, distinct_free_ports
@@ -25,7 +26,8 @@ from stack.topology import Topology, distinct_free_ports
 #: What one ECS task runs, in start order (stop order is the reverse: nginx first, so its in-flight
 #: requests still reach the sidecars while it finishes them).
 TASK_COMPONENTS: tuple[str, ...] = ("oauth2-proxy", "verifier", "api", "nginx")
-SHARED_COMPONENTS: tuple[str, ...] = ("redis", "postgres", "devidp")
+#: Jaeger, when the stack has one, is shared too: every task's spans go to it.
+SHARED_COMPONENTS: tuple[str, ...] = ("jaeger", "redis", "postgres", "devidp")
 #: The Redis user the tasks sign in as (ecs-taskdefs/values.example.json's REDIS_USERNAME).
 REDIS_APP_USER = "entra-bff-edge"
 
@@ -44,9 +46,11 @@ class ScaleOutStack(Running):
         *,
         balancer_port: int | None = None,
         redis_client_port: int | None = None,
+        jaeger: Jaeger | None = None,
     ) -> None:
         """``redis_client_port``, when given, is where the tasks reach Redis instead of its own port:
-        a relay in front of it (the fault tests put one there to reset and refuse connections)."""
+        a relay in front of it (the fault tests put one there to reset and refuse connections).
+        ``jaeger``: the tracing backend of ``base.otlp_endpoint``, started with the shared services."""
         if tasks < 1:
             raise StackError("the multi-task stack needs at least one task")
         run_dir = base.run_dir
@@ -64,10 +68,10 @@ class ScaleOutStack(Running):
             # The tasks sign in to Redis as ElastiCache's app user does, with its exact rights.
             redis_username=base.redis_username or REDIS_APP_USER,
         )
-        self.shared = Stack(shared)
+        self.shared = Stack(shared, jaeger=jaeger)
         self.tasks: list[Stack] = []
         for index in range(tasks):
-            nginx, o2p, verifier, metrics, api = distinct_free_ports(5, taken)
+            nginx, o2p, verifier, metrics, api, span_relay = distinct_free_ports(6, taken)
             topology = replace(
                 shared,
                 run_dir=run_dir / task_name(index),
@@ -76,6 +80,7 @@ class ScaleOutStack(Running):
                 verifier_port=verifier,
                 verifier_metrics_port=metrics,
                 api_port=api,
+                span_relay_port=span_relay,
                 oauth2_proxy_metrics_port=None,
                 redis_port=redis_client_port or shared.redis_port,
             )
@@ -167,6 +172,12 @@ class ScaleOutStack(Running):
             task.stop()
         self.shared.stop()
 
+    def _tracing_rows(self) -> list[tuple[str, object]]:
+        jaeger = self.shared.jaeger
+        if jaeger is None:
+            return []
+        return [("Traces (Jaeger)", f"{jaeger.query_url}/api/traces/<trace id from a log line>")]
+
     def banner(self) -> str:
         t = self.topology
         lines = [
@@ -177,6 +188,7 @@ class ScaleOutStack(Running):
                     ("devidp", f"{t.devidp_origin}/  (tenant {t.tenant_id})"),
                     ("Trust this CA", self.ca_file),
                     (f"Redis (TLS, user {t.redis_username})", f"{t.bind_host}:{t.redis_port}"),
+                    *self._tracing_rows(),
                 ]
             ),
             "",

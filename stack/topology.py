@@ -34,6 +34,8 @@ DAEMON_CLIENT_SECRET = "daemon-dev-secret-change-me"
 SESSION_COOKIE_NAME = "__Host-oauth2_proxy"
 CSRF_HEADER = "X-CSRF-Token"
 REQUEST_ID_HEADER = "X-Request-ID"
+#: Where the verifier takes nginx's spans when tracing is on (Topology.span_relay_port).
+SPAN_RELAY_PORT = 9200
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,12 @@ class Topology:
     #: the rights the CloudFormation template grants ElastiCache's user (stack.render.redis_args);
     #: None: the default user. The default user keeps every right, for operators and tests.
     redis_username: str | None = None
+    #: Traces: where the verifier and the API export theirs (OTLP over HTTP/protobuf, e.g. a
+    #: stack.jaeger.Jaeger's ``otlp_endpoint``); None, as in `make run`, turns tracing off.
+    otlp_endpoint: str | None = None
+    #: With tracing on, nginx's span of each request goes as a syslog line (UDP) to this port, where
+    #: the verifier turns it into an OTLP span (nginx has no exporter of its own).
+    span_relay_port: int = SPAN_RELAY_PORT
 
     # --- derived addresses -------------------------------------------------------------------
     @property
@@ -193,7 +201,7 @@ class Topology:
 
     def ports(self) -> dict[str, int]:
         """Every listening port by component name, for the port-taken check and the banner."""
-        return {
+        ports = {
             "nginx": self.nginx_port,
             "devidp": self.devidp_port,
             "oauth2-proxy": self.oauth2_proxy_port,
@@ -201,7 +209,20 @@ class Topology:
             "verifier metrics": self.verifier_metrics_port,
             "FastAPI": self.api_port,
             "Redis": self.redis_port,
-        } | ({"PostgreSQL": self.postgres_port} if self.database == "postgres" else {})
+        }
+        if self.database == "postgres":
+            ports["PostgreSQL"] = self.postgres_port
+        if self.tracing:
+            ports["verifier edge spans (UDP)"] = self.span_relay_port
+        return ports
+
+    @property
+    def tracing(self) -> bool:
+        return self.otlp_endpoint is not None
+
+    @property
+    def span_relay_addr(self) -> str:
+        return f"{self.bind_host}:{self.span_relay_port}"
 
     # --- run folder layout ---------------------------------------------------------------------
     @property
@@ -242,7 +263,9 @@ def distinct_free_ports(count: int, taken: set[int] | None = None) -> list[int]:
 
 def free_port_topology(run_dir: Path, **overrides: object) -> Topology:
     """A topology on kernel-chosen free ports, for tests that run beside a ``make run`` stack."""
-    nginx, devidp, o2p, verifier, metrics, api, redis = sorted(distinct_free_ports(7))
+    taken: set[int] = set()
+    nginx, devidp, o2p, verifier, metrics, api, redis = sorted(distinct_free_ports(7, taken))
+    (span_relay,) = distinct_free_ports(1, taken)
     base = Topology(
         run_dir=run_dir,
         nginx_port=nginx,
@@ -252,6 +275,7 @@ def free_port_topology(run_dir: Path, **overrides: object) -> Topology:
         verifier_metrics_port=metrics,
         api_port=api,
         redis_port=redis,
+        span_relay_port=span_relay,
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -4,8 +4,9 @@ The script runs for real, in a copy of the files it reads, with every program it
 (apt-get, dpkg-query, go, patch, node, npm, nginx, redis-server) replaced by a small script that
 answers as Debian 12's packages do and records how it was called. What is checked is the script's own
 logic: which prerequisites it decides to install, the one line saying why, which toolchain builds
-oauth2-proxy, and that a changed patch builds it anew. Downloading the real toolchains is left to
-`make test` on a fresh machine (tests/unit/test_oauth2_proxy_patch.py checks the real build).
+oauth2-proxy and Jaeger, and that a changed patch builds oauth2-proxy anew. Downloading the real
+toolchains is left to `make test` on a fresh machine (tests/unit/test_oauth2_proxy_patch.py checks the
+real build of oauth2-proxy; tests/unit/test_stack_jaeger.py runs the real Jaeger).
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
     (o2p_module / "go.mod").write_text("module github.com/oauth2-proxy/oauth2-proxy/v7\n")
     o2p_module.chmod(0o555)
     # The toolchain Go's module download yields: a Go that reports the pinned release and builds
-    # oauth2-proxy (a program that prints the version it was built with) and Docker Compose.
+    # oauth2-proxy and Jaeger (programs that print the version they were built with) and Docker's.
     toolchain = _setup_value("go_toolchain")
     toolchain_dir = tmp_path / "gomodcache" / "golang.org" / f"toolchain@v0.0.1-{toolchain}.linux-{GO_ARCH}"
     (toolchain_dir / "bin").mkdir(parents=True)
@@ -162,6 +163,8 @@ def fresh_debian(tmp_path: Path) -> FreshDebian:
                 for arg; do
                   case "$arg" in
                     *pkg/version.VERSION=*) built="oauth2-proxy ${{arg##*=}} (built with {toolchain})" ;;
+                    *jaeger/internal/version.latestVersion=*)
+                      built="jaeger ${{arg##*=}} (built with {toolchain})" ;;
                   esac
                 done
                 while [ "$1" != -o ]; do shift; done
@@ -262,6 +265,23 @@ def test_go_older_than_the_pinned_toolchain_builds_oauth2_proxy_with_the_toolcha
     )
     assert compose.stdout.strip() == f"docker-compose built by {toolchain}"
     assert result.stdout.count("[setup] installing the Go toolchain") == 1, result.stdout
+
+
+def test_jaeger_is_built_from_its_module_with_the_version_it_reports(fresh_debian: FreshDebian) -> None:
+    toolchain = _setup_value("go_toolchain")
+    version = _setup_value("jaeger_version")
+    result = fresh_debian.run()
+    assert result.returncode == 0, result.stderr
+    assert f"[setup] building Jaeger {version} from its Go module (about three minutes)" in result.stdout
+    calls = fresh_debian.recorded()
+    assert f"go mod download -json github.com/jaegertracing/jaeger@{version}" in calls
+    builds = [line for line in calls if line.startswith("go build ") and line.endswith(" ./cmd/jaeger")]
+    assert len(builds) == 1, calls
+    assert f"-X github.com/jaegertracing/jaeger/internal/version.latestVersion={version} " in builds[0]
+    jaeger = fresh_debian.checkout / ".cache" / "bin" / "jaeger"
+    assert jaeger.resolve().name == f"jaeger-{version}"
+    built = subprocess.run([str(jaeger)], capture_output=True, text=True)
+    assert built.stdout.strip() == f"jaeger {version} (built with {toolchain})"
 
 
 def _source_tree(fresh_debian: FreshDebian) -> Path:
