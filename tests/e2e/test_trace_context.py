@@ -103,3 +103,43 @@ def test_the_verifiers_subrequest_is_in_the_same_trace_and_a_bad_traceparent_sta
                 # tracestate belongs to the caller's trace, which was not taken up.
                 assert verify[0].value("tracestate") is None, name
             assert logged == sent["trace"], name
+
+
+XRAY_TRACE = "5759e988bd862e3fe1be46a994272793"
+XRAY_ROOT = "Root=1-5759e988-bd862e3fe1be46a994272793"
+
+
+def test_without_a_traceparent_the_load_balancers_xray_trace_is_taken_up(
+    stack: Stack, client: httpx.Client, origin: str
+) -> None:
+    # (X-Amzn-Trace-Id, traceparent) -> the trace and flags nginx passes on; None: a new trace.
+    cases: dict[str, tuple[str, str | None, str | None, str]] = {
+        "the ALB's root alone": (XRAY_ROOT, None, XRAY_TRACE, "01"),
+        "self first, an X-Ray caller's unsampled parent": (
+            f"Self=1-67891234-abcdef012345678912345678;{XRAY_ROOT};Parent=53995c3f42cd8ad8;Sampled=0",
+            None,
+            XRAY_TRACE,
+            "00",
+        ),
+        "a valid traceparent wins": (XRAY_ROOT, VALID, TRACE, "01"),
+        "an invalid traceparent falls back to the root": (XRAY_ROOT, INVALID["upper case"], XRAY_TRACE, "01"),
+        "an all-zero root": ("Root=1-00000000-000000000000000000000000", None, None, "01"),
+        "a root that is not hex": ("Root=1-5759e988-bd862e3fe1be46a99427279Z", None, None, "01"),
+        "another version": ("Root=2-5759e988-bd862e3fe1be46a994272793", None, None, "01"),
+    }
+    with edge_client.upstream_recorder(stack, "verifier", stack.topology.verifier_port) as seen:
+        for name, (amzn, traceparent, trace, flags) in cases.items():
+            seen.clear()
+            request_id = f"trace-{uuid.uuid4().hex}"
+            headers = {"X-Request-ID": request_id, "X-Amzn-Trace-Id": amzn}
+            if traceparent is not None:
+                headers["traceparent"] = traceparent
+            response = client.get(origin + "/api/me", headers=headers)
+            assert response.status_code != 400, (name, response.text)
+            sent = _sent([r for r in seen if r.path == "/verify"])
+            if trace is None:
+                assert sent["trace"] not in (XRAY_TRACE, "0" * 32), name
+            else:
+                assert sent["trace"] == trace, name
+            assert sent["flags"] == flags, name
+            assert _access_log_line(stack, request_id)["trace_id"] == sent["trace"], name
