@@ -12,8 +12,10 @@ export DOCKER_CONFIG := $(CURDIR)/.cache/docker/config
 setup:
 	@bash scripts/setup.sh
 
+# RUN_ARGS goes to the launcher: `make run RUN_ARGS=--tracing` also starts Jaeger and sends every
+# request's trace there (docs/tracing.md); `--database postgres`, `--tasks 2` (python -m stack up -h).
 run: setup
-	$(PYTHON) -m stack up
+	$(PYTHON) -m stack up$(if $(RUN_ARGS), $(RUN_ARGS))
 
 # Every test, the container tests included: scripts/docker-engine.sh uses the Docker engine that
 # answers, or starts Debian's dockerd for the run (as root) and stops it afterwards.

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import httpx
 
-from bench.edge import apache, credentials, peers, profiles, report, tls
+from bench.edge import apache, credentials, peers, profiles, report, tls, traced
 from bench.edge.measure import LoadResult, run_load
 from bench.lifecycle import terminate_as_exit
 from stack.launcher import Stack
 from stack.processes import ManagedProcess, check_port_free
-from stack.topology import free_port_topology
+from stack.topology import free_port, free_port_topology
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,6 +141,23 @@ def build(
     running.peers.append(edge_tls)
     edge_tls.start("127.0.0.1")
     edge_tls.wait_ready()
+    # Tracing on: a verifier, an API and an edge nginx of their own, exporting to a collector.
+    jaeger = traced.collector(work / "jaeger")
+    assert jaeger.process is not None
+    relay_port = free_port()
+    verifier_traced = traced.traced_verifier(stack, work / "verifier-traced", jaeger, relay_port)
+    api_traced = traced.traced_api(stack, work / "api-traced", jaeger)
+    for process in (jaeger.process, verifier_traced, api_traced):
+        say(f"starting {process.name} on port {process.port} ...")
+        running.peers.append(process)
+        process.start("127.0.0.1")
+        process.wait_ready()
+    edge_traced = traced.traced_edge_nginx(stack, work / "edge-nginx-traced", verifier_traced, api_traced,
+                                           relay_port)  # fmt: skip
+    say(f"starting {edge_traced.name} on port {edge_traced.port} ...")
+    running.peers.append(edge_traced)
+    edge_traced.start("127.0.0.1")
+    edge_traced.wait_ready()
 
     say("signing in and getting tokens ...")
     cookie = credentials.session_cookie(stack)
@@ -164,6 +181,7 @@ def build(
     edge_url = f"http://127.0.0.1:{edge.port}"
     uncached_url = f"http://127.0.0.1:{edge_uncached.port}"
     tls_url = f"http://127.0.0.1:{edge_tls.port}"
+    traced_url = f"http://127.0.0.1:{edge_traced.port}"
     plain_url = f"http://127.0.0.1:{plain.port}"
     cookie_env = {"BENCH_COOKIE": cookie}
     bearer_env = {"BENCH_TOKENS": str(one_token)}
@@ -199,6 +217,10 @@ def build(
             tls_url, "/api/me", bearer_env),
         Row("edge_tls_cookie", "edge `GET /api/me`, session cookie, nginx -> verifier and API over mutual "
             "TLS 1.3", tls_url, "/api/me", cookie_env),
+        Row("edge_traced_bearer", "edge `GET /api/me`, bearer, tracing on (every request's spans to a "
+            "collector)", traced_url, "/api/me", bearer_env),
+        Row("edge_traced_cookie", "edge `GET /api/me`, session cookie, tracing on (every request's spans "
+            "to a collector)", traced_url, "/api/me", cookie_env),
         Row("edge_page", "edge `GET /` (SPA page), session cookie", edge_url, "/", cookie_env),
         Row("edge_cookie_uncached", "edge `GET /api/me`, session cookie, session cache off (every "
             "request asks oauth2-proxy)", uncached_url, "/api/me", cookie_env),

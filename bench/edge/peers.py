@@ -51,17 +51,19 @@ def edge_nginx(
     verifier_addr: str | None = None,
     api_addr: str | None = None,
     rewrite: Callable[[str], str] | None = None,
+    span_log: str | None = None,
     name: str = "edge nginx",
 ) -> ManagedProcess:
     """Our edge, from the real template, listening on plain HTTP as on ECS; in front of the stack's
     verifier and API, or of ``verifier_addr`` and ``api_addr``; ``rewrite`` changes the rendered
-    ``edge.conf`` (bench/edge/tls.py)."""
+    ``edge.conf`` (bench/edge/tls.py); ``span_log`` is its ``EDGE_SPAN_LOG`` (bench/edge/traced.py)."""
     topology = stack.topology
     port = free_port()
     values = {
         **render.edge_values(topology),
         **({"EDGE_VERIFIER_ADDR": verifier_addr} if verifier_addr else {}),
         **({"EDGE_API_ADDR": api_addr} if api_addr else {}),
+        **({"EDGE_SPAN_LOG": span_log} if span_log else {}),
         "EDGE_LISTEN": f"127.0.0.1:{port}",
         # As on ECS: a glob that matches nothing, so no TLS directives.
         "EDGE_TLS_CONF_GLOB": str(folder / "no-tls" / "*.conf"),

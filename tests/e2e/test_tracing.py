@@ -192,3 +192,37 @@ def test_a_refused_request_has_its_reason_in_the_trace_and_no_api_span(
     assert nginx["attributes"]["http.response.status_code"] == 401
     assert nginx["attributes"]["edge.auth.reason"] == reason
     assert not any(s["service"] == "api" for s in spans)
+
+
+def test_with_the_collector_gone_every_request_still_gets_its_answer(
+    traced: Stack, jaeger: Jaeger, edge: httpx.Client
+) -> None:
+    # Last in this module: the collector does not come back.
+    token = edge_client.password_token(traced, "alice@contoso-dev.example", "alice-password")
+    signed_in = edge_client.sign_in(traced, "bob@contoso-dev.example", "bob-password")
+    jaeger.stop()
+    origin = traced.topology.public_origin
+    for _ in range(20):
+        trace_id, caller = _ids()
+        traceparent = {"traceparent": f"00-{trace_id}-{caller}-01"}
+        bearer = edge.get(origin + "/api/me", headers={"Authorization": f"Bearer {token}", **traceparent})
+        assert bearer.status_code == 200, bearer.text
+        assert signed_in.client.get(origin + "/api/me", headers=traceparent).status_code == 200
+        forged = edge.get(
+            origin + "/api/me", headers={"Authorization": f"Bearer {edge_client.forged(token)}"}
+        )
+        assert forged.status_code == 401
+    # Each service says, in its own JSON log, that a batch could not be exported.
+    logs = traced.topology.logs_dir
+
+    def export_failure_logged() -> bool:
+        return all(
+            any(
+                '"level":"warning"' in line or '"level":"error"' in line
+                for line in (logs / f"{service}.log").read_text(errors="replace").splitlines()
+                if '"logger":"opentelemetry' in line
+            )
+            for service in ("verifier", "api")
+        )
+
+    assert edge_client.wait_until(export_failure_logged, timeout=30)

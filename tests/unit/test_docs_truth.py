@@ -156,8 +156,9 @@ def _literal(default: str) -> str | None:
     return match.group(1) if match else None
 
 
-VERIFIER_DOCS = (VERIFIER_README,)
-API_DOCS = (API_DOC, VERIFIER_README)
+TRACING_DOC = REPO / "docs" / "tracing.md"
+VERIFIER_DOCS = (VERIFIER_README, TRACING_DOC)
+API_DOCS = (API_DOC, VERIFIER_README, TRACING_DOC)
 
 
 def _documented_in(docs: tuple[Path, ...]) -> dict[str, str]:
@@ -307,6 +308,9 @@ def test_each_first_screen_make_target_exists_and_sets_up_first(command: list[st
 def test_make_run_starts_the_launcher_whose_command_line_parses() -> None:
     dry = make_dry_run("run")
     assert dry.stdout.splitlines()[-1] == ".venv/bin/python -m stack up"
+    # docs/tracing.md's `make run RUN_ARGS=--tracing`: the arguments reach the launcher.
+    traced = make_dry_run("run", "RUN_ARGS=--tracing")
+    assert traced.stdout.splitlines()[-1] == ".venv/bin/python -m stack up --tracing"
     parsed = subprocess.run(
         [sys.executable, "-m", "stack", "up", "--help"], cwd=REPO, capture_output=True, text=True, timeout=30
     )

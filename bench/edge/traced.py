@@ -1,0 +1,83 @@
+"""Tracing on beside tracing off: the edge exporting every request's spans to a collector.
+
+The stack itself runs with tracing off (the default), so its rows (``edge_bearer``, ``edge_cookie``)
+are the "off" figures. Beside them: a second verifier and a second API of the stack's own code and
+configuration with tracing on (``OTEL_EXPORTER_OTLP_ENDPOINT``, the SDK's default batching, every
+request sampled: nginx starts each trace with the sampled flag), an edge nginx from the real template
+writing its span records to that verifier's relay (``EDGE_SPAN_LOG``), and Jaeger as the collector,
+standing where the task's ADOT collector stands on ECS. Jaeger is one of the measured processes, so
+the collector's CPU counts in the rows' totals and is shown on its own in the component table.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bench.edge.peers import edge_nginx, extra_verifier
+from stack import render
+from stack.jaeger import Jaeger
+from stack.launcher import Stack
+from stack.processes import ManagedProcess, http_probe
+from stack.topology import free_port
+
+#: The component name of the collector in the harness's CPU table.
+COLLECTOR = "Jaeger (collector)"
+
+
+def collector(folder: Path) -> Jaeger:
+    """Jaeger on free ports, prepared (its process made, not started)."""
+    jaeger = Jaeger(folder, otlp_port=free_port(), query_port=free_port())
+    jaeger.prepare()
+    assert jaeger.process is not None
+    jaeger.process.name = COLLECTOR
+    return jaeger
+
+
+def _tracing_env(jaeger: Jaeger) -> dict[str, str]:
+    # The SDK's defaults otherwise (a batch every 5 s or every 512 spans), as in production.
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp_endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    }
+
+
+def traced_verifier(stack: Stack, folder: Path, jaeger: Jaeger, relay_port: int) -> ManagedProcess:
+    """The stack's verifier, configured alike, with tracing on and nginx's span relay on ``relay_port``."""
+    env = {**_tracing_env(jaeger), "VERIFIER_EDGE_SPANS_LISTEN": f"127.0.0.1:{relay_port}"}
+    return extra_verifier(stack, folder, "verifier (tracing on)", env)
+
+
+def traced_api(stack: Stack, folder: Path, jaeger: Jaeger) -> ManagedProcess:
+    """The stack's API, configured alike (its own SQLite file), with tracing on."""
+    topology = stack.topology
+    assert stack.secrets is not None
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        **render.api_env(topology, stack.ca_file, stack.secrets),
+        "API_PORT": str(port),
+        "API_DATABASE_URL": "",
+        "API_DATABASE_PATH": str(folder / "api.sqlite3"),
+        **_tracing_env(jaeger),
+    }
+    return ManagedProcess(
+        "our API (tracing on)", [sys.executable, "-m", "fastapi_app"], port,
+        http_probe(f"http://127.0.0.1:{port}/api/healthz"), folder / "api.log",
+        env=env, cwd=topology.repo_root,
+    )  # fmt: skip
+
+
+def traced_edge_nginx(
+    stack: Stack, folder: Path, verifier: ManagedProcess, api: ManagedProcess, relay_port: int
+) -> ManagedProcess:
+    """The edge nginx in front of the traced verifier and API, writing its span records to the relay."""
+    return edge_nginx(
+        stack,
+        folder,
+        verifier_addr=f"127.0.0.1:{verifier.port}",
+        api_addr=f"127.0.0.1:{api.port}",
+        span_log=f"syslog:server=127.0.0.1:{relay_port},nohostname,tag=edge_span",
+        name="edge nginx (tracing on)",
+    )
