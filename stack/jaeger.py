@@ -13,8 +13,13 @@ component (``python -m stack up --tracing``), and a test can run one on its own:
 
 What it runs, and why nothing more: one OTLP/HTTP receiver (the services export OTLP over
 HTTP/protobuf, ``<otlp_endpoint>/v1/traces``); traces kept in memory, at most ``max_traces`` of them,
-gone when it stops; the query extension's HTTP API, which the tests and the banner use (the web UI's
-assets are not part of the Go module, so its pages are a placeholder). Every socket is on 127.0.0.1:
+gone when it stops; the query extension's HTTP API, which the tests and the banner use. Its web UI's
+built assets are not part of the Go module, so its pages are a placeholder unless ``ui_assets`` names a
+folder of Jaeger UI's build (``index.html`` and ``static/``, from jaeger-ui's ``npm run build``): then
+Jaeger serves the real UI, its search and trace pages, from that folder. Without ``ui_assets``,
+``Jaeger`` reads the folder from the ``JAEGER_UI_ASSETS`` environment variable, so
+``JAEGER_UI_ASSETS=<folder> python -m stack up --tracing`` gives the stack the real UI; unset or empty,
+the placeholder. Every socket is on 127.0.0.1:
 the collector's own metrics are off, no other receiver is configured, and the query extension's gRPC
 API, which it always starts and nothing here uses, takes a free port. Spans may carry user and
 tenant ids in their attributes, and Jaeger asks no one who they are: none of it may be reachable from
@@ -27,6 +32,7 @@ batches, a fraction of a second after its spans end).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -50,6 +56,8 @@ QUERY_PORT = 16686
 MAX_TRACES = 10_000
 #: The name the configuration gives its one storage backend.
 _STORE = "memstore"
+#: A folder of Jaeger UI's built assets, read when ``Jaeger`` is given none.
+UI_ASSETS_ENV = "JAEGER_UI_ASSETS"
 #: A W3C trace id: 32 lowercase hex digits (the access log's ``trace_id``).
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -81,15 +89,23 @@ class TraceIncomplete(AssertionError):
 
 
 def jaeger_config(
-    *, host: str, otlp_port: int, query_port: int, query_grpc_port: int, max_traces: int = MAX_TRACES
+    *,
+    host: str,
+    otlp_port: int,
+    query_port: int,
+    query_grpc_port: int,
+    max_traces: int = MAX_TRACES,
+    ui_assets: Path | None = None,
 ) -> dict[str, Any]:
     """Jaeger v2's configuration: OTLP/HTTP in, memory storage, the query API, all on ``host``.
 
     The schema is the OpenTelemetry Collector's (``service``, ``receivers``, ``exporters``,
     ``extensions``) with Jaeger's components: ``jaeger_storage`` holds the backends,
     ``jaeger_storage_exporter`` writes the pipeline's spans into one, ``jaeger_query`` reads it.
+    ``ui_assets``, a folder of Jaeger UI's built assets, becomes the query extension's
+    ``ui.assets_path``; without it the UI's pages are Jaeger's placeholder.
     """
-    return {
+    config: dict[str, Any] = {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query"],
             "pipelines": {
@@ -115,6 +131,9 @@ def jaeger_config(
         "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"{host}:{otlp_port}"}}}},
         "exporters": {"jaeger_storage_exporter": {"trace_storage": _STORE}},
     }
+    if ui_assets is not None:
+        config["extensions"]["jaeger_query"]["ui"] = {"assets_path": str(ui_assets)}
+    return config
 
 
 def spans_of(payload: Mapping[str, Any]) -> list[Span]:
@@ -155,7 +174,12 @@ def describe(spans: Iterable[Span]) -> str:
 
 @dataclass
 class Jaeger(Running):
-    """One Jaeger process: its configuration and log in ``folder`` (the log where ``log_path`` says)."""
+    """One Jaeger process: its configuration and log in ``folder`` (the log where ``log_path`` says).
+
+    ``ui_assets``: a folder of Jaeger UI's built assets for the query extension to serve; when not
+    given, the ``JAEGER_UI_ASSETS`` environment variable's, if it is set and not empty; otherwise
+    none, and the UI's pages are Jaeger's placeholder.
+    """
 
     folder: Path
     otlp_port: int = OTLP_HTTP_PORT
@@ -166,7 +190,12 @@ class Jaeger(Running):
     max_traces: int = MAX_TRACES
     binary: Path = JAEGER_BINARY
     log_path: Path | None = None
+    ui_assets: Path | None = None
     process: ManagedProcess | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.ui_assets is None and os.environ.get(UI_ASSETS_ENV):
+            self.ui_assets = Path(os.environ[UI_ASSETS_ENV])
 
     @property
     def otlp_endpoint(self) -> str:
@@ -187,6 +216,14 @@ class Jaeger(Running):
     def prepare(self) -> Jaeger:
         """Write the configuration and make :attr:`process` (not started yet)."""
         binary = find_program("jaeger", SETUP_HINT, explicit=self.binary)
+        ui_assets = self.ui_assets.resolve() if self.ui_assets is not None else None
+        if ui_assets is not None and not (ui_assets / "index.html").is_file():
+            # Jaeger itself would stop at startup with a panic's stack trace.
+            raise StackError(
+                f"Jaeger's UI assets folder {ui_assets} has no index.html: give the build folder of "
+                f"Jaeger UI (packages/jaeger-ui/build after jaeger-ui's `npm run build`), or unset "
+                f"{UI_ASSETS_ENV} for the placeholder UI"
+            )
         if self.query_grpc_port is None:
             self.query_grpc_port = free_port(self.host)
         config = jaeger_config(
@@ -195,6 +232,7 @@ class Jaeger(Running):
             query_port=self.query_port,
             query_grpc_port=self.query_grpc_port,
             max_traces=self.max_traces,
+            ui_assets=ui_assets,
         )
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

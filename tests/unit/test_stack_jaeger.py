@@ -1,5 +1,6 @@
 """stack.jaeger against the real Jaeger binary: a trace sent over OTLP/HTTP comes back through the query
-API, parent links and services intact, and nothing it opens listens beyond 127.0.0.1."""
+API, parent links and services intact, and nothing it opens listens beyond 127.0.0.1; a folder of UI
+assets, given or from JAEGER_UI_ASSETS, is what Jaeger serves as its web UI."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from stack.jaeger import JAEGER_BINARY, Jaeger, TraceIncomplete
+from stack.jaeger import JAEGER_BINARY, UI_ASSETS_ENV, Jaeger, TraceIncomplete, jaeger_config
+from stack.processes import StackError
 from stack.topology import free_port
 from tests.prerequisites import require_file
 
@@ -121,3 +125,88 @@ def test_every_socket_jaeger_opens_is_on_127_0_0_1_and_its_ports_are_the_ones_gi
     assert _listening(jaeger.process.pid) == sorted(
         f"127.0.0.1:{port}" for port in (jaeger.otlp_port, jaeger.query_port, jaeger.query_grpc_port)
     )
+
+
+_PORTS = {"host": "127.0.0.1", "otlp_port": 14318, "query_port": 16687, "query_grpc_port": 16688}
+
+
+def test_the_configuration_names_a_ui_assets_folder_only_when_given_one(tmp_path: Path) -> None:
+    assert "ui" not in jaeger_config(**_PORTS)["extensions"]["jaeger_query"]
+    assert "ui" not in jaeger_config(**_PORTS, ui_assets=None)["extensions"]["jaeger_query"]
+    query = jaeger_config(**_PORTS, ui_assets=tmp_path / "build")["extensions"]["jaeger_query"]
+    assert query["ui"] == {"assets_path": str(tmp_path / "build")}
+
+
+def _fake_ui(folder: Path) -> Path:
+    """A stand-in for Jaeger UI's build: an index.html with the line Jaeger fills in, and one asset."""
+    (folder / "static").mkdir(parents=True)
+    (folder / "index.html").write_text(
+        "<!doctype html><title>edge test UI</title><script>JAEGER_VERSION = DEFAULT_VERSION;</script>\n",
+        encoding="utf-8",
+    )
+    (folder / "static" / "app.js").write_text("console.log('edge test UI');\n", encoding="utf-8")
+    return folder
+
+
+def _written_query_extension(jaeger: Jaeger) -> dict[str, object]:
+    return yaml.safe_load(jaeger.config_path.read_text(encoding="utf-8"))["extensions"]["jaeger_query"]
+
+
+def _any_executable(tmp_path: Path) -> Path:
+    """prepare() only checks that the binary is an executable file; it does not run it."""
+    binary = tmp_path / "jaeger-binary"
+    binary.write_text("#!/bin/sh\n", encoding="utf-8")
+    binary.chmod(0o755)
+    return binary
+
+
+def test_the_ui_assets_folder_comes_from_jaeger_ui_assets_when_not_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from_env, given = _fake_ui(tmp_path / "from-env"), _fake_ui(tmp_path / "given")
+    binary = _any_executable(tmp_path)
+    monkeypatch.setenv(UI_ASSETS_ENV, str(from_env))
+
+    jaeger = Jaeger(tmp_path / "a", query_grpc_port=16688, binary=binary).prepare()
+    assert jaeger.ui_assets == from_env
+    assert _written_query_extension(jaeger)["ui"] == {"assets_path": str(from_env)}
+
+    jaeger = Jaeger(tmp_path / "b", query_grpc_port=16688, binary=binary, ui_assets=given).prepare()
+    assert _written_query_extension(jaeger)["ui"] == {"assets_path": str(given)}
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_without_a_folder_or_jaeger_ui_assets_the_configuration_has_no_ui_assets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv(UI_ASSETS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(UI_ASSETS_ENV, value)
+    jaeger = Jaeger(tmp_path, query_grpc_port=16688, binary=_any_executable(tmp_path)).prepare()
+    assert jaeger.ui_assets is None
+    assert "ui" not in _written_query_extension(jaeger)
+
+
+def test_a_ui_assets_folder_without_index_html_is_refused_before_jaeger_starts(tmp_path: Path) -> None:
+    jaeger = Jaeger(tmp_path / "jaeger", binary=_any_executable(tmp_path), ui_assets=tmp_path / "empty")
+    with pytest.raises(StackError, match=r"has no index\.html.*or unset JAEGER_UI_ASSETS"):
+        jaeger.prepare()
+    assert jaeger.process is None and not jaeger.config_path.exists()
+
+
+def test_jaeger_serves_its_ui_pages_and_assets_from_the_folder_given(tmp_path: Path) -> None:
+    require_file(JAEGER_BINARY, "scripts/setup.sh builds it")
+    assets = _fake_ui(tmp_path / "build")
+    with Jaeger(
+        tmp_path / "jaeger", otlp_port=free_port(), query_port=free_port(), ui_assets=assets
+    ) as jaeger:
+        with httpx.Client(base_url=jaeger.query_url, timeout=5, trust_env=False) as client:
+            page = client.get("/trace/0af7651916cd43dd8448eb211c80319c")
+            asset = client.get("/static/app.js")
+            api = client.get("/api/services")
+    # Every UI route is index.html, with Jaeger's version filled in where the build leaves a default.
+    assert page.status_code == 200 and "<title>edge test UI</title>" in page.text
+    assert "DEFAULT_VERSION" not in page.text and "JAEGER_VERSION = {" in page.text
+    assert asset.status_code == 200 and asset.text == "console.log('edge test UI');\n"
+    assert api.status_code == 200 and "data" in api.json()
