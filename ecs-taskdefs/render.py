@@ -10,6 +10,13 @@ placeholders (upper-case names). Values come from a flat JSON object of strings 
 ``values.example.json``); ``OAUTH2_PROXY_VERSION`` is always read from the repository's pinned
 version file so the deployed proxy cannot drift from the one the tests ran.
 
+One value is a switch rather than a placeholder: ``TRACING`` is ``off`` (the default when absent) or
+``xray``, which applies the tracing overlay (``edge-api.tracing.json``, or ``--tracing-overlay``):
+the AWS Distro for OpenTelemetry collector as one more container and the variables that make the
+verifier, the API and nginx send it their spans (:func:`with_tracing`). The overlay's placeholders
+count as used either way, so one values file renders both, and switching tracing never asks for
+another value. The task role then needs ``tracing-task-role-policy.json`` (X-Ray).
+
 Substitution happens on the parsed JSON, string by string, so a value can never break the document's
 structure. Rendering fails, listing every problem at once, when a placeholder has no value, a value is
 given that no placeholder uses (almost always a typo), or a value is empty, and, when botocore is
@@ -20,6 +27,7 @@ ECS service model.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import sys
@@ -30,8 +38,17 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 VERSION_FILE = REPO_ROOT / "OAUTH2_PROXY_VERSION"
+#: What ``TRACING=xray`` adds to the task definition, and what it asks of the task role.
+TRACING_OVERLAY = HERE / "edge-api.tracing.json"
+TRACING_TASK_ROLE_POLICY = HERE / "tracing-task-role-policy.json"
 #: Values the renderer supplies itself; a values file must not set them.
 BUILT_IN = ("OAUTH2_PROXY_VERSION",)
+#: The values-file switch for tracing, its values (the CloudFormation parameter's too) and default.
+TRACING = "TRACING"
+TRACING_MODES = ("off", "xray")
+TRACING_DEFAULT = "off"
+#: What an overlay may hold ("//" is its comment).
+_OVERLAY_KEYS = {"//", "environment", "containerDefinitions"}
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -76,10 +93,55 @@ def built_in_values() -> dict[str, str]:
     return {"OAUTH2_PROXY_VERSION": VERSION_FILE.read_text(encoding="utf-8").strip()}
 
 
-def render(template: Any, values: Mapping[str, str]) -> dict[str, Any]:
-    """Substitute ``values`` (plus the built-in ones) into a parsed template; no placeholder may remain."""
+def with_tracing(template: Any, overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """``template`` with the tracing ``overlay`` applied (both unrendered; neither is changed).
+
+    Each ``environment`` entry of the overlay replaces the container's variable of the same name or
+    is added after its own; each of its ``containerDefinitions`` is added after the template's.
+    """
+    problems = [f"tracing overlay: unknown key {key!r}" for key in sorted(set(overlay) - _OVERLAY_KEYS)]
+    document = copy.deepcopy(dict(template))
+    containers = {c.get("name"): c for c in document.get("containerDefinitions", [])}
+    for name, variables in overlay.get("environment", {}).items():
+        container = containers.get(name)
+        if container is None:
+            problems.append(f"tracing overlay: the task definition has no container {name!r}")
+            continue
+        environment = container.setdefault("environment", [])
+        for variable in variables:
+            existing = next((v for v in environment if v["name"] == variable["name"]), None)
+            if existing is None:
+                environment.append(copy.deepcopy(variable))
+            else:
+                existing["value"] = variable["value"]
+    for added in overlay.get("containerDefinitions", []):
+        if added.get("name") in containers:
+            problems.append(
+                f"tracing overlay: the task definition already has a container {added.get('name')!r}"
+            )
+        document.setdefault("containerDefinitions", []).append(copy.deepcopy(added))
+    if problems:
+        raise RenderError(problems)
+    return document
+
+
+def render(
+    template: Any, values: Mapping[str, str], tracing_overlay: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Substitute ``values`` (plus the built-in ones) into a parsed template; no placeholder may remain.
+
+    ``values[TRACING] == "xray"`` applies ``tracing_overlay`` first (:func:`with_tracing`).
+    """
     problems: list[str] = []
-    used = placeholders(template)
+    values = dict(values)
+    mode = values.pop(TRACING, TRACING_DEFAULT)
+    if mode not in TRACING_MODES:
+        problems.append(f"{TRACING}={mode!r}: expected one of {', '.join(TRACING_MODES)}")
+    elif mode != "off" and tracing_overlay is None:
+        problems.append(
+            f"{TRACING}={mode}: no tracing overlay given (render.py reads {TRACING_OVERLAY.name})"
+        )
+    used = placeholders(template) | placeholders(tracing_overlay or {})
     for name in used:
         if not _NAME.match(name):
             problems.append(f"placeholder ${{{name}}}: names are upper-case letters, digits and _")
@@ -99,7 +161,20 @@ def render(template: Any, values: Mapping[str, str]) -> dict[str, Any]:
             problems.append(f"{name}: a value must not itself contain a ${{...}} placeholder")
     if problems:
         raise RenderError(problems)
-    return _substitute(template, merged)
+    document = (
+        with_tracing(template, tracing_overlay)
+        if mode == "xray" and tracing_overlay is not None
+        else template
+    )
+    return _substitute(document, merged)
+
+
+def load_overlay(path: Path = TRACING_OVERLAY) -> dict[str, Any]:
+    """A tracing overlay (``edge-api.tracing.json``)."""
+    overlay = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(overlay, dict):
+        raise RenderError([f"{path}: expected a JSON object"])
+    return overlay
 
 
 def shape_problems(task_definition: Mapping[str, Any]) -> list[str]:
@@ -132,17 +207,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("template", type=Path, help="task definition template (JSON)")
     parser.add_argument("--values", type=Path, required=True, help="JSON object of placeholder values")
     parser.add_argument(
+        "--tracing-overlay",
+        type=Path,
+        default=TRACING_OVERLAY,
+        help=f"what TRACING=xray adds (default: {TRACING_OVERLAY.name} beside this script)",
+    )
+    parser.add_argument(
         "--no-validate", action="store_true", help="skip the botocore shape check (botocore not installed)"
     )
     args = parser.parse_args(argv)
     try:
         template = json.loads(args.template.read_text(encoding="utf-8"))
         values = load_values(args.values)
+        overlay = load_overlay(args.tracing_overlay)
     except (OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        rendered = render(template, values)
+        rendered = render(template, values, overlay)
     except RenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -22,10 +22,19 @@ task definition has one home and the load balancer, roles and log group cannot d
 - ``redis-port``: the port of ``O2P_REDIS_URL``.
 - ``bff-redirect-uri``, ``bff-post-logout-redirect-uri``: ``O2P_REDIRECT_URL`` and the
   ``post_logout_redirect_uri`` of ``EDGE_SIGN_OUT_URL``, the URIs to register in Entra ID.
+- ``tracing-log-group``: the log group of the containers the tracing overlay adds (the collector).
+- ``tracing-task-role-policy``: ``ecs-taskdefs/tracing-task-role-policy.json``, what the task role may
+  do with tracing on (write to X-Ray).
+
+Tracing is one task definition with conditions, not two: the task definition with the tracing overlay
+(``ecs-taskdefs/edge-api.tracing.json``) applied and the one without are compared, and every
+difference becomes an ``Fn::If`` on the template's ``TracingOn`` condition (an added container or
+variable is ``AWS::NoValue`` when off, a changed value takes the off value), so the stack deploys
+exactly what ``ecs-taskdefs/render.py`` renders with ``TRACING`` ``xray`` or ``off``.
 
 Rendering fails, listing every problem, when a placeholder has no variable, a variable is listed
-that the task definition does not use, a ``!FromTaskDefinition`` name is unknown, or the task
-definition lacks something a derived value needs.
+that the task definition does not use, a ``!FromTaskDefinition`` name is unknown, the template has no
+``TracingOn`` condition, or the task definition lacks something a derived value needs.
 """
 
 from __future__ import annotations
@@ -51,6 +60,8 @@ STACK_SOURCE = HERE / "edge-stack.template.yaml"
 TASKDEF_TEMPLATE = REPO_ROOT / "ecs-taskdefs" / "edge-api.taskdef.json"
 TASKDEF_RENDERER = REPO_ROOT / "ecs-taskdefs" / "render.py"
 TASK_DEFINITION_RESOURCE = "TaskDefinition"
+#: The template's condition that is true when the Tracing parameter turns tracing on.
+TRACING_CONDITION = "TracingOn"
 
 #: ECS API members whose values are maps of user data: their keys are kept as they are.
 _MAP_MEMBERS = frozenset({"options", "dockerLabels", "driverOpts", "labels"})
@@ -181,6 +192,45 @@ def to_cloudformation(node: Any, to_value: Callable[[str], Any], *, keep_keys: b
             for key, value in node.items()
         }
     return node
+
+
+def only_if(condition: str, when_on: Any, when_off: Any) -> Any:
+    """One CloudFormation value that is ``when_on`` while ``condition`` holds and ``when_off`` otherwise.
+
+    Equal parts stay as they are; mappings are merged key by key, lists of named items (containers,
+    variables: ``Name``) item by item, so the ``Fn::If`` sits as deep as the difference does. A part
+    on one side only is ``AWS::NoValue`` on the other.
+    """
+    if when_on == when_off:
+        return when_on
+    if isinstance(when_on, dict) and isinstance(when_off, dict) and not _is_intrinsic(when_on, when_off):
+        merged: dict[str, Any] = {}
+        for key in [*when_on, *(k for k in when_off if k not in when_on)]:
+            merged[key] = only_if(condition, when_on.get(key, _no_value()), when_off.get(key, _no_value()))
+        return merged
+    if _named_items(when_on) and _named_items(when_off):
+        off_by_name = {item["Name"]: item for item in when_off}
+        on_names = {item["Name"] for item in when_on}
+        items = [only_if(condition, item, off_by_name.get(item["Name"], _no_value())) for item in when_on]
+        items += [only_if(condition, _no_value(), item) for item in when_off if item["Name"] not in on_names]
+        return items
+    return {"Fn::If": [condition, when_on, when_off]}
+
+
+#: Fresh each time: one dict in two places would be dumped as a YAML alias, which CloudFormation refuses.
+def _no_value() -> dict[str, str]:
+    return {"Ref": "AWS::NoValue"}
+
+
+def _is_intrinsic(*nodes: dict[str, Any]) -> bool:
+    return any(
+        len(node) == 1 and (next(iter(node)) == "Ref" or next(iter(node)).startswith("Fn::"))
+        for node in nodes
+    )
+
+
+def _named_items(node: Any) -> bool:
+    return isinstance(node, list) and all(isinstance(item, dict) and "Name" in item for item in node)
 
 
 # --- Values the rest of the stack takes from the task definition ---------------------------------
@@ -319,13 +369,21 @@ def _sub_variables(placeholders: Mapping[str, Any]) -> tuple[dict[str, str], lis
     return variables, problems
 
 
-def render_stack(source: Mapping[str, Any], taskdef: Mapping[str, Any]) -> dict[str, Any]:
-    """The deployable template: ``source`` with every ``!FromTaskDefinition`` filled from ``taskdef``."""
+def render_stack(
+    source: Mapping[str, Any],
+    taskdef: Mapping[str, Any],
+    tracing: Mapping[str, Any],
+    tracing_task_role_policy: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The deployable template: ``source`` with every ``!FromTaskDefinition`` filled from ``taskdef``,
+    its ``tracing`` overlay (under the ``TracingOn`` condition) and the tracing task role policy."""
     renderer = taskdef_renderer()
     resource = source.get("Resources", {}).get(TASK_DEFINITION_RESOURCE, {})
     variables, problems = _sub_variables(resource.get("Metadata", {}).get("Placeholders", {}))
+    if TRACING_CONDITION not in source.get("Conditions", {}):
+        problems.append(f"Conditions has no {TRACING_CONDITION}: the tracing overlay needs it")
     literals = renderer.built_in_values()
-    used = renderer.placeholders(taskdef)
+    used = renderer.placeholders(taskdef) | renderer.placeholders(tracing)
     problems += [
         f"${{{name}}} has no Fn::Sub variable: add it to Resources.{TASK_DEFINITION_RESOURCE}"
         ".Metadata.Placeholders"
@@ -338,12 +396,21 @@ def render_stack(source: Mapping[str, Any], taskdef: Mapping[str, Any]) -> dict[
     if problems:
         raise StackRenderError(problems)
     facts = task_definition_facts(taskdef)
+    try:
+        traced = renderer.with_tracing(taskdef, tracing)
+    except renderer.RenderError as exc:
+        raise StackRenderError(exc.problems) from exc
+    tracing_log_group = _tracing_log_group(tracing, facts.log_group)
 
     def value(text: str) -> Any:
         return cfn_string(text, variables, literals)
 
     derived: dict[str, Any] = {
-        "task-definition": to_cloudformation(dict(taskdef), value),
+        "task-definition": only_if(
+            TRACING_CONDITION,
+            to_cloudformation(traced, value),
+            to_cloudformation(dict(taskdef), value),
+        ),
         "entry-container": facts.entry_container,
         "entry-port": facts.entry_port,
         "health-check-path": facts.health_check_path,
@@ -359,6 +426,8 @@ def render_stack(source: Mapping[str, Any], taskdef: Mapping[str, Any]) -> dict[
         "redis-port": facts.redis_port,
         "bff-redirect-uri": value(facts.bff_redirect_uri),
         "bff-post-logout-redirect-uri": value(facts.bff_post_logout_redirect_uri),
+        "tracing-log-group": tracing_log_group,
+        "tracing-task-role-policy": dict(tracing_task_role_policy),
     }
     rendered = _fill(dict(source), derived, problems)
     if problems:
@@ -366,10 +435,28 @@ def render_stack(source: Mapping[str, Any], taskdef: Mapping[str, Any]) -> dict[
     return rendered
 
 
+def _tracing_log_group(tracing: Mapping[str, Any], task_log_group: str) -> str:
+    """The one log group of the containers the tracing overlay adds: their own, not the task's."""
+    groups = {
+        c.get("logConfiguration", {}).get("options", {}).get("awslogs-group")
+        for c in tracing.get("containerDefinitions", [])
+    }
+    if len(groups) != 1 or None in groups or task_log_group in groups:
+        raise StackRenderError(
+            [
+                "the tracing overlay's containers must log to one awslogs-group of their own, "
+                f"found {sorted(map(str, groups))}"
+            ]
+        )
+    return str(groups.pop())
+
+
 def render_default() -> dict[str, Any]:
-    """The template from the repository's own source and task definition."""
+    """The template from the repository's own source, task definition and tracing overlay."""
+    renderer = taskdef_renderer()
     taskdef = json.loads(TASKDEF_TEMPLATE.read_text(encoding="utf-8"))
-    return render_stack(load_source(), taskdef)
+    policy = json.loads(renderer.TRACING_TASK_ROLE_POLICY.read_text(encoding="utf-8"))
+    return render_stack(load_source(), taskdef, renderer.load_overlay(), policy)
 
 
 HEADER = (

@@ -50,9 +50,12 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(images: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    edge_port, idp_port = distinct_free_ports(2)
+    # Jaeger's port is published by the task even without the tracing profile: a free one too, so the
+    # run never collides with a Jaeger of `make run --tracing` on 16686.
+    edge_port, idp_port, jaeger_port = distinct_free_ports(3)
     project = ComposeProject(
-        "entra-bff-edge-compose-test", {"EDGE_PORT": str(edge_port), "DEVIDP_PORT": str(idp_port)}
+        "entra-bff-edge-compose-test",
+        {"EDGE_PORT": str(edge_port), "DEVIDP_PORT": str(idp_port), "JAEGER_PORT": str(jaeger_port)},
     )
     project.run("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
     try:
@@ -110,14 +113,19 @@ def test_every_service_runs_as_declared_hardened_and_healthy(deployment: Deploym
         assert (state["State"]["Status"], state["State"]["ExitCode"]) == ("exited", 0), service
 
 
-def test_only_the_edge_and_devidp_are_published_and_only_on_127_0_0_1(deployment: Deployment):
+def test_only_the_edge_devidp_and_jaeger_are_published_and_only_on_127_0_0_1(deployment: Deployment):
     published = {}
     for service in (*SERVICES, *ONE_SHOT):
         ports = inspect(deployment.project.container(service))["HostConfig"]["PortBindings"] or {}
         for port, bindings in ports.items():
             published[(service, port)] = sorted({b["HostIp"] for b in bindings})
     edge, idp = deployment.origin.rsplit(":", 1)[1], deployment.idp.rsplit(":", 1)[1]
-    assert published == {("task", f"{edge}/tcp"): ["127.0.0.1"], ("task", f"{idp}/tcp"): ["127.0.0.1"]}
+    # Jaeger's query API (only answered with the tracing profile) by its container port, 16686.
+    assert published == {
+        ("task", f"{edge}/tcp"): ["127.0.0.1"],
+        ("task", f"{idp}/tcp"): ["127.0.0.1"],
+        ("task", "16686/tcp"): ["127.0.0.1"],
+    }
 
 
 # --- what users do --------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Shared fixtures for the deployment-file tests: the rendered ECS task definition, compose.yaml as
-compose would interpolate it, and the templates both must agree with.
+"""Shared fixtures for the deployment-file tests: the rendered ECS task definition (with tracing off,
+and with it on), compose.yaml as compose would interpolate it (with deploy/docker/tracing.env or
+without), and the templates both must agree with.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ TASKDEF_TEMPLATE = REPO / "ecs-taskdefs" / "edge-api.taskdef.json"
 EXAMPLE_VALUES = REPO / "ecs-taskdefs" / "values.example.json"
 COMPOSE_FILE = REPO / "compose.yaml"
 DEVIDP_ENV = REPO / "deploy" / "docker" / "devidp.env"
+#: The env file that turns tracing on in compose (after another env file).
+TRACING_ENV = REPO / "deploy" / "docker" / "tracing.env"
 #: oauth2-proxy's two templates: the core options (--config) and its alpha configuration
 #: (--alpha-config), rendered by the image's entrypoint from the same O2P_* variables.
 OAUTH2_PROXY_TEMPLATES = (
@@ -79,14 +82,42 @@ def taskdef_template() -> dict[str, Any]:
     return json.loads(TASKDEF_TEMPLATE.read_text(encoding="utf-8"))
 
 
+@pytest.fixture(scope="session")
+def tracing_overlay(renderer: ModuleType) -> dict[str, Any]:
+    """``ecs-taskdefs/edge-api.tracing.json``: what ``TRACING=xray`` adds."""
+    return renderer.load_overlay()
+
+
 @pytest.fixture
-def task_definition(renderer: ModuleType, taskdef_template: dict[str, Any], example_values: dict[str, str]):
-    return renderer.render(taskdef_template, example_values)
+def task_definition(
+    renderer: ModuleType,
+    taskdef_template: dict[str, Any],
+    example_values: dict[str, str],
+    tracing_overlay: dict[str, Any],
+):
+    """The task definition of the example values: tracing off, as they say."""
+    return renderer.render(taskdef_template, example_values, tracing_overlay)
 
 
 @pytest.fixture
 def containers(task_definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in task_definition["containerDefinitions"]}
+
+
+@pytest.fixture
+def traced_task_definition(
+    renderer: ModuleType,
+    taskdef_template: dict[str, Any],
+    example_values: dict[str, str],
+    tracing_overlay: dict[str, Any],
+):
+    """The task definition of the example values with ``TRACING=xray``."""
+    return renderer.render(taskdef_template, {**example_values, "TRACING": "xray"}, tracing_overlay)
+
+
+@pytest.fixture
+def traced_containers(traced_task_definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in traced_task_definition["containerDefinitions"]}
 
 
 def ecs_environment(container: Mapping[str, Any]) -> dict[str, str]:
@@ -154,7 +185,8 @@ def assert_sets_exactly(env: Mapping[str, str], prefix: str, used: set[str]) -> 
 # --- compose -------------------------------------------------------------------------------------
 
 _COMPOSE_VAR = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"\$(?:(?P<escaped>\$)"
+    r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>(?:[^{}]|\{[^{}]*\})*))?\}"
     r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
 )
 
@@ -164,7 +196,8 @@ class InterpolationError(Exception):
 
 
 def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Compose's variable interpolation: $$, $VAR, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?e}, ${VAR?e}."""
+    """Compose's variable interpolation: $$, $VAR, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?e}, ${VAR?e},
+    ${VAR:+r}, ${VAR+r}; ``d`` and ``r`` may hold one level of ${...} themselves."""
 
     def substitute(match: re.Match[str]) -> str:
         if match.group("escaped"):
@@ -172,12 +205,14 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
         name = match.group("braced") or match.group("named")
         op, arg = match.group("op"), match.group("arg")
         value = env.get(name)
-        if op in (":-", ":?") and value == "":
+        if op in (":-", ":?", ":+") and value == "":
             value = None
+        if op in (":+", "+"):
+            return interpolate(arg or "", env) if value is not None else ""
         if value is not None:
             return value
         if op in (":-", "-"):
-            return arg or ""
+            return interpolate(arg or "", env)
         if op in (":?", "?"):
             raise InterpolationError(f"{name}: {arg}")
         return ""
@@ -195,9 +230,10 @@ def interpolate_tree(node: Any, env: Mapping[str, str]) -> Any:
     return node
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """An env file as compose reads it: a value may use the variables set above it."""
-    values: dict[str, str] = {}
+def read_env_file(path: Path, before: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An env file as compose reads it after the env files ``before`` it (their values merged, later
+    ones winning): a value may use the variables set above it, in this file or an earlier one."""
+    values: dict[str, str] = dict(before or {})
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
@@ -242,6 +278,20 @@ def devidp_env() -> dict[str, str]:
 def compose(compose_loader: Callable[[Mapping[str, str]], Compose], devidp_env: dict[str, str]) -> Compose:
     """compose.yaml as `docker compose --env-file deploy/docker/devidp.env` sees it."""
     return compose_loader(devidp_env)
+
+
+@pytest.fixture(scope="session")
+def traced_env(devidp_env: dict[str, str]) -> dict[str, str]:
+    """``--env-file deploy/docker/devidp.env --env-file deploy/docker/tracing.env``, merged."""
+    return read_env_file(TRACING_ENV, devidp_env)
+
+
+@pytest.fixture(scope="session")
+def traced_compose(
+    compose_loader: Callable[[Mapping[str, str]], Compose], traced_env: dict[str, str]
+) -> Compose:
+    """compose.yaml with deploy/docker/tracing.env after deploy/docker/devidp.env: tracing on."""
+    return compose_loader(traced_env)
 
 
 # --- Dockerfiles ---------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The CloudFormation template (deploy/aws/): rendered from the one ECS task definition, and holding the
-rules the design relies on: only the load balancer is open to the internet, every secret comes from
-Secrets Manager, data stores are private and encrypted, and the load balancer's health check and
-draining agree with what nginx and the task definition do."""
+"""The CloudFormation template (deploy/aws/): rendered from the one ECS task definition and its tracing
+overlay, and holding the rules the design relies on: only the load balancer is open to the internet,
+every secret comes from Secrets Manager, data stores are private and encrypted, the load balancer's
+health check and draining agree with what nginx and the task definition do, and the Tracing parameter
+deploys exactly what ecs-taskdefs/render.py renders with TRACING off or xray."""
 
 from __future__ import annotations
 
@@ -54,6 +55,21 @@ def source_taskdef() -> dict[str, Any]:
     return json.loads(TASKDEF_TEMPLATE.read_text(encoding="utf-8"))
 
 
+@pytest.fixture(scope="module")
+def tracing_policy(renderer) -> dict[str, Any]:
+    return json.loads(renderer.TRACING_TASK_ROLE_POLICY.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def render_stack(stack_renderer, tracing_overlay, tracing_policy):
+    """``render_stack(source, taskdef)`` with the repository's tracing overlay and task role policy."""
+
+    def render(source: Mapping[str, Any], taskdef: Mapping[str, Any]) -> dict[str, Any]:
+        return stack_renderer.render_stack(source, taskdef, tracing_overlay, tracing_policy)
+
+    return render
+
+
 def of_type(resources: Mapping[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in resources.items() if r["Type"] == resource_type}
 
@@ -75,8 +91,35 @@ def ref_name(node: Any) -> str | None:
 # --- Resolving intrinsics, and the ECS API shape, to compare with ecs-taskdefs/render.py ----------
 
 
-def resolve(node: Any, env: Mapping[str, str]) -> Any:
-    """Evaluate Ref / Fn::GetAtt / Fn::Sub against ``env`` (Sub variable name -> value)."""
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def decide(node: Any, conditions: Mapping[str, bool]) -> Any:
+    """Evaluate every ``Fn::If`` by ``conditions`` and drop what becomes ``AWS::NoValue``, as
+    CloudFormation does; everything else is left as it is."""
+    if isinstance(node, dict) and set(node) == {"Fn::If"}:
+        condition, when_true, when_false = node["Fn::If"]
+        return decide(when_true if conditions[condition] else when_false, conditions)
+    if isinstance(node, dict):
+        decided = {k: decide(v, conditions) for k, v in node.items()}
+        return {k: v for k, v in decided.items() if v != _NO_VALUE}
+    if isinstance(node, list):
+        return [item for item in (decide(v, conditions) for v in node) if item != _NO_VALUE]
+    return node
+
+
+def tracing_conditions(on: bool) -> dict[str, bool]:
+    return {"TracingOn": on}
+
+
+def resolve(node: Any, env: Mapping[str, str], conditions: Mapping[str, bool] | None = None) -> Any:
+    """Evaluate Fn::If (by ``conditions``; tracing off unless given), then Ref / Fn::GetAtt / Fn::Sub
+    against ``env`` (Sub variable name -> value)."""
+    node = decide(node, conditions if conditions is not None else tracing_conditions(False))
+    return _resolve(node, env)
+
+
+def _resolve(node: Any, env: Mapping[str, str]) -> Any:
     if isinstance(node, dict) and len(node) == 1:
         ((key, value),) = node.items()
         if key == "Ref":
@@ -85,13 +128,22 @@ def resolve(node: Any, env: Mapping[str, str]) -> Any:
             return env[".".join(value)]
         if key == "Fn::Sub":
             text, extra = (value, {}) if isinstance(value, str) else (value[0], value[1])
-            scope = {**env, **{k: resolve(v, env) for k, v in extra.items()}}
+            scope = {**env, **{k: _resolve(v, env) for k, v in extra.items()}}
             return re.sub(r"\$\{(?!!)([\w:.]+)\}", lambda m: scope[m.group(1)], text).replace("${!", "${")
     if isinstance(node, dict):
-        return {k: resolve(v, env) for k, v in node.items()}
+        return {k: _resolve(v, env) for k, v in node.items()}
     if isinstance(node, list):
-        return [resolve(v, env) for v in node]
+        return [_resolve(v, env) for v in node]
     return node
+
+
+def task_definition_when(resources: Mapping[str, Any], tracing: bool) -> dict[str, Any]:
+    """The TaskDefinition's properties as CloudFormation deploys them with tracing on or off."""
+    return decide(props(resources, "TaskDefinition"), tracing_conditions(tracing))
+
+
+def deployed_containers(resources: Mapping[str, Any], tracing: bool = False) -> list[dict[str, Any]]:
+    return task_definition_when(resources, tracing)["ContainerDefinitions"]
 
 
 def to_api_members(node: Any, shape: Any) -> Any:
@@ -122,8 +174,9 @@ def sub_environment(resources: dict[str, Any], example_values: dict[str, str]) -
     return env
 
 
+@pytest.mark.parametrize("tracing", ["off", "xray"])
 def test_template_task_definition_equals_the_one_ecs_taskdefs_renders(
-    resources, sub_environment, renderer, taskdef_template, example_values
+    resources, sub_environment, renderer, taskdef_template, example_values, tracing_overlay, tracing
 ):
     import botocore.session
 
@@ -133,9 +186,41 @@ def test_template_task_definition_equals_the_one_ecs_taskdefs_renders(
         .operation_model("RegisterTaskDefinition")
         .input_shape
     )
-    from_stack = to_api_members(resolve(props(resources, "TaskDefinition"), sub_environment), shape)
-    assert from_stack == renderer.render(taskdef_template, example_values)
+    conditions = tracing_conditions(tracing == "xray")
+    from_stack = to_api_members(
+        resolve(props(resources, "TaskDefinition"), sub_environment, conditions), shape
+    )
+    values = {**example_values, "TRACING": tracing}
+    assert from_stack == renderer.render(taskdef_template, values, tracing_overlay)
     assert renderer.shape_problems(from_stack) == []
+
+
+def test_tracing_changes_the_task_definition_only_where_the_overlay_does(resources):
+    """Every Fn::If of the task definition sits on a tracing difference: the added container, the
+    added variables, nginx's EDGE_SPAN_LOG; nothing else depends on the parameter."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, container: str) -> None:
+        if isinstance(node, dict) and set(node) == {"Fn::If"}:
+            condition, on, _off = node["Fn::If"]
+            assert condition == "TracingOn", container
+            found.append((container, on["Name"] if isinstance(on, dict) and "Name" in on else str(on)))
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value, container)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, container)
+
+    for container in props(resources, "TaskDefinition")["ContainerDefinitions"]:
+        walk(container, container.get("Name", "(added)"))
+    assert sorted(found) == [
+        ("(added)", "aws-otel-collector"),
+        ("api", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ("nginx", "syslog:server=127.0.0.1:9200,nohostname,tag=edge_span"),
+        ("verifier", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ("verifier", "VERIFIER_EDGE_SPANS_LISTEN"),
+    ]
 
 
 def test_every_task_definition_placeholder_maps_to_a_parameter_or_a_resource_of_the_stack(
@@ -148,43 +233,47 @@ def test_every_task_definition_placeholder_maps_to_a_parameter_or_a_resource_of_
         assert (target.get("Ref") or target["Fn::GetAtt"][0]) in known, name
 
 
-def test_a_placeholder_without_a_stack_variable_is_refused_by_name(stack_renderer, source_taskdef):
+def test_a_placeholder_without_a_stack_variable_is_refused_by_name(
+    stack_renderer, render_stack, source_taskdef
+):
     taskdef = copy.deepcopy(source_taskdef)
     taskdef["containerDefinitions"][0]["environment"].append({"name": "X", "value": "${AUDIT_SECRET_ARN}"})
     with pytest.raises(stack_renderer.StackRenderError) as raised:
-        stack_renderer.render_stack(stack_renderer.load_source(), taskdef)
+        render_stack(stack_renderer.load_source(), taskdef)
     assert raised.value.problems == [
         "${AUDIT_SECRET_ARN} has no Fn::Sub variable: add it to "
         "Resources.TaskDefinition.Metadata.Placeholders"
     ]
 
 
-def test_a_stack_variable_the_task_definition_no_longer_uses_is_refused(stack_renderer, source_taskdef):
+def test_a_stack_variable_the_task_definition_no_longer_uses_is_refused(
+    stack_renderer, render_stack, source_taskdef
+):
     source = stack_renderer.load_source()
     source["Resources"]["TaskDefinition"]["Metadata"]["Placeholders"]["DATABASE_URL"] = {"Ref": "X"}
     with pytest.raises(stack_renderer.StackRenderError) as raised:
-        stack_renderer.render_stack(source, source_taskdef)
+        render_stack(source, source_taskdef)
     assert raised.value.problems == [
         "Placeholders lists DATABASE_URL, which the task definition never uses (a typo?)"
     ]
 
 
-def test_an_unknown_from_task_definition_name_is_refused(stack_renderer, source_taskdef):
+def test_an_unknown_from_task_definition_name_is_refused(stack_renderer, render_stack, source_taskdef):
     source = stack_renderer.load_source()
     source["Resources"]["TargetGroup"]["Properties"]["Port"] = stack_renderer.FromTaskDefinition("entry-prot")
     with pytest.raises(stack_renderer.StackRenderError) as raised:
-        stack_renderer.render_stack(source, source_taskdef)
+        render_stack(source, source_taskdef)
     assert raised.value.problems[0].startswith("!FromTaskDefinition entry-prot: unknown name")
 
 
 def test_a_task_definition_whose_entry_health_check_names_no_path_cannot_be_rendered(
-    stack_renderer, source_taskdef
+    stack_renderer, render_stack, source_taskdef
 ):
     taskdef = copy.deepcopy(source_taskdef)
     nginx = next(c for c in taskdef["containerDefinitions"] if c["name"] == "nginx")
     nginx["healthCheck"]["command"] = ["CMD", "true"]
     with pytest.raises(stack_renderer.StackRenderError) as raised:
-        stack_renderer.render_stack(stack_renderer.load_source(), taskdef)
+        render_stack(stack_renderer.load_source(), taskdef)
     assert "the target group's health check path is unknown" in raised.value.problems[0]
 
 
@@ -271,9 +360,7 @@ def test_load_balancer_closes_idle_connections_before_nginx_does(resources):
 
 
 def test_stop_timeouts_in_the_template_are_the_task_definition_ones(resources, source_taskdef):
-    in_stack = {
-        c["Name"]: c["StopTimeout"] for c in props(resources, "TaskDefinition")["ContainerDefinitions"]
-    }
+    in_stack = {c["Name"]: c["StopTimeout"] for c in deployed_containers(resources)}
     in_taskdef = {c["name"]: c["stopTimeout"] for c in source_taskdef["containerDefinitions"]}
     assert (
         in_stack
@@ -457,10 +544,13 @@ def secret_keys(secret: Mapping[str, Any]) -> set[str]:
     return set(json.loads(re.sub(r"\$\{[\w.:]+\}", "x", text)))
 
 
-def test_every_container_secret_comes_from_secrets_manager_with_a_key_the_secret_has(stack, resources):
+@pytest.mark.parametrize("tracing", [False, True], ids=["tracing-off", "tracing-xray"])
+def test_every_container_secret_comes_from_secrets_manager_with_a_key_the_secret_has(
+    stack, resources, tracing
+):
     secrets_manager = of_type(resources, "AWS::SecretsManager::Secret")
     checked = 0
-    for container in props(resources, "TaskDefinition")["ContainerDefinitions"]:
+    for container in deployed_containers(resources, tracing):
         for secret in container.get("Secrets", []):
             match = _VALUE_FROM.match(secret["ValueFrom"]["Fn::Sub"])
             assert match, f"{container['Name']} {secret['Name']}: valueFrom is not <secret ARN>:<key>::"
@@ -476,38 +566,116 @@ def test_every_container_secret_comes_from_secrets_manager_with_a_key_the_secret
     assert checked == 9
 
 
-def test_no_environment_variable_carries_a_secret(resources):
-    for container in props(resources, "TaskDefinition")["ContainerDefinitions"]:
+@pytest.mark.parametrize("tracing", [False, True], ids=["tracing-off", "tracing-xray"])
+def test_no_environment_variable_carries_a_secret(resources, tracing):
+    for container in deployed_containers(resources, tracing):
         for variable in container.get("Environment", []):
             assert not re.search(r"SECRET|PASSWORD|TOKEN|KEY$", variable["Name"]), variable["Name"]
             assert not re.search(r"://[^/@\s]*:[^/@\s]*@", json.dumps(variable["Value"])), variable["Name"]
 
 
-def test_execution_role_reads_exactly_the_secrets_and_images_the_task_definition_names(resources):
+@pytest.mark.parametrize("tracing", [False, True], ids=["tracing-off", "tracing-xray"])
+def test_execution_role_reads_exactly_the_secrets_and_images_the_task_definition_names(resources, tracing):
+    conditions = tracing_conditions(tracing)
     statements = {
         s["Sid"]: s
-        for policy in props(resources, "ExecutionRole")["Policies"]
+        for policy in decide(props(resources, "ExecutionRole"), conditions)["Policies"]
         for s in policy["PolicyDocument"]["Statement"]
     }
+    containers = deployed_containers(resources, tracing)
     named = {
         _VALUE_FROM.match(s["ValueFrom"]["Fn::Sub"]).group("secret")
-        for c in props(resources, "TaskDefinition")["ContainerDefinitions"]
+        for c in containers
         for s in c.get("Secrets", [])
     }
     assert statements["ReadTheSecrets"]["Action"] == "secretsmanager:GetSecretValue"
     assert {ref_name(r) for r in statements["ReadTheSecrets"]["Resource"]} == named
+    # The account's own repositories; the collector's image is public (Amazon ECR Public), which
+    # needs no permission to pull.
     images = {
         c["Image"]["Fn::Sub"].split(".amazonaws.com/")[1].split(":")[0]
-        for c in props(resources, "TaskDefinition")["ContainerDefinitions"]
+        for c in containers
+        if isinstance(c["Image"], dict)
     }
+    public = [c["Image"] for c in containers if not isinstance(c["Image"], dict)]
+    assert all(image.startswith("public.ecr.aws/") for image in public), public
+    assert len(public) == (1 if tracing else 0)
     assert {
         r["Fn::Sub"].rsplit(":repository/", 1)[1] for r in statements["PullTheImages"]["Resource"]
     } == images
     # Nothing but ecr:GetAuthorizationToken (which has no resource form) is granted on "*".
     assert [s["Sid"] for s in statements.values() if s["Resource"] == "*"] == ["EcrLogin"]
     assert "ManagedPolicyArns" not in props(resources, "ExecutionRole")
-    assert "Policies" not in props(resources, "TaskRole")
     assert "ManagedPolicyArns" not in props(resources, "TaskRole")
+
+
+def test_execution_role_writes_the_collectors_log_group_only_with_tracing(resources, tracing_overlay):
+    (collector,) = tracing_overlay["containerDefinitions"]
+    group = props(resources, "CollectorLogGroup")
+    assert resources["CollectorLogGroup"]["Condition"] == "TracingOn"
+    assert group["LogGroupName"] == collector["logConfiguration"]["options"]["awslogs-group"]
+    assert group["LogGroupName"] != props(resources, "LogGroup")["LogGroupName"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    for tracing, expected in ((False, ["LogGroup"]), (True, ["LogGroup", "CollectorLogGroup"])):
+        role = decide(props(resources, "ExecutionRole"), tracing_conditions(tracing))
+        (write,) = [
+            s
+            for p in role["Policies"]
+            for s in p["PolicyDocument"]["Statement"]
+            if s["Sid"] == "WriteTheLogs"
+        ]
+        assert [r["Fn::GetAtt"] for r in write["Resource"]] == [[name, "Arn"] for name in expected]
+
+
+def test_task_role_may_only_write_traces_and_only_with_tracing(resources, tracing_policy):
+    assert "Policies" not in decide(props(resources, "TaskRole"), tracing_conditions(False))
+    (policy,) = decide(props(resources, "TaskRole"), tracing_conditions(True))["Policies"]
+    assert policy["PolicyDocument"] == tracing_policy
+    (statement,) = tracing_policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == [
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+    ]
+    # These X-Ray actions have no resource-level form.
+    assert statement["Resource"] == "*"
+
+
+def test_tracing_parameter_is_off_by_default_and_switches_one_condition(stack, renderer):
+    parameter = stack["Parameters"]["Tracing"]
+    assert parameter["Default"] == renderer.TRACING_DEFAULT == "off"
+    assert parameter["AllowedValues"] == list(renderer.TRACING_MODES) == ["off", "xray"]
+    assert stack["Conditions"] == {"TracingOn": {"Fn::Equals": [{"Ref": "Tracing"}, "xray"]}}
+    conditional = {name for name, r in stack["Resources"].items() if "Condition" in r}
+    assert conditional == {"CollectorLogGroup"}
+
+
+def test_a_template_without_the_tracing_condition_is_refused(stack_renderer, render_stack, source_taskdef):
+    source = stack_renderer.load_source()
+    del source["Conditions"]
+    with pytest.raises(stack_renderer.StackRenderError) as raised:
+        render_stack(source, source_taskdef)
+    assert raised.value.problems == ["Conditions has no TracingOn: the tracing overlay needs it"]
+
+
+def test_only_if_nests_the_condition_at_the_difference(stack_renderer):
+    off = {"A": "same", "B": [{"Name": "x", "Value": "1"}], "C": {"Fn::Sub": "${X}"}}
+    on = {
+        "A": "same",
+        "B": [{"Name": "x", "Value": "2"}, {"Name": "y", "Value": "3"}],
+        "C": {"Fn::Sub": "${Y}"},
+    }
+    assert stack_renderer.only_if("On", on, off) == {
+        "A": "same",
+        "B": [
+            {"Name": "x", "Value": {"Fn::If": ["On", "2", "1"]}},
+            {"Fn::If": ["On", {"Name": "y", "Value": "3"}, {"Ref": "AWS::NoValue"}]},
+        ],
+        # An intrinsic function is replaced whole, never merged key by key.
+        "C": {"Fn::If": ["On", {"Fn::Sub": "${Y}"}, {"Fn::Sub": "${X}"}]},
+    }
 
 
 def test_passwords_given_to_aws_services_are_secrets_manager_references(stack, resources):
@@ -686,6 +854,7 @@ def test_example_parameters_cover_every_required_parameter_and_satisfy_each_cons
 def test_example_parameters_match_the_task_definition_example_values(example_values):
     given = json.loads(PARAMETERS_EXAMPLE.read_text(encoding="utf-8"))["Parameters"]
     assert given["DomainName"] == example_values["PUBLIC_HOST"]
+    assert given["Tracing"] == example_values["TRACING"]
     assert given["EntraTenantId"] == example_values["ENTRA_TENANT_ID"]
     assert given["OAuth2ProxySecretArn"] == example_values["OAUTH2_PROXY_SECRET_ARN"]
 

@@ -1,6 +1,7 @@
 """cfn-lint over the rendered CloudFormation template: every resource type and property against the
 CloudFormation resource schemas cfn-lint ships (per region), intrinsic functions, references and
-CloudFormation's own rules, offline. Errors and warnings both fail; informational notes do not."""
+CloudFormation's own rules (both sides of the Tracing condition), offline. Errors and warnings both
+fail; informational notes do not."""
 
 from __future__ import annotations
 
@@ -52,3 +53,15 @@ def test_cfn_lint_refuses_a_reference_to_a_resource_that_does_not_exist(stack_re
     broken["Resources"]["Service"]["Properties"]["TaskDefinition"] = {"Ref": "TaskDefinitions"}
     found = findings(stack_renderer, broken)
     assert [rule for rule, message in found if "TaskDefinitions" in message] == ["E1020"], found
+
+
+def test_cfn_lint_refuses_the_collectors_log_group_named_without_the_tracing_condition(stack_renderer, stack):
+    # The group exists only with Tracing=xray: naming it anywhere else must go through Fn::If.
+    broken = copy.deepcopy(stack)
+    statements = broken["Resources"]["ExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    (write,) = [s for s in statements if s["Sid"] == "WriteTheLogs"]
+    write["Resource"] = [{"Fn::GetAtt": ["LogGroup", "Arn"]}, {"Fn::GetAtt": ["CollectorLogGroup", "Arn"]}]
+    found = findings(stack_renderer, broken)
+    assert [rule for rule, message in found if "CollectorLogGroup" in message] == ["W1001"], found

@@ -1,23 +1,40 @@
 """compose.yaml: the ECS task's layout on one machine (one shared network namespace, the same
-hardening), devidp only in its development profile, and every required value provided by the
-development env file."""
+hardening), devidp and Jaeger only in their development profiles, every required value provided by the
+development env file, and tracing on exactly when deploy/docker/tracing.env follows it, with the
+values of the ECS task's tracing overlay."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.containers import engine
 from tests.containers.engine import run_compose
+from tests.prerequisites import require_file
+from tests.unit.deploy.conftest import TRACING_ENV, ecs_environment, parse_dockerfile, read_env_file
 
 REPO = Path(__file__).resolve().parents[3]
 DEV_ENV = REPO / "deploy" / "docker" / "devidp.env"
+JAEGER_CONFIG = REPO / "deploy" / "docker" / "jaeger.yaml"
+JAEGER_DOCKERFILE = REPO / "deploy" / "docker" / "jaeger.Dockerfile"
 TASK_CONTAINERS = ("nginx", "oauth2-proxy", "verifier", "api")
+#: The development-only services and the one profile each runs in.
+PROFILED = {"devidp": "devidp", "jaeger": "tracing"}
+#: What turns tracing on, by service: the ECS overlay's variables.
+TRACING_VARIABLES = {
+    "nginx": ("EDGE_SPAN_LOG",),
+    "verifier": ("OTEL_EXPORTER_OTLP_ENDPOINT", "VERIFIER_EDGE_SPANS_LISTEN"),
+    "api": ("OTEL_EXPORTER_OTLP_ENDPOINT",),
+}
 
 
 def test_task_containers_share_one_network_namespace_like_awsvpc(compose):
-    for name in (*TASK_CONTAINERS, "devidp"):
+    for name in (*TASK_CONTAINERS, *PROFILED):
         assert compose.services[name]["network_mode"] == "service:task", name
     # Redis stands outside the task, like ElastiCache.
     assert "network_mode" not in compose.services["redis"]
@@ -31,7 +48,10 @@ def test_only_loopback_ports_of_the_task_are_published(compose):
         for port in ports:
             assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is reachable from other machines"
     published = {str(p).split(":")[1] for p in compose.services["task"]["ports"]}
-    assert published == {"8443", "8900"}, "nginx, and devidp in its profile; never 4180/9000/9100/8000"
+    assert published == {"8443", "8900", "16686"}, (
+        "nginx, devidp and Jaeger's query API in their profiles; never 4180/9000/9100/8000, nor the "
+        "OTLP receiver 4318 or the span records' 9200"
+    )
 
 
 def test_every_long_running_service_is_hardened(compose):
@@ -74,20 +94,22 @@ def test_nginx_waits_for_healthy_sidecars_like_the_task_definition(compose, cont
     assert {n for n, c in depends.items() if c["condition"] == "service_healthy"} == ecs
 
 
-def test_devidp_runs_only_in_the_devidp_profile(compose):
+def test_devidp_and_jaeger_run_only_in_their_profiles(compose):
     for name, service in compose.services.items():
-        if name == "devidp":
-            assert service["profiles"] == ["devidp"]
+        if name in PROFILED:
+            assert service["profiles"] == [PROFILED[name]]
         else:
             assert "profiles" not in service, f"{name} must run in every profile"
-            assert "devidp" not in service.get("depends_on", {}), f"{name} must not need devidp"
+            for development in PROFILED:
+                assert development not in service.get("depends_on", {}), f"{name} must not need {development}"
 
 
-def test_no_always_on_service_mentions_devidp_outside_a_comment(compose):
+def test_no_always_on_service_mentions_devidp_or_jaeger_outside_a_comment(compose):
     for name, service in compose.raw["services"].items():
-        if name in ("devidp", "task"):
+        if name in (*PROFILED, "task"):
             continue
         assert "devidp" not in str(service).lower(), name
+        assert "jaeger" not in str(service).lower(), name
 
 
 def test_compose_without_an_env_file_refuses_to_guess_tenant_values(compose_loader):
@@ -159,19 +181,23 @@ def test_the_cli_is_the_pinned_compose_release():
     assert f"compose_version=v{done.stdout.strip()}\n" in setup
 
 
+EVERY_DEV_SERVICE = (
+    "api",
+    "api-migrate",
+    "devidp",
+    "nginx",
+    "oauth2-proxy",
+    "postgres",
+    "redis",
+    "task",
+    "tls-init",
+    "verifier",
+)
+
+
 def test_resolved_model_runs_every_service_of_the_dev_profile(resolved_model):
-    assert sorted(resolved_model["services"]) == [
-        "api",
-        "api-migrate",
-        "devidp",
-        "nginx",
-        "oauth2-proxy",
-        "postgres",
-        "redis",
-        "task",
-        "tls-init",
-        "verifier",
-    ]
+    assert sorted(resolved_model["services"]) == list(EVERY_DEV_SERVICE)
+    assert "jaeger" not in resolved_model["services"], "Jaeger only with tracing"
 
 
 def test_health_checks_probe_readiness_not_liveness(resolved_model, containers):
@@ -196,3 +222,95 @@ def test_api_migrates_first_and_keeps_its_data_in_the_postgres_service(compose):
     assert not [v for v in api.get("volumes", []) if not str(v).endswith(":ro")], "the API writes no files"
     # Like RDS: outside the task's network namespace.
     assert "network_mode" not in compose.services["postgres"]
+
+
+# --- tracing -------------------------------------------------------------------------------------
+
+
+def test_without_the_tracing_env_file_tracing_is_off(compose, devidp_env):
+    assert "tracing" not in devidp_env["COMPOSE_PROFILES"].split(",")
+    for service, names in TRACING_VARIABLES.items():
+        env = compose.environment(service)
+        for name in names:
+            # Empty reads as unset in the services (off); nginx's span records go nowhere.
+            assert env[name] == ("/dev/null" if name == "EDGE_SPAN_LOG" else ""), (service, name)
+
+
+def test_the_tracing_env_file_adds_its_profile_to_the_ones_before_it(traced_env, devidp_env):
+    assert traced_env["COMPOSE_PROFILES"] == "devidp,tracing"
+    assert read_env_file(TRACING_ENV)["COMPOSE_PROFILES"] == "tracing", "after an env file without profiles"
+    assert {k: v for k, v in traced_env.items() if k != "COMPOSE_PROFILES"} == {
+        **{k: v for k, v in devidp_env.items() if k != "COMPOSE_PROFILES"},
+        **{name: traced_env[name] for names in TRACING_VARIABLES.values() for name in names},
+    }, "it sets the tracing variables and nothing else"
+
+
+def test_the_tracing_env_file_sets_what_the_ecs_task_sets_with_tracing_on(traced_compose, traced_containers):
+    for service, names in TRACING_VARIABLES.items():
+        local = traced_compose.environment(service)
+        ecs = ecs_environment(traced_containers[service])
+        for name in names:
+            assert local[name] == ecs[name], (service, name)
+    # The services' OTLP endpoint is Jaeger's receiver, on the task's loopback as the collector is.
+    endpoint = traced_compose.environment("verifier")["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    receiver = jaeger_config()["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert endpoint == f"http://{receiver}" == "http://127.0.0.1:4318"
+    assert traced_compose.services["jaeger"]["network_mode"] == "service:task"
+
+
+def jaeger_config() -> dict:
+    return yaml.safe_load(JAEGER_CONFIG.read_text(encoding="utf-8"))
+
+
+def test_jaeger_is_the_stacks_jaeger_with_its_query_api_open_to_the_published_port(compose):
+    from stack.jaeger import OTLP_HTTP_PORT, QUERY_PORT
+    from stack.jaeger import jaeger_config as stack_jaeger_config
+
+    config = jaeger_config()
+    expected = stack_jaeger_config(
+        host="127.0.0.1", otlp_port=OTLP_HTTP_PORT, query_port=QUERY_PORT, query_grpc_port=16685
+    )
+    # One difference: a published port arrives on the namespace's interface, not its loopback.
+    expected["extensions"]["jaeger_query"]["http"]["endpoint"] = f"0.0.0.0:{QUERY_PORT}"
+    assert config == expected
+    (published,) = [p for p in compose.services["task"]["ports"] if p.endswith(f":{QUERY_PORT}")]
+    assert published == f"127.0.0.1:{QUERY_PORT}:{QUERY_PORT}", "this machine's loopback only"
+    health = compose.services["jaeger"]["healthcheck"]["test"]
+    assert health[-1].startswith(f"http://127.0.0.1:{QUERY_PORT}/api/")
+
+
+def test_jaeger_accepts_its_configuration():
+    jaeger = require_file(REPO / ".cache" / "bin" / "jaeger", "scripts/setup.sh builds it")
+    done = subprocess.run(
+        [str(jaeger), "validate", "--config", str(JAEGER_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_jaeger_image_builds_the_version_and_toolchain_setup_builds():
+    setup = (REPO / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    args = dict(a.split("=", 1) for a in parse_dockerfile(JAEGER_DOCKERFILE).all("ARG") if "=" in a)
+    assert args["JAEGER_VERSION"] == re.search(r"^jaeger_version=(\S+)$", setup, re.M).group(1)
+    assert args["GO_TOOLCHAIN"] == re.search(r"^go_toolchain=(\S+)$", setup, re.M).group(1)
+    run = " ".join(parse_dockerfile(JAEGER_DOCKERFILE).all("RUN"))
+    assert "github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_VERSION" in run
+    assert "./cmd/jaeger" in run
+    assert parse_dockerfile(JAEGER_DOCKERFILE).all("CMD") == ['["--config", "/etc/jaeger/config.yaml"]']
+
+
+def test_docker_compose_runs_jaeger_and_tracing_with_the_tracing_env_file():
+    done = run_compose(
+        "--env-file", str(DEV_ENV), "--env-file", str(TRACING_ENV), "config", "--format", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    model = json.loads(done.stdout)
+    assert sorted(model["services"]) == sorted([*EVERY_DEV_SERVICE, "jaeger"])
+    env = {name: model["services"][name]["environment"] for name in TRACING_VARIABLES}
+    assert env["verifier"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == env["api"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert env["verifier"]["VERIFIER_EDGE_SPANS_LISTEN"] == "127.0.0.1:9200"
+    assert env["nginx"]["EDGE_SPAN_LOG"] == "syslog:server=127.0.0.1:9200,nohostname,tag=edge_span"

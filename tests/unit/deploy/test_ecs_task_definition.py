@@ -1,6 +1,7 @@
 """The Fargate task definition: valid RegisterTaskDefinition input, and the security and layout policy
 the design relies on (only nginx reachable, every container hardened, secrets only from Secrets
-Manager, sizes Fargate accepts)."""
+Manager, sizes Fargate accepts), with tracing off and with it on (TRACING=xray: the ADOT collector
+sidecar and the variables that point the services at it)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 TASKDEFS = Path(__file__).resolve().parents[3] / "ecs-taskdefs"
 TASKDEF_TEMPLATE = TASKDEFS / "edge-api.taskdef.json"
 EXAMPLE_VALUES = TASKDEFS / "values.example.json"
+COLLECTOR = "aws-otel-collector"
+#: What the tracing contract names (docs/tracing.md): where spans go inside the task.
+OTLP_ENDPOINT = "http://127.0.0.1:4318"
+EDGE_SPANS_LISTEN = "127.0.0.1:9200"
+EDGE_SPAN_LOG_ON = f"syslog:server={EDGE_SPANS_LISTEN},nohostname,tag=edge_span"
 
 #: Fargate's task-level CPU units -> allowed memory (MiB), from the ECS task definition parameters.
 FARGATE_SIZES: dict[int, set[int]] = {
@@ -36,6 +43,17 @@ LISTEN_VARIABLE = {
     "verifier": "VERIFIER_PORT",
     "api": "API_PORT",
 }
+
+
+@pytest.fixture(params=["off", "xray"], ids=["tracing-off", "tracing-xray"])
+def tracing(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def task_definition(renderer, taskdef_template, example_values, tracing_overlay, tracing):
+    """Every policy test of this module holds with tracing off and with it on."""
+    return renderer.render(taskdef_template, {**example_values, "TRACING": tracing}, tracing_overlay)
 
 
 def test_rendered_task_definition_is_valid_register_task_definition_input(renderer, task_definition):
@@ -74,8 +92,9 @@ def test_container_cpu_and_memory_fit_inside_the_task(task_definition):
 SERVICES = ("nginx", "oauth2-proxy", "verifier", "api")
 
 
-def test_the_task_runs_the_four_containers_of_the_design_and_the_migration_step(containers):
-    assert set(containers) == {*SERVICES, "api-migrate"}
+def test_the_task_runs_the_four_containers_of_the_design_and_the_migration_step(containers, tracing):
+    collector = {COLLECTOR} if tracing == "xray" else set()
+    assert set(containers) == {*SERVICES, "api-migrate", *collector}
 
 
 def test_the_api_starts_only_after_the_migration_step_succeeded(containers):
@@ -165,16 +184,19 @@ def test_every_service_container_is_essential(containers):
 
 
 def test_every_container_logs_to_cloudwatch_with_its_own_stream_prefix(containers, example_values):
-    groups, prefixes = set(), []
+    groups, prefixes = {}, []
     for name, c in containers.items():
         log = c["logConfiguration"]
         assert log["logDriver"] == "awslogs", name
         options = log["options"]
         assert options["awslogs-region"] == example_values["REGION"]
         assert options["mode"] == "non-blocking", f"{name}: a slow CloudWatch must not block the app"
-        groups.add(options["awslogs-group"])
+        groups[name] = options["awslogs-group"]
         prefixes.append(options["awslogs-stream-prefix"])
-    assert len(groups) == 1
+    # One group for the edge; the collector, with tracing on, has its own.
+    assert len({group for name, group in groups.items() if name != COLLECTOR}) == 1
+    if COLLECTOR in groups:
+        assert groups[COLLECTOR] != groups["nginx"]
     assert sorted(prefixes) == sorted(containers)
 
 
@@ -245,6 +267,12 @@ def test_images_come_from_the_account_registry_with_a_pinned_tag(containers, exa
     registry = f"{example_values['ACCOUNT_ID']}.dkr.ecr.{example_values['REGION']}.amazonaws.com/"
     for name, c in containers.items():
         image = c["image"]
+        if name == COLLECTOR:
+            # AWS's own image from Amazon ECR Public, at a release pinned in the overlay.
+            assert re.fullmatch(
+                r"public\.ecr\.aws/aws-observability/aws-otel-collector:v\d+\.\d+\.\d+", image
+            )
+            continue
         assert image.startswith(registry), f"{name}: {image}"
         tag = image.rsplit(":", 1)[-1]
         assert tag == example_values["IMAGE_TAG"] and tag != "latest", f"{name}: {image}"
@@ -315,3 +343,110 @@ def test_render_cli_exits_non_zero_and_names_the_missing_value(renderer, tmp_pat
     assert done.returncode == 1
     assert "${ACCOUNT_ID} has no value" in done.stderr
     assert done.stdout == ""
+
+
+# --- tracing -------------------------------------------------------------------------------------
+
+
+def test_tracing_off_is_the_task_definition_alone_with_nginx_span_records_going_nowhere(
+    renderer, taskdef_template, example_values, tracing_overlay, env_of
+):
+    off = renderer.render(taskdef_template, example_values, tracing_overlay)
+    assert example_values["TRACING"] == "off"
+    values = {k: v for k, v in example_values.items() if k != "TRACING"}
+    assert off == renderer.render(taskdef_template, values) == renderer.render(taskdef_template, values, None)
+    containers = {c["name"]: c for c in off["containerDefinitions"]}
+    assert env_of(containers["nginx"])["EDGE_SPAN_LOG"] == "/dev/null"
+    for name, container in containers.items():
+        env = env_of(container)
+        assert not [n for n in env if n.startswith("OTEL_")], name
+        assert "VERIFIER_EDGE_SPANS_LISTEN" not in env, name
+
+
+def test_tracing_on_points_the_services_at_the_collector_and_nginx_at_the_verifier(traced_containers, env_of):
+    verifier, api, nginx = (env_of(traced_containers[name]) for name in ("verifier", "api", "nginx"))
+    assert verifier["OTEL_EXPORTER_OTLP_ENDPOINT"] == api["OTEL_EXPORTER_OTLP_ENDPOINT"] == OTLP_ENDPOINT
+    assert verifier["VERIFIER_EDGE_SPANS_LISTEN"] == EDGE_SPANS_LISTEN
+    assert nginx["EDGE_SPAN_LOG"] == EDGE_SPAN_LOG_ON
+    # Nothing else changes: no protocol, sampler or service name beside the services' defaults.
+    for name, env in (("verifier", verifier), ("api", api), ("nginx", nginx)):
+        assert [n for n in env if n.startswith("OTEL_")] == (
+            [] if name == "nginx" else ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        ), name
+    others = {n: c for n, c in traced_containers.items() if n not in ("verifier", "api", "nginx", COLLECTOR)}
+    assert not [n for n, c in others.items() if any(k.startswith("OTEL_") for k in env_of(c))]
+
+
+def collector_config(container) -> dict:
+    env = {item["name"]: item["value"] for item in container["environment"]}
+    return yaml.safe_load(env["AOT_CONFIG_CONTENT"])
+
+
+def test_collector_receives_otlp_http_on_the_task_loopback_only_and_exports_to_xray_only(
+    traced_containers, env_of, example_values
+):
+    collector = traced_containers[COLLECTOR]
+    config = collector_config(collector)
+    # AOT_CONFIG_CONTENT replaces the image's default configuration (which also listens on every
+    # address for gRPC, X-Ray UDP and StatsD, and exports metrics to CloudWatch).
+    assert "command" not in collector
+    assert config["receivers"] == {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:4318"}}}}
+    assert OTLP_ENDPOINT.endswith(config["receivers"]["otlp"]["protocols"]["http"]["endpoint"])
+    assert config["extensions"] == {"health_check": {"endpoint": "127.0.0.1:13133"}}
+    assert set(config["exporters"]) == {"awsxray"}
+    pipelines = config["service"]["pipelines"]
+    assert set(pipelines) == {"traces"}
+    assert pipelines["traces"]["receivers"] == ["otlp"]
+    assert pipelines["traces"]["exporters"] == ["awsxray"]
+    assert pipelines["traces"]["processors"][0] == "memory_limiter", "the limiter comes first"
+    assert set(pipelines["traces"]["processors"]) <= set(config["processors"])
+    # Its own metrics would open one more port: off.
+    assert config["service"]["telemetry"] == {"metrics": {"level": "none"}}
+    assert config["processors"]["memory_limiter"]["limit_mib"] < collector["memory"]
+    assert env_of(collector)["AWS_REGION"] == example_values["REGION"]
+
+
+def test_collector_is_small_not_essential_and_nothing_waits_for_it(traced_containers):
+    collector = traced_containers[COLLECTOR]
+    # A collector that stops loses spans, never requests: the task keeps serving.
+    assert collector["essential"] is False
+    assert collector["cpu"] == 0, "it reserves no CPU the edge's containers reserve"
+    assert collector["memory"] <= 256 and collector["memoryReservation"] <= 64
+    for name, container in traced_containers.items():
+        assert COLLECTOR not in {d["containerName"] for d in container.get("dependsOn", [])}, name
+    # Its image's own health check probes the health_check extension (127.0.0.1:13133).
+    assert collector["healthCheck"]["command"] == ["CMD", "/healthcheck"]
+    # The image's user (aoc, 4317), numeric as the task's hardening requires.
+    assert collector["user"] == "4317:4317"
+
+
+def test_tracing_accepts_only_off_or_xray(renderer, taskdef_template, example_values, tracing_overlay):
+    with pytest.raises(renderer.RenderError) as caught:
+        renderer.render(taskdef_template, {**example_values, "TRACING": "on"}, tracing_overlay)
+    assert caught.value.problems == ["TRACING='on': expected one of off, xray"]
+
+
+def test_tracing_xray_without_an_overlay_is_refused(renderer, taskdef_template, example_values):
+    with pytest.raises(renderer.RenderError, match="TRACING=xray: no tracing overlay given"):
+        renderer.render(taskdef_template, {**example_values, "TRACING": "xray"})
+
+
+def test_an_overlay_naming_a_container_the_task_lacks_is_refused(renderer, taskdef_template, tracing_overlay):
+    overlay = copy.deepcopy(tracing_overlay)
+    overlay["environment"]["verfier"] = overlay["environment"].pop("verifier")
+    overlay["containerDefinitions"].append({"name": "nginx"})
+    with pytest.raises(renderer.RenderError) as caught:
+        renderer.with_tracing(taskdef_template, overlay)
+    assert caught.value.problems == [
+        "tracing overlay: the task definition has no container 'verfier'",
+        "tracing overlay: the task definition already has a container 'nginx'",
+    ]
+
+
+def test_render_cli_renders_the_collector_when_the_values_file_says_xray(tmp_path, example_values):
+    values_file = tmp_path / "values.json"
+    values_file.write_text(json.dumps({**example_values, "TRACING": "xray"}))
+    done = run_render_cli(values_file)
+    assert done.returncode == 0, done.stderr
+    names = [c["name"] for c in json.loads(done.stdout)["containerDefinitions"]]
+    assert names[-1] == COLLECTOR and names.count(COLLECTOR) == 1

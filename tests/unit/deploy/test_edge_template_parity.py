@@ -45,16 +45,18 @@ def test_template_uses_no_braced_variable_outside_the_edge_prefix(template_text)
     assert others == set()
 
 
-def test_ecs_nginx_container_sets_exactly_the_template_variables(containers, env_of, used):
-    env = env_of(containers["nginx"])
-    edge = assert_sets_exactly(env, "EDGE_", used)
-    assert set(env) == edge, "the nginx container needs nothing but EDGE_* variables"
+def test_ecs_nginx_container_sets_exactly_the_template_variables(containers, traced_containers, env_of, used):
+    for task in (containers, traced_containers):
+        env = env_of(task["nginx"])
+        edge = assert_sets_exactly(env, "EDGE_", used)
+        assert set(env) == edge, "the nginx container needs nothing but EDGE_* variables"
 
 
-def test_compose_nginx_service_sets_exactly_the_template_variables(compose, used):
-    env = compose.environment("nginx")
-    edge = assert_sets_exactly(env, "EDGE_", used)
-    assert set(env) == edge
+def test_compose_nginx_service_sets_exactly_the_template_variables(compose, traced_compose, used):
+    for project in (compose, traced_compose):
+        env = project.environment("nginx")
+        edge = assert_sets_exactly(env, "EDGE_", used)
+        assert set(env) == edge
 
 
 def test_nginx_image_renders_the_template_with_the_edge_filter(dockerfiles):
@@ -81,17 +83,20 @@ def _nginx_test(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.parametrize("tracing", [False, True], ids=["tracing-off", "tracing-xray"])
 def test_ecs_nginx_environment_renders_a_configuration_nginx_accepts(
-    tmp_path, containers, env_of, template_text
+    tmp_path, containers, traced_containers, env_of, template_text, tracing
 ):
     require_program("nginx", "nginx")
-    env = env_of(containers["nginx"])
+    env = env_of((traced_containers if tracing else containers)["nginx"])
     # Paths that only exist inside the image move into the test folder; everything else is verbatim.
     env["EDGE_SPA_ROOT"] = str(tmp_path / "spa")
     env["EDGE_TLS_CONF_GLOB"] = str(tmp_path / "edge-tls" / "*.conf")  # matches nothing, like ECS
     rendered = render_template(template_text, env, "EDGE_")
     assert not placeholders(rendered, "EDGE_")
     assert "listen 8080;" in rendered
+    span_log = "syslog:server=127.0.0.1:9200,nohostname,tag=edge_span" if tracing else "/dev/null"
+    assert f"access_log {span_log} edge_span" in rendered
     done = _nginx_test(tmp_path, env)
     assert done.returncode == 0, done.stderr
 

@@ -1,6 +1,6 @@
-"""The verifier and FastAPI containers of the task definition and of compose.yaml must start: their
-environment (plus what Secrets Manager or the env file injects) is fed to the services' own settings
-factories, which validate every variable exactly as at start-up."""
+"""The verifier and FastAPI containers of the task definition and of compose.yaml must start, with
+tracing off and with it on: their environment (plus what Secrets Manager or the env file injects) is
+fed to the services' own settings factories, which validate every variable exactly as at start-up."""
 
 from __future__ import annotations
 
@@ -80,16 +80,18 @@ def test_verifier_public_origin_is_the_public_host(containers, env_of, example_v
 
 
 def _known_verifier_variables() -> set[str]:
-    """Every variable the verifier documents (verifier/README.md) or reads (its settings code)."""
+    """Every variable the verifier documents (verifier/README.md) or reads (its settings code, and
+    the standard OTEL_* variables of the tracing it shares with the API)."""
     names: set[str] = set()
     readme = REPO / "verifier" / "README.md"
     if readme.exists():
         names |= set(re.findall(r"\b((?:VERIFIER_|IDENTITY_)[A-Z0-9_]+)\b", readme.read_text()))
-    for source in (REPO / "verifier").glob("*.py"):
+    for source in (REPO / "verifier").rglob("*.py"):
         text = source.read_text()
         names |= set(re.findall(r"\"((?:VERIFIER_|IDENTITY_)[A-Z0-9_]+)\"", text))
         # settings.py builds names as ENV_PREFIX + "NAME" (p + "NAME").
         names |= {"VERIFIER_" + n for n in re.findall(r"\bp \+ \"([A-Z0-9_]+)\"", text)}
+    names |= set(re.findall(r"\"(OTEL_[A-Z0-9_]+)\"", (REPO / "service_runtime" / "tracing.py").read_text()))
     return names
 
 
@@ -102,12 +104,48 @@ SESSION_SOURCE_VARIABLES = {
 }
 
 
-def test_every_variable_set_for_the_verifier_is_one_it_knows(containers, env_of, secrets_of):
+def test_every_variable_set_for_the_verifier_is_one_it_knows(
+    containers, traced_containers, env_of, secrets_of
+):
     known = _known_verifier_variables()
-    set_names = set(env_of(containers["verifier"])) | secrets_of(containers["verifier"])
-    assert SESSION_SOURCE_VARIABLES <= set_names, "the verifier's session source is not configured"
-    unknown = sorted(set_names - known)
-    assert not unknown, f"the verifier neither documents nor reads {unknown}"
+    for task in (containers, traced_containers):
+        set_names = set(env_of(task["verifier"])) | secrets_of(task["verifier"])
+        assert SESSION_SOURCE_VARIABLES <= set_names, "the verifier's session source is not configured"
+        unknown = sorted(set_names - known)
+        assert not unknown, f"the verifier neither documents nor reads {unknown}"
+
+
+def test_ecs_services_trace_exactly_when_tracing_is_on(
+    containers, traced_containers, env_of, placeholder_secrets
+):
+    for task, on in ((containers, False), (traced_containers, True)):
+        verifier, api = task["verifier"], task["api"]
+        verifier_settings = settings_from_env(
+            {**env_of(verifier), **_secrets_for(verifier, placeholder_secrets)}
+        )
+        api_settings = ApiSettings.from_env({**env_of(api), **_secrets_for(api, placeholder_secrets)})
+        assert verifier_settings.tracing.enabled is on
+        assert api_settings.tracing.enabled is on
+        assert (verifier_settings.tracing.service_name, api_settings.tracing.service_name) == (
+            "verifier",
+            "api",
+        )
+        # nginx's span records arrive where its EDGE_SPAN_LOG sends them, on the task's loopback.
+        assert verifier_settings.edge_spans_listen == (("127.0.0.1", 9200) if on else None)
+        if on:
+            server = env_of(task["nginx"])["EDGE_SPAN_LOG"].split("server=", 1)[1].split(",", 1)[0]
+            assert server == "127.0.0.1:9200"
+
+
+def test_compose_services_trace_exactly_with_the_tracing_env_file(compose, traced_compose, tmp_path):
+    ca = tmp_path / "dev-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    for project, on in ((compose, False), (traced_compose, True)):
+        verifier = settings_from_env({**project.environment("verifier"), "VERIFIER_CA_FILE": str(ca)})
+        api = ApiSettings.from_env({**project.environment("api"), "VERIFIER_CA_FILE": str(ca)})
+        # Off, the variables are set but empty: the services read that as unset.
+        assert verifier.tracing.enabled is on and api.tracing.enabled is on
+        assert verifier.edge_spans_listen == (("127.0.0.1", 9200) if on else None)
 
 
 def test_compose_verifier_and_api_environments_build_valid_settings(compose, tmp_path):
@@ -122,14 +160,19 @@ def test_compose_verifier_and_api_environments_build_valid_settings(compose, tmp
     assert api.authority_url == "https://localhost:8900/7f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 
 
-def test_compose_sets_the_same_variables_as_the_task_definition(compose, containers, env_of, secrets_of):
-    # compose has no Secrets Manager: its secrets are ordinary environment entries.
+def test_compose_sets_the_same_variables_as_the_task_definition(
+    compose, containers, traced_containers, env_of, secrets_of
+):
+    # compose has no Secrets Manager: its secrets are ordinary environment entries. It always lists
+    # the tracing variables (empty: off); the task definition has them with tracing on.
     for service in ("oauth2-proxy", "verifier", "api"):
-        ecs = set(env_of(containers[service])) | secrets_of(containers[service])
         local = set(compose.environment(service))
-        # The only extra: a development CA for devidp's TLS (empty, so unused, against Entra).
-        assert local - ecs <= {"VERIFIER_CA_FILE"}, f"{service}: {sorted(local - ecs)}"
-        assert ecs - local == set(), f"{service}: compose lacks {sorted(ecs - local)}"
+        for task in (containers, traced_containers):
+            ecs = set(env_of(task[service])) | secrets_of(task[service])
+            tracing = set(env_of(traced_containers[service])) - set(env_of(containers[service]))
+            # The only extra: a development CA for devidp's TLS (empty, so unused, against Entra).
+            assert local - ecs <= {"VERIFIER_CA_FILE", *tracing}, f"{service}: {sorted(local - ecs)}"
+            assert ecs - local == set(), f"{service}: compose lacks {sorted(ecs - local)}"
 
 
 @pytest.mark.parametrize("service", ["verifier", "api"])
