@@ -124,8 +124,7 @@ def test_a_bearer_request_is_one_trace_from_nginx_through_the_verifier_to_fastap
     assert verify["attributes"]["edge.auth.outcome"] == "allow"
     assert verify["attributes"]["edge.token_cache"] in ("hit", "miss")
     assert nginx["attributes"]["http.response.status_code"] == 200
-    # FastAPI's own operations (the identity check, the handler) hang under its server span.
-    assert any(s["name"] == "fastapi.endpoint" for s in _below(spans, api)), spans
+    assert api["attributes"]["edge.auth.principal_type"] == "user"
     # No credential anywhere in the trace.
     dumped = json.dumps(spans)
     assert token not in dumped and token.split(".")[2] not in dumped

@@ -81,7 +81,7 @@ async def serve(settings: VerifierSettings, *, sources: Sequence[CredentialSourc
         await web.TCPSite(runner, settings.host, settings.port, ssl_context=tls).start()
         await web.TCPSite(metrics_runner, settings.host, settings.metrics_port).start()
         if provider is not None and settings.edge_spans_listen is not None:
-            relay = await tracing.start_edge_span_relay(*settings.edge_spans_listen)
+            relay = await tracing.start_edge_span_relay(*settings.edge_spans_listen, provider)
         log.info(
             "verifier listening on %s:%d%s (metrics on %s:%d)",
             settings.host,

@@ -31,8 +31,9 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -151,6 +152,8 @@ _HEX2 = re.compile(r"[0-9a-f]{2}")
 _METHOD = re.compile(r"[A-Z]{1,16}")
 _SECONDS = re.compile(r"\d{1,10}(?:\.\d{1,6})?")
 _SCOPE = InstrumentationScope("nginx.edge_span")
+#: Without a sampler: keep what nginx marked sampled (a parent-based sampler whose root never asks).
+_FOLLOW_THE_FLAG: Sampler = ParentBased(TraceIdRatioBased(0.0))
 
 
 def _seconds(text: object) -> float | None:
@@ -178,18 +181,20 @@ def _span_name(method: str, path: str) -> str:
     return f"{method} /{first}{'/' if rest or path.endswith('/') else ''}"[:64]
 
 
-def edge_spans(record: dict[str, Any], resource: Resource) -> list[ReadableSpan]:
+def edge_spans(
+    record: dict[str, Any], resource: Resource, sampler: Sampler = _FOLLOW_THE_FLAG
+) -> list[ReadableSpan]:
     """nginx's spans of one request from its span record (nginx/edge.conf ``edge_span``): the server
     span under the caller's span (when the caller sent a valid ``traceparent``), and, when the
     request needed a decision, the ``auth_request`` subrequest's client span under it; the verifier's
-    own span is that one's child. An invalid or unsampled record gives no span."""
+    own span is that one's child. An invalid record gives no span, and so does a trace ``sampler``
+    (the services' own, ``OTEL_TRACES_SAMPLER``) leaves out: it decides as it does for the verifier
+    and the API, which see nginx's span as their parent, so a trace is kept whole or not at all."""
     trace_hex, span_hex = _text(record, "trace"), _text(record, "span")
     flags = _text(record, "flags")
     if not (_HEX32.fullmatch(trace_hex) and _HEX16.fullmatch(span_hex) and _HEX2.fullmatch(flags)):
         return []
     trace_flags = TraceFlags(int(flags, 16) & TraceFlags.SAMPLED)
-    if not trace_flags.sampled:
-        return []
     end, duration = _seconds(record.get("end")), _seconds(record.get("duration"))
     method, path = _text(record, "method"), _text(record, "path", 1024)
     if end is None or duration is None or not _METHOD.fullmatch(method) or not path.startswith("/"):
@@ -202,6 +207,13 @@ def edge_spans(record: dict[str, Any], resource: Resource) -> list[ReadableSpan]
         if _HEX16.fullmatch(parent_hex)
         else None
     )
+    # What the services' sampler sees: nginx's span, with nginx's flags, as their remote parent.
+    seen_by_services = trace.set_span_in_context(
+        trace.NonRecordingSpan(SpanContext(trace_id, server.span_id, is_remote=True, trace_flags=trace_flags))
+    )
+    name = _span_name(method, path)
+    if not sampler.should_sample(seen_by_services, trace_id, name, SpanKind.SERVER).decision.is_sampled():
+        return []
     status = record.get("status")
     status_code = status if isinstance(status, int) and 100 <= status <= 999 else 0
     attributes: dict[str, Any] = {
@@ -209,19 +221,19 @@ def edge_spans(record: dict[str, Any], resource: Resource) -> list[ReadableSpan]
         "url.path": path,
         "http.response.status_code": status_code,
     }
-    for name, attribute in (
+    for field_name, attribute in (
         ("request_id", "edge.request_id"),
         ("upstream_status", "edge.upstream_status"),
         ("auth_status", "edge.auth.status"),
         ("reason", "edge.auth.reason"),
     ):
-        value = _text(record, name, 128)
+        value = _text(record, field_name, 128)
         if value and value != "-":
             attributes[attribute] = value
     end_ns = int(end * 1e9)
     spans = [
         ReadableSpan(
-            _span_name(method, path),
+            name,
             context=server,
             parent=parent,
             resource=resource,
@@ -271,32 +283,38 @@ class EdgeSpanRelay(asyncio.DatagramProtocol):
     """Receives nginx's span records on a loopback UDP port and exports nginx's spans.
 
     Its own exporter and batch, with the resource ``service.name=nginx``: the spans are nginx's, not
-    the verifier's. A datagram that is not a valid record is dropped and counted, never logged (it
-    holds a path, and whatever sent it is not nginx).
+    the verifier's. A datagram that is not a record is dropped and counted, one whose fields are not
+    nginx's gives no span; neither is logged (it holds a path, and whatever sent it is not nginx).
     """
 
-    def __init__(self, processor: BatchSpanProcessor, resource: Resource) -> None:
+    def __init__(
+        self, processor: SpanProcessor, resource: Resource, sampler: Sampler = _FOLLOW_THE_FLAG
+    ) -> None:
         self.processor = processor
         self.resource = resource
+        self.sampler = sampler
         self.dropped = 0
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         record = parse_record(data)
-        spans = edge_spans(record, self.resource) if record is not None else []
-        if not spans:
+        if record is None:
             self.dropped += 1
             return
+        spans = edge_spans(record, self.resource, self.sampler)
         for span in spans:
             self.processor.on_end(span)
 
 
-async def start_edge_span_relay(host: str, port: int) -> tuple[asyncio.DatagramTransport, BatchSpanProcessor]:
-    """Listen for nginx's span records on ``host:port`` (UDP); stop with :func:`stop_edge_span_relay`."""
+async def start_edge_span_relay(
+    host: str, port: int, provider: TracerProvider
+) -> tuple[asyncio.DatagramTransport, BatchSpanProcessor]:
+    """Listen for nginx's span records on ``host:port`` (UDP), sampled by ``provider``'s sampler;
+    stop with :func:`stop_edge_span_relay`."""
     resource = Resource.create({SERVICE_NAME: "nginx"})
     processor = BatchSpanProcessor(OTLPSpanExporter())
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: EdgeSpanRelay(processor, resource), local_addr=(host, port)
+        lambda: EdgeSpanRelay(processor, resource, provider.sampler), local_addr=(host, port)
     )
     log.info("receiving nginx's span records on %s:%d (udp)", host, port)
     return transport, processor

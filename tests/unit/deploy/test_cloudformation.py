@@ -634,8 +634,6 @@ def test_task_role_may_only_write_traces_and_only_with_tracing(resources, tracin
     (statement,) = tracing_policy["Statement"]
     assert statement["Effect"] == "Allow"
     assert sorted(statement["Action"]) == [
-        "xray:GetSamplingRules",
-        "xray:GetSamplingTargets",
         "xray:PutTelemetryRecords",
         "xray:PutTraceSegments",
     ]

@@ -1,6 +1,5 @@
-"""The API's spans (fastapi_app/tracing.py): the server span under the traceparent nginx sent, the
-identity check, the handler and each database statement inside it, a refusal's reason, and no span
-at all when tracing is off."""
+"""The API's spans (fastapi_app/tracing.py): the server span under the traceparent nginx sent, each
+database statement inside it, a refusal's reason, and no span at all when tracing is off."""
 
 from __future__ import annotations
 
@@ -82,9 +81,10 @@ def test_a_request_is_a_server_span_under_nginx_with_its_handler_and_its_stateme
     assert server.attributes["edge.auth.principal_type"] == "user"
     below = _children(exported, server)
     names = {span.name for span in below}
-    assert "fastapi.endpoint" in names, names
+    # FastAPI's operation spans stay off (fastapi_app/tracing.py): the statements hang under the request.
+    assert not any(name.startswith("fastapi.") for name in names), names
     statements = [span for span in below if span.kind is SpanKind.CLIENT and "db.system" in span.attributes]
-    assert statements, names
+    assert any(span.name.startswith("SELECT") for span in statements), names
     # SQL with its placeholders, never the values bound to them.
     assert all(created["id"] not in json.dumps(dict(span.attributes)) for span in statements)
 

@@ -251,6 +251,24 @@ def test_a_record_that_is_not_nginxs_or_not_sampled_gives_no_span(changes: dict[
     assert edge_spans(_record(**changes), RESOURCE) == []
 
 
+def test_nginxs_spans_are_kept_exactly_when_the_services_sampler_keeps_their_trace() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    # The default (parent-based): nginx's flag decides, with or without a caller's span.
+    follow = ParentBased(ALWAYS_ON)
+    assert edge_spans(_record(flags="00", parent=""), RESOURCE, follow) == []
+    assert len(edge_spans(_record(flags="01", parent=""), RESOURCE, follow)) == 2
+    # A ratio sampler decides by the trace id alone, as it does in the verifier and the API.
+    half = TraceIdRatioBased(0.5)
+    kept, dropped = "0" * 16 + "0" * 15 + "1", "0" * 16 + "f" * 16
+    assert len(edge_spans(_record(trace=kept), RESOURCE, half)) == 2
+    assert edge_spans(_record(trace=dropped), RESOURCE, half) == []
+    tracer_provider = TracerProvider(sampler=half)
+    for trace_hex, expected in ((kept, True), (dropped, False)):
+        decided = tracer_provider.sampler.should_sample(None, int(trace_hex, 16), "GET /verify")
+        assert decided.decision.is_sampled() is expected
+
+
 def test_retried_upstream_times_are_summed_and_odd_parent_ids_are_ignored() -> None:
     server, auth = edge_spans(_record(auth_time="0.001, 0.003", parent="not-an-id"), RESOURCE)
     assert auth.end_time - auth.start_time == 4_000_000
