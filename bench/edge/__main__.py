@@ -141,23 +141,33 @@ def build(
     running.peers.append(edge_tls)
     edge_tls.start("127.0.0.1")
     edge_tls.wait_ready()
-    # Tracing on: a verifier, an API and an edge nginx of their own, exporting to a collector.
+    # Tracing on: verifiers, APIs and edge nginxes of their own (every trace kept; 5 % kept), exporting
+    # to one collector.
     jaeger = traced.collector(work / "jaeger")
     assert jaeger.process is not None
-    relay_port = free_port()
-    verifier_traced = traced.traced_verifier(stack, work / "verifier-traced", jaeger, relay_port)
-    api_traced = traced.traced_api(stack, work / "api-traced", jaeger)
-    for process in (jaeger.process, verifier_traced, api_traced):
-        say(f"starting {process.name} on port {process.port} ...")
-        running.peers.append(process)
-        process.start("127.0.0.1")
-        process.wait_ready()
-    edge_traced = traced.traced_edge_nginx(stack, work / "edge-nginx-traced", verifier_traced, api_traced,
-                                           relay_port)  # fmt: skip
-    say(f"starting {edge_traced.name} on port {edge_traced.port} ...")
-    running.peers.append(edge_traced)
-    edge_traced.start("127.0.0.1")
-    edge_traced.wait_ready()
+    say(f"starting {jaeger.process.name} on port {jaeger.process.port} ...")
+    running.peers.append(jaeger.process)
+    jaeger.process.start("127.0.0.1")
+    jaeger.process.wait_ready()
+    traced_edges = {}
+    for sampled in (False, True):
+        suffix = "-sampled" if sampled else ""
+        relay_port = free_port()
+        verifier_traced = traced.traced_verifier(stack, work / f"verifier-traced{suffix}", jaeger, relay_port,
+                                                 sampled=sampled)  # fmt: skip
+        api_traced = traced.traced_api(stack, work / f"api-traced{suffix}", jaeger, sampled=sampled)
+        for process in (verifier_traced, api_traced):
+            say(f"starting {process.name} on port {process.port} ...")
+            running.peers.append(process)
+            process.start("127.0.0.1")
+            process.wait_ready()
+        edge_traced = traced.traced_edge_nginx(stack, work / f"edge-nginx-traced{suffix}", verifier_traced,
+                                               api_traced, relay_port, sampled=sampled)  # fmt: skip
+        say(f"starting {edge_traced.name} on port {edge_traced.port} ...")
+        running.peers.append(edge_traced)
+        edge_traced.start("127.0.0.1")
+        edge_traced.wait_ready()
+        traced_edges[sampled] = edge_traced
 
     say("signing in and getting tokens ...")
     cookie = credentials.session_cookie(stack)
@@ -181,7 +191,8 @@ def build(
     edge_url = f"http://127.0.0.1:{edge.port}"
     uncached_url = f"http://127.0.0.1:{edge_uncached.port}"
     tls_url = f"http://127.0.0.1:{edge_tls.port}"
-    traced_url = f"http://127.0.0.1:{edge_traced.port}"
+    traced_url = f"http://127.0.0.1:{traced_edges[False].port}"
+    sampled_url = f"http://127.0.0.1:{traced_edges[True].port}"
     plain_url = f"http://127.0.0.1:{plain.port}"
     cookie_env = {"BENCH_COOKIE": cookie}
     bearer_env = {"BENCH_TOKENS": str(one_token)}
@@ -221,6 +232,8 @@ def build(
             "collector)", traced_url, "/api/me", bearer_env),
         Row("edge_traced_cookie", "edge `GET /api/me`, session cookie, tracing on (every request's spans "
             "to a collector)", traced_url, "/api/me", cookie_env),
+        Row("edge_traced_sampled_bearer", "edge `GET /api/me`, bearer, tracing on, 5 % of the traces kept "
+            "(traceidratio)", sampled_url, "/api/me", bearer_env),
         Row("edge_page", "edge `GET /` (SPA page), session cookie", edge_url, "/", cookie_env),
         Row("edge_cookie_uncached", "edge `GET /api/me`, session cookie, session cache off (every "
             "request asks oauth2-proxy)", uncached_url, "/api/me", cookie_env),
