@@ -376,10 +376,14 @@ class Stack(Running):
     def _tracing_lines(self) -> list[str]:
         t = self.topology
         if self.jaeger is not None:
-            return [
+            lines = [
                 f"    traces: Jaeger, {self.jaeger.query_url}/api/traces/<trace id>  (JSON; the trace id is",
                 "      `trace_id` in nginx's access log and in the verifier's and FastAPI's log lines)",
             ]
+            if self.jaeger.ui_assets is not None:
+                ui = self.jaeger.query_url
+                lines.append(f"      Jaeger's UI: {ui}/search, {ui}/trace/<trace id>")
+            return lines
         if t.otlp_endpoint is not None:
             return [f"    traces: sent to {t.otlp_endpoint}"]
         return []
