@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.edge import apache, credentials, peers, profiles, report, tls, traced
+from bench.edge import apache, credentials, peers, profiles, report, tls, traced, uds
 from bench.edge.measure import LoadResult, run_load
 from bench.lifecycle import terminate_as_exit
 from stack.launcher import Stack
@@ -141,6 +141,15 @@ def build(
     running.peers.append(edge_tls)
     edge_tls.start("127.0.0.1")
     edge_tls.wait_ready()
+    # Unix domain sockets between nginx and the sidecars: a verifier and an API of their own.
+    verifier_uds, verifier_socket = uds.uds_verifier(stack, work / "verifier-uds")
+    api_uds, api_socket = uds.uds_api(stack, work / "api-uds")
+    edge_uds = uds.uds_edge_nginx(stack, work / "edge-nginx-uds", verifier_socket, api_socket)
+    for process in (verifier_uds, api_uds, edge_uds):
+        say(f"starting {process.name} on port {process.port} ...")
+        running.peers.append(process)
+        process.start("127.0.0.1")
+        process.wait_ready()
     # Tracing on: verifiers, APIs and edge nginxes of their own (every trace kept; 5 % kept), exporting
     # to one collector.
     jaeger = traced.collector(work / "jaeger")
@@ -192,6 +201,7 @@ def build(
     uncached_url = f"http://127.0.0.1:{edge_uncached.port}"
     tls_url = f"http://127.0.0.1:{edge_tls.port}"
     traced_url = f"http://127.0.0.1:{traced_edges[False].port}"
+    uds_url = f"http://127.0.0.1:{edge_uds.port}"
     sampled_url = f"http://127.0.0.1:{traced_edges[True].port}"
     plain_url = f"http://127.0.0.1:{plain.port}"
     cookie_env = {"BENCH_COOKIE": cookie}
@@ -228,6 +238,10 @@ def build(
             tls_url, "/api/me", bearer_env),
         Row("edge_tls_cookie", "edge `GET /api/me`, session cookie, nginx -> verifier and API over mutual "
             "TLS 1.3", tls_url, "/api/me", cookie_env),
+        Row("edge_uds_bearer", "edge `GET /api/me`, bearer, nginx -> verifier and API over Unix sockets",
+            uds_url, "/api/me", bearer_env),
+        Row("edge_uds_cookie", "edge `GET /api/me`, session cookie, nginx -> verifier and API over Unix "
+            "sockets", uds_url, "/api/me", cookie_env),
         Row("edge_traced_bearer", "edge `GET /api/me`, bearer, tracing on (every request's spans to a "
             "collector)", traced_url, "/api/me", bearer_env),
         Row("edge_traced_cookie", "edge `GET /api/me`, session cookie, tracing on (every request's spans "
