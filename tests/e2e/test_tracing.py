@@ -117,9 +117,10 @@ def test_a_bearer_request_is_one_trace_from_nginx_through_the_verifier_to_fastap
     assert auth["parent_id"] == nginx["span_id"] and auth["kind"] == "client"
     assert verify["parent_id"] == auth["span_id"] and verify["kind"] == "server"
     assert api["parent_id"] == nginx["span_id"] and api["kind"] == "server"
-    # The subrequest lies within nginx's request, the API's answer too.
-    assert nginx["start_us"] <= auth["start_us"] + 1000
-    assert auth["start_us"] + auth["duration_us"] <= nginx["start_us"] + nginx["duration_us"] + 1000
+    # The subrequest lies within nginx's request. nginx's times are whole milliseconds of its cached
+    # clock ($msec, $request_time, $upstream_response_time), so an edge may be off by up to three.
+    assert nginx["start_us"] <= auth["start_us"] + 3000
+    assert auth["start_us"] + auth["duration_us"] <= nginx["start_us"] + nginx["duration_us"] + 3000
     assert verify["attributes"]["edge.auth.source"] == "bearer"
     assert verify["attributes"]["edge.auth.outcome"] == "allow"
     assert verify["attributes"]["edge.token_cache"] in ("hit", "miss")
