@@ -59,23 +59,30 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        # Named, not "auto": a missing uvloop or httptools must fail the start, not quietly run the
-        # pure-Python asyncio loop and h11 parser at twice the CPU per request.
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=False,
-        access_log=False,
-        server_header=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        log_config=None,
-        log_level=settings.log_level,
-        **_tls_options(settings),
+        **server_options(settings),
     )
     if settings.workers == 1:
         uvicorn.Server(config).run()
         return 0
     Multiprocess(config, sockets=[tcp_listener(config)]).run()
     return 0
+
+
+def server_options(settings: ApiSettings) -> dict[str, Any]:
+    """uvicorn's options for the API, whatever it listens on (bench/edge/uds_serve.py adds a socket)."""
+    return {
+        # Named, not "auto": a missing uvloop or httptools must fail the start, not quietly run the
+        # pure-Python asyncio loop and h11 parser at twice the CPU per request.
+        "loop": "uvloop",
+        "http": "httptools",
+        "proxy_headers": False,
+        "access_log": False,
+        "server_header": False,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "log_config": None,
+        "log_level": settings.log_level,
+        **_tls_options(settings),
+    }
 
 
 def _tls_options(settings: ApiSettings) -> dict[str, Any]:

@@ -106,6 +106,36 @@ def extra_verifier(
     )  # fmt: skip
 
 
+def extra_api(
+    stack: Stack,
+    folder: Path,
+    name: str,
+    env: dict[str, str],
+    *,
+    argv: list[str] | None = None,
+    probe: Callable[[int], Probe] = lambda port: http_probe(f"http://127.0.0.1:{port}/api/healthz"),
+) -> ManagedProcess:
+    """A second API, configured as the stack's (its own SQLite file), with ``env`` on top, on a port
+    of its own; ``argv`` replaces ``python -m fastapi_app``, ``probe`` makes its readiness check from
+    its port."""
+    topology = stack.topology
+    assert stack.secrets is not None
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    full_env = {
+        "PYTHONUNBUFFERED": "1",
+        **render.api_env(topology, stack.ca_file, stack.secrets),
+        "API_PORT": str(port),
+        "API_DATABASE_URL": "",
+        "API_DATABASE_PATH": str(folder / "api.sqlite3"),
+        **env,
+    }
+    return ManagedProcess(
+        name, argv or [sys.executable, "-m", "fastapi_app"], port, probe(port), folder / "api.log",
+        env=full_env, cwd=topology.repo_root,
+    )  # fmt: skip
+
+
 def uncached_verifier(stack: Stack, folder: Path) -> ManagedProcess:
     """A second verifier exactly like the stack's but with ``VERIFIER_SESSION_CACHE_SECONDS=0``: every
     cookie request asks oauth2-proxy and Redis, as each first request of a burst does."""

@@ -14,14 +14,11 @@ fails loudly if the template stops matching (:func:`tls_upstreams`).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from bench.edge.peers import edge_nginx, extra_verifier
-from stack import render
+from bench.edge.peers import edge_nginx, extra_api, extra_verifier
 from stack.launcher import Stack
 from stack.processes import ManagedProcess, Probe, http_probe
-from stack.topology import free_port
 
 #: What the edge's two per-request upstreams become, and the settings of the TLS hop.
 _UPSTREAMS = ("edge_verifier", "edge_api")
@@ -56,23 +53,13 @@ def tls_verifier(stack: Stack, folder: Path) -> ManagedProcess:
 
 def tls_api(stack: Stack, folder: Path) -> ManagedProcess:
     """The stack's API, configured alike (its own SQLite file), serving over mutual TLS."""
-    topology = stack.topology
-    assert stack.secrets is not None
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PYTHONUNBUFFERED": "1",
-        **render.api_env(topology, stack.ca_file, stack.secrets),
-        "API_PORT": str(port),
-        "API_DATABASE_URL": "",
-        "API_DATABASE_PATH": str(folder / "api.sqlite3"),
-        **_tls_env("API", stack),
-    }
-    return ManagedProcess(
-        "our API (TLS)", [sys.executable, "-m", "fastapi_app"], port,
-        _probe(f"https://localhost:{port}/api/healthz", stack), folder / "api.log",
-        env=env, cwd=topology.repo_root,
-    )  # fmt: skip
+    return extra_api(
+        stack,
+        folder,
+        "our API (TLS)",
+        _tls_env("API", stack),
+        probe=lambda port: _probe(f"https://localhost:{port}/api/healthz", stack),
+    )
 
 
 def tls_upstreams(conf: str, stack: Stack) -> str:

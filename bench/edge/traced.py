@@ -13,14 +13,12 @@ the collector's CPU counts in the rows' totals and is shown on its own in the co
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from bench.edge.peers import edge_nginx, extra_verifier
-from stack import render
+from bench.edge.peers import edge_nginx, extra_api, extra_verifier
 from stack.jaeger import Jaeger
 from stack.launcher import Stack
-from stack.processes import ManagedProcess, http_probe
+from stack.processes import ManagedProcess
 from stack.topology import free_port
 
 #: The component name of the collector in the harness's CPU table.
@@ -67,23 +65,7 @@ def traced_verifier(
 
 def traced_api(stack: Stack, folder: Path, jaeger: Jaeger, *, sampled: bool = False) -> ManagedProcess:
     """The stack's API, configured alike (its own SQLite file), with tracing on."""
-    topology = stack.topology
-    assert stack.secrets is not None
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PYTHONUNBUFFERED": "1",
-        **render.api_env(topology, stack.ca_file, stack.secrets),
-        "API_PORT": str(port),
-        "API_DATABASE_URL": "",
-        "API_DATABASE_PATH": str(folder / "api.sqlite3"),
-        **_tracing_env(jaeger, sampled),
-    }
-    return ManagedProcess(
-        f"our API ({_label(sampled)})", [sys.executable, "-m", "fastapi_app"], port,
-        http_probe(f"http://127.0.0.1:{port}/api/healthz"), folder / "api.log",
-        env=env, cwd=topology.repo_root,
-    )  # fmt: skip
+    return extra_api(stack, folder, f"our API ({_label(sampled)})", _tracing_env(jaeger, sampled))
 
 
 def traced_edge_nginx(

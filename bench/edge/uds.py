@@ -13,11 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.edge.peers import edge_nginx, extra_verifier
-from stack import render
+from bench.edge.peers import edge_nginx, extra_api, extra_verifier
 from stack.launcher import Stack
-from stack.processes import ManagedProcess, http_probe
-from stack.topology import free_port
+from stack.processes import ManagedProcess
 
 
 def uds_verifier(stack: Stack, folder: Path) -> tuple[ManagedProcess, Path]:
@@ -30,24 +28,9 @@ def uds_verifier(stack: Stack, folder: Path) -> tuple[ManagedProcess, Path]:
 
 def uds_api(stack: Stack, folder: Path) -> tuple[ManagedProcess, Path]:
     """The stack's API, configured alike (its own SQLite file), also on ``folder/api.sock``."""
-    topology = stack.topology
-    assert stack.secrets is not None
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
     socket_path = folder / "api.sock"
-    env = {
-        "PYTHONUNBUFFERED": "1",
-        **render.api_env(topology, stack.ca_file, stack.secrets),
-        "API_PORT": str(port),
-        "API_DATABASE_URL": "",
-        "API_DATABASE_PATH": str(folder / "api.sqlite3"),
-    }
-    process = ManagedProcess(
-        "our API (Unix socket)", [sys.executable, "-m", "bench.edge.uds_serve", "api", str(socket_path)],
-        port, http_probe(f"http://127.0.0.1:{port}/api/healthz"), folder / "api.log",
-        env=env, cwd=topology.repo_root,
-    )  # fmt: skip
-    return process, socket_path
+    argv = [sys.executable, "-m", "bench.edge.uds_serve", "api", str(socket_path)]
+    return extra_api(stack, folder, "our API (Unix socket)", {}, argv=argv), socket_path
 
 
 def uds_edge_nginx(stack: Stack, folder: Path, verifier_socket: Path, api_socket: Path) -> ManagedProcess:

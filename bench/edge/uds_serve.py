@@ -39,7 +39,7 @@ def _verifier(path: str) -> int:
 def _api(path: str) -> int:
     import uvicorn
 
-    from fastapi_app.__main__ import KEEP_ALIVE_SECONDS
+    from fastapi_app.__main__ import server_options
     from fastapi_app.app import create_app
     from fastapi_app.settings import ApiSettings
     from service_runtime.logs import configure_logging
@@ -47,17 +47,8 @@ def _api(path: str) -> int:
 
     settings = ApiSettings.from_env(os.environ)
     configure_logging(settings.log_level, stream=sys.stderr)
-    config = uvicorn.Config(
-        create_app(settings, tracer_provider=start_tracing(settings.tracing)),
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=False,
-        access_log=False,
-        server_header=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        log_config=None,
-        log_level=settings.log_level,
-    )
+    app = create_app(settings, tracer_provider=start_tracing(settings.tracing))
+    config = uvicorn.Config(app, **server_options(settings))
     # IPPROTO_TCP, as fastapi_app.__main__.tcp_listener explains: asyncio sets TCP_NODELAY only then.
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
